@@ -1,0 +1,201 @@
+"""Arcade Pay: Stripe payments become arcade credits over MQTT."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from functools import partial
+import os
+
+from aiohttp.hdrs import METH_POST
+
+from homeassistant.components import cloud, mqtt, webhook
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
+
+from .cabinet import CabinetConfig
+from .const import (
+    CONF_CREDITS_PER_GAME,
+    CONF_CURRENCY,
+    CONF_MACHINE_ID,
+    CONF_MANAGED_LINK,
+    CONF_MAX_QUANTITY,
+    CONF_PAYMENT_LINK_ID,
+    CONF_PAYMENT_LINK_URL,
+    CONF_PRICE_ID,
+    CONF_PRODUCT_ID,
+    CONF_TOPIC_PREFIX,
+    CONF_UNIT_AMOUNT,
+    CONF_WEBHOOK_SECRET,
+    DEFAULT_CREDITS_PER_GAME,
+    DEFAULT_MAX_QUANTITY,
+    DEFAULT_TOPIC_PREFIX,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_CABINET,
+)
+from .hub import ArcadePayHub
+from .ledger import LedgerError, PaymentLedger
+from .services import async_setup_services
+from .stripe_gateway import ENV_API_BASE, StripeGateway, StripeGatewayError
+from .stripe_webhook import async_handle_stripe_webhook
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.EVENT, Platform.IMAGE, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+type ArcadePayConfigEntry = ConfigEntry[ArcadePayHub]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, which exist whether or not an entry is loaded."""
+    async_setup_services(hass)
+    return True
+
+
+def stripe_gateway(hass: HomeAssistant, api_key: str) -> StripeGateway:
+    """Return a Stripe client on Home Assistant's shared session."""
+    return StripeGateway(api_key, async_get_clientsession(hass), os.environ.get(ENV_API_BASE))
+
+
+def ledger_path(hass: HomeAssistant, entry: ConfigEntry) -> str:
+    """The ledger belongs to the Stripe account, so it survives removing and re-adding the entry."""
+    return hass.config.path(DOMAIN, f"ledger_{entry.unique_id}.sqlite3")
+
+
+def cabinet_config(subentry: ConfigSubentry) -> CabinetConfig:
+    """Turn a cabinet subentry into the cabinet's configuration."""
+    data = subentry.data
+    return CabinetConfig(
+        subentry_id=subentry.subentry_id,
+        machine_id=data[CONF_MACHINE_ID],
+        name=subentry.title,
+        currency=data[CONF_CURRENCY],
+        max_quantity=data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY),
+        payment_link_id=data[CONF_PAYMENT_LINK_ID],
+        payment_link_url=data[CONF_PAYMENT_LINK_URL],
+        managed_link=data.get(CONF_MANAGED_LINK, False),
+        unit_amount=data.get(CONF_UNIT_AMOUNT),
+        price_id=data.get(CONF_PRICE_ID),
+        product_id=data.get(CONF_PRODUCT_ID),
+    )
+
+
+def device_identifier(entry: ConfigEntry, machine_id: str) -> tuple[str, str]:
+    """Device identifier: stable across re-adding the entry for the same Stripe account."""
+    return (DOMAIN, f"{entry.unique_id}_{machine_id}")
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> bool:
+    """Set up one Stripe account and its cabinets."""
+    if not await mqtt.async_wait_for_mqtt_client(hass):
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
+
+    ledger = PaymentLedger(ledger_path(hass, entry))
+    try:
+        await hass.async_add_executor_job(ledger.open)
+    except LedgerError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="ledger_unavailable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+
+    cabinets = [
+        cabinet_config(subentry)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CABINET
+    ]
+    hub = ArcadePayHub(
+        hass,
+        entry.entry_id,
+        stripe_gateway(hass, entry.data[CONF_API_KEY]),
+        ledger,
+        cabinets,
+        entry.options.get(CONF_TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX),
+        entry.options.get(CONF_CREDITS_PER_GAME, DEFAULT_CREDITS_PER_GAME),
+    )
+    try:
+        await hub.async_load_totals()
+    except LedgerError as err:
+        await hass.async_add_executor_job(ledger.close)
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="ledger_unavailable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    entry.runtime_data = hub
+
+    device_registry = dr.async_get(hass)
+    for cabinet in hub.cabinets.values():
+        device = device_registry.async_get_or_create(
+            config_entry_id=entry.entry_id,
+            config_subentry_id=cabinet.config.subentry_id,
+            identifiers={device_identifier(entry, cabinet.machine_id)},
+            name=cabinet.config.name,
+            manufacturer="Arcade Pay",
+            model="Arcade cabinet",
+            serial_number=cabinet.machine_id,
+        )
+        cabinet.device_id = device.id
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # After the entities restored their state, so that retained cabinet state wins.
+    await hub.async_start()
+
+    webhook.async_register(
+        hass,
+        DOMAIN,
+        entry.title,
+        entry.data[CONF_WEBHOOK_ID],
+        partial(async_handle_stripe_webhook, hub, entry.data[CONF_WEBHOOK_SECRET]),
+        local_only=False,
+        allowed_methods=[METH_POST],
+    )
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> bool:
+    """Stop taking webhooks and messages, then unload the entities."""
+    hub = entry.runtime_data
+    webhook.async_unregister(hass, entry.data[CONF_WEBHOOK_ID])
+    hub.async_stop()
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    await hass.async_add_executor_job(hub.ledger.close)
+    return unloaded
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
+    """Options or cabinets changed: retire the links of deleted cabinets, then reload."""
+    hub = entry.runtime_data
+    for cabinet in list(hub.cabinets.values()):
+        if cabinet.config.subentry_id in entry.subentries:
+            continue
+        try:
+            await hub.gateway.set_link_active(cabinet.config.payment_link_id, False)
+        except StripeGatewayError as err:
+            LOGGER.warning(
+                "Cabinet %s was deleted but its payment link %s could not be deactivated: %s; "
+                "deactivate it in the Stripe dashboard",
+                cabinet.machine_id,
+                cabinet.config.payment_link_id,
+                err,
+            )
+        else:
+            LOGGER.info(
+                "Deactivated payment link %s of deleted cabinet %s",
+                cabinet.config.payment_link_id,
+                cabinet.machine_id,
+            )
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
+    """Delete the Nabu Casa cloudhook, if one was made. The ledger is kept: it is the audit trail."""
+    if entry.data.get("cloudhook_url") and "cloud" in hass.config.components:
+        with suppress(cloud.CloudNotAvailable):
+            await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])

@@ -1,0 +1,47 @@
+"""Cabinet connectivity, from its retained MQTT status (last will)."""
+
+from __future__ import annotations
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import ArcadePayConfigEntry
+from .entity import ArcadePayEntity
+
+PARALLEL_UPDATES = 0
+
+ONLINE = BinarySensorEntityDescription(
+    key="online",
+    translation_key="online",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ArcadePayConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add one connectivity sensor per cabinet."""
+    assert entry.unique_id is not None
+    for cabinet in entry.runtime_data.cabinets.values():
+        async_add_entities(
+            [ArcadePayOnlineSensor(entry.unique_id, cabinet, ONLINE)],
+            config_subentry_id=cabinet.config.subentry_id,
+        )
+
+
+class ArcadePayOnlineSensor(ArcadePayEntity, BinarySensorEntity):
+    """Online while the cabinet's retained status says so; unknown for cabinets that never say."""
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return the last status the cabinet published."""
+        return self.cabinet.online

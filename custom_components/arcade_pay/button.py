@@ -1,0 +1,48 @@
+"""Insert one free credit."""
+
+from __future__ import annotations
+
+from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import ArcadePayConfigEntry
+from .cabinet import Cabinet
+from .entity import ArcadePayEntity
+from .hub import ArcadePayHub
+from .services import async_add_credit
+
+PARALLEL_UPDATES = 1
+
+INSERT_CREDIT = ButtonEntityDescription(key="insert_credit", translation_key="insert_credit")
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ArcadePayConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add one button per cabinet."""
+    assert entry.unique_id is not None
+    hub = entry.runtime_data
+    for cabinet in hub.cabinets.values():
+        async_add_entities(
+            [ArcadePayInsertCreditButton(entry.unique_id, hub, cabinet)],
+            config_subentry_id=cabinet.config.subentry_id,
+        )
+
+
+class ArcadePayInsertCreditButton(ArcadePayEntity, ButtonEntity):
+    """Send the cabinet one free credit, as a coin pulse like any other."""
+
+    def __init__(self, account_id: str, hub: ArcadePayHub, cabinet: Cabinet) -> None:
+        """Remember the hub that publishes."""
+        super().__init__(account_id, cabinet, INSERT_CREDIT)
+        self._hub = hub
+
+    def _handle_cabinet_change(self, event: object) -> None:
+        """A button has no state that follows the cabinet."""
+
+    async def async_press(self) -> None:
+        """Publish one credit."""
+        await async_add_credit(self._hub, self.cabinet, 1)

@@ -1,0 +1,131 @@
+"""What Arcade Pay knows about one cabinet, and who wants to hear when it changes.
+
+Plain Python (no Home Assistant import): the entities listen to a ``Cabinet``; the hub
+changes it. Credits and game state are an estimate from the pulses we sent and the
+game overs we heard, unless the cabinet reports its own state, which then wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .payments import from_minor_units
+from .protocol import CabinetState, GameState
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetConfig:
+    """A cabinet as the user configured it (a config subentry)."""
+
+    subentry_id: str
+    machine_id: str
+    name: str
+    currency: str
+    max_quantity: int
+    payment_link_id: str
+    payment_link_url: str
+    managed_link: bool
+    unit_amount: int | None = None
+    price_id: str | None = None
+    product_id: str | None = None
+
+    @property
+    def price(self) -> Decimal | None:
+        """Price of one credit in the currency's major unit."""
+        if self.unit_amount is None:
+            return None
+        return from_minor_units(self.unit_amount, self.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetEvent:
+    """Something that happened on a cabinet (for the event entity)."""
+
+    event_type: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+CabinetListener = Callable[[CabinetEvent | None], None]
+
+
+class Cabinet:
+    """Live state of one cabinet."""
+
+    def __init__(self, config: CabinetConfig) -> None:
+        """Start with nothing known."""
+        self.config = config
+        self.device_id: str | None = None
+        self.credits = 0
+        self.game_state = GameState.ATTRACT
+        self.online: bool | None = None
+        self.revenue = 0  # minor units, in config.currency
+        self.payments = 0
+        self.plays = 0
+        self.last_payment: datetime | None = None
+        self._listeners: list[CabinetListener] = []
+
+    @property
+    def machine_id(self) -> str:
+        """The cabinet's id in MQTT topics and Stripe metadata."""
+        return self.config.machine_id
+
+    @property
+    def revenue_amount(self) -> Decimal:
+        """Revenue in the currency's major unit."""
+        return from_minor_units(self.revenue, self.config.currency)
+
+    def add_listener(self, listener: CabinetListener) -> Callable[[], None]:
+        """Call ``listener`` on every change; return a function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _changed(self, event: CabinetEvent | None = None) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    def credit(
+        self, credits: int, event: CabinetEvent, paid_amount: int = 0, paid_at: datetime | None = None
+    ) -> None:
+        """Credits were sent to the cabinet: a game is about to be played."""
+        self.credits += credits
+        self.game_state = GameState.PLAYING
+        if paid_amount:
+            self.revenue += paid_amount
+            self.payments += 1
+        if paid_at is not None:
+            self.last_payment = paid_at
+        self._changed(event)
+
+    def game_over(self, credits_per_game: int, event: CabinetEvent) -> None:
+        """A game ended: one more play, its credits used, back to the attract screen."""
+        self.plays += 1
+        self.credits = max(0, self.credits - credits_per_game)
+        self.game_state = GameState.ATTRACT
+        self._changed(event)
+
+    def report_state(self, state: CabinetState) -> None:
+        """The cabinet told us what it has; believe it over our estimate."""
+        self.credits = state.credits
+        self.game_state = state.state
+        self._changed()
+
+    def set_online(self, online: bool) -> None:
+        """The cabinet's retained status (its MQTT last will) changed."""
+        if self.online != online:
+            self.online = online
+            self._changed()
+
+    def restore(
+        self, *, credits: int | None = None, plays: int | None = None, game_state: GameState | None = None
+    ) -> None:
+        """Take back what the entities remembered from before a restart."""
+        if credits is not None:
+            self.credits = credits
+        if plays is not None:
+            self.plays = plays
+        if game_state is not None:
+            self.game_state = game_state

@@ -1,0 +1,52 @@
+"""Constants for Arcade Pay."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from .protocol import DEFAULT_TOPIC_PREFIX
+
+DOMAIN: Final = "arcade_pay"
+LOGGER = logging.getLogger(__package__)
+
+# Entry data.
+CONF_WEBHOOK_SECRET: Final = "webhook_secret"
+CONF_CLOUDHOOK_URL: Final = "cloudhook_url"
+CONF_ACCOUNT_NAME: Final = "account_name"
+CONF_DEFAULT_CURRENCY: Final = "default_currency"
+
+# Entry options.
+CONF_TOPIC_PREFIX: Final = "topic_prefix"
+CONF_CREDITS_PER_GAME: Final = "credits_per_game"
+DEFAULT_CREDITS_PER_GAME: Final = 1
+
+# Cabinet subentries.
+SUBENTRY_CABINET: Final = "cabinet"
+CONF_MACHINE_ID: Final = "machine_id"
+CONF_PRICE: Final = "price"
+CONF_CURRENCY: Final = "currency"
+CONF_MAX_QUANTITY: Final = "max_quantity"
+CONF_PAYMENT_LINK_ID: Final = "payment_link_id"
+CONF_PAYMENT_LINK_URL: Final = "payment_link_url"
+CONF_PRICE_ID: Final = "price_id"
+CONF_PRODUCT_ID: Final = "product_id"
+CONF_UNIT_AMOUNT: Final = "unit_amount"
+# True when Arcade Pay created the link (and so knows it sells exactly one price).
+CONF_MANAGED_LINK: Final = "managed_link"
+DEFAULT_MAX_QUANTITY: Final = 10
+
+# Bus events for automations.
+EVENT_GAME_OVER: Final = "arcade_pay_game_over"
+EVENT_CREDIT_ADDED: Final = "arcade_pay_credit_added"
+
+# Event entity event types.
+EVENT_TYPE_GAME_OVER: Final = "game_over"
+EVENT_TYPE_CREDIT_ADDED: Final = "credit_added"
+
+ATTR_MACHINE_ID: Final = "machine_id"
+ATTR_CREDITS: Final = "credits"
+ATTR_PAYMENT_ID: Final = "payment_id"
+ATTR_SOURCE: Final = "source"
+
+__all__ = ["DEFAULT_TOPIC_PREFIX"]

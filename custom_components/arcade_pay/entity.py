@@ -1,0 +1,31 @@
+"""Base entity: one cabinet device, pushed updates."""
+
+from __future__ import annotations
+
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .cabinet import Cabinet, CabinetEvent
+from .const import DOMAIN
+
+
+class ArcadePayEntity(Entity):
+    """An entity of one cabinet; updated when the cabinet changes, never polled."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, account_id: str, cabinet: Cabinet, description: EntityDescription) -> None:
+        """Attach to the cabinet's device (created by the integration at setup)."""
+        self.entity_description = description
+        self.cabinet = cabinet
+        self._attr_unique_id = f"{account_id}_{cabinet.machine_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, f"{account_id}_{cabinet.machine_id}")})
+
+    async def async_added_to_hass(self) -> None:
+        """Listen to the cabinet."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.cabinet.add_listener(self._handle_cabinet_change))
+
+    def _handle_cabinet_change(self, event: CabinetEvent | None) -> None:
+        self.async_write_ha_state()

@@ -1,0 +1,66 @@
+"""The payment link as a QR code, to print or to show on the attract screen."""
+
+from __future__ import annotations
+
+import io
+
+import segno
+
+from homeassistant.components.image import ImageEntity, ImageEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
+
+from . import ArcadePayConfigEntry
+from .cabinet import Cabinet
+from .entity import ArcadePayEntity
+
+PARALLEL_UPDATES = 0
+
+PAYMENT_QR_CODE = ImageEntityDescription(key="payment_qr_code", translation_key="payment_qr_code")
+
+
+def qr_code_png(url: str) -> bytes:
+    """Render ``url`` as a PNG QR code big enough to scan from across a cabinet."""
+    buffer = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(buffer, kind="png", scale=10, border=4)
+    return buffer.getvalue()
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ArcadePayConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add one QR code per cabinet."""
+    assert entry.unique_id is not None
+    for cabinet in entry.runtime_data.cabinets.values():
+        async_add_entities(
+            [ArcadePayQrCode(hass, entry.unique_id, cabinet)],
+            config_subentry_id=cabinet.config.subentry_id,
+        )
+
+
+class ArcadePayQrCode(ArcadePayEntity, ImageEntity):
+    """QR code of the cabinet's payment link (changes only when the link does)."""
+
+    _attr_content_type = "image/png"
+
+    def __init__(self, hass: HomeAssistant, account_id: str, cabinet: Cabinet) -> None:
+        """Render once; the link of a cabinet only changes through a reload."""
+        ArcadePayEntity.__init__(self, account_id, cabinet, PAYMENT_QR_CODE)
+        ImageEntity.__init__(self, hass)
+        self._png: bytes | None = None
+        self._attr_image_last_updated = dt_util.utcnow()
+        self._attr_extra_state_attributes = {"url": cabinet.config.payment_link_url}
+
+    def _handle_cabinet_change(self, event: object) -> None:
+        """The QR code does not follow credits or game state."""
+
+    async def async_image(self) -> bytes | None:
+        """Return the PNG, rendered in the executor on first request."""
+        if self._png is None:
+            self._png = await self.hass.async_add_executor_job(
+                qr_code_png, self.cabinet.config.payment_link_url
+            )
+        return self._png

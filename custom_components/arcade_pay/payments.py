@@ -1,0 +1,256 @@
+"""From a Stripe webhook delivery to the credits it buys.
+
+Plain Python (no Home Assistant import): signature check, event shape, money and
+credit arithmetic. Every function here is deterministic and cheap, so the webhook
+handler can decide what to do before it touches the network or the disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+import json
+from typing import Any, Final
+
+import stripe
+import voluptuous as vol
+
+SIGNATURE_TOLERANCE_SECONDS: Final = 300
+MAX_BODY_BYTES: Final = 64 * 1024
+
+EVENT_SESSION_COMPLETED: Final = "checkout.session.completed"
+EVENT_SESSION_ASYNC_SUCCEEDED: Final = "checkout.session.async_payment_succeeded"
+EVENT_SESSION_ASYNC_FAILED: Final = "checkout.session.async_payment_failed"
+CREDITING_EVENTS: Final = frozenset({EVENT_SESSION_COMPLETED, EVENT_SESSION_ASYNC_SUCCEEDED})
+SESSION_EVENTS: Final = CREDITING_EVENTS | {EVENT_SESSION_ASYNC_FAILED}
+
+# The events a Stripe webhook endpoint for Arcade Pay should send.
+SUBSCRIBED_EVENTS: Final = tuple(sorted(CREDITING_EVENTS))
+
+# Stripe's currencies without minor units, and with three (which Stripe wants as
+# multiples of ten): https://docs.stripe.com/currencies#special-cases
+ZERO_DECIMAL_CURRENCIES: Final = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL_CURRENCIES: Final = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
+
+
+class WebhookRejected(ValueError):
+    """A delivery that is not a genuine, well-formed Stripe event (HTTP 400)."""
+
+
+class CreditError(ValueError):
+    """A paid session whose credits cannot be worked out from what is known."""
+
+
+def currency_exponent(currency: str) -> int:
+    """Return the number of minor-unit digits Stripe uses for ``currency``."""
+    code = currency.lower()
+    if code in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    if code in THREE_DECIMAL_CURRENCIES:
+        return 3
+    return 2
+
+
+def to_minor_units(amount: Decimal | str | float, currency: str) -> int:
+    """Convert a decimal amount to Stripe's integer amount, refusing to round money."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation as err:
+        raise ValueError(f"not an amount: {amount!r}") from err
+    if not value.is_finite() or value <= 0:
+        raise ValueError("amount must be a positive number")
+    exponent = currency_exponent(currency)
+    minor = value.scaleb(exponent)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"{currency.upper()} amounts have at most {exponent} decimals")
+    result = int(minor)
+    if exponent == 3 and result % 10:
+        raise ValueError(f"{currency.upper()} amounts must be multiples of 0.010")
+    return result
+
+
+def from_minor_units(amount: int, currency: str) -> Decimal:
+    """Convert Stripe's integer amount back to a decimal amount."""
+    return Decimal(amount).scaleb(-currency_exponent(currency))
+
+
+def credits_from_subtotal(amount_subtotal: int, unit_amount: int) -> int:
+    """Credits bought on a single-price link: subtotal ÷ unit price.
+
+    ``amount_subtotal`` is before discounts and taxes, so it is exactly quantity × unit
+    amount. Anything else means the event is not about the price we think it is.
+    """
+    if unit_amount <= 0:
+        raise CreditError(f"unit amount {unit_amount} is not positive")
+    quantity, remainder = divmod(amount_subtotal, unit_amount)
+    if remainder or quantity < 1:
+        raise CreditError(f"subtotal {amount_subtotal} is not a positive multiple of {unit_amount}")
+    return quantity
+
+
+@dataclass(frozen=True, slots=True)
+class PaidSession:
+    """A checkout session that Stripe says is paid."""
+
+    event_id: str
+    event_type: str
+    session_id: str
+    payment_link_id: str | None
+    machine_id: str | None
+    amount_subtotal: int | None
+    amount_total: int
+    currency: str
+    payment_intent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredEvent:
+    """A genuine event that credits nothing; ``reason`` is for the log."""
+
+    event_id: str
+    event_type: str
+    reason: str
+
+
+def _optional(schema: Any) -> Any:
+    return vol.Any(None, schema)
+
+
+_ID = vol.All(str, vol.Length(min=1, max=255))
+
+
+def _integer(value: Any) -> int:
+    # JSON true is an int to Python; it is not an amount.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise vol.Invalid("expected an integer")
+    return value
+
+
+_AMOUNT = vol.All(_integer, vol.Range(min=0))
+
+EVENT_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required("id"): _ID,
+        vol.Required("type"): _ID,
+        vol.Required("data"): vol.Schema({vol.Required("object"): dict}, extra=vol.ALLOW_EXTRA),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+SESSION_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required("id"): vol.All(_ID, vol.Match(r"^cs_")),
+        vol.Required("object"): "checkout.session",
+        vol.Required("payment_status"): str,
+        vol.Optional("payment_link"): _optional(_ID),
+        vol.Optional("metadata"): _optional({str: vol.Any(str, None)}),
+        vol.Optional("amount_subtotal"): _optional(_AMOUNT),
+        vol.Required("amount_total"): _AMOUNT,
+        vol.Required("currency"): vol.All(str, vol.Length(min=3, max=3), vol.Lower),
+        vol.Optional("payment_intent"): _optional(_ID),
+        vol.Optional("currency_conversion"): _optional(
+            vol.Schema(
+                {
+                    vol.Required("amount_subtotal"): _AMOUNT,
+                    vol.Required("amount_total"): _AMOUNT,
+                    vol.Required("source_currency"): vol.All(str, vol.Length(min=3, max=3), vol.Lower),
+                },
+                extra=vol.ALLOW_EXTRA,
+            )
+        ),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+
+def verify_and_parse(
+    payload: bytes,
+    signature_header: str | None,
+    secret: str,
+) -> PaidSession | IgnoredEvent:
+    """Verify a delivery and say what it means; raise WebhookRejected for bad input.
+
+    The signature is checked over the raw bytes before anything is parsed.
+    """
+    if not signature_header:
+        raise WebhookRejected("missing Stripe-Signature header")
+    if len(payload) > MAX_BODY_BYTES:
+        raise WebhookRejected("body too large")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise WebhookRejected("body is not UTF-8") from err
+    try:
+        stripe.WebhookSignature.verify_header(text, signature_header, secret, SIGNATURE_TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as err:
+        raise WebhookRejected(f"signature check failed: {err.user_message or err}") from None
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise WebhookRejected("body is not JSON") from err
+    return interpret_event(raw)
+
+
+def interpret_event(raw: Any) -> PaidSession | IgnoredEvent:
+    """Say what a (verified) Stripe event means for Arcade Pay."""
+    if not isinstance(raw, dict):
+        raise WebhookRejected("event is not a JSON object")
+    try:
+        event = EVENT_SCHEMA(raw)
+    except vol.Invalid as err:
+        raise WebhookRejected(f"not a Stripe event: {err}") from None
+    event_id: str = event["id"]
+    event_type: str = event["type"]
+    if event_type not in SESSION_EVENTS:
+        return IgnoredEvent(event_id, event_type, "event type is not one Arcade Pay handles")
+    try:
+        session = SESSION_SCHEMA(event["data"]["object"])
+    except vol.Invalid as err:
+        raise WebhookRejected(f"not a checkout session: {err}") from None
+    if event_type == EVENT_SESSION_ASYNC_FAILED:
+        return IgnoredEvent(event_id, event_type, f"payment of {session['id']} failed")
+    if session["payment_status"] != "paid":
+        return IgnoredEvent(event_id, event_type, f"{session['id']} is {session['payment_status']}, not paid")
+    metadata = session.get("metadata") or {}
+    subtotal, total, currency = session.get("amount_subtotal"), session["amount_total"], session["currency"]
+    if conversion := session.get("currency_conversion"):
+        # Adaptive pricing: the customer paid in their currency; we priced in ours.
+        subtotal = conversion["amount_subtotal"]
+        total = conversion["amount_total"]
+        currency = conversion["source_currency"]
+    return PaidSession(
+        event_id=event_id,
+        event_type=event_type,
+        session_id=session["id"],
+        payment_link_id=session.get("payment_link"),
+        machine_id=metadata.get("machine_id"),
+        amount_subtotal=subtotal,
+        amount_total=total,
+        currency=currency,
+        payment_intent=session.get("payment_intent"),
+    )
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC (one place to read the clock)."""
+    return datetime.now(UTC)

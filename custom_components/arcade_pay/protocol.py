@@ -1,0 +1,259 @@
+"""The MQTT wire protocol that cabinets speak.
+
+Plain Python (no Home Assistant import) so that the cabinet agent can use the same
+definitions. Topics and the coin pulse / game over JSON are those of the seed system,
+so cabinets built for it keep working; ``paymentId`` is an addition they ignore.
+
+Topic layout, under a configurable prefix (default ``arcade/machine``):
+
+==========================  =========  ========  =====================================
+topic                       direction  retained  payload
+==========================  =========  ========  =====================================
+``<prefix>/<id>/coinpulse``  HA → cab   no        ``{"machineId", "credits", "timestamp", "paymentId"}``
+``<prefix>/<id>/gameover``   cab → HA   no        ``{"machineId", "status": "game_over", "timestamp"?}``
+``<prefix>/<id>/status``     cab → HA   yes       ``online`` / ``offline`` (last will)
+``<prefix>/<id>/state``      cab → HA   yes       ``{"credits": n, "state": "attract" | "playing"}``
+==========================  =========  ========  =====================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+import json
+import re
+from typing import Any, Final
+
+import voluptuous as vol
+
+DEFAULT_TOPIC_PREFIX: Final = "arcade/machine"
+
+TOPIC_COIN_PULSE: Final = "coinpulse"
+TOPIC_GAME_OVER: Final = "gameover"
+TOPIC_STATUS: Final = "status"
+TOPIC_STATE: Final = "state"
+
+STATUS_ONLINE: Final = "online"
+STATUS_OFFLINE: Final = "offline"
+
+# Cabinet messages are a few dozen bytes; anything far larger is not one of ours.
+MAX_MESSAGE_BYTES: Final = 4096
+
+MACHINE_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+# What MQTT hands us: bytes, or text when a subscriber asked for decoding.
+type Payload = bytes | bytearray | str
+
+
+class GameState(StrEnum):
+    """What a cabinet is doing."""
+
+    ATTRACT = "attract"
+    PLAYING = "playing"
+
+
+class ProtocolError(ValueError):
+    """A message on one of our topics that is not what the protocol says."""
+
+
+def is_valid_machine_id(machine_id: str) -> bool:
+    """Return whether a machine id can be used as a single MQTT topic level."""
+    return MACHINE_ID_PATTERN.fullmatch(machine_id) is not None
+
+
+def is_valid_topic_prefix(prefix: str) -> bool:
+    """Return whether a topic prefix can be used to publish and subscribe under.
+
+    No wildcards (we publish under it), no empty levels, no leading ``$`` (broker topics).
+    """
+    if not prefix or prefix.startswith("$") or len(prefix) > 200:
+        return False
+    if any(char in prefix for char in "+#\x00"):
+        return False
+    return all(prefix.split("/"))
+
+
+def topic(prefix: str, machine_id: str, kind: str) -> str:
+    """Return ``<prefix>/<machine_id>/<kind>``."""
+    return f"{prefix}/{machine_id}/{kind}"
+
+
+def subscription(prefix: str, kind: str) -> str:
+    """Return the wildcard topic that matches ``kind`` messages of every cabinet."""
+    return f"{prefix}/+/{kind}"
+
+
+def machine_id_from_topic(prefix: str, message_topic: str) -> str | None:
+    """Return the machine id level of a topic under ``prefix``, or None."""
+    head = prefix + "/"
+    if not message_topic.startswith(head):
+        return None
+    levels = message_topic[len(head) :].split("/")
+    if len(levels) != 2 or not is_valid_machine_id(levels[0]):
+        return None
+    return levels[0]
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Format as the seed did: ISO 8601, UTC, whole seconds, ``Z`` suffix."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp(value: Any) -> datetime:
+    """Parse an ISO 8601 timestamp; naive ones are taken as UTC."""
+    if not isinstance(value, str):
+        raise vol.Invalid("timestamp must be a string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise vol.Invalid(f"not an ISO 8601 timestamp: {value[:40]!r}") from err
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _machine_id(value: Any) -> str:
+    if not isinstance(value, str) or not is_valid_machine_id(value):
+        raise vol.Invalid("machineId must be letters, digits, '-' or '_'")
+    return value
+
+
+def _strict_int(minimum: int, maximum: int) -> vol.All:
+    """An int that is really an int: JSON ``true`` and ``1.0`` are rejected."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise vol.Invalid("expected an integer")
+        return value
+
+    return vol.All(check, vol.Range(min=minimum, max=maximum))
+
+
+MAX_CREDITS_PER_PULSE: Final = 1000
+
+COIN_PULSE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required("machineId"): _machine_id,
+        vol.Required("credits"): _strict_int(1, MAX_CREDITS_PER_PULSE),
+        vol.Required("timestamp"): _timestamp,
+        vol.Optional("paymentId"): vol.All(str, vol.Length(min=1, max=255)),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+GAME_OVER_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required("machineId"): _machine_id,
+        vol.Required("status"): "game_over",
+        vol.Optional("timestamp"): _timestamp,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+CABINET_STATE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required("credits"): _strict_int(0, 1_000_000),
+        vol.Required("state"): vol.Coerce(GameState),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CoinPulse:
+    """Tells a cabinet to add credits."""
+
+    machine_id: str
+    credits: int
+    timestamp: datetime
+    payment_id: str | None = None
+
+    def to_json(self) -> str:
+        """Serialize exactly as the seed did, plus ``paymentId``."""
+        message: dict[str, Any] = {
+            "machineId": self.machine_id,
+            "credits": self.credits,
+            "timestamp": format_timestamp(self.timestamp),
+        }
+        if self.payment_id is not None:
+            message["paymentId"] = self.payment_id
+        return json.dumps(message, separators=(",", ":"))
+
+    @classmethod
+    def from_payload(cls, payload: Payload) -> CoinPulse:
+        """Parse a coin pulse, raising ProtocolError when it is not one."""
+        data = _validated(COIN_PULSE_SCHEMA, payload)
+        return cls(data["machineId"], data["credits"], data["timestamp"], data.get("paymentId"))
+
+
+@dataclass(frozen=True, slots=True)
+class GameOver:
+    """A cabinet reports that a game has ended."""
+
+    machine_id: str
+    timestamp: datetime | None
+
+    def to_json(self) -> str:
+        """Serialize as the seed's cabinets do."""
+        message: dict[str, Any] = {"machineId": self.machine_id, "status": "game_over"}
+        if self.timestamp is not None:
+            message["timestamp"] = format_timestamp(self.timestamp)
+        return json.dumps(message, separators=(",", ":"))
+
+    @classmethod
+    def from_payload(cls, payload: Payload) -> GameOver:
+        """Parse a game over message, raising ProtocolError when it is not one."""
+        data = _validated(GAME_OVER_SCHEMA, payload)
+        return cls(data["machineId"], data.get("timestamp"))
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetState:
+    """What a cabinet that reports its own state says it has."""
+
+    credits: int
+    state: GameState
+
+    def to_json(self) -> str:
+        """Serialize for the retained state topic."""
+        return json.dumps({"credits": self.credits, "state": self.state.value}, separators=(",", ":"))
+
+    @classmethod
+    def from_payload(cls, payload: Payload) -> CabinetState:
+        """Parse a state message, raising ProtocolError when it is not one."""
+        data = _validated(CABINET_STATE_SCHEMA, payload)
+        return cls(data["credits"], data["state"])
+
+
+def parse_status(payload: Payload) -> bool:
+    """Return True for ``online``, False for ``offline``; raise ProtocolError otherwise."""
+    text = _decode(payload).strip().lower()
+    if text == STATUS_ONLINE:
+        return True
+    if text == STATUS_OFFLINE:
+        return False
+    raise ProtocolError("status must be 'online' or 'offline'")
+
+
+def _decode(payload: Payload) -> str:
+    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(raw)} bytes is larger than {MAX_MESSAGE_BYTES}")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as err:
+        raise ProtocolError("message is not UTF-8 text") from err
+
+
+def _validated(schema: vol.Schema, payload: Payload) -> dict[str, Any]:
+    try:
+        data = json.loads(_decode(payload))
+    except json.JSONDecodeError as err:
+        raise ProtocolError(f"message is not JSON: {err.msg}") from err
+    if not isinstance(data, dict):
+        raise ProtocolError("message is not a JSON object")
+    try:
+        validated: dict[str, Any] = schema(data)
+    except vol.Invalid as err:
+        raise ProtocolError(f"message does not match the protocol: {err}") from err
+    return validated

@@ -1,0 +1,114 @@
+"""Actions: add_credit and create_payment_link (the seed's /create-payment-link)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import voluptuous as vol
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_DEVICE_ID
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+
+from .const import ATTR_CREDITS, DOMAIN
+from .stripe_gateway import StripeAuthError, StripeGatewayError
+
+if TYPE_CHECKING:
+    from .cabinet import Cabinet
+    from .hub import ArcadePayHub
+
+SERVICE_ADD_CREDIT = "add_credit"
+SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
+
+MAX_MANUAL_CREDITS = 100
+
+ADD_CREDIT_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_DEVICE_ID): cv.string,
+        vol.Required(ATTR_CREDITS): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_MANUAL_CREDITS)),
+    }
+)
+CREATE_PAYMENT_LINK_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
+
+
+def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayHub, Cabinet]:
+    """Find the loaded entry and cabinet a device belongs to."""
+    device = dr.async_get(hass).async_get(device_id)
+    if device is not None:
+        for entry_id in device.config_entries:
+            entry = hass.config_entries.async_get_entry(entry_id)
+            if entry is None or entry.domain != DOMAIN:
+                continue
+            if entry.state is not ConfigEntryState.LOADED:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="entry_not_loaded",
+                    translation_placeholders={"device": device.name or device_id},
+                )
+            hub: ArcadePayHub = entry.runtime_data
+            if (cabinet := hub.cabinet_for_device(device_id)) is not None:
+                return hub, cabinet
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="unknown_cabinet",
+        translation_placeholders={"device_id": device_id},
+    )
+
+
+async def async_add_credit(hub: ArcadePayHub, cabinet: Cabinet, credits: int) -> str:
+    """Publish free credits; raise a translated error if they could not be sent."""
+    try:
+        return await hub.async_add_manual_credit(cabinet, credits)
+    except HomeAssistantError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="publish_failed",
+            translation_placeholders={"machine_id": cabinet.machine_id, "error": str(err)},
+        ) from err
+
+
+async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
+    hub, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
+    payment_id = await async_add_credit(hub, cabinet, call.data[ATTR_CREDITS])
+    return {"payment_id": payment_id} if call.return_response else None
+
+
+async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceResponse:
+    hub, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
+    try:
+        link = await hub.gateway.payment_link(cabinet.config.payment_link_id)
+        if not link.active:
+            # Whoever asks for the link means to show it to players: it must take money.
+            await hub.gateway.set_link_active(link.id, True)
+    except StripeGatewayError as err:
+        if isinstance(err, StripeAuthError):
+            entry = call.hass.config_entries.async_get_entry(hub.entry_id)
+            if entry is not None:
+                entry.async_start_reauth(call.hass)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="stripe_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return {"url": link.url, "payment_link_id": link.id}
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the actions once for all entries."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_ADD_CREDIT,
+        _async_handle_add_credit,
+        schema=ADD_CREDIT_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_CREATE_PAYMENT_LINK,
+        _async_handle_create_payment_link,
+        schema=CREATE_PAYMENT_LINK_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )

@@ -1,0 +1,202 @@
+"""The few Stripe API calls Arcade Pay makes, on the caller's aiohttp session.
+
+Plain Python (no Home Assistant import). Stripe's SDK types are turned into small
+dataclasses here, and its many exceptions into three, so that the rest of the
+integration never depends on the SDK's object model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import aiohttp
+import stripe
+
+# Telemetry would add a header per request and do blocking work on first use.
+stripe.enable_telemetry = False
+
+ENV_API_BASE: Final = "ARCADE_PAY_STRIPE_API_BASE"
+DEFAULT_API_BASE: Final = "https://api.stripe.com"
+METADATA_MACHINE_ID: Final = "machine_id"
+MAX_ADJUSTABLE_QUANTITY: Final = 99
+
+
+class StripeGatewayError(Exception):
+    """Stripe answered with an error or could not be asked."""
+
+
+class StripeAuthError(StripeGatewayError):
+    """The API key is wrong, revoked or lacks a permission we need."""
+
+
+class StripeConnectionError(StripeGatewayError):
+    """Stripe could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class StripeAccount:
+    """The Stripe account an API key belongs to."""
+
+    id: str
+    name: str
+    default_currency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentLink:
+    """A payment link and, when it sells one price, that price."""
+
+    id: str
+    url: str
+    active: bool
+    machine_id: str | None
+    price_id: str | None
+    product_id: str | None
+    unit_amount: int | None
+    currency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionItems:
+    """What a checkout session sold: total quantity and, if single-priced, the price."""
+
+    quantity: int
+    price_id: str | None
+    unit_amount: int | None
+    currency: str | None
+
+
+@asynccontextmanager
+async def _translated_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except (stripe.AuthenticationError, stripe.PermissionError) as err:
+        raise StripeAuthError(err.user_message or "authentication failed") from None
+    except stripe.APIConnectionError as err:
+        raise StripeConnectionError(err.user_message or "cannot reach Stripe") from None
+    except stripe.StripeError as err:
+        raise StripeGatewayError(err.user_message or str(err.code or "Stripe error")) from None
+
+
+def _single_price(items: list[Any]) -> tuple[str | None, str | None, int | None, str | None]:
+    """Return (price id, product id, unit amount, currency) if every item has the same price."""
+    prices = {item.price.id: item.price for item in items if item.price is not None}
+    if len(prices) != 1:
+        return None, None, None, None
+    price = next(iter(prices.values()))
+    product = price.product if isinstance(price.product, str) else getattr(price.product, "id", None)
+    return price.id, product, price.unit_amount, price.currency
+
+
+class StripeGateway:
+    """Async Stripe client for one API key."""
+
+    def __init__(self, api_key: str, session: aiohttp.ClientSession, api_base: str | None = None) -> None:
+        """Create the client; nothing is sent until the first call."""
+        self.api_base = (api_base or DEFAULT_API_BASE).rstrip("/")
+        self._client = stripe.StripeClient(
+            api_key,
+            http_client=stripe.AIOHTTPClient(session=session, timeout=20),
+            base_addresses={"api": self.api_base},
+            max_network_retries=2,
+        )
+
+    async def account(self) -> StripeAccount:
+        """Return the account the key belongs to (checks the key)."""
+        async with _translated_errors():
+            account = await self._client.v1.accounts.retrieve_current_async()
+        name = None
+        if account.settings is not None and account.settings.dashboard is not None:
+            name = account.settings.dashboard.display_name
+        if not name and account.business_profile is not None:
+            name = account.business_profile.name
+        return StripeAccount(account.id, name or account.id, account.default_currency)
+
+    async def create_cabinet_link(
+        self,
+        machine_id: str,
+        name: str,
+        unit_amount: int,
+        currency: str,
+        max_quantity: int,
+    ) -> PaymentLink:
+        """Create product, price and an adjustable-quantity payment link for a cabinet."""
+        metadata = {METADATA_MACHINE_ID: machine_id}
+        async with _translated_errors():
+            product = await self._client.v1.products.create_async({"name": name, "metadata": metadata})
+            price = await self._client.v1.prices.create_async(
+                {"product": product.id, "unit_amount": unit_amount, "currency": currency}
+            )
+            link = await self._client.v1.payment_links.create_async(
+                cast(
+                    Any,
+                    {
+                        "line_items": [
+                            {
+                                "price": price.id,
+                                "quantity": 1,
+                                "adjustable_quantity": _adjustable(max_quantity),
+                            }
+                        ],
+                        # Where the seed kept it; payment_intent_data lets refunds find the cabinet.
+                        "metadata": metadata,
+                        "payment_intent_data": {"metadata": metadata},
+                    },
+                )
+            )
+        return PaymentLink(
+            link.id, link.url, link.active, machine_id, price.id, product.id, unit_amount, currency
+        )
+
+    async def payment_link(self, link_id: str) -> PaymentLink:
+        """Retrieve a payment link and the price it sells."""
+        async with _translated_errors():
+            link = await self._client.v1.payment_links.retrieve_async(link_id)
+            items = await self._client.v1.payment_links.line_items.list_async(link_id, {"limit": 10})
+        price_id, product_id, unit_amount, currency = _single_price(list(items.data))
+        return PaymentLink(
+            link.id,
+            link.url,
+            link.active,
+            cast(dict[str, str], link.metadata or {}).get(METADATA_MACHINE_ID),
+            price_id,
+            product_id,
+            unit_amount,
+            currency,
+        )
+
+    async def update_cabinet_link(self, link_id: str, price_id: str, max_quantity: int) -> None:
+        """Change how many credits a player may buy at once."""
+        async with _translated_errors():
+            items = await self._client.v1.payment_links.line_items.list_async(link_id, {"limit": 10})
+            line_items = [
+                {"id": item.id, "adjustable_quantity": _adjustable(max_quantity)}
+                for item in items.data
+                if item.price is not None and item.price.id == price_id
+            ]
+            await self._client.v1.payment_links.update_async(link_id, cast(Any, {"line_items": line_items}))
+
+    async def rename_product(self, product_id: str, name: str) -> None:
+        """Rename the product players see on the checkout page."""
+        async with _translated_errors():
+            await self._client.v1.products.update_async(product_id, {"name": name})
+
+    async def set_link_active(self, link_id: str, active: bool) -> None:
+        """Activate or deactivate a payment link (a deactivated link takes no money)."""
+        async with _translated_errors():
+            await self._client.v1.payment_links.update_async(link_id, {"active": active})
+
+    async def session_items(self, session_id: str) -> SessionItems:
+        """Return what a checkout session sold."""
+        async with _translated_errors():
+            items = await self._client.v1.checkout.sessions.line_items.list_async(session_id, {"limit": 100})
+        data = list(items.data)
+        price_id, _, unit_amount, currency = _single_price(data)
+        return SessionItems(sum(item.quantity or 0 for item in data), price_id, unit_amount, currency)
+
+
+def _adjustable(max_quantity: int) -> dict[str, Any]:
+    return {"enabled": True, "minimum": 1, "maximum": max_quantity}

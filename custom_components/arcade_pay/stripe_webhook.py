@@ -1,0 +1,82 @@
+"""The Stripe webhook: verify, record, answer with an explicit status.
+
+Home Assistant's webhook component answers 200 when a handler raises, which Stripe
+reads as "delivered". So every path here returns its own status: 400 for what is not
+a genuine Stripe event, 413 for oversized bodies, 500 when the payment could not be
+recorded (Stripe then retries), 200 otherwise.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from homeassistant.core import HomeAssistant
+
+from .const import LOGGER
+from .ledger import LedgerError
+from .payments import MAX_BODY_BYTES, IgnoredEvent, WebhookRejected, verify_and_parse
+from .stripe_gateway import StripeGatewayError
+
+if TYPE_CHECKING:
+    from .hub import ArcadePayHub
+
+
+async def _read_body(request: web.Request) -> bytes | None:
+    """Read at most MAX_BODY_BYTES; None if the body is larger.
+
+    Cloudhook requests are not aiohttp requests: they have ``content`` (a new reader
+    on every access) but no ``read()``, so take the reader once.
+    """
+    declared = request.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    stream = request.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(MAX_BODY_BYTES + 1 - size):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(status: HTTPStatus, **body: Any) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+async def async_handle_stripe_webhook(
+    hub: ArcadePayHub, secret: str, hass: HomeAssistant, webhook_id: str, request: web.Request
+) -> web.Response:
+    """Handle one delivery from Stripe."""
+    body = await _read_body(request)
+    if body is None:
+        LOGGER.warning("Rejected a webhook delivery larger than %d bytes", MAX_BODY_BYTES)
+        return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error="body too large")
+    try:
+        decision = verify_and_parse(body, request.headers.get("Stripe-Signature"), secret)
+    except WebhookRejected as err:
+        # The reason never contains the secret or the signature, only what was wrong.
+        LOGGER.warning("Rejected a webhook delivery from %s: %s", request.remote, err)
+        return _answer(HTTPStatus.BAD_REQUEST, error=str(err))
+    if isinstance(decision, IgnoredEvent):
+        LOGGER.info(
+            "Ignoring Stripe event %s (%s): %s", decision.event_id, decision.event_type, decision.reason
+        )
+        return _answer(HTTPStatus.OK, received=True, outcome="ignored")
+    try:
+        outcome = await hub.async_handle_paid_session(decision)
+    except (LedgerError, StripeGatewayError) as err:
+        LOGGER.error(
+            "Could not process payment %s now, Stripe will deliver it again: %s",
+            decision.session_id,
+            err,
+        )
+        return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, error="temporarily unable to process")
+    except Exception:  # Never let Home Assistant turn a failure into a 200.
+        LOGGER.exception("Unexpected error processing payment %s", decision.session_id)
+        return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, error="internal error")
+    return _answer(HTTPStatus.OK, received=True, outcome=outcome.value)

@@ -1,0 +1,150 @@
+"""Fixtures: a fake Stripe on localhost, HA's MQTT mock, a set-up Arcade Pay entry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+import logging
+from typing import Any
+from unittest.mock import MagicMock
+
+# Import ours before Home Assistant starts: the harness's own testing_config has a
+# `custom_components` package that would otherwise hide this repository's.
+import custom_components.arcade_pay  # noqa: F401  isort: skip
+
+import pytest
+
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.arcade_pay.const import (
+    CONF_ACCOUNT_NAME,
+    CONF_CREDITS_PER_GAME,
+    CONF_CURRENCY,
+    CONF_DEFAULT_CURRENCY,
+    CONF_MACHINE_ID,
+    CONF_MANAGED_LINK,
+    CONF_MAX_QUANTITY,
+    CONF_PAYMENT_LINK_ID,
+    CONF_PAYMENT_LINK_URL,
+    CONF_PRICE_ID,
+    CONF_PRODUCT_ID,
+    CONF_TOPIC_PREFIX,
+    CONF_UNIT_AMOUNT,
+    CONF_WEBHOOK_SECRET,
+    DOMAIN,
+    SUBENTRY_CABINET,
+)
+from custom_components.arcade_pay.stripe_gateway import ENV_API_BASE
+from fake_stripe import ACCOUNT_ID, DEFAULT_WEBHOOK_SECRET, FakeStripe
+
+API_KEY = "sk_test_arcadepay_1234567890"
+WEBHOOK_ID = "arcade_pay_test_webhook"
+MACHINE_ID = "arcadeCabinet-123"
+UNIT_AMOUNT = 200
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/arcade_pay."""
+
+
+@pytest.fixture(autouse=True)
+def fail_on_deprecation_reports(caplog: pytest.LogCaptureFixture) -> Generator[None]:
+    """Fail any test during which Home Assistant reports a deprecated use by us.
+
+    Home Assistant warns (helpers.frame) a few releases before it breaks something;
+    failing here keeps us working on releases we cannot test yet.
+    """
+    caplog.set_level(logging.WARNING)
+    yield
+    reports = [
+        record.getMessage()
+        for record in caplog.get_records("call") + caplog.get_records("setup")
+        if record.levelno >= logging.WARNING
+        and ("deprecat" in record.getMessage().lower() or record.name == "homeassistant.helpers.frame")
+        and ("arcade_pay" in record.getMessage() or record.name.startswith("custom_components"))
+    ]
+    assert not reports, f"Home Assistant reported deprecated use: {reports}"
+
+
+@pytest.fixture
+async def fake_stripe(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> AsyncGenerator[FakeStripe]:
+    """A fake Stripe on a free localhost port, used through ARCADE_PAY_STRIPE_API_BASE."""
+    fake = FakeStripe()
+    url = await fake.start()
+    monkeypatch.setenv(ENV_API_BASE, url)
+    yield fake
+    await fake.stop()
+
+
+def published(mqtt_mock: MagicMock) -> list[tuple[str, str, int, bool]]:
+    """Every (topic, payload, qos, retain) published through HA's MQTT integration so far."""
+    return [tuple(c.args) for c in mqtt_mock.async_publish.call_args_list]
+
+
+def cabinet_subentry(link: dict[str, Any], machine_id: str = MACHINE_ID, title: str = "Pac-Man") -> ConfigSubentryData:
+    """A cabinet subentry for a link the integration created."""
+    return ConfigSubentryData(
+        data={
+            CONF_MACHINE_ID: machine_id,
+            CONF_CURRENCY: link["currency"],
+            CONF_MAX_QUANTITY: 10,
+            CONF_PAYMENT_LINK_ID: link["id"],
+            CONF_PAYMENT_LINK_URL: link["url"],
+            CONF_MANAGED_LINK: True,
+            CONF_UNIT_AMOUNT: UNIT_AMOUNT,
+            CONF_PRICE_ID: link["price_id"],
+            CONF_PRODUCT_ID: link["product_id"],
+        },
+        subentry_type=SUBENTRY_CABINET,
+        title=title,
+        unique_id=machine_id,
+    )
+
+
+def managed_link(fake: FakeStripe, machine_id: str = MACHINE_ID, unit_amount: int = UNIT_AMOUNT) -> dict[str, Any]:
+    """Create in the fake what the integration creates for a new cabinet."""
+    link = fake.add_seed_link(machine_id, unit_amount)
+    price = fake.link_items[link["id"]][0]["price"]
+    return link | {"price_id": price["id"], "product_id": price["product"]}
+
+
+@pytest.fixture
+def cabinet_link(fake_stripe: FakeStripe) -> dict[str, Any]:
+    """The payment link of the test cabinet."""
+    return managed_link(fake_stripe)
+
+
+@pytest.fixture
+def config_entry(cabinet_link: dict[str, Any]) -> MockConfigEntry:
+    """An Arcade Pay entry with one cabinet."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Fake Arcade",
+        unique_id=ACCOUNT_ID,
+        data={
+            CONF_API_KEY: API_KEY,
+            CONF_WEBHOOK_SECRET: DEFAULT_WEBHOOK_SECRET,
+            CONF_WEBHOOK_ID: WEBHOOK_ID,
+            CONF_ACCOUNT_NAME: "Fake Arcade",
+            CONF_DEFAULT_CURRENCY: "usd",
+        },
+        options={CONF_TOPIC_PREFIX: "arcade/machine", CONF_CREDITS_PER_GAME: 1},
+        subentries_data=[cabinet_subentry(cabinet_link)],
+    )
+
+
+@pytest.fixture
+async def setup_entry(
+    hass: HomeAssistant,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    config_entry: MockConfigEntry,
+) -> MockConfigEntry:
+    """Set up the entry with MQTT mocked and Stripe faked."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
