@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
 import logging
+from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -48,6 +49,12 @@ UNIT_AMOUNT = 200
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/arcade_pay."""
+
+
+@pytest.fixture(autouse=True)
+def isolated_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Each test gets its own config directory, so that ledgers never leak between tests."""
+    hass.config.config_dir = str(tmp_path)
 
 
 @pytest.fixture(autouse=True)

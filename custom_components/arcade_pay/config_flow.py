@@ -206,13 +206,17 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
             if account is not None:
                 await self.async_set_unique_id(account.id)
                 self._abort_if_unique_id_mismatch(reason="wrong_account")
-                return self.async_update_reload_and_abort(
+                # The entry's update listener reloads it (async_update_and_abort is 2025.5+).
+                self.hass.config_entries.async_update_entry(
                     entry,
-                    data_updates={
+                    data=entry.data
+                    | {
                         CONF_API_KEY: user_input[CONF_API_KEY],
                         CONF_WEBHOOK_SECRET: user_input[CONF_WEBHOOK_SECRET],
                     },
                 )
+                reason = "reauth_successful" if step_id == "reauth_confirm" else "reconfigure_successful"
+                return self.async_abort(reason=reason)
         return self.async_show_form(
             step_id=step_id,
             data_schema=vol.Schema(

@@ -161,7 +161,7 @@ class StripeGateway:
             link.id,
             link.url,
             link.active,
-            cast(dict[str, str], link.metadata or {}).get(METADATA_MACHINE_ID),
+            _metadata_machine_id(link.metadata),
             price_id,
             product_id,
             unit_amount,
@@ -196,6 +196,13 @@ class StripeGateway:
         data = list(items.data)
         price_id, _, unit_amount, currency = _single_price(data)
         return SessionItems(sum(item.quantity or 0 for item in data), price_id, unit_amount, currency)
+
+
+def _metadata_machine_id(metadata: Any) -> str | None:
+    # A StripeObject supports `in` and `[]` but not `.get`.
+    if metadata and METADATA_MACHINE_ID in metadata:
+        return str(metadata[METADATA_MACHINE_ID])
+    return None
 
 
 def _adjustable(max_quantity: int) -> dict[str, Any]:

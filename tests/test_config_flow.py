@@ -1,0 +1,405 @@
+"""Config flow, options flow and cabinet subentry flows, with every error path."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest.mock import MagicMock, patch
+
+import pytest
+
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.arcade_pay.const import (
+    CONF_CLOUDHOOK_URL,
+    CONF_CREDITS_PER_GAME,
+    CONF_CURRENCY,
+    CONF_MACHINE_ID,
+    CONF_MANAGED_LINK,
+    CONF_MAX_QUANTITY,
+    CONF_PAYMENT_LINK_ID,
+    CONF_PAYMENT_LINK_URL,
+    CONF_PRICE,
+    CONF_TOPIC_PREFIX,
+    CONF_UNIT_AMOUNT,
+    CONF_WEBHOOK_SECRET,
+    DOMAIN,
+    SUBENTRY_CABINET,
+)
+from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
+
+from .conftest import API_KEY, MACHINE_ID
+
+SECRET = "whsec_test_secret"
+
+
+async def start_user_flow(hass: HomeAssistant) -> dict[str, Any]:
+    return await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+
+
+async def test_full_user_flow(hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe) -> None:
+    result = await start_user_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+
+    with patch("custom_components.arcade_pay.async_setup_entry", return_value=True) as setup:
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+        )
+        await hass.async_block_till_done()
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Fake Arcade"
+    entry = result["result"]
+    assert entry.unique_id == ACCOUNT_ID
+    assert entry.data[CONF_API_KEY] == API_KEY
+    assert entry.data[CONF_WEBHOOK_SECRET] == SECRET
+    webhook_id = entry.data[CONF_WEBHOOK_ID]
+    assert len(webhook_id) >= 32
+    assert entry.options == {CONF_TOPIC_PREFIX: "arcade/machine", CONF_CREDITS_PER_GAME: 1}
+    # The user is told where to point Stripe.
+    assert result["description_placeholders"]["webhook_url"].endswith(f"/api/webhook/{webhook_id}")
+    assert "checkout.session.completed" in result["description_placeholders"]["events"]
+    assert len(setup.mock_calls) == 1
+
+
+async def test_external_url_is_preferred(hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe) -> None:
+    hass.config.external_url = "https://arcade.example.com"
+    result = await start_user_flow(hass)
+    with patch("custom_components.arcade_pay.async_setup_entry", return_value=True):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+        )
+    assert result["description_placeholders"]["webhook_url"].startswith("https://arcade.example.com/api/webhook/")
+
+
+async def test_cloudhook_is_used_with_home_assistant_cloud(
+    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe
+) -> None:
+    hass.config.components.add("cloud")
+    result = await start_user_flow(hass)
+    with (
+        patch("homeassistant.components.cloud.async_active_subscription", return_value=True),
+        patch(
+            "homeassistant.components.cloud.async_create_cloudhook",
+            return_value="https://hooks.nabu.casa/abc",
+        ) as create,
+        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+        )
+    assert result["description_placeholders"]["webhook_url"] == "https://hooks.nabu.casa/abc"
+    assert result["result"].data[CONF_CLOUDHOOK_URL] == "https://hooks.nabu.casa/abc"
+    assert create.call_args.args[1] == result["result"].data[CONF_WEBHOOK_ID]
+
+
+async def test_mqtt_not_configured_aborts(hass: HomeAssistant) -> None:
+    result = await start_user_flow(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "mqtt_not_configured"
+
+
+@pytest.mark.parametrize(
+    ("user_input", "errors"),
+    [
+        ({CONF_API_KEY: "pk_test_123", CONF_WEBHOOK_SECRET: SECRET}, {CONF_API_KEY: "invalid_api_key"}),
+        ({CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: "secret"}, {CONF_WEBHOOK_SECRET: "invalid_webhook_secret"}),
+        ({CONF_API_KEY: REJECTED_KEY, CONF_WEBHOOK_SECRET: SECRET}, {"base": "invalid_auth"}),
+    ],
+)
+async def test_user_flow_errors_then_recovers(
+    hass: HomeAssistant,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    user_input: dict[str, str],
+    errors: dict[str, str],
+) -> None:
+    result = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    with patch("custom_components.arcade_pay.async_setup_entry", return_value=True):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+        )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_flow_cannot_connect(
+    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCADE_PAY_STRIPE_API_BASE", "http://127.0.0.1:1")
+    result = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_user_flow_stripe_error(hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe) -> None:
+    fake_stripe.fail_next, fake_stripe.fail_status = 10, 400
+    result = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+    )
+    assert result["errors"] == {"base": "stripe_error"}
+
+
+async def test_same_account_aborts(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    result = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reauth(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    result = await setup_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: REJECTED_KEY, CONF_WEBHOOK_SECRET: SECRET}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: "rk_test_new", CONF_WEBHOOK_SECRET: "whsec_new"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert setup_entry.data[CONF_API_KEY] == "rk_test_new"
+    assert setup_entry.data[CONF_WEBHOOK_SECRET] == "whsec_new"
+
+
+async def test_reconfigure_rejects_other_account(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fake_stripe.ACCOUNT_ID", "acct_other")
+    result = await setup_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    with patch("custom_components.arcade_pay.stripe_gateway.StripeGateway.account") as account:
+        from custom_components.arcade_pay.stripe_gateway import StripeAccount
+
+        account.return_value = StripeAccount("acct_other", "Other", "usd")
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_account"
+
+
+async def test_reconfigure_changes_secret(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    result = await setup_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: "whsec_rolled"}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert setup_entry.data[CONF_WEBHOOK_SECRET] == "whsec_rolled"
+
+
+async def test_options_flow(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    assert result["step_id"] == "init"
+    assert result["description_placeholders"]["webhook_url"].endswith("/api/webhook/arcade_pay_test_webhook")
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TOPIC_PREFIX: "arcade/#", CONF_CREDITS_PER_GAME: 2}
+    )
+    assert result["errors"] == {CONF_TOPIC_PREFIX: "invalid_topic_prefix"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TOPIC_PREFIX: " venue/cabinets/ ", CONF_CREDITS_PER_GAME: 2.0}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert setup_entry.options == {CONF_TOPIC_PREFIX: "venue/cabinets", CONF_CREDITS_PER_GAME: 2}
+    # The reload picked the new prefix up.
+    assert setup_entry.runtime_data.topic_prefix == "venue/cabinets"
+
+
+# --- cabinets -------------------------------------------------------------------------
+
+
+async def start_cabinet_flow(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> dict[str, Any]:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CABINET), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["new_link", "existing_link"]
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {"next_step_id": step})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step
+    return result
+
+
+NEW_CABINET = {
+    CONF_MACHINE_ID: "galaga-2",
+    CONF_NAME: "Galaga",
+    CONF_PRICE: 1.5,
+    CONF_CURRENCY: "EUR",
+    CONF_MAX_QUANTITY: 5,
+}
+
+
+async def test_add_cabinet_creates_stripe_link(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    result = await start_cabinet_flow(hass, setup_entry, "new_link")
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_CABINET)
+    await hass.async_block_till_done()
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(s for s in setup_entry.subentries.values() if s.unique_id == "galaga-2")
+    assert subentry.title == "Galaga"
+    link = fake_stripe.payment_links[subentry.data[CONF_PAYMENT_LINK_ID]]
+    assert link["metadata"] == {"machine_id": "galaga-2"}
+    assert subentry.data[CONF_PAYMENT_LINK_URL] == link["url"]
+    [item] = fake_stripe.link_items[link["id"]]
+    assert item["price"]["unit_amount"] == 150
+    assert item["price"]["currency"] == "eur"
+    assert item["adjustable_quantity"] == {"enabled": True, "minimum": 1, "maximum": 5}
+    assert subentry.data[CONF_UNIT_AMOUNT] == 150
+    assert subentry.data[CONF_MANAGED_LINK] is True
+    # The reload made it a device with entities.
+    assert hass.states.get("sensor.galaga_credits") is not None
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({CONF_MACHINE_ID: "bad/id"}, {CONF_MACHINE_ID: "invalid_machine_id"}),
+        ({CONF_MACHINE_ID: MACHINE_ID}, {CONF_MACHINE_ID: "machine_id_taken"}),
+        ({CONF_PRICE: 1.555}, {CONF_PRICE: "invalid_price"}),
+        ({CONF_CURRENCY: "euro"}, {CONF_CURRENCY: "invalid_currency"}),
+    ],
+)
+async def test_add_cabinet_errors(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    changes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    links_before = len(fake_stripe.payment_links)
+    result = await start_cabinet_flow(hass, setup_entry, "new_link")
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_CABINET | changes)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    assert len(fake_stripe.payment_links) == links_before
+
+
+async def test_add_cabinet_stripe_down(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+    result = await start_cabinet_flow(hass, setup_entry, "new_link")
+    fake_stripe.fail_next, fake_stripe.fail_status = 10, 500
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_CABINET)
+    assert result["errors"] == {"base": "stripe_error"}
+
+
+async def test_adopt_existing_seed_link(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+    seed = fake_stripe.add_seed_link("donkeyKong", 100, "gbp")
+    result = await start_cabinet_flow(hass, setup_entry, "existing_link")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: "plink_missing"},
+    )
+    assert result["errors"] == {CONF_PAYMENT_LINK_ID: "payment_link_not_found"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: seed["id"]},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(s for s in setup_entry.subentries.values() if s.unique_id == "donkeyKong")
+    assert subentry.data[CONF_MANAGED_LINK] is False
+    assert subentry.data[CONF_CURRENCY] == "gbp"
+    assert subentry.data[CONF_UNIT_AMOUNT] == 100
+
+
+async def test_adopt_existing_link_errors(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+    result = await start_cabinet_flow(hass, setup_entry, "existing_link")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_MACHINE_ID: "x y", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"}
+    )
+    assert result["errors"] == {CONF_MACHINE_ID: "invalid_machine_id"}
+    fake_stripe.fail_next = 0
+    setup_entry_data = dict(setup_entry.data)
+    hass.config_entries.async_update_entry(setup_entry, data=setup_entry_data | {CONF_API_KEY: REJECTED_KEY})
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_MACHINE_ID: "xy", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+
+async def start_reconfigure(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
+    subentry_id = next(iter(entry.subentries))
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CABINET),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+
+
+async def test_reconfigure_name_and_quantity_keeps_link(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    result = await start_reconfigure(hass, setup_entry)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Ms. Pac-Man", CONF_PRICE: 2.0, CONF_MAX_QUANTITY: 20}
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    subentry = next(iter(setup_entry.subentries.values()))
+    assert subentry.title == "Ms. Pac-Man"
+    assert subentry.data[CONF_PAYMENT_LINK_ID] == cabinet_link["id"]
+    assert subentry.data[CONF_MAX_QUANTITY] == 20
+    assert fake_stripe.link_items[cabinet_link["id"]][0]["adjustable_quantity"]["maximum"] == 20
+    assert fake_stripe.products[cabinet_link["product_id"]]["name"] == "Ms. Pac-Man"
+
+
+async def test_reconfigure_price_makes_new_link_and_retires_old(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    result = await start_reconfigure(hass, setup_entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 2.5, CONF_MAX_QUANTITY: 10}
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    subentry = next(iter(setup_entry.subentries.values()))
+    assert subentry.data[CONF_PAYMENT_LINK_ID] != cabinet_link["id"]
+    assert subentry.data[CONF_UNIT_AMOUNT] == 250
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert fake_stripe.payment_links[subentry.data[CONF_PAYMENT_LINK_ID]]["active"] is True
+
+
+async def test_reconfigure_errors(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+    result = await start_reconfigure(hass, setup_entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 2.555, CONF_MAX_QUANTITY: 10}
+    )
+    assert result["errors"] == {CONF_PRICE: "invalid_price"}
+    fake_stripe.fail_next = 10
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 3, CONF_MAX_QUANTITY: 10}
+    )
+    assert result["errors"] == {"base": "stripe_error"}
+
+
+async def test_reconfigure_adopted_link_only_renames(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    seed = fake_stripe.add_seed_link("frogger", 100)
+    result = await start_cabinet_flow(hass, setup_entry, "existing_link")
+    await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: seed["id"]}
+    )
+    await hass.async_block_till_done()
+    subentry_id = next(s.subentry_id for s in setup_entry.subentries.values() if s.unique_id == "frogger")
+    result = await hass.config_entries.subentries.async_init(
+        (setup_entry.entry_id, SUBENTRY_CABINET),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    assert set(result["data_schema"].schema) == {CONF_NAME}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {CONF_NAME: "Frogger DX"})
+    assert result["reason"] == "reconfigure_successful"
+    assert setup_entry.subentries[subentry_id].title == "Frogger DX"

@@ -1,0 +1,372 @@
+"""The Stripe webhook: verified deliveries credit exactly once, everything else nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from unittest.mock import MagicMock
+
+from aiohttp.test_utils import TestClient
+import pytest
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.arcade_pay.const import EVENT_CREDIT_ADDED
+from custom_components.arcade_pay.ledger import PaymentLedger, PaymentState
+from fake_stripe import Delivery, FakeStripe, sign
+
+from .conftest import MACHINE_ID, WEBHOOK_ID, published
+
+URL = f"/api/webhook/{WEBHOOK_ID}"
+COIN_PULSE_TOPIC = f"arcade/machine/{MACHINE_ID}/coinpulse"
+
+
+@pytest.fixture
+async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
+    """An HTTP client on Home Assistant, with the entry set up."""
+    return await hass_client_no_auth()
+
+
+async def post(client: TestClient, delivery: Delivery) -> tuple[int, dict[str, Any]]:
+    resp = await client.post(URL, data=delivery.body, headers=delivery.headers)
+    return resp.status, await resp.json()
+
+
+def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
+    return [json.loads(payload) for topic, payload, _, _ in published(mqtt_mock) if topic.endswith("/coinpulse")]
+
+
+def ledger(hass: HomeAssistant, entry: MockConfigEntry) -> PaymentLedger:
+    hub = entry.runtime_data
+    return hub.ledger
+
+
+async def test_paid_checkout_publishes_seed_compatible_coin_pulse(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    events = async_capture_events(hass, EVENT_CREDIT_ADDED)
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
+    session_id = delivery.event["data"]["object"]["id"]
+
+    status, body = await post(client, delivery)
+
+    assert (status, body) == (200, {"received": True, "outcome": "credited"})
+    [(topic, payload, qos, retain)] = published(mqtt_mock)
+    assert (topic, qos, retain) == (COIN_PULSE_TOPIC, 1, False)
+    message = json.loads(payload)
+    assert list(message) == ["machineId", "credits", "timestamp", "paymentId"]
+    assert message["machineId"] == MACHINE_ID
+    assert message["credits"] == 3
+    assert message["paymentId"] == session_id
+    assert message["timestamp"].endswith("Z")
+    assert len(message["timestamp"]) == len("2024-07-01T12:00:00Z")
+    # Computed from the event: no Stripe API call on the payment path for our own links.
+    assert fake_stripe.api_requests("GET", "/v1/checkout/sessions") == []
+    assert len(events) == 1
+    assert events[0].data == {
+        "machine_id": MACHINE_ID,
+        "device_id": setup_entry.runtime_data.cabinets[MACHINE_ID].device_id,
+        "credits": 3,
+        "payment_id": session_id,
+        "source": "stripe",
+    }
+    assert hass.states.get("sensor.pac_man_credits").state == "3"
+    assert hass.states.get("sensor.pac_man_game_state").state == "playing"
+    assert hass.states.get("sensor.pac_man_revenue").state == "6.00"
+    assert hass.states.get("sensor.pac_man_revenue").attributes["unit_of_measurement"] == "USD"
+    state = await hass.async_add_executor_job(ledger(hass, setup_entry).state_of, session_id)
+    assert state is PaymentState.PUBLISHED
+
+
+async def test_async_payment_succeeded_credits(
+    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock
+) -> None:
+    delivery = fake_stripe.complete_checkout(
+        cabinet_link["id"], quantity=2, event_type="checkout.session.async_payment_succeeded"
+    )
+    assert (await post(client, delivery))[0] == 200
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [2]
+
+
+async def test_retried_and_replayed_deliveries_credit_once(
+    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=1)
+    session = delivery.event["data"]["object"]
+    # Stripe retries the same event; and the same session arrives in a second event type.
+    second_event = fake_stripe.event_delivery("checkout.session.async_payment_succeeded", session)
+
+    results = [await post(client, d) for d in (delivery, delivery, second_event, delivery)]
+
+    assert [r[0] for r in results] == [200, 200, 200, 200]
+    assert [r[1]["outcome"] for r in results] == ["credited", "duplicate", "duplicate", "duplicate"]
+    assert len(pulses(mqtt_mock)) == 1
+
+
+async def test_dedupe_survives_restart(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=1)
+    client = await hass_client_no_auth()
+    assert (await post(client, delivery))[1]["outcome"] == "credited"
+
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert (await post(client, delivery))[1]["outcome"] == "duplicate"
+    assert len(pulses(mqtt_mock)) == 1
+    # Revenue comes back from the ledger after the reload.
+    assert hass.states.get("sensor.pac_man_revenue").state == "2.00"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing"),
+        ({"Stripe-Signature": ""}, "missing"),
+        ({"Stripe-Signature": "garbage"}, "signature"),
+        ({"Stripe-Signature": "t=notanumber,v1=abc"}, "signature"),
+        ({"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"}, "signature"),
+    ],
+)
+async def test_bad_signatures_are_rejected_with_400(
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    headers: dict[str, str],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    resp = await client.post(URL, data=delivery.body, headers=headers)
+    assert resp.status == 400
+    assert reason in (await resp.json())["error"]
+    assert pulses(mqtt_mock) == []
+    assert fake_stripe.webhook_secret not in caplog.text
+
+
+async def test_signature_with_another_secret_is_rejected(
+    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], secret="whsec_someone_else")
+    assert (await post(client, delivery))[0] == 400
+    assert pulses(mqtt_mock) == []
+
+
+async def test_stale_timestamp_is_rejected(
+    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], timestamp=int(time.time()) - 301)
+    status, body = await post(client, delivery)
+    assert status == 400
+    assert "tolerance" in body["error"].lower()
+    assert pulses(mqtt_mock) == []
+
+
+async def test_tampered_body_is_rejected(
+    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=1)
+    tampered = delivery.body.replace('"amount_subtotal": 200', '"amount_subtotal": 2000')
+    assert tampered != delivery.body
+    resp = await client.post(URL, data=tampered, headers=delivery.headers)
+    assert resp.status == 400
+    assert pulses(mqtt_mock) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff\xfe not utf-8",
+        b"not json",
+        b"[1, 2, 3]",
+        b'{"id": "evt_1"}',
+        json.dumps(
+            {"id": "evt_1", "type": "checkout.session.completed", "data": {"object": {"id": "cs_1"}}}
+        ).encode(),
+    ],
+)
+async def test_malformed_bodies_with_valid_signature_are_rejected(
+    client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock, body: bytes
+) -> None:
+    header = sign(body.decode("utf-8", "replace"), fake_stripe.webhook_secret)
+    resp = await client.post(URL, data=body, headers={"Stripe-Signature": header})
+    assert resp.status == 400
+    assert pulses(mqtt_mock) == []
+
+
+async def test_oversized_body_is_413(client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock) -> None:
+    body = "x" * (64 * 1024 + 1)
+    resp = await client.post(URL, data=body, headers={"Stripe-Signature": sign(body, fake_stripe.webhook_secret)})
+    assert resp.status == 413
+    assert pulses(mqtt_mock) == []
+
+
+@pytest.mark.parametrize(
+    ("payment_status", "event_type"),
+    [
+        ("unpaid", "checkout.session.completed"),
+        ("no_payment_required", "checkout.session.completed"),
+        ("unpaid", "checkout.session.async_payment_failed"),
+    ],
+)
+async def test_unpaid_sessions_answer_200_without_credit(
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    payment_status: str,
+    event_type: str,
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], payment_status=payment_status, event_type=event_type)
+    assert await post(client, delivery) == (200, {"received": True, "outcome": "ignored"})
+    assert pulses(mqtt_mock) == []
+
+
+async def test_other_event_types_answer_200(client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock) -> None:
+    delivery = fake_stripe.event_delivery("customer.created", {"id": "cus_1", "object": "customer"})
+    assert await post(client, delivery) == (200, {"received": True, "outcome": "ignored"})
+    assert pulses(mqtt_mock) == []
+
+
+async def test_unknown_cabinet_answers_200_without_credit(
+    client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = fake_stripe.add_seed_link("someOtherCabinet", 100)
+    status, body = await post(client, fake_stripe.complete_checkout(link["id"]))
+    assert (status, body["outcome"]) == (200, "unknown_cabinet")
+    assert pulses(mqtt_mock) == []
+    assert "unknown cabinet" in caplog.text
+
+
+async def test_currency_mismatch_does_not_credit(
+    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    session = delivery.event["data"]["object"] | {"currency": "eur"}
+    status, body = await post(client, fake_stripe.event_delivery("checkout.session.completed", session))
+    assert (status, body["outcome"]) == (200, "not_creditable")
+    assert pulses(mqtt_mock) == []
+
+
+async def test_link_made_elsewhere_is_matched_by_metadata_and_priced_once(
+    client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
+) -> None:
+    """A seed-made link that is not the cabinet's: matched by metadata, quantity from Stripe, then cached."""
+    other = fake_stripe.add_seed_link(MACHINE_ID, 150)
+    for quantity in (2, 4):
+        assert (await post(client, fake_stripe.complete_checkout(other["id"], quantity=quantity)))[0] == 200
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [2, 4]
+    # Line items were fetched for the first payment only; the second used the learned price.
+    assert len(fake_stripe.api_requests("GET", "/v1/checkout/sessions/")) == 1
+
+
+async def test_subtotal_that_does_not_fit_the_price_asks_stripe(
+    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
+    session = delivery.event["data"]["object"] | {"amount_subtotal": 333}
+    assert (await post(client, fake_stripe.event_delivery("checkout.session.completed", session)))[0] == 200
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [2]
+    assert len(fake_stripe.api_requests("GET", "/v1/checkout/sessions/")) == 1
+
+
+async def test_stripe_unreachable_answers_500_so_stripe_retries(
+    client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
+) -> None:
+    other = fake_stripe.add_seed_link(MACHINE_ID, 150)
+    delivery = fake_stripe.complete_checkout(other["id"], quantity=2)
+    fake_stripe.fail_next, fake_stripe.fail_status = 10, 503
+    assert (await post(client, delivery))[0] == 500
+    assert pulses(mqtt_mock) == []
+    fake_stripe.fail_next = 0
+    assert await post(client, delivery) == (200, {"received": True, "outcome": "credited"})
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [2]
+
+
+async def test_zero_quantity_from_stripe_does_not_credit(
+    client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
+) -> None:
+    other = fake_stripe.add_seed_link(MACHINE_ID, 150)
+    delivery = fake_stripe.complete_checkout(other["id"], quantity=1)
+    fake_stripe.session_items[delivery.event["data"]["object"]["id"]][0]["quantity"] = 0
+    assert (await post(client, delivery))[1]["outcome"] == "not_creditable"
+    assert pulses(mqtt_mock) == []
+
+
+async def test_ledger_failure_answers_500_and_credits_nothing(
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    hass: HomeAssistant,
+) -> None:
+    await hass.async_add_executor_job(setup_entry.runtime_data.ledger.close)
+    status, _ = await post(client, fake_stripe.complete_checkout(cabinet_link["id"]))
+    assert status == 500
+    assert pulses(mqtt_mock) == []
+    await hass.async_add_executor_job(setup_entry.runtime_data.ledger.open)
+
+
+async def test_unexpected_error_is_a_500_not_a_200(
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(setup_entry.runtime_data, "async_handle_paid_session", broken)
+    assert (await post(client, fake_stripe.complete_checkout(cabinet_link["id"])))[0] == 500
+
+
+async def test_publish_failure_keeps_payment_pending(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("not connected")
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    # Recorded durably, so Stripe must not retry: 200. The credit waits in the ledger.
+    assert (await post(client, delivery))[0] == 200
+    session_id = delivery.event["data"]["object"]["id"]
+    state = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.state_of, session_id)
+    assert state is PaymentState.PENDING
+    assert hass.states.get("sensor.pac_man_credits").state == "0"
+
+
+async def test_unloaded_entry_credits_nothing(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    assert setup_entry.state is ConfigEntryState.NOT_LOADED
+    await client.post(URL, data="{}", headers={"Stripe-Signature": "t=1,v1=00"})
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    await client.post(URL, data=delivery.body, headers=delivery.headers)
+    assert pulses(mqtt_mock) == []
