@@ -1,0 +1,143 @@
+"""Setup, unload, reload, deleting cabinets, diagnostics and system health."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import MagicMock, patch
+
+import pytest
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry, get_system_health_info
+
+from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.diagnostics import async_get_config_entry_diagnostics
+from fake_stripe import ACCOUNT_ID, FakeStripe
+
+from .conftest import API_KEY, MACHINE_ID, WEBHOOK_ID, cabinet_subentry, managed_link
+
+
+async def test_unload_and_reload(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
+    hub = setup_entry.runtime_data
+    assert WEBHOOK_ID in hass.data["webhook"]
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert setup_entry.state is ConfigEntryState.NOT_LOADED
+    assert WEBHOOK_ID not in hass.data["webhook"]
+    assert hass.states.get("sensor.pac_man_credits").state == "unavailable"
+    assert hub._unsubscribe == []
+    assert hub.ledger._db is None  # closed
+    assert await hass.config_entries.async_setup(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert setup_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("sensor.pac_man_credits").state == "0"
+
+
+async def test_ledger_lives_in_config_dir_per_account(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    path = Path(hass.config.path("arcade_pay", f"ledger_{ACCOUNT_ID}.sqlite3"))
+    assert path.exists()
+
+
+async def test_not_ready_without_mqtt(hass: HomeAssistant, config_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+    config_entry.add_to_hass(hass)
+    with patch("homeassistant.components.mqtt.async_wait_for_mqtt_client", return_value=False):
+        await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_unreadable_ledger_fails_setup(
+    hass: HomeAssistant, mqtt_mock: MagicMock, config_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    # A directory where the ledger file should be: sqlite cannot open it.
+    Path(hass.config.path("arcade_pay", f"ledger_{ACCOUNT_ID}.sqlite3")).mkdir(parents=True)
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+
+
+async def test_deleting_cabinet_deactivates_link_and_removes_device(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    subentry_id = next(iter(setup_entry.subentries))
+    assert hass.config_entries.async_remove_subentry(setup_entry, subentry_id)
+    await hass.async_block_till_done()
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{MACHINE_ID}")}) is None
+    assert setup_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("sensor.pac_man_credits") is None
+
+
+async def test_deleting_cabinet_when_stripe_is_down_still_deletes(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake_stripe.fail_next = 10
+    hass.config_entries.async_remove_subentry(setup_entry, next(iter(setup_entry.subentries)))
+    await hass.async_block_till_done()
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    assert "deactivate it in the Stripe dashboard" in caplog.text
+    assert setup_entry.state is ConfigEntryState.LOADED
+
+
+async def test_many_cabinets(hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe) -> None:
+    links = [managed_link(fake_stripe, f"cab-{i}") for i in range(5)]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=ACCOUNT_ID,
+        data={"api_key": API_KEY, "webhook_secret": "whsec_x", "webhook_id": "w"},
+        subentries_data=[cabinet_subentry(link, f"cab-{i}", f"Cab {i}") for i, link in enumerate(links)],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert {s.entity_id for s in hass.states.async_all("sensor") if s.entity_id.endswith("_credits")} == {
+        f"sensor.cab_{i}_credits" for i in range(5)
+    }
+
+
+async def test_remove_entry_deletes_cloudhook(
+    hass: HomeAssistant, mqtt_mock: MagicMock, config_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, data=config_entry.data | {"cloudhook_url": "https://x"})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    hass.config.components.add("cloud")
+    with patch("homeassistant.components.cloud.async_delete_cloudhook") as delete:
+        await hass.config_entries.async_remove(config_entry.entry_id)
+    assert delete.call_args.args[1] == WEBHOOK_ID
+
+
+async def test_diagnostics_redact_secrets(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, cabinet_link: dict[str, Any]
+) -> None:
+    diagnostics = await async_get_config_entry_diagnostics(hass, setup_entry)
+    text = json.dumps(diagnostics, default=str)
+    for secret in (setup_entry.data["api_key"], setup_entry.data["webhook_secret"], WEBHOOK_ID):
+        assert secret not in text
+    assert diagnostics["entry"]["data"]["api_key"] == "**REDACTED**"
+    assert diagnostics["cabinets"][MACHINE_ID]["payment_link_id"] == cabinet_link["id"]
+    assert diagnostics["cabinets"][MACHINE_ID]["credits"] == 0
+    assert diagnostics["ledger"] == {}
+
+
+async def test_system_health(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+    assert await async_setup_component(hass, "system_health", {})
+    await hass.async_block_till_done()
+    info = await get_system_health_info(hass, DOMAIN)
+    for key, value in info.items():
+        if hasattr(value, "__await__"):
+            info[key] = await value
+    assert info == {
+        "mqtt_connected": True,
+        "webhooks_registered": "1/1",
+        "cabinets_online": "0/1",
+        "stripe_reachable": "ok",
+    }

@@ -1,0 +1,118 @@
+"""The add_credit and create_payment_link actions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from unittest.mock import MagicMock
+
+import pytest
+import voluptuous as vol
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
+from custom_components.arcade_pay.stripe_gateway import StripeGateway
+from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
+
+from .conftest import MACHINE_ID, published
+
+
+def cabinet_device_id(hass: HomeAssistant) -> str:
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{MACHINE_ID}")})
+    assert device is not None
+    return device.id
+
+
+async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
+    events = async_capture_events(hass, EVENT_CREDIT_ADDED)
+    device_id = cabinet_device_id(hass)
+    response = await hass.services.async_call(
+        DOMAIN, "add_credit", {"device_id": device_id, "credits": 5}, blocking=True, return_response=True
+    )
+    [(topic, payload, qos, _)] = published(mqtt_mock)
+    message = json.loads(payload)
+    assert (topic, qos) == (f"arcade/machine/{MACHINE_ID}/coinpulse", 1)
+    assert message["credits"] == 5
+    assert response == {"payment_id": message["paymentId"]}
+    assert events[0].data == {
+        "machine_id": MACHINE_ID,
+        "device_id": device_id,
+        "credits": 5,
+        "payment_id": message["paymentId"],
+        "source": "manual",
+    }
+
+
+@pytest.mark.parametrize("credits", [0, 101, -1, "lots"])
+async def test_add_credit_validates_credits(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock, credits: Any
+) -> None:
+    with pytest.raises(vol.Invalid):
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": credits}, blocking=True
+        )
+    assert published(mqtt_mock) == []
+
+
+async def test_add_credit_unknown_device(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(DOMAIN, "add_credit", {"device_id": "nope", "credits": 1}, blocking=True)
+    assert err.value.translation_key == "unknown_cabinet"
+
+
+async def test_add_credit_unloaded_entry(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    device_id = cabinet_device_id(hass)
+    await hass.config_entries.async_unload(setup_entry.entry_id)
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(DOMAIN, "add_credit", {"device_id": device_id, "credits": 1}, blocking=True)
+    assert err.value.translation_key == "entry_not_loaded"
+
+
+async def test_add_credit_mqtt_failure(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("disconnected")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": 1}, blocking=True
+        )
+    assert err.value.translation_key == "publish_failed"
+    assert hass.states.get("sensor.pac_man_credits").state == "0"
+
+
+async def test_create_payment_link(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    fake_stripe.payment_links[cabinet_link["id"]]["active"] = False
+    response = await hass.services.async_call(
+        DOMAIN, "create_payment_link", {"device_id": cabinet_device_id(hass)}, blocking=True, return_response=True
+    )
+    assert response == {"url": cabinet_link["url"], "payment_link_id": cabinet_link["id"]}
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+
+
+async def test_create_payment_link_stripe_failure(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next = 10
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "create_payment_link", {"device_id": cabinet_device_id(hass)}, blocking=True, return_response=True
+        )
+    assert err.value.translation_key == "stripe_failed"
+
+
+async def test_create_payment_link_rejected_key_starts_reauth(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    # As if the key was revoked in Stripe's dashboard.
+    setup_entry.runtime_data.gateway = StripeGateway(REJECTED_KEY, async_get_clientsession(hass), fake_stripe.url)
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            DOMAIN, "create_payment_link", {"device_id": cabinet_device_id(hass)}, blocking=True, return_response=True
+        )
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
