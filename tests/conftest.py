@@ -77,6 +77,19 @@ def fail_on_deprecation_reports(caplog: pytest.LogCaptureFixture) -> Generator[N
 
 
 @pytest.fixture
+async def mqtt_mock(hass: HomeAssistant, mqtt_mock: MagicMock) -> AsyncGenerator[MagicMock]:
+    """Home Assistant's MQTT mock, minus the timers 2025.4's version leaves behind."""
+    yield mqtt_mock
+    client = getattr(hass.data.get("mqtt"), "client", None)
+    for debouncer in ("_subscribe_debouncer", "_unsubscribe_debouncer"):
+        if (pending := getattr(client, debouncer, None)) is not None:
+            await pending.async_cleanup()
+    if (timer := getattr(client, "_misc_timer", None)) is not None:
+        timer.cancel()
+        client._misc_timer = None  # type: ignore[union-attr]
+
+
+@pytest.fixture
 async def fake_stripe(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> AsyncGenerator[FakeStripe]:
     """A fake Stripe on a free localhost port, used through ARCADE_PAY_STRIPE_API_BASE."""
     fake = FakeStripe()

@@ -121,11 +121,15 @@ class PaymentLedger:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            raise LedgerError(f"cannot open ledger {self.path.name}: {err}") from err
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             self._migrate(db)
         except sqlite3.Error as err:
+            db.close()
             raise LedgerError(f"cannot open ledger {self.path.name}: {err}") from err
         self._db = db
 

@@ -206,7 +206,7 @@ def verify_and_parse(
         raise WebhookRejected(f"signature check failed: {err.user_message or err}") from None
     try:
         raw = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as err:
+    except (ValueError, RecursionError) as err:  # ValueError: also ints beyond int_max_str_digits
         raise WebhookRejected("body is not JSON") from err
     return interpret_event(raw)
 

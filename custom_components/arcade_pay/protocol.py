@@ -236,7 +236,10 @@ def parse_status(payload: Payload) -> bool:
 
 
 def _decode(payload: Payload) -> str:
-    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    try:
+        raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    except UnicodeEncodeError as err:  # A str with lone surrogates.
+        raise ProtocolError("message is not UTF-8 text") from err
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(raw)} bytes is larger than {MAX_MESSAGE_BYTES}")
     try:
@@ -248,8 +251,8 @@ def _decode(payload: Payload) -> str:
 def _validated(schema: vol.Schema, payload: Payload) -> dict[str, Any]:
     try:
         data = json.loads(_decode(payload))
-    except json.JSONDecodeError as err:
-        raise ProtocolError(f"message is not JSON: {err.msg}") from err
+    except (ValueError, RecursionError) as err:  # RecursionError: "[[[[…" nested deeper than json allows
+        raise ProtocolError("message is not JSON") from err
     if not isinstance(data, dict):
         raise ProtocolError("message is not a JSON object")
     try:
