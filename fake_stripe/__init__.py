@@ -71,7 +71,9 @@ def _bool(value: Any) -> bool:
     return str(value).lower() == "true"
 
 
-def _error(status: int, message: str, error_type: str = "invalid_request_error", code: str | None = None) -> web.Response:
+def _error(
+    status: int, message: str, error_type: str = "invalid_request_error", code: str | None = None
+) -> web.Response:
     return web.json_response({"error": {"type": error_type, "message": message, "code": code}}, status=status)
 
 
@@ -98,6 +100,7 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     session_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     webhook_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     # Test controls: answer the next N API requests with this HTTP status.
     fail_next: int = 0
@@ -133,6 +136,7 @@ class FakeStripe:
         r.add_get("/v1/checkout/sessions", self._list_sessions)
         r.add_get("/v1/checkout/sessions/{id}", self._get_session)
         r.add_get("/v1/checkout/sessions/{id}/line_items", self._session_line_items)
+        r.add_post("/v1/refunds", self._create_refund)
         r.add_post("/v1/webhook_endpoints", self._create_endpoint)
         r.add_get("/v1/webhook_endpoints", self._list_endpoints)
         r.add_get("/", self._home)
@@ -161,7 +165,7 @@ class FakeStripe:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server  # noqa: SLF001 - the only way to learn the port aiohttp picked
+        server = site._server
         assert server is not None
         bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self.url = f"http://{host}:{bound}"
@@ -327,13 +331,31 @@ class FakeStripe:
 
     async def _list_sessions(self, request: web.Request) -> web.Response:
         params = await self._params(request)
-        sessions = [
-            s
-            for s in self.sessions.values()
-            if params.get("payment_link") in (None, s["payment_link"])
-            and params.get("status") in (None, s["status"])
-        ]
-        return self._list(request, sorted(sessions, key=lambda s: s["created"], reverse=True))
+        created = params.get("created", {})
+        since = int(created.get("gte", 0)) if isinstance(created, dict) else 0
+        sessions = sorted(
+            (
+                s
+                for s in self.sessions.values()
+                if params.get("payment_link") in (None, s["payment_link"])
+                and params.get("status") in (None, s["status"])
+                and s["created"] >= since
+            ),
+            key=lambda s: (s["created"], s["id"]),
+            reverse=True,
+        )
+        if after := params.get("starting_after"):
+            ids = [s["id"] for s in sessions]
+            sessions = sessions[ids.index(after) + 1 :] if after in ids else []
+        limit = int(params.get("limit", 10))
+        return web.json_response(
+            {
+                "object": "list",
+                "data": sessions[:limit],
+                "has_more": len(sessions) > limit,
+                "url": "/v1/checkout/sessions",
+            }
+        )
 
     async def _get_session(self, request: web.Request) -> web.Response:
         session = self.sessions.get(request.match_info["id"])
@@ -347,13 +369,61 @@ class FakeStripe:
             return _error(404, "No such checkout.session", code="resource_missing")
         return self._list(request, items)
 
+    async def _create_refund(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        intent = params.get("payment_intent")
+        session = next((s for s in self.sessions.values() if s["payment_intent"] == intent), None)
+        if session is None:
+            return _error(400, f"No such payment_intent: '{intent}'", code="resource_missing")
+        if session.get("refunded"):
+            return _error(400, "Charge has already been refunded.", code="charge_already_refunded")
+        session["refunded"] = True
+        refund = {"id": self._id("re"), "object": "refund", "payment_intent": intent,
+                  "amount": session["amount_total"], "status": "succeeded"}  # fmt: skip
+        self.refunds.append(refund)
+        return web.json_response(refund)
+
+    def refund_event(self, session_id: str, amount_refunded: int | None = None) -> Delivery:
+        """A ``charge.refunded`` event for a session's payment (cumulative amount refunded)."""
+        session = self.sessions[session_id]
+        charge = {
+            "id": self._id("ch"),
+            "object": "charge",
+            "payment_intent": session["payment_intent"],
+            "amount": session["amount_total"],
+            "amount_refunded": session["amount_total"] if amount_refunded is None else amount_refunded,
+            "currency": session["currency"],
+            "refunded": amount_refunded in (None, session["amount_total"]),
+        }
+        return self.event_delivery("charge.refunded", charge)
+
+    def dispute_event(self, session_id: str, reason: str = "fraudulent") -> Delivery:
+        """A ``charge.dispute.created`` event for a session's payment."""
+        session = self.sessions[session_id]
+        dispute = {
+            "id": self._id("dp"),
+            "object": "dispute",
+            "payment_intent": session["payment_intent"],
+            "charge": self._id("ch"),
+            "amount": session["amount_total"],
+            "currency": session["currency"],
+            "reason": reason,
+            "status": "needs_response",
+        }
+        return self.event_delivery("charge.dispute.created", dispute)
+
     async def _create_endpoint(self, request: web.Request) -> web.Response:
         params = await self._params(request)
         return web.json_response(self.add_webhook_endpoint(params["url"]))
 
     def add_webhook_endpoint(self, url: str) -> dict[str, Any]:
         """Register a URL to deliver events to (signed with ``webhook_secret``)."""
-        endpoint = {"id": self._id("we"), "object": "webhook_endpoint", "url": url, "secret": self.webhook_secret}
+        endpoint = {
+            "id": self._id("we"),
+            "object": "webhook_endpoint",
+            "url": url,
+            "secret": self.webhook_secret,
+        }
         self.webhook_endpoints[endpoint["id"]] = endpoint
         return endpoint
 
@@ -434,7 +504,9 @@ class FakeStripe:
         statuses = []
         async with ClientSession(timeout=ClientTimeout(total=30)) as session:
             for endpoint in self.webhook_endpoints.values():
-                async with session.post(endpoint["url"], data=delivery.body, headers=delivery.headers) as resp:
+                async with session.post(
+                    endpoint["url"], data=delivery.body, headers=delivery.headers
+                ) as resp:
                     statuses.append(resp.status)
         return statuses
 
@@ -476,9 +548,10 @@ class FakeStripe:
         item = self.link_items[link["id"]][0]
         price = item["price"]
         maximum = item["adjustable_quantity"]["maximum"]
+        title = html.escape(str(link["metadata"].get("machine_id", "")))
         return web.Response(
             content_type="text/html",
-            text=f"""<!doctype html><title>Pay</title><h1>{html.escape(str(link["metadata"].get("machine_id", "")))}</h1>
+            text=f"""<!doctype html><title>Pay</title><h1>{title}</h1>
 <p>{price["unit_amount"]} {html.escape(price["currency"].upper())} (minor units) per credit</p>
 <form method="post">Credits: <input name="quantity" type="number" min="1" max="{maximum}" value="1">
 <button>Pay</button></form>""",

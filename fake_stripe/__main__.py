@@ -13,7 +13,7 @@ async def _serve(args: argparse.Namespace) -> None:
     url = await fake.start(args.host, args.port)
     for endpoint in args.webhook_url or []:
         fake.add_webhook_endpoint(endpoint)
-    print(f"Fake Stripe on {url} (webhook secret {fake.webhook_secret})", flush=True)  # noqa: T201
+    print(f"Fake Stripe on {url} (webhook secret {fake.webhook_secret})", flush=True)
     await asyncio.Event().wait()
 
 

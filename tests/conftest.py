@@ -13,11 +13,11 @@ from unittest.mock import MagicMock
 import custom_components.arcade_pay  # noqa: F401  isort: skip
 
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.arcade_pay.const import (
     CONF_ACCOUNT_NAME,
@@ -104,7 +104,9 @@ def published(mqtt_mock: MagicMock) -> list[tuple[str, str, int, bool]]:
     return [tuple(c.args) for c in mqtt_mock.async_publish.call_args_list]
 
 
-def cabinet_subentry(link: dict[str, Any], machine_id: str = MACHINE_ID, title: str = "Pac-Man") -> ConfigSubentryData:
+def cabinet_subentry(
+    link: dict[str, Any], machine_id: str = MACHINE_ID, title: str = "Pac-Man"
+) -> ConfigSubentryData:
     """A cabinet subentry for a link the integration created."""
     return ConfigSubentryData(
         data={
@@ -124,7 +126,9 @@ def cabinet_subentry(link: dict[str, Any], machine_id: str = MACHINE_ID, title: 
     )
 
 
-def managed_link(fake: FakeStripe, machine_id: str = MACHINE_ID, unit_amount: int = UNIT_AMOUNT) -> dict[str, Any]:
+def managed_link(
+    fake: FakeStripe, machine_id: str = MACHINE_ID, unit_amount: int = UNIT_AMOUNT
+) -> dict[str, Any]:
     """Create in the fake what the integration creates for a new cabinet."""
     link = fake.add_seed_link(machine_id, unit_amount)
     price = fake.link_items[link["id"]][0]["price"]

@@ -7,14 +7,14 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
-
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
     async_fire_mqtt_message,
 )
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
 from fake_stripe import ACCOUNT_ID
@@ -59,7 +59,9 @@ async def test_game_over_without_timestamp_and_credits_never_negative(
 ) -> None:
     events = async_capture_events(hass, EVENT_GAME_OVER)
     for _ in range(2):
-        async_fire_mqtt_message(hass, f"{PREFIX}/gameover", json.dumps({"machineId": MACHINE_ID, "status": "game_over"}))
+        async_fire_mqtt_message(
+            hass, f"{PREFIX}/gameover", json.dumps({"machineId": MACHINE_ID, "status": "game_over"})
+        )
     await hass.async_block_till_done()
     assert len(events) == 2
     assert state(hass, "credits") == "0"
@@ -109,7 +111,9 @@ async def test_malformed_messages_are_warned_about_once_per_topic(
     assert len(warnings) == 1
 
 
-async def test_messages_of_unknown_cabinets_are_ignored(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+async def test_messages_of_unknown_cabinets_are_ignored(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
     events = async_capture_events(hass, EVENT_GAME_OVER)
     async_fire_mqtt_message(
         hass, "arcade/machine/unknown/gameover", json.dumps({"machineId": "unknown", "status": "game_over"})
@@ -122,7 +126,13 @@ async def test_messages_of_unknown_cabinets_are_ignored(hass: HomeAssistant, set
 async def test_status_drives_online(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
     online = "binary_sensor.pac_man_online"
     assert hass.states.get(online).state == "unknown"
-    for payload, expected in (("online", "on"), ("offline", "off"), (" ONLINE\n", "on"), ("", "on"), ("maybe", "on")):
+    for payload, expected in (
+        ("online", "on"),
+        ("offline", "off"),
+        (" ONLINE\n", "on"),
+        ("", "on"),
+        ("maybe", "on"),
+    ):
         async_fire_mqtt_message(hass, f"{PREFIX}/status", payload)
         await hass.async_block_till_done()
         assert hass.states.get(online).state == expected, payload
@@ -139,7 +149,9 @@ async def test_status_drives_online(hass: HomeAssistant, setup_entry: MockConfig
         "garbage",
     ],
 )
-async def test_malformed_state_is_ignored(hass: HomeAssistant, setup_entry: MockConfigEntry, payload: str) -> None:
+async def test_malformed_state_is_ignored(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, payload: str
+) -> None:
     await give_credits(hass, 4)
     async_fire_mqtt_message(hass, f"{PREFIX}/state", payload)
     await hass.async_block_till_done()
@@ -148,7 +160,9 @@ async def test_malformed_state_is_ignored(hass: HomeAssistant, setup_entry: Mock
 
 async def test_reported_state_overrides_estimate(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
     await give_credits(hass, 4)
-    async_fire_mqtt_message(hass, f"{PREFIX}/state", json.dumps({"credits": 0, "state": "attract", "extra": 1}))
+    async_fire_mqtt_message(
+        hass, f"{PREFIX}/state", json.dumps({"credits": 0, "state": "attract", "extra": 1})
+    )
     await hass.async_block_till_done()
     assert (state(hass, "credits"), state(hass, "game_state")) == ("0", "attract")
     async_fire_mqtt_message(hass, f"{PREFIX}/state", "")  # retained state cleared: keep what we know
@@ -160,7 +174,9 @@ async def test_custom_topic_prefix(
     hass: HomeAssistant, mqtt_mock: MagicMock, config_entry: MockConfigEntry, fake_stripe: Any
 ) -> None:
     config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(config_entry, options={"topic_prefix": "venue/a", "credits_per_game": 1})
+    hass.config_entries.async_update_entry(
+        config_entry, options={"topic_prefix": "venue/a", "credits_per_game": 1}
+    )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     subscribed = {c.args[0] for c in mqtt_mock.async_subscribe.call_args_list}

@@ -6,12 +6,12 @@ from typing import Any
 from unittest.mock import MagicMock, patch
 
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.arcade_pay.const import (
     CONF_CLOUDHOOK_URL,
@@ -29,6 +29,7 @@ from custom_components.arcade_pay.const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
+from custom_components.arcade_pay.stripe_gateway import StripeAccount
 from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
 
 from .conftest import API_KEY, MACHINE_ID
@@ -45,7 +46,10 @@ async def test_full_user_flow(hass: HomeAssistant, mqtt_mock: MagicMock, fake_st
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
 
-    with patch("custom_components.arcade_pay.async_setup_entry", return_value=True) as setup:
+    with (
+        patch("custom_components.arcade_pay.async_setup_entry", return_value=True) as setup,
+        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
+    ):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
         )
@@ -59,21 +63,34 @@ async def test_full_user_flow(hass: HomeAssistant, mqtt_mock: MagicMock, fake_st
     assert entry.data[CONF_WEBHOOK_SECRET] == SECRET
     webhook_id = entry.data[CONF_WEBHOOK_ID]
     assert len(webhook_id) >= 32
-    assert entry.options == {CONF_TOPIC_PREFIX: "arcade/machine", CONF_CREDITS_PER_GAME: 1}
+    assert entry.options == {
+        CONF_TOPIC_PREFIX: "arcade/machine",
+        CONF_CREDITS_PER_GAME: 1,
+        "offline_minutes": 2,
+        "refund_undelivered": False,
+        "refund_minutes": 30,
+    }
     # The user is told where to point Stripe.
     assert result["description_placeholders"]["webhook_url"].endswith(f"/api/webhook/{webhook_id}")
     assert "checkout.session.completed" in result["description_placeholders"]["events"]
     assert len(setup.mock_calls) == 1
 
 
-async def test_external_url_is_preferred(hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe) -> None:
+async def test_external_url_is_preferred(
+    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe
+) -> None:
     hass.config.external_url = "https://arcade.example.com"
     result = await start_user_flow(hass)
-    with patch("custom_components.arcade_pay.async_setup_entry", return_value=True):
+    with (
+        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
+        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
+    ):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
         )
-    assert result["description_placeholders"]["webhook_url"].startswith("https://arcade.example.com/api/webhook/")
+    assert result["description_placeholders"]["webhook_url"].startswith(
+        "https://arcade.example.com/api/webhook/"
+    )
 
 
 async def test_cloudhook_is_used_with_home_assistant_cloud(
@@ -88,6 +105,7 @@ async def test_cloudhook_is_used_with_home_assistant_cloud(
             return_value="https://hooks.nabu.casa/abc",
         ) as create,
         patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
+        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
     ):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
@@ -107,7 +125,10 @@ async def test_mqtt_not_configured_aborts(hass: HomeAssistant) -> None:
     ("user_input", "errors"),
     [
         ({CONF_API_KEY: "pk_test_123", CONF_WEBHOOK_SECRET: SECRET}, {CONF_API_KEY: "invalid_api_key"}),
-        ({CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: "secret"}, {CONF_WEBHOOK_SECRET: "invalid_webhook_secret"}),
+        (
+            {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: "secret"},
+            {CONF_WEBHOOK_SECRET: "invalid_webhook_secret"},
+        ),
         ({CONF_API_KEY: REJECTED_KEY, CONF_WEBHOOK_SECRET: SECRET}, {"base": "invalid_auth"}),
     ],
 )
@@ -122,7 +143,10 @@ async def test_user_flow_errors_then_recovers(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
-    with patch("custom_components.arcade_pay.async_setup_entry", return_value=True):
+    with (
+        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
+        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
+    ):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
         )
@@ -140,7 +164,9 @@ async def test_user_flow_cannot_connect(
     assert result["errors"] == {"base": "cannot_connect"}
 
 
-async def test_user_flow_stripe_error(hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe) -> None:
+async def test_user_flow_stripe_error(
+    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe
+) -> None:
     fake_stripe.fail_next, fake_stripe.fail_status = 10, 400
     result = await start_user_flow(hass)
     result = await hass.config_entries.flow.async_configure(
@@ -181,8 +207,6 @@ async def test_reconfigure_rejects_other_account(
     result = await setup_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     with patch("custom_components.arcade_pay.stripe_gateway.StripeGateway.account") as account:
-        from custom_components.arcade_pay.stripe_gateway import StripeAccount
-
         account.return_value = StripeAccount("acct_other", "Other", "usd")
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
@@ -204,16 +228,24 @@ async def test_options_flow(hass: HomeAssistant, setup_entry: MockConfigEntry) -
     result = await hass.config_entries.options.async_init(setup_entry.entry_id)
     assert result["step_id"] == "init"
     assert result["description_placeholders"]["webhook_url"].endswith("/api/webhook/arcade_pay_test_webhook")
+    others = {"offline_minutes": 5, "refund_undelivered": False, "refund_minutes": 30}
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_TOPIC_PREFIX: "arcade/#", CONF_CREDITS_PER_GAME: 2}
+        result["flow_id"], {CONF_TOPIC_PREFIX: "arcade/#", CONF_CREDITS_PER_GAME: 2} | others
     )
     assert result["errors"] == {CONF_TOPIC_PREFIX: "invalid_topic_prefix"}
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_TOPIC_PREFIX: " venue/cabinets/ ", CONF_CREDITS_PER_GAME: 2.0}
+        result["flow_id"],
+        {CONF_TOPIC_PREFIX: "venue", CONF_CREDITS_PER_GAME: 2}
+        | others
+        | {"refund_undelivered": True, "refund_minutes": 0},
+    )
+    assert result["errors"] == {"refund_minutes": "refund_too_soon"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TOPIC_PREFIX: " venue/cabinets/ ", CONF_CREDITS_PER_GAME: 2.0} | others
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert setup_entry.options == {CONF_TOPIC_PREFIX: "venue/cabinets", CONF_CREDITS_PER_GAME: 2}
+    assert setup_entry.options == {CONF_TOPIC_PREFIX: "venue/cabinets", CONF_CREDITS_PER_GAME: 2} | others
     # The reload picked the new prefix up.
     assert setup_entry.runtime_data.topic_prefix == "venue/cabinets"
 
@@ -289,14 +321,18 @@ async def test_add_cabinet_errors(
     assert len(fake_stripe.payment_links) == links_before
 
 
-async def test_add_cabinet_stripe_down(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+async def test_add_cabinet_stripe_down(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
     result = await start_cabinet_flow(hass, setup_entry, "new_link")
     fake_stripe.fail_next, fake_stripe.fail_status = 10, 500
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_CABINET)
     assert result["errors"] == {"base": "stripe_error"}
 
 
-async def test_adopt_existing_seed_link(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+async def test_adopt_existing_seed_link(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
     seed = fake_stripe.add_seed_link("donkeyKong", 100, "gbp")
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     result = await hass.config_entries.subentries.async_configure(
@@ -315,7 +351,9 @@ async def test_adopt_existing_seed_link(hass: HomeAssistant, setup_entry: MockCo
     assert subentry.data[CONF_UNIT_AMOUNT] == 100
 
 
-async def test_adopt_existing_link_errors(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+async def test_adopt_existing_link_errors(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_MACHINE_ID: "x y", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"}
@@ -344,7 +382,8 @@ async def test_reconfigure_name_and_quantity_keeps_link(
     result = await start_reconfigure(hass, setup_entry)
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_NAME: "Ms. Pac-Man", CONF_PRICE: 2.0, CONF_MAX_QUANTITY: 20}
+        result["flow_id"],
+        {CONF_NAME: "Ms. Pac-Man", CONF_PRICE: 2.0, CONF_MAX_QUANTITY: 20, "acknowledges": True},
     )
     await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
@@ -354,6 +393,7 @@ async def test_reconfigure_name_and_quantity_keeps_link(
     assert subentry.data[CONF_MAX_QUANTITY] == 20
     assert fake_stripe.link_items[cabinet_link["id"]][0]["adjustable_quantity"]["maximum"] == 20
     assert fake_stripe.products[cabinet_link["product_id"]]["name"] == "Ms. Pac-Man"
+    assert subentry.data["acknowledges"] is True
 
 
 async def test_reconfigure_price_makes_new_link_and_retires_old(
@@ -361,7 +401,8 @@ async def test_reconfigure_price_makes_new_link_and_retires_old(
 ) -> None:
     result = await start_reconfigure(hass, setup_entry)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 2.5, CONF_MAX_QUANTITY: 10}
+        result["flow_id"],
+        {CONF_NAME: "Pac-Man", CONF_PRICE: 2.5, CONF_MAX_QUANTITY: 10, "acknowledges": False},
     )
     await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
@@ -372,15 +413,18 @@ async def test_reconfigure_price_makes_new_link_and_retires_old(
     assert fake_stripe.payment_links[subentry.data[CONF_PAYMENT_LINK_ID]]["active"] is True
 
 
-async def test_reconfigure_errors(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+async def test_reconfigure_errors(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
     result = await start_reconfigure(hass, setup_entry)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 2.555, CONF_MAX_QUANTITY: 10}
+        result["flow_id"],
+        {CONF_NAME: "Pac-Man", CONF_PRICE: 2.555, CONF_MAX_QUANTITY: 10, "acknowledges": False},
     )
     assert result["errors"] == {CONF_PRICE: "invalid_price"}
     fake_stripe.fail_next = 10
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 3, CONF_MAX_QUANTITY: 10}
+        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 3, CONF_MAX_QUANTITY: 10, "acknowledges": False}
     )
     assert result["errors"] == {"base": "stripe_error"}
 
@@ -391,7 +435,8 @@ async def test_reconfigure_adopted_link_only_renames(
     seed = fake_stripe.add_seed_link("frogger", 100)
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: seed["id"]}
+        result["flow_id"],
+        {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: seed["id"]},
     )
     await hass.async_block_till_done()
     subentry_id = next(s.subentry_id for s in setup_entry.subentries.values() if s.unique_id == "frogger")
@@ -399,7 +444,9 @@ async def test_reconfigure_adopted_link_only_renames(
         (setup_entry.entry_id, SUBENTRY_CABINET),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
     )
-    assert set(result["data_schema"].schema) == {CONF_NAME}
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {CONF_NAME: "Frogger DX"})
+    assert set(result["data_schema"].schema) == {CONF_NAME, "acknowledges"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Frogger DX", "acknowledges": False}
+    )
     assert result["reason"] == "reconfigure_successful"
     assert setup_entry.subentries[subentry_id].title == "Frogger DX"

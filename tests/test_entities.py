@@ -10,10 +10,11 @@ from unittest.mock import MagicMock
 
 from PIL import Image
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, mock_restore_cache
+import segno
 
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr, entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry, mock_restore_cache
 
 from custom_components.arcade_pay.const import DOMAIN
 from fake_stripe import ACCOUNT_ID
@@ -26,6 +27,8 @@ ENTITIES = {
     "sensor.pac_man_revenue": "revenue",
     "sensor.pac_man_plays": "plays",
     "sensor.pac_man_last_payment": "last_payment",
+    "sensor.pac_man_pending_credits": "pending_credits",
+    "switch.pac_man_accepting_payments": "accepting_payments",
     "binary_sensor.pac_man_online": "online",
     "image.pac_man_payment_qr_code": "payment_qr_code",
     "button.pac_man_insert_credit": "insert_credit",
@@ -68,7 +71,7 @@ async def test_qr_code_encodes_payment_link(
     state = hass.states.get("image.pac_man_payment_qr_code")
     assert state.attributes["url"] == cabinet_link["url"]
     client = await hass_client()
-    resp = await client.get(f"/api/image_proxy/image.pac_man_payment_qr_code")
+    resp = await client.get("/api/image_proxy/image.pac_man_payment_qr_code")
     assert resp.status == HTTPStatus.OK
     assert resp.content_type == "image/png"
     png = await resp.read()
@@ -77,15 +80,17 @@ async def test_qr_code_encodes_payment_link(
     # Scale 10 with a 4-module quiet zone: big enough to scan from a cabinet's screen.
     assert image.width == image.height >= 10 * (21 + 8)
     # Same bytes as segno makes for this URL: it really is the link.
-    import segno
-
     expected = io.BytesIO()
     segno.make(cabinet_link["url"], error="m", micro=False).save(expected, kind="png", scale=10, border=4)
     assert png == expected.getvalue()
 
 
-async def test_insert_credit_button(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
-    await hass.services.async_call("button", "press", {"entity_id": "button.pac_man_insert_credit"}, blocking=True)
+async def test_insert_credit_button(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
+) -> None:
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.pac_man_insert_credit"}, blocking=True
+    )
     [(topic, payload, qos, retain)] = published(mqtt_mock)
     assert (topic, qos, retain) == (f"arcade/machine/{MACHINE_ID}/coinpulse", 1, False)
     message = json.loads(payload)
@@ -102,8 +107,14 @@ async def test_insert_credit_button(hass: HomeAssistant, setup_entry: MockConfig
 @pytest.mark.parametrize(
     ("restored", "expected"),
     [
-        ({"credits": "4", "plays": "17", "game_state": "playing"}, {"credits": "4", "plays": "17", "game_state": "playing"}),
-        ({"credits": "unavailable", "plays": "unknown", "game_state": "bogus"}, {"credits": "0", "plays": "0", "game_state": "attract"}),
+        (
+            {"credits": "4", "plays": "17", "game_state": "playing"},
+            {"credits": "4", "plays": "17", "game_state": "playing"},
+        ),
+        (
+            {"credits": "unavailable", "plays": "unknown", "game_state": "bogus"},
+            {"credits": "0", "plays": "0", "game_state": "attract"},
+        ),
     ],
 )
 async def test_state_is_restored_after_restart(

@@ -15,6 +15,7 @@ from custom_components.arcade_pay.button import INSERT_CREDIT
 from custom_components.arcade_pay.event import GAME
 from custom_components.arcade_pay.image import PAYMENT_QR_CODE
 from custom_components.arcade_pay.sensor import SENSORS
+from custom_components.arcade_pay.switch import ACCEPTING_PAYMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = ROOT / "custom_components" / "arcade_pay"
@@ -37,6 +38,7 @@ def test_every_entity_has_a_translated_name_and_icon() -> None:
         "button": (INSERT_CREDIT,),
         "event": (GAME,),
         "image": (PAYMENT_QR_CODE,),
+        "switch": (ACCEPTING_PAYMENTS,),
     }
     for platform, platform_descriptions in descriptions.items():
         keys = {d.translation_key for d in platform_descriptions}
@@ -45,21 +47,31 @@ def test_every_entity_has_a_translated_name_and_icon() -> None:
         for key in keys:
             assert strings[platform][key]["name"]
     assert set(strings["sensor"]["game_state"]["state"]) == {"attract", "playing"}
-    assert set(strings["event"]["game"]["state_attributes"]["event_type"]["state"]) == set(GAME.event_types or [])
+    assert set(strings["event"]["game"]["state_attributes"]["event_type"]["state"]) == set(
+        GAME.event_types or []
+    )
 
 
 def _translation_keys_in_code() -> set[str]:
     keys = set()
     for path in INTEGRATION.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.keyword) and node.arg == "translation_key" and isinstance(node.value, ast.Constant):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "translation_key"
+                and isinstance(node.value, ast.Constant)
+            ):
                 keys.add(node.value.value)
     return keys
 
 
 def test_every_raised_exception_is_translated() -> None:
     exceptions = load("strings.json")["exceptions"]
-    used = _translation_keys_in_code() - {d.translation_key for d in SENSORS} - {"online", "insert_credit", "game", "payment_qr_code"}
+    entity_keys = {
+        d.translation_key
+        for d in (*SENSORS, ONLINE, INSERT_CREDIT, GAME, PAYMENT_QR_CODE, ACCEPTING_PAYMENTS)
+    }
+    used = _translation_keys_in_code() - entity_keys
     assert used
     assert used <= set(exceptions), used - set(exceptions)
     for key in exceptions:
@@ -79,7 +91,9 @@ def test_services_yaml_matches_translations() -> None:
     services = yaml.safe_load((INTEGRATION / "services.yaml").read_text(encoding="utf-8"))
     strings = load("strings.json")["services"]
     icons = load("icons.json")["services"]
-    assert set(services) == set(strings) == set(icons) == {"add_credit", "create_payment_link"}
+    assert (
+        set(services) == set(strings) == set(icons) == {"add_credit", "create_payment_link", "export_ledger"}
+    )
     for name, service in services.items():
         assert set(service["fields"]) == set(strings[name]["fields"])
 

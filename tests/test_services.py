@@ -7,13 +7,13 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 import voluptuous as vol
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
 from custom_components.arcade_pay.stripe_gateway import StripeGateway
@@ -61,7 +61,9 @@ async def test_add_credit_validates_credits(
 
 async def test_add_credit_unknown_device(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
     with pytest.raises(ServiceValidationError) as err:
-        await hass.services.async_call(DOMAIN, "add_credit", {"device_id": "nope", "credits": 1}, blocking=True)
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": "nope", "credits": 1}, blocking=True
+        )
     assert err.value.translation_key == "unknown_cabinet"
 
 
@@ -69,11 +71,15 @@ async def test_add_credit_unloaded_entry(hass: HomeAssistant, setup_entry: MockC
     device_id = cabinet_device_id(hass)
     await hass.config_entries.async_unload(setup_entry.entry_id)
     with pytest.raises(ServiceValidationError) as err:
-        await hass.services.async_call(DOMAIN, "add_credit", {"device_id": device_id, "credits": 1}, blocking=True)
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": device_id, "credits": 1}, blocking=True
+        )
     assert err.value.translation_key == "entry_not_loaded"
 
 
-async def test_add_credit_mqtt_failure(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
+async def test_add_credit_mqtt_failure(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
+) -> None:
     mqtt_mock.async_publish.side_effect = HomeAssistantError("disconnected")
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
@@ -88,7 +94,11 @@ async def test_create_payment_link(
 ) -> None:
     fake_stripe.payment_links[cabinet_link["id"]]["active"] = False
     response = await hass.services.async_call(
-        DOMAIN, "create_payment_link", {"device_id": cabinet_device_id(hass)}, blocking=True, return_response=True
+        DOMAIN,
+        "create_payment_link",
+        {"device_id": cabinet_device_id(hass)},
+        blocking=True,
+        return_response=True,
     )
     assert response == {"url": cabinet_link["url"], "payment_link_id": cabinet_link["id"]}
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
@@ -100,7 +110,11 @@ async def test_create_payment_link_stripe_failure(
     fake_stripe.fail_next = 10
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
-            DOMAIN, "create_payment_link", {"device_id": cabinet_device_id(hass)}, blocking=True, return_response=True
+            DOMAIN,
+            "create_payment_link",
+            {"device_id": cabinet_device_id(hass)},
+            blocking=True,
+            return_response=True,
         )
     assert err.value.translation_key == "stripe_failed"
 
@@ -109,10 +123,16 @@ async def test_create_payment_link_rejected_key_starts_reauth(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
     # As if the key was revoked in Stripe's dashboard.
-    setup_entry.runtime_data.gateway = StripeGateway(REJECTED_KEY, async_get_clientsession(hass), fake_stripe.url)
+    setup_entry.runtime_data.gateway = StripeGateway(
+        REJECTED_KEY, async_get_clientsession(hass), fake_stripe.url
+    )
     with pytest.raises(HomeAssistantError):
         await hass.services.async_call(
-            DOMAIN, "create_payment_link", {"device_id": cabinet_device_id(hass)}, blocking=True, return_response=True
+            DOMAIN,
+            "create_payment_link",
+            {"device_id": cabinet_device_id(hass)},
+            blocking=True,
+            return_response=True,
         )
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == ["reauth"]

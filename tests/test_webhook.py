@@ -9,11 +9,11 @@ from unittest.mock import MagicMock
 
 from aiohttp.test_utils import TestClient
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.arcade_pay.const import EVENT_CREDIT_ADDED
 from custom_components.arcade_pay.ledger import PaymentLedger, PaymentState
@@ -37,7 +37,9 @@ async def post(client: TestClient, delivery: Delivery) -> tuple[int, dict[str, A
 
 
 def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [json.loads(payload) for topic, payload, _, _ in published(mqtt_mock) if topic.endswith("/coinpulse")]
+    return [
+        json.loads(payload) for topic, payload, _, _ in published(mqtt_mock) if topic.endswith("/coinpulse")
+    ]
 
 
 def ledger(hass: HomeAssistant, entry: MockConfigEntry) -> PaymentLedger:
@@ -210,9 +212,13 @@ async def test_malformed_bodies_with_valid_signature_are_rejected(
     assert pulses(mqtt_mock) == []
 
 
-async def test_oversized_body_is_413(client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock) -> None:
+async def test_oversized_body_is_413(
+    client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
+) -> None:
     body = "x" * (64 * 1024 + 1)
-    resp = await client.post(URL, data=body, headers={"Stripe-Signature": sign(body, fake_stripe.webhook_secret)})
+    resp = await client.post(
+        URL, data=body, headers={"Stripe-Signature": sign(body, fake_stripe.webhook_secret)}
+    )
     assert resp.status == 413
     assert pulses(mqtt_mock) == []
 
@@ -233,12 +239,16 @@ async def test_unpaid_sessions_answer_200_without_credit(
     payment_status: str,
     event_type: str,
 ) -> None:
-    delivery = fake_stripe.complete_checkout(cabinet_link["id"], payment_status=payment_status, event_type=event_type)
+    delivery = fake_stripe.complete_checkout(
+        cabinet_link["id"], payment_status=payment_status, event_type=event_type
+    )
     assert await post(client, delivery) == (200, {"received": True, "outcome": "ignored"})
     assert pulses(mqtt_mock) == []
 
 
-async def test_other_event_types_answer_200(client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock) -> None:
+async def test_other_event_types_answer_200(
+    client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
+) -> None:
     delivery = fake_stripe.event_delivery("customer.created", {"id": "cus_1", "object": "customer"})
     assert await post(client, delivery) == (200, {"received": True, "outcome": "ignored"})
     assert pulses(mqtt_mock) == []

@@ -19,32 +19,45 @@ from homeassistant.helpers.typing import ConfigType
 
 from .cabinet import CabinetConfig
 from .const import (
+    CONF_ACKNOWLEDGES,
     CONF_CREDITS_PER_GAME,
     CONF_CURRENCY,
     CONF_MACHINE_ID,
     CONF_MANAGED_LINK,
     CONF_MAX_QUANTITY,
+    CONF_OFFLINE_MINUTES,
     CONF_PAYMENT_LINK_ID,
     CONF_PAYMENT_LINK_URL,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
+    CONF_REFUND_MINUTES,
+    CONF_REFUND_UNDELIVERED,
     CONF_TOPIC_PREFIX,
     CONF_UNIT_AMOUNT,
     CONF_WEBHOOK_SECRET,
     DEFAULT_CREDITS_PER_GAME,
     DEFAULT_MAX_QUANTITY,
+    DEFAULT_OFFLINE_MINUTES,
+    DEFAULT_REFUND_MINUTES,
     DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     LOGGER,
     SUBENTRY_CABINET,
 )
-from .hub import ArcadePayHub
+from .hub import ArcadePayHub, HubOptions
 from .ledger import LedgerError, PaymentLedger
 from .services import async_setup_services
 from .stripe_gateway import ENV_API_BASE, StripeGateway, StripeGatewayError
 from .stripe_webhook import async_handle_stripe_webhook
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.EVENT, Platform.IMAGE, Platform.SENSOR]
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.IMAGE,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 type ArcadePayConfigEntry = ConfigEntry[ArcadePayHub]
@@ -109,17 +122,28 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
         for subentry in entry.subentries.values()
         if subentry.subentry_type == SUBENTRY_CABINET
     ]
+    options = entry.options
     hub = ArcadePayHub(
         hass,
         entry.entry_id,
         stripe_gateway(hass, entry.data[CONF_API_KEY]),
         ledger,
         cabinets,
-        entry.options.get(CONF_TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX),
-        entry.options.get(CONF_CREDITS_PER_GAME, DEFAULT_CREDITS_PER_GAME),
+        HubOptions(
+            topic_prefix=options.get(CONF_TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX),
+            credits_per_game=options.get(CONF_CREDITS_PER_GAME, DEFAULT_CREDITS_PER_GAME),
+            offline_grace=60.0 * options.get(CONF_OFFLINE_MINUTES, DEFAULT_OFFLINE_MINUTES),
+            refund_undelivered=options.get(CONF_REFUND_UNDELIVERED, False),
+            refund_after=60.0 * options.get(CONF_REFUND_MINUTES, DEFAULT_REFUND_MINUTES),
+        ),
     )
+    explicit_acks = {
+        subentry.data[CONF_MACHINE_ID]: subentry.data[CONF_ACKNOWLEDGES]
+        for subentry in entry.subentries.values()
+        if subentry.data.get(CONF_ACKNOWLEDGES) is not None
+    }
     try:
-        await hub.async_load_totals()
+        await hub.async_load(explicit_acks)
     except LedgerError as err:
         await hass.async_add_executor_job(ledger.close)
         raise ConfigEntryError(

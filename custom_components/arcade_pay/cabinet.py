@@ -66,6 +66,8 @@ class Cabinet:
         self.payments = 0
         self.plays = 0
         self.last_payment: datetime | None = None
+        self.pending_credits = 0
+        self.accepting_payments = True
         self._listeners: list[CabinetListener] = []
 
     @property
@@ -87,18 +89,35 @@ class Cabinet:
         for listener in list(self._listeners):
             listener(event)
 
-    def credit(
-        self, credits: int, event: CabinetEvent, paid_amount: int = 0, paid_at: datetime | None = None
-    ) -> None:
+    def paid(self, amount: int, at: datetime) -> None:
+        """A payment was recorded: count the money (credits follow when delivered)."""
+        self.revenue += amount
+        self.payments += 1
+        self.last_payment = at
+        self._changed()
+
+    def refunded(self, amount: int) -> None:
+        """Money went back to a player (refund or dispute)."""
+        self.revenue -= amount
+        self._changed()
+
+    def credit(self, credits: int, event: CabinetEvent) -> None:
         """Credits were sent to the cabinet: a game is about to be played."""
         self.credits += credits
         self.game_state = GameState.PLAYING
-        if paid_amount:
-            self.revenue += paid_amount
-            self.payments += 1
-        if paid_at is not None:
-            self.last_payment = paid_at
         self._changed(event)
+
+    def set_pending_credits(self, credits: int) -> None:
+        """Credits recorded but not yet known to be on the cabinet."""
+        if credits != self.pending_credits:
+            self.pending_credits = credits
+            self._changed()
+
+    def set_accepting_payments(self, accepting: bool) -> None:
+        """Whether the cabinet's payment link takes money."""
+        if accepting != self.accepting_payments:
+            self.accepting_payments = accepting
+            self._changed()
 
     def game_over(self, credits_per_game: int, event: CabinetEvent) -> None:
         """A game ended: one more play, its credits used, back to the attract screen."""

@@ -12,6 +12,7 @@ import voluptuous as vol
 from homeassistant.components import cloud, mqtt, webhook
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
@@ -23,6 +24,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -33,6 +35,7 @@ from homeassistant.helpers.selector import (
 
 from .const import (
     CONF_ACCOUNT_NAME,
+    CONF_ACKNOWLEDGES,
     CONF_CLOUDHOOK_URL,
     CONF_CREDITS_PER_GAME,
     CONF_CURRENCY,
@@ -40,16 +43,21 @@ from .const import (
     CONF_MACHINE_ID,
     CONF_MANAGED_LINK,
     CONF_MAX_QUANTITY,
+    CONF_OFFLINE_MINUTES,
     CONF_PAYMENT_LINK_ID,
     CONF_PAYMENT_LINK_URL,
     CONF_PRICE,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
+    CONF_REFUND_MINUTES,
+    CONF_REFUND_UNDELIVERED,
     CONF_TOPIC_PREFIX,
     CONF_UNIT_AMOUNT,
     CONF_WEBHOOK_SECRET,
     DEFAULT_CREDITS_PER_GAME,
     DEFAULT_MAX_QUANTITY,
+    DEFAULT_OFFLINE_MINUTES,
+    DEFAULT_REFUND_MINUTES,
     DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     SUBENTRY_CABINET,
@@ -164,6 +172,9 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
                     options={
                         CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
                         CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
+                        CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
+                        CONF_REFUND_UNDELIVERED: False,
+                        CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
                     },
                     description_placeholders={
                         "webhook_url": webhook_url(self.hass, data),
@@ -230,19 +241,34 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
+MINUTES = NumberSelector(
+    NumberSelectorConfig(min=0, max=1440, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min")
+)
+
+
 class ArcadePayOptionsFlow(OptionsFlow):
-    """MQTT topic prefix and how many credits a game uses."""
+    """MQTT topic prefix, credits per game, what to do when cabinets are away."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and change the options."""
         errors: dict[str, str] = {}
         if user_input is not None:
             user_input[CONF_TOPIC_PREFIX] = user_input[CONF_TOPIC_PREFIX].strip().rstrip("/")
-            user_input[CONF_CREDITS_PER_GAME] = int(user_input[CONF_CREDITS_PER_GAME])
+            for key in (CONF_CREDITS_PER_GAME, CONF_OFFLINE_MINUTES, CONF_REFUND_MINUTES):
+                user_input[key] = int(user_input[key])
             if not is_valid_topic_prefix(user_input[CONF_TOPIC_PREFIX]):
                 errors[CONF_TOPIC_PREFIX] = "invalid_topic_prefix"
+            elif user_input[CONF_REFUND_UNDELIVERED] and user_input[CONF_REFUND_MINUTES] < 1:
+                errors[CONF_REFUND_MINUTES] = "refund_too_soon"
             else:
                 return self.async_create_entry(data=user_input)
+        current = {
+            CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
+            CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
+            CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
+            CONF_REFUND_UNDELIVERED: False,
+            CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
+        } | dict(self.config_entry.options)
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
@@ -252,9 +278,12 @@ class ArcadePayOptionsFlow(OptionsFlow):
                         vol.Required(CONF_CREDITS_PER_GAME): NumberSelector(
                             NumberSelectorConfig(min=0, max=100, step=1, mode=NumberSelectorMode.BOX)
                         ),
+                        vol.Required(CONF_OFFLINE_MINUTES): MINUTES,
+                        vol.Required(CONF_REFUND_UNDELIVERED): BooleanSelector(),
+                        vol.Required(CONF_REFUND_MINUTES): MINUTES,
                     }
                 ),
-                user_input or dict(self.config_entry.options),
+                user_input or current,
             ),
             errors=errors,
             description_placeholders={"webhook_url": webhook_url(self.hass, self.config_entry.data)},
@@ -373,21 +402,35 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                     data = await self._async_update_managed_link(data, name, user_input, errors)
             except StripeGatewayError as err:
                 errors["base"] = _stripe_error(err)
+            data[CONF_ACKNOWLEDGES] = user_input[CONF_ACKNOWLEDGES]
             if not errors:
                 return self.async_update_and_abort(self._get_entry(), subentry, title=name, data=data)
         schema: dict[vol.Marker, Any] = {vol.Required(CONF_NAME): TEXT}
-        suggested: dict[str, Any] = {CONF_NAME: subentry.title}
+        suggested: dict[str, Any] = {
+            CONF_NAME: subentry.title,
+            CONF_ACKNOWLEDGES: await self._async_acknowledges(data),
+        }
         if managed:
             schema[vol.Required(CONF_PRICE)] = PRICE
             schema[vol.Required(CONF_MAX_QUANTITY)] = QUANTITY
             suggested[CONF_PRICE] = float(from_minor_units(data[CONF_UNIT_AMOUNT], currency))
             suggested[CONF_MAX_QUANTITY] = data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY)
+        schema[vol.Required(CONF_ACKNOWLEDGES)] = BooleanSelector()
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input or suggested),
             errors=errors,
             description_placeholders={"currency": currency.upper(), "machine_id": data[CONF_MACHINE_ID]},
         )
+
+    async def _async_acknowledges(self, data: Mapping[str, Any]) -> bool:
+        """The cabinet's setting, or what the ledger learned when it is not set."""
+        if data.get(CONF_ACKNOWLEDGES) is not None:
+            return bool(data[CONF_ACKNOWLEDGES])
+        entry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return False
+        return bool(entry.runtime_data.dispatcher.planner.acknowledges.get(data[CONF_MACHINE_ID], False))
 
     async def _async_update_managed_link(
         self, data: dict[str, Any], name: str, user_input: Mapping[str, Any], errors: dict[str, str]

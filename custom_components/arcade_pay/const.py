@@ -20,6 +20,11 @@ CONF_DEFAULT_CURRENCY: Final = "default_currency"
 CONF_TOPIC_PREFIX: Final = "topic_prefix"
 CONF_CREDITS_PER_GAME: Final = "credits_per_game"
 DEFAULT_CREDITS_PER_GAME: Final = 1
+CONF_OFFLINE_MINUTES: Final = "offline_minutes"
+DEFAULT_OFFLINE_MINUTES: Final = 2
+CONF_REFUND_UNDELIVERED: Final = "refund_undelivered"
+CONF_REFUND_MINUTES: Final = "refund_minutes"
+DEFAULT_REFUND_MINUTES: Final = 30
 
 # Cabinet subentries.
 SUBENTRY_CABINET: Final = "cabinet"
@@ -35,6 +40,8 @@ CONF_UNIT_AMOUNT: Final = "unit_amount"
 # True when Arcade Pay created the link (and so knows it sells exactly one price).
 CONF_MANAGED_LINK: Final = "managed_link"
 DEFAULT_MAX_QUANTITY: Final = 10
+# Whether the cabinet acknowledges pulses; absent: learned from the first acknowledgement.
+CONF_ACKNOWLEDGES: Final = "acknowledges"
 
 # Bus events for automations.
 EVENT_GAME_OVER: Final = "arcade_pay_game_over"

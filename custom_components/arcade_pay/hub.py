@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 import uuid
 
 from homeassistant.components import mqtt
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.util import dt as dt_util
 
 from .cabinet import Cabinet, CabinetConfig, CabinetEvent
 from .const import (
@@ -17,19 +22,33 @@ from .const import (
     ATTR_MACHINE_ID,
     ATTR_PAYMENT_ID,
     ATTR_SOURCE,
+    DOMAIN,
     EVENT_CREDIT_ADDED,
     EVENT_GAME_OVER,
     EVENT_TYPE_CREDIT_ADDED,
     EVENT_TYPE_GAME_OVER,
     LOGGER,
 )
+from .delivery import AckResult, CreditDispatcher, Pulse
 from .ledger import Payment, PaymentLedger, PaymentSource
-from .payments import CreditError, PaidSession, credits_from_subtotal, utcnow
+from .payments import (
+    CreditError,
+    DisputeNotice,
+    PaidSession,
+    RefundNotice,
+    WebhookRejected,
+    credits_from_subtotal,
+    from_minor_units,
+    paid_session,
+    utcnow,
+)
 from .protocol import (
+    TOPIC_ACK,
     TOPIC_COIN_PULSE,
     TOPIC_GAME_OVER,
     TOPIC_STATE,
     TOPIC_STATUS,
+    Ack,
     CabinetState,
     CoinPulse,
     GameOver,
@@ -39,16 +58,34 @@ from .protocol import (
     subscription,
     topic,
 )
-from .stripe_gateway import StripeGateway
+from .stripe_gateway import StripeGateway, StripeGatewayError
+
+RECONCILE_INTERVAL = timedelta(hours=1)
+HOUSEKEEPING_INTERVAL = timedelta(seconds=30)
+SIGNATURE_FAILURES_BEFORE_REPAIR = 3
 
 
 class Outcome(StrEnum):
-    """What the webhook did with a paid session."""
+    """What the webhook did with an event."""
 
     CREDITED = "credited"
     DUPLICATE = "duplicate"
     UNKNOWN_CABINET = "unknown_cabinet"
     NOT_CREDITABLE = "not_creditable"
+    RECORDED = "recorded"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True, slots=True)
+class HubOptions:
+    """The entry's options, resolved."""
+
+    topic_prefix: str
+    credits_per_game: int = 1
+    offline_grace: float = 120.0  # seconds; 0 = never stop taking payments
+    refund_undelivered: bool = False
+    refund_after: float = 1800.0
+    alert_after: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,51 +106,104 @@ class ArcadePayHub:
         gateway: StripeGateway,
         ledger: PaymentLedger,
         cabinets: list[CabinetConfig],
-        topic_prefix: str,
-        credits_per_game: int,
+        options: HubOptions,
     ) -> None:
         """Index the cabinets; nothing is subscribed until ``async_start``."""
         self.hass = hass
         self.entry_id = entry_id
         self.gateway = gateway
         self.ledger = ledger
-        self.topic_prefix = topic_prefix
-        self.credits_per_game = credits_per_game
+        self.options = options
         self.cabinets: dict[str, Cabinet] = {c.machine_id: Cabinet(c) for c in cabinets}
         self._by_link = {c.config.payment_link_id: c for c in self.cabinets.values()}
+        self.dispatcher = CreditDispatcher(
+            ledger,
+            self._async_publish_pulse,
+            clock=lambda: dt_util.utcnow().timestamp(),
+            run_blocking=hass.async_add_executor_job,
+            delivered=self._on_first_delivery,
+        )
         self._learned_prices: dict[str, LearnedPrice] = {}
+        self._reconciled_until: dict[str, int] = {}
+        self._paused: set[str] = set()
+        self._offline_timers: dict[str, CALLBACK_TYPE] = {}
         self._warned_topics: set[str] = set()
         self._unsubscribe: list[Callable[[], None]] = []
+        self._wakeup: CALLBACK_TYPE | None = None
+        self._signature_failures = 0
+        self._publish_failing = False
+
+    @property
+    def topic_prefix(self) -> str:
+        """The MQTT topic prefix cabinets use."""
+        return self.options.topic_prefix
 
     # --- lifecycle -------------------------------------------------------------
 
-    async def async_load_totals(self) -> None:
-        """Read revenue and last payment per cabinet from the ledger."""
+    async def async_load(self, explicit_acks: dict[str, bool] | None = None) -> None:
+        """Read totals, cabinet memory and outstanding pulses from the ledger."""
         for totals in await self.hass.async_add_executor_job(self.ledger.totals):
             cabinet = self.cabinets.get(totals.machine_id)
             if cabinet is not None and totals.currency == cabinet.config.currency:
                 cabinet.revenue = totals.revenue
                 cabinet.payments = totals.payments
                 cabinet.last_payment = totals.last_payment_at
+        memory = await self.hass.async_add_executor_job(
+            self.ledger.cabinet_memory, list(self.cabinets), int(utcnow().timestamp())
+        )
+        planner = self.dispatcher.planner
+        for machine_id, cabinet in self.cabinets.items():
+            remembered = memory.get(machine_id)
+            explicit = (explicit_acks or {}).get(machine_id)
+            planner.acknowledges[machine_id] = (
+                explicit if explicit is not None else bool(remembered and remembered.acknowledges)
+            )
+            if remembered is not None:
+                self._reconciled_until[machine_id] = remembered.reconciled_until or 0
+                if remembered.paused:
+                    self._paused.add(machine_id)
+                    cabinet.accepting_payments = False
+        await self.dispatcher.load(set(self.cabinets))
+        self._refresh_pending()
 
     async def async_start(self) -> None:
-        """Subscribe to what cabinets publish."""
+        """Subscribe to what cabinets publish, then deliver what is outstanding."""
         for kind, handler in (
             (TOPIC_GAME_OVER, self._on_game_over),
             (TOPIC_STATUS, self._on_status),
             (TOPIC_STATE, self._on_state),
+            (TOPIC_ACK, self._on_ack),
         ):
             self._unsubscribe.append(
                 await mqtt.async_subscribe(
                     self.hass, subscription(self.topic_prefix, kind), handler, qos=1, encoding=None
                 )
             )
+        self._unsubscribe.append(mqtt.async_subscribe_connection_status(self.hass, self._on_mqtt_connection))
+        self.dispatcher.planner.connected = mqtt.is_connected(self.hass)
+        self._unsubscribe.append(
+            async_track_time_interval(self.hass, self._async_housekeeping, HOUSEKEEPING_INTERVAL)
+        )
+        self._unsubscribe.append(
+            async_track_time_interval(self.hass, self._async_reconcile_job, RECONCILE_INTERVAL)
+        )
+        self._clear_issues_for_known_cabinets()
+        await self.async_flush()
+
+    async def _async_reconcile_job(self, _: object = None) -> None:
+        await self.async_reconcile()
 
     @callback
     def async_stop(self) -> None:
-        """Unsubscribe from MQTT."""
+        """Unsubscribe from MQTT and cancel timers."""
         while self._unsubscribe:
             self._unsubscribe.pop()()
+        if self._wakeup is not None:
+            self._wakeup()
+            self._wakeup = None
+        for cancel in self._offline_timers.values():
+            cancel()
+        self._offline_timers.clear()
 
     # --- lookups -----------------------------------------------------------------
 
@@ -141,30 +231,28 @@ class ArcadePayHub:
         if cabinet is None:
             LOGGER.warning(
                 "Payment %s is for an unknown cabinet (payment link %s, machine_id %s); no credit sent",
-                session.session_id,
-                session.payment_link_id,
-                session.machine_id,
+                session.session_id, session.payment_link_id, session.machine_id,
+            )  # fmt: skip
+            self._raise_issue(
+                f"unknown_cabinet_{session.machine_id or session.payment_link_id}",
+                "unknown_cabinet",
+                {
+                    "session": session.session_id,
+                    "machine_id": session.machine_id or "-",
+                    "payment_link": session.payment_link_id or "-",
+                },
             )
             return Outcome.UNKNOWN_CABINET
         if session.currency != cabinet.config.currency:
-            LOGGER.error(
-                "Payment %s for %s is in %s but the cabinet charges %s; no credit sent",
-                session.session_id,
-                cabinet.machine_id,
-                session.currency.upper(),
-                cabinet.config.currency.upper(),
+            return self._not_creditable(
+                session,
+                cabinet,
+                f"paid in {session.currency.upper()}, priced in {cabinet.config.currency.upper()}",
             )
-            return Outcome.NOT_CREDITABLE
         try:
             credits = await self._async_credits_for(cabinet, session)
         except CreditError as err:
-            LOGGER.error(
-                "Payment %s for %s: cannot tell how many credits it bought (%s); no credit sent",
-                session.session_id,
-                cabinet.machine_id,
-                err,
-            )
-            return Outcome.NOT_CREDITABLE
+            return self._not_creditable(session, cabinet, str(err))
         payment = Payment(
             payment_id=session.session_id,
             machine_id=cabinet.machine_id,
@@ -177,27 +265,35 @@ class ArcadePayHub:
             event_id=session.event_id,
             event_type=session.event_type,
         )
-        if not await self.hass.async_add_executor_job(self.ledger.record, payment):
+        recorded = partial(cabinet.paid, payment.amount, payment.received_at)
+        if not await self.dispatcher.accept(payment, recorded=recorded):
             LOGGER.info(
                 "Payment %s for %s was already credited; ignoring this delivery (event %s)",
-                session.session_id,
-                cabinet.machine_id,
-                session.event_id,
-            )
+                session.session_id, cabinet.machine_id, session.event_id,
+            )  # fmt: skip
             return Outcome.DUPLICATE
-        await self._async_deliver(cabinet, payment)
+        self._after_delivery_change()
         return Outcome.CREDITED
+
+    def _not_creditable(self, session: PaidSession, cabinet: Cabinet, reason: str) -> Outcome:
+        LOGGER.error(
+            "Payment %s for %s cannot be credited (%s); no credit sent. Refund it or credit it by hand",
+            session.session_id, cabinet.machine_id, reason,
+        )  # fmt: skip
+        self._raise_issue(
+            f"not_credited_{session.session_id}",
+            "payment_not_credited",
+            {"session": session.session_id, "cabinet": cabinet.config.name, "reason": reason},
+        )
+        return Outcome.NOT_CREDITABLE
 
     async def _async_credits_for(self, cabinet: Cabinet, session: PaidSession) -> int:
         """Credits bought, from the event when the price is known, else from Stripe."""
         link = session.payment_link_id
+        config = cabinet.config
         known: LearnedPrice | None = None
-        if (
-            cabinet.config.managed_link
-            and link == cabinet.config.payment_link_id
-            and cabinet.config.unit_amount
-        ):
-            known = LearnedPrice(cabinet.config.unit_amount, cabinet.config.currency)
+        if config.managed_link and link == config.payment_link_id and config.unit_amount:
+            known = LearnedPrice(config.unit_amount, config.currency)
         elif link is not None:
             known = self._learned_prices.get(link)
         if known is not None and known.currency == session.currency and session.amount_subtotal is not None:
@@ -212,8 +308,66 @@ class ArcadePayHub:
             raise CreditError(f"Stripe lists a quantity of {items.quantity}")
         return items.quantity
 
+    async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
+        """Record a refund against its payment and take it out of revenue."""
+        adjustment = await self.hass.async_add_executor_job(
+            self.ledger.record_refund, notice.payment_intent, notice.refunded_total, notice.event_id
+        )
+        if adjustment is None:
+            LOGGER.info(
+                "Refund for payment intent %s is not for an Arcade Pay payment", notice.payment_intent
+            )
+            return Outcome.IGNORED
+        self._apply_adjustment(
+            adjustment.payment.payment_id, adjustment.payment.machine_id, adjustment.revenue_delta
+        )
+        if adjustment.revenue_delta:
+            LOGGER.info(
+                "Payment %s was refunded (%s %s)",
+                adjustment.payment.payment_id,
+                from_minor_units(adjustment.revenue_delta, adjustment.payment.currency),
+                adjustment.payment.currency.upper(),
+            )
+        return Outcome.RECORDED
+
+    async def async_handle_dispute(self, notice: DisputeNotice) -> Outcome:
+        """Record a dispute, take it out of revenue and tell the owner."""
+        adjustment = await self.hass.async_add_executor_job(
+            self.ledger.record_dispute, notice.payment_intent, notice.amount, notice.event_id
+        )
+        if adjustment is None:
+            LOGGER.info("Dispute %s is not about an Arcade Pay payment", notice.dispute_id)
+            return Outcome.IGNORED
+        payment = adjustment.payment
+        self._apply_adjustment(payment.payment_id, payment.machine_id, adjustment.revenue_delta)
+        cabinet = self.cabinets.get(payment.machine_id)
+        self._raise_issue(
+            f"dispute_{notice.dispute_id}",
+            "payment_disputed",
+            {
+                "cabinet": cabinet.config.name if cabinet else payment.machine_id,
+                "amount": f"{from_minor_units(notice.amount, payment.currency)} {payment.currency.upper()}",
+                "session": payment.payment_id,
+                "reason": notice.reason or "unknown",
+                "url": f"https://dashboard.stripe.com/disputes/{notice.dispute_id}",
+            },
+            severity=ir.IssueSeverity.ERROR,
+        )
+        return Outcome.RECORDED
+
+    def _apply_adjustment(self, payment_id: str, machine_id: str, revenue_delta: int) -> None:
+        # Money given back: stop sending credits that were not delivered yet.
+        self.dispatcher.forget(payment_id)
+        if (cabinet := self.cabinets.get(machine_id)) is not None and revenue_delta:
+            cabinet.refunded(revenue_delta)
+        self._after_delivery_change()
+
     async def async_add_manual_credit(self, cabinet: Cabinet, credits: int) -> str:
-        """Give free credits (button or action); return the payment id used."""
+        """Give free credits (button or action); return the payment id used.
+
+        Raises HomeAssistantError when MQTT could not take the pulse now; it stays in the
+        ledger and is delivered when MQTT is back.
+        """
         payment = Payment(
             payment_id=f"manual_{uuid.uuid4().hex}",
             machine_id=cabinet.machine_id,
@@ -223,49 +377,254 @@ class ArcadePayHub:
             source=PaymentSource.MANUAL,
             received_at=utcnow(),
         )
-        await self.hass.async_add_executor_job(self.ledger.record, payment)
-        await self._async_deliver(cabinet, payment, raise_on_failure=True)
+        await self.dispatcher.accept(payment)
+        self._after_delivery_change()
+        if not self.dispatcher.published_once(payment.payment_id):
+            raise HomeAssistantError(f"MQTT did not take the coin pulse; {credits} credit(s) will follow")
         return payment.payment_id
 
-    async def _async_deliver(
-        self, cabinet: Cabinet, payment: Payment, raise_on_failure: bool = False
-    ) -> None:
-        """Publish the coin pulse, then tell the entities and the bus."""
-        pulse = CoinPulse(cabinet.machine_id, payment.credits, payment.received_at, payment.payment_id)
+    async def _async_publish_pulse(self, pulse: Pulse) -> bool:
+        """Publish one coin pulse; False when MQTT refused it."""
+        message = CoinPulse(pulse.machine_id, pulse.credits, pulse.timestamp, pulse.payment_id)
         try:
             await mqtt.async_publish(
                 self.hass,
-                topic(self.topic_prefix, cabinet.machine_id, TOPIC_COIN_PULSE),
-                pulse.to_json(),
+                topic(self.topic_prefix, pulse.machine_id, TOPIC_COIN_PULSE),
+                message.to_json(),
                 qos=1,
                 retain=False,
             )
         except HomeAssistantError as err:
-            # The payment stays 'pending' in the ledger, where it can be found and re-sent.
-            LOGGER.error(
-                "Could not send %d credit(s) of %s to %s: %s",
-                payment.credits,
-                payment.payment_id,
-                cabinet.machine_id,
-                err,
-            )
-            if raise_on_failure:
-                raise
+            if not self._publish_failing:
+                LOGGER.warning(
+                    "Coin pulses cannot be sent (%s); they wait and are sent when MQTT is back", err
+                )
+                self._publish_failing = True
+            return False
+        if self._publish_failing:
+            LOGGER.info("Coin pulses are being sent again")
+            self._publish_failing = False
+        return True
+
+    @callback
+    def _on_first_delivery(self, pulse: Pulse) -> None:
+        """A pulse reached MQTT for the first time: tell the entities and the bus."""
+        cabinet = self.cabinets.get(pulse.machine_id)
+        if cabinet is None:
             return
-        await self.hass.async_add_executor_job(self.ledger.mark_published, payment.payment_id, utcnow())
         attributes = {
-            ATTR_CREDITS: payment.credits,
-            ATTR_PAYMENT_ID: payment.payment_id,
-            ATTR_SOURCE: payment.source.value,
+            ATTR_CREDITS: pulse.credits,
+            ATTR_PAYMENT_ID: pulse.payment_id,
+            ATTR_SOURCE: pulse.source.value,
         }
-        paid = payment.source is PaymentSource.STRIPE
-        cabinet.credit(
-            payment.credits,
-            CabinetEvent(EVENT_TYPE_CREDIT_ADDED, attributes),
-            paid_amount=payment.amount if paid else 0,
-            paid_at=payment.received_at if paid else None,
-        )
+        cabinet.credit(pulse.credits, CabinetEvent(EVENT_TYPE_CREDIT_ADDED, attributes))
         self.hass.bus.async_fire(EVENT_CREDIT_ADDED, self._event_data(cabinet) | attributes)
+
+    async def async_flush(self) -> None:
+        """Publish what is due, then sleep until the next pulse falls due."""
+        await self.dispatcher.flush()
+        self._after_delivery_change()
+
+    @callback
+    def _after_delivery_change(self) -> None:
+        self._refresh_pending()
+        self._schedule_wakeup()
+
+    @callback
+    def _refresh_pending(self) -> None:
+        for machine_id, cabinet in self.cabinets.items():
+            cabinet.set_pending_credits(self.dispatcher.outstanding_credits(machine_id))
+
+    @callback
+    def _schedule_wakeup(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup()
+            self._wakeup = None
+        wake_at = self.dispatcher.planner.next_wakeup()
+        if wake_at is None:
+            return
+        delay = max(0.0, wake_at - dt_util.utcnow().timestamp())
+        self._wakeup = async_call_later(
+            self.hass, delay, HassJob(self._async_wakeup, cancel_on_shutdown=True)
+        )
+
+    async def _async_wakeup(self, _: object) -> None:
+        self._wakeup = None
+        await self.async_flush()
+
+    async def _async_housekeeping(self, _: object = None) -> None:
+        """Refund what could not be delivered in time (if enabled) and raise stuck-credit repairs."""
+        now = utcnow()
+        for machine_id, cabinet in self.cabinets.items():
+            oldest = self.dispatcher.oldest_outstanding(machine_id)
+            age = (now - oldest.timestamp).total_seconds() if oldest else 0.0
+            issue_id = f"credits_undelivered_{machine_id}"
+            if oldest is not None and age >= self.options.alert_after:
+                self._raise_issue(
+                    issue_id,
+                    "credits_undelivered",
+                    {"cabinet": cabinet.config.name, "credits": str(cabinet.pending_credits)},
+                )
+            else:
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        if self.options.refund_undelivered:
+            await self._async_refund_overdue(now.timestamp())
+
+    async def _async_refund_overdue(self, now: float) -> None:
+        for outstanding in self.dispatcher.planner.outstanding():
+            pulse = self.dispatcher.pulse(outstanding.payment_id)
+            if pulse is None or pulse.source is not PaymentSource.STRIPE:
+                continue
+            if now - pulse.timestamp.timestamp() < self.options.refund_after:
+                continue
+            record = await self.hass.async_add_executor_job(self.ledger.payment, pulse.payment_id)
+            if record is None or record.payment_intent is None:
+                continue
+            try:
+                await self.gateway.refund(record.payment_intent)
+            except StripeGatewayError as err:
+                LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
+                continue
+            LOGGER.warning(
+                "Refunded payment %s: its %d credit(s) did not reach %s in time",
+                pulse.payment_id, pulse.credits, pulse.machine_id,
+            )  # fmt: skip
+            adjustment = await self.hass.async_add_executor_job(
+                self.ledger.record_refund,
+                record.payment_intent,
+                record.amount,
+                f"auto_refund:{record.payment_id}",
+            )
+            if adjustment is not None:
+                self._apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
+
+    # --- reconciliation ---------------------------------------------------------------
+
+    async def async_reconcile(self) -> int:
+        """Credit paid sessions the webhook never delivered; return how many were credited."""
+        credited = 0
+        for machine_id, cabinet in self.cabinets.items():
+            since = self._reconciled_until.get(machine_id, 0)
+            try:
+                sessions = await self.gateway.completed_sessions(cabinet.config.payment_link_id, since)
+            except StripeGatewayError as err:
+                LOGGER.warning("Could not check Stripe for missed payments of %s: %s", machine_id, err)
+                continue
+            newest = since
+            for obj in sessions:
+                created = obj.get("created")
+                if isinstance(created, int) and not isinstance(created, bool):
+                    newest = max(newest, created)
+                try:
+                    notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
+                except WebhookRejected as err:
+                    LOGGER.warning("Skipping a session Stripe listed for %s: %s", machine_id, err)
+                    continue
+                if not isinstance(notice, PaidSession):
+                    continue
+                try:
+                    outcome = await self.async_handle_paid_session(notice)
+                except StripeGatewayError as err:
+                    LOGGER.warning("Could not reconcile %s now: %s", notice.session_id, err)
+                    newest = since  # Look at this window again next time.
+                    break
+                if outcome is Outcome.CREDITED:
+                    credited += 1
+                    LOGGER.warning(
+                        "Credited payment %s for %s that the webhook never delivered; "
+                        "check the webhook URL and secret in Stripe",
+                        notice.session_id, machine_id,
+                    )  # fmt: skip
+            if newest > since:
+                self._reconciled_until[machine_id] = newest
+                await self.hass.async_add_executor_job(self.ledger.set_reconciled_until, machine_id, newest)
+        return credited
+
+    # --- accepting payments ----------------------------------------------------------
+
+    async def async_set_accepting_payments(self, cabinet: Cabinet, accepting: bool, by_user: bool) -> None:
+        """Activate or deactivate a cabinet's payment link.
+
+        An operator's "off" sticks (across restarts) until the operator turns it on again;
+        the offline rule only switches links off and back on while the operator has not.
+        """
+        if by_user:
+            if accepting:
+                self._paused.discard(cabinet.machine_id)
+            else:
+                self._paused.add(cabinet.machine_id)
+            await self.hass.async_add_executor_job(
+                self.ledger.set_cabinet_paused, cabinet.machine_id, not accepting
+            )
+        elif accepting and cabinet.machine_id in self._paused:
+            return
+        await self.gateway.set_link_active(cabinet.config.payment_link_id, accepting)
+        cabinet.set_accepting_payments(accepting)
+
+    async def _async_offline_too_long(self, machine_id: str) -> None:
+        self._offline_timers.pop(machine_id, None)
+        cabinet = self.cabinets[machine_id]
+        if cabinet.online is not False or not cabinet.accepting_payments:
+            return
+        try:
+            await self.async_set_accepting_payments(cabinet, False, by_user=False)
+        except StripeGatewayError as err:
+            LOGGER.warning("Could not stop payments for offline cabinet %s: %s", machine_id, err)
+            return
+        LOGGER.warning("Cabinet %s is offline: its payment link no longer takes payments", machine_id)
+
+    async def _async_back_online(self, cabinet: Cabinet) -> None:
+        if not cabinet.accepting_payments and cabinet.machine_id not in self._paused:
+            try:
+                await self.async_set_accepting_payments(cabinet, True, by_user=False)
+            except StripeGatewayError as err:
+                LOGGER.warning("Could not resume payments for %s: %s", cabinet.machine_id, err)
+            else:
+                LOGGER.info("Cabinet %s is back: its payment link takes payments again", cabinet.machine_id)
+        await self.async_flush()
+
+    # --- repairs ---------------------------------------------------------------------
+
+    def _raise_issue(
+        self,
+        issue_id: str,
+        translation_key: str,
+        placeholders: dict[str, str],
+        severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
+    ) -> None:
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=severity,
+            translation_key=translation_key,
+            translation_placeholders=placeholders,
+        )
+
+    def _clear_issues_for_known_cabinets(self) -> None:
+        for machine_id in self.cabinets:
+            ir.async_delete_issue(self.hass, DOMAIN, f"unknown_cabinet_{machine_id}")
+
+    @callback
+    def note_signature_failure(self) -> None:
+        """A delivery failed the signature check; several in a row mean a wrong secret."""
+        self._signature_failures += 1
+        if self._signature_failures == SIGNATURE_FAILURES_BEFORE_REPAIR:
+            self._raise_issue(
+                f"webhook_signature_{self.entry_id}",
+                "webhook_signature_failing",
+                {"failures": str(self._signature_failures)},
+                severity=ir.IssueSeverity.ERROR,
+            )
+
+    @callback
+    def note_verified_delivery(self) -> None:
+        """A delivery passed the signature check."""
+        if self._signature_failures >= SIGNATURE_FAILURES_BEFORE_REPAIR:
+            ir.async_delete_issue(self.hass, DOMAIN, f"webhook_signature_{self.entry_id}")
+        self._signature_failures = 0
 
     # --- MQTT messages from cabinets -------------------------------------------------------
 
@@ -284,9 +643,22 @@ class ArcadePayHub:
         self._warned_topics.add(message_topic)
         LOGGER.warning(
             "Ignoring malformed message on %s: %s (further ones on this topic are logged at debug level)",
-            message_topic,
-            err,
-        )
+            message_topic, err,
+        )  # fmt: skip
+
+    @callback
+    def _on_mqtt_connection(self, connected: bool) -> None:
+        planner = self.dispatcher.planner
+        if connected == planner.connected:
+            return
+        planner.connected = connected
+        if not connected:
+            LOGGER.warning("MQTT is disconnected: coin pulses wait until it is back")
+            self._schedule_wakeup()
+            return
+        LOGGER.info("MQTT is back: sending the coin pulses that waited")
+        planner.hurry()
+        self.hass.async_create_task(self.async_flush(), eager_start=True)
 
     @callback
     def _on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
@@ -299,7 +671,7 @@ class ArcadePayHub:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
-        cabinet.game_over(self.credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
+        cabinet.game_over(self.options.credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
         self.hass.bus.async_fire(EVENT_GAME_OVER, self._event_data(cabinet))
 
     @callback
@@ -313,7 +685,28 @@ class ArcadePayHub:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
+        was = cabinet.online
         cabinet.set_online(online)
+        self.dispatcher.planner.online[cabinet.machine_id] = online
+        if online == was:
+            return
+        machine_id = cabinet.machine_id
+        if not online:
+            LOGGER.warning("Cabinet %s went offline; credits for it wait until it is back", machine_id)
+            self._schedule_wakeup()
+            if self.options.offline_grace > 0 and machine_id not in self._offline_timers:
+                self._offline_timers[machine_id] = async_call_later(
+                    self.hass,
+                    self.options.offline_grace,
+                    HassJob(lambda _: self._async_offline_too_long(machine_id), cancel_on_shutdown=True),
+                )
+            return
+        if was is False:
+            LOGGER.info("Cabinet %s is back online", machine_id)
+        if (cancel := self._offline_timers.pop(machine_id, None)) is not None:
+            cancel()
+        self.dispatcher.planner.hurry(machine_id)
+        self.hass.async_create_task(self._async_back_online(cabinet), eager_start=True)
 
     @callback
     def _on_state(self, msg: mqtt.ReceiveMessage) -> None:
@@ -328,5 +721,35 @@ class ArcadePayHub:
             return
         cabinet.report_state(state)
 
+    @callback
+    def _on_ack(self, msg: mqtt.ReceiveMessage) -> None:
+        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            return
+        try:
+            ack = Ack.from_payload(msg.payload)
+        except ProtocolError as err:
+            self._warn_once(msg.topic, err)
+            return
+        self.hass.async_create_task(self._async_acknowledged(cabinet, ack.payment_id), eager_start=True)
 
-__all__ = ["ArcadePayHub", "Outcome"]
+    async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
+        result = await self.dispatcher.acknowledge(cabinet.machine_id, payment_id)
+        if result is AckResult.UNKNOWN:
+            self._warn_once(
+                f"{cabinet.machine_id}/ack/unknown",
+                ProtocolError(
+                    f"acknowledgement for {payment_id[:64]!r}, which is not a payment of this cabinet"
+                ),
+            )
+            return
+        planner = self.dispatcher.planner
+        if not planner.acknowledges.get(cabinet.machine_id):
+            LOGGER.info(
+                "Cabinet %s acknowledges credits: pulses are now re-sent until it does", cabinet.machine_id
+            )
+            planner.acknowledges[cabinet.machine_id] = True
+            await self.hass.async_add_executor_job(self.ledger.set_cabinet_acknowledges, cabinet.machine_id)
+        self._after_delivery_change()
+
+
+__all__ = ["ArcadePayHub", "HubOptions", "Outcome"]

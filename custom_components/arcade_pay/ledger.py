@@ -17,15 +17,18 @@ answers 2xx survives a power cut, which is the promise made to Stripe.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 import sqlite3
 import threading
-from typing import Final
+from typing import Any, Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -58,6 +61,23 @@ _MIGRATIONS: Final[dict[int, str]] = {
         PRIMARY KEY (machine_id, currency)
     ) WITHOUT ROWID;
     """,
+    # Acknowledged delivery, refunds and disputes, per-cabinet memory.
+    2: """
+    ALTER TABLE payments ADD COLUMN awaiting_ack INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payments ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payments ADD COLUMN acknowledged_at TEXT;
+    ALTER TABLE payments ADD COLUMN refunded_amount INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payments ADD COLUMN disputed_amount INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX payments_pending;
+    CREATE INDEX payments_undelivered ON payments (received_at) WHERE state = 'pending' OR awaiting_ack = 1;
+    CREATE INDEX payments_intent ON payments (payment_intent) WHERE payment_intent IS NOT NULL;
+    CREATE TABLE cabinets (
+        machine_id TEXT PRIMARY KEY,
+        acknowledges INTEGER,
+        reconciled_until INTEGER,
+        paused INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    """,
 }
 
 
@@ -66,6 +86,9 @@ class PaymentState(StrEnum):
 
     PENDING = "pending"
     PUBLISHED = "published"
+    ACKNOWLEDGED = "acknowledged"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
 
 
 class PaymentSource(StrEnum):
@@ -164,97 +187,238 @@ class PaymentLedger:
             raise LedgerError("ledger is closed")
         return self._db
 
-    def record(self, payment: Payment) -> bool:
-        """Record a payment durably; return False if its payment id was already recorded.
-
-        The event id is remembered either way, so that the audit trail shows retries.
-        """
-        received = payment.received_at.astimezone(UTC).isoformat()
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock; sqlite errors become LedgerError."""
         with self._lock:
             db = self._connection()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    inserted = (
-                        db.execute(
-                            "INSERT INTO payments (payment_id, machine_id, credits, amount, currency,"
-                            " payment_intent, source, state, received_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
-                            (
-                                payment.payment_id,
-                                payment.machine_id,
-                                payment.credits,
-                                payment.amount,
-                                payment.currency,
-                                payment.payment_intent,
-                                payment.source.value,
-                                PaymentState.PENDING.value,
-                                received,
-                            ),
-                        ).rowcount
-                        == 1
-                    )
-                    if payment.event_id is not None:
-                        db.execute(
-                            "INSERT INTO payment_events (event_id, payment_id, event_type, received_at)"
-                            " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                            (payment.event_id, payment.payment_id, payment.event_type or "", received),
-                        )
-                    if inserted and payment.source is PaymentSource.STRIPE:
-                        # Free credits are on the audit trail but are not takings.
-                        db.execute(
-                            "INSERT INTO cabinet_totals VALUES (?, ?, ?, 1, ?, ?)"
-                            " ON CONFLICT (machine_id, currency) DO UPDATE SET"
-                            " revenue = revenue + excluded.revenue, payments = payments + 1,"
-                            " credits = credits + excluded.credits,"
-                            " last_payment_at = max(coalesce(last_payment_at, ''), excluded.last_payment_at)",
-                            (payment.machine_id, payment.currency, payment.amount, payment.credits, received),
-                        )
+                    yield db
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as err:
-                raise LedgerError(f"cannot record payment: {err}") from err
-        return inserted
+                raise LedgerError(f"ledger write failed: {err}") from err
 
-    def mark_published(self, payment_id: str, at: datetime) -> None:
-        """Note that the coin pulse for a payment went out."""
+    def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             try:
-                self._connection().execute(
-                    "UPDATE payments SET state = ?, published_at = ? WHERE payment_id = ? AND state = ?",
-                    (
-                        PaymentState.PUBLISHED.value,
-                        at.astimezone(UTC).isoformat(),
-                        payment_id,
-                        PaymentState.PENDING.value,
-                    ),
-                )
+                return self._connection().execute(sql, parameters).fetchall()
             except sqlite3.Error as err:
-                raise LedgerError(f"cannot update payment: {err}") from err
+                raise LedgerError(f"ledger read failed: {err}") from err
+
+    def record(self, payment: Payment) -> bool:
+        """Record a payment durably; return False if its payment id was already recorded.
+
+        The event id is remembered either way, so that the audit trail shows retries.
+        """
+        received = _iso(payment.received_at)
+        with self._transaction() as db:
+            inserted = (
+                db.execute(
+                    "INSERT INTO payments (payment_id, machine_id, credits, amount, currency,"
+                    " payment_intent, source, state, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
+                    (
+                        payment.payment_id,
+                        payment.machine_id,
+                        payment.credits,
+                        payment.amount,
+                        payment.currency,
+                        payment.payment_intent,
+                        payment.source.value,
+                        PaymentState.PENDING.value,
+                        received,
+                    ),
+                ).rowcount
+                == 1
+            )
+            if payment.event_id is not None:
+                self._remember_event(db, payment.event_id, payment.payment_id, payment.event_type, received)
+            if inserted and payment.source is PaymentSource.STRIPE:
+                # Free credits are on the audit trail but are not takings.
+                db.execute(
+                    "INSERT INTO cabinet_totals VALUES (?, ?, ?, 1, ?, ?)"
+                    " ON CONFLICT (machine_id, currency) DO UPDATE SET"
+                    " revenue = revenue + excluded.revenue, payments = payments + 1,"
+                    " credits = credits + excluded.credits,"
+                    " last_payment_at = max(coalesce(last_payment_at, ''), excluded.last_payment_at)",
+                    (payment.machine_id, payment.currency, payment.amount, payment.credits, received),
+                )
+        return inserted
+
+    @staticmethod
+    def _remember_event(
+        db: sqlite3.Connection, event_id: str, payment_id: str, event_type: str | None, at: str
+    ) -> None:
+        db.execute(
+            "INSERT INTO payment_events (event_id, payment_id, event_type, received_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            (event_id, payment_id, event_type or "", at),
+        )
+
+    def mark_published(self, payment_id: str, at: datetime, awaiting_ack: bool = False) -> None:
+        """Note that a coin pulse for a payment went out (again).
+
+        ``awaiting_ack`` keeps it on the undelivered list until the cabinet acknowledges.
+        """
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE payments SET state = 'published', published_at = coalesce(published_at, ?),"
+                " attempts = attempts + 1, awaiting_ack = ?"
+                " WHERE payment_id = ? AND state IN ('pending', 'published')",
+                (_iso(at), int(awaiting_ack), payment_id),
+            )
+
+    def mark_acknowledged(self, payment_id: str, machine_id: str, at: datetime) -> bool:
+        """The cabinet confirmed it applied the credits.
+
+        Return False for ids that are unknown, of another cabinet, or already final.
+        """
+        with self._transaction() as db:
+            return (
+                db.execute(
+                    "UPDATE payments SET state = 'acknowledged', awaiting_ack = 0, acknowledged_at = ?"
+                    " WHERE payment_id = ? AND machine_id = ? AND state IN ('pending', 'published')",
+                    (_iso(at), payment_id, machine_id),
+                ).rowcount
+                == 1
+            )
+
+    def undelivered(self) -> list[Undelivered]:
+        """Pulses not yet known to be delivered, oldest first (indexed: cost follows their number)."""
+        rows = self._query(
+            "SELECT payment_id, machine_id, credits, source, received_at, attempts FROM payments"
+            " WHERE state = 'pending' OR awaiting_ack = 1 ORDER BY received_at"
+        )
+        return [
+            Undelivered(pid, machine, credits, PaymentSource(source), datetime.fromisoformat(at), attempts)
+            for pid, machine, credits, source, at, attempts in rows
+        ]
+
+    def payment(self, payment_id: str) -> PaymentRecord | None:
+        """Return one payment as recorded, or None."""
+        rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,))  # noqa: S608 - a constant column list
+        return _record(rows[0]) if rows else None
 
     def state_of(self, payment_id: str) -> PaymentState | None:
         """Return a payment's state, or None if it was never recorded."""
-        with self._lock:
-            row = (
-                self._connection()
-                .execute("SELECT state FROM payments WHERE payment_id = ?", (payment_id,))
-                .fetchone()
+        record = self.payment(payment_id)
+        return None if record is None else record.state
+
+    def record_refund(self, payment_intent: str, refunded_total: int, event_id: str) -> Adjustment | None:
+        """Stripe refunded (part of) a payment; ``refunded_total`` is the charge's cumulative refund.
+
+        Revenue drops by what is newly refunded. An undelivered payment stops being delivered;
+        delivered credits are never taken back. Return None for payments we do not know.
+        """
+        with self._transaction() as db:
+            row = self._by_intent(db, payment_intent)
+            if row is None:
+                return None
+            record = _record(row)
+            self._remember_event(db, event_id, record.payment_id, "charge.refunded", _iso(_now()))
+            delta = min(refunded_total, record.amount) - record.refunded_amount
+            if delta <= 0:
+                return Adjustment(record, 0)
+            undelivered = record.state is PaymentState.PENDING or record.awaiting_ack
+            db.execute(
+                "UPDATE payments SET refunded_amount = refunded_amount + ?, awaiting_ack = 0,"
+                " state = CASE WHEN ? THEN 'refunded' ELSE state END WHERE payment_id = ?",
+                (delta, undelivered or refunded_total >= record.amount, record.payment_id),
             )
-        return None if row is None else PaymentState(row[0])
+            self._reduce_revenue(db, record, delta)
+        return Adjustment(record, delta)
+
+    def record_dispute(self, payment_intent: str, amount: int, event_id: str) -> Adjustment | None:
+        """A player disputed a payment: record it once and take it out of revenue."""
+        with self._transaction() as db:
+            row = self._by_intent(db, payment_intent)
+            if row is None:
+                return None
+            record = _record(row)
+            self._remember_event(db, event_id, record.payment_id, "charge.dispute.created", _iso(_now()))
+            if record.disputed_amount:
+                return Adjustment(record, 0)
+            delta = max(0, min(amount, record.amount - record.refunded_amount))
+            db.execute(
+                "UPDATE payments SET disputed_amount = ?, state = 'disputed', awaiting_ack = 0"
+                " WHERE payment_id = ?",
+                (max(amount, 1), record.payment_id),
+            )
+            self._reduce_revenue(db, record, delta)
+        return Adjustment(record, delta)
+
+    @staticmethod
+    def _by_intent(db: sqlite3.Connection, payment_intent: str) -> Any:
+        query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_intent = ?"  # noqa: S608 - constant
+        return db.execute(query, (payment_intent,)).fetchone()
+
+    @staticmethod
+    def _reduce_revenue(db: sqlite3.Connection, record: PaymentRecord, delta: int) -> None:
+        if delta and record.source is PaymentSource.STRIPE:
+            db.execute(
+                "UPDATE cabinet_totals SET revenue = revenue - ? WHERE machine_id = ? AND currency = ?",
+                (delta, record.machine_id, record.currency),
+            )
+
+    def cabinet_memory(self, machine_ids: list[str], now: int) -> dict[str, CabinetMemory]:
+        """Return what the ledger remembers of each cabinet, in one transaction.
+
+        A cabinet seen for the first time starts reconciling from ``now``: sessions paid
+        before Arcade Pay knew it are not ours to credit.
+        """
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO cabinets (machine_id, reconciled_until) VALUES (?, ?)"
+                " ON CONFLICT (machine_id) DO UPDATE SET"
+                " reconciled_until = coalesce(reconciled_until, excluded.reconciled_until)",
+                [(machine_id, now) for machine_id in machine_ids],
+            )
+            rows = db.execute(
+                "SELECT machine_id, acknowledges, reconciled_until, paused FROM cabinets"
+            ).fetchall()
+        return {
+            machine: CabinetMemory(bool(acks), until, bool(paused))
+            for machine, acks, until, paused in rows
+            if machine in set(machine_ids)
+        }
+
+    def _update_cabinet(self, machine_id: str, column: str, value: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO cabinets (machine_id, {column}) VALUES (?, ?)"  # noqa: S608 - fixed columns
+                f" ON CONFLICT (machine_id) DO UPDATE SET {column} = excluded.{column}",
+                (machine_id, value),
+            )
+
+    def set_cabinet_acknowledges(self, machine_id: str) -> None:
+        """Remember that the cabinet acknowledges pulses (it just did)."""
+        self._update_cabinet(machine_id, "acknowledges", 1)
+
+    def set_cabinet_paused(self, machine_id: str, paused: bool) -> None:
+        """Remember that the operator switched the cabinet's payments off (or on again)."""
+        self._update_cabinet(machine_id, "paused", int(paused))
+
+    def set_reconciled_until(self, machine_id: str, created: int) -> None:
+        """Move a cabinet's reconciliation cursor forward (never back)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO cabinets (machine_id, reconciled_until) VALUES (?, ?)"
+                " ON CONFLICT (machine_id) DO UPDATE SET reconciled_until ="
+                " max(coalesce(reconciled_until, 0), excluded.reconciled_until)",
+                (machine_id, created),
+            )
 
     def totals(self) -> list[CabinetTotals]:
         """Return what every cabinet has taken, per currency (cost independent of history)."""
-        with self._lock:
-            rows = (
-                self._connection()
-                .execute(
-                    "SELECT machine_id, currency, revenue, payments, credits, last_payment_at"
-                    " FROM cabinet_totals ORDER BY machine_id, currency"
-                )
-                .fetchall()
-            )
+        rows = self._query(
+            "SELECT machine_id, currency, revenue, payments, credits, last_payment_at"
+            " FROM cabinet_totals ORDER BY machine_id, currency"
+        )
         return [
             CabinetTotals(
                 machine,
@@ -269,8 +433,97 @@ class PaymentLedger:
 
     def count_by_state(self) -> dict[str, int]:
         """Return how many payments are in each state (for diagnostics)."""
+        return dict(self._query("SELECT state, count(*) FROM payments GROUP BY state"))
+
+    def export_csv(self, path: str | Path) -> int:
+        """Write every payment to a CSV file (the operator's audit trail); return the row count."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            rows = (
-                self._connection().execute("SELECT state, count(*) FROM payments GROUP BY state").fetchall()
+            cursor = self._connection().execute(
+                f"SELECT {_RECORD_COLUMNS} FROM payments ORDER BY received_at, payment_id"  # noqa: S608 - a constant column list
             )
-        return dict(rows)
+            count = 0
+            with target.open("w", newline="", encoding="utf-8") as file:
+                writer = csv.writer(file)
+                writer.writerow(_RECORD_COLUMNS.split(", "))
+                while rows := cursor.fetchmany(1000):
+                    writer.writerows(rows)
+                    count += len(rows)
+        return count
+
+
+_RECORD_COLUMNS: Final = (
+    "payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,"
+    " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A payment as the ledger holds it."""
+
+    payment_id: str
+    machine_id: str
+    credits: int
+    amount: int
+    currency: str
+    payment_intent: str | None
+    source: PaymentSource
+    state: PaymentState
+    received_at: datetime
+    published_at: datetime | None
+    acknowledged_at: datetime | None
+    attempts: int
+    awaiting_ack: bool
+    refunded_amount: int
+    disputed_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetMemory:
+    """What the ledger remembers of a cabinet between restarts."""
+
+    acknowledges: bool
+    reconciled_until: int | None
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A pulse still on its way."""
+
+    payment_id: str
+    machine_id: str
+    credits: int
+    source: PaymentSource
+    received_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A refund or dispute applied to a payment: the payment before, and the revenue taken off."""
+
+    payment: PaymentRecord
+    revenue_delta: int
+
+
+def _record(row: Any) -> PaymentRecord:
+    (pid, machine, credits, amount, currency, intent, source, state, received, published, acked,
+     attempts, awaiting, refunded, disputed) = row  # fmt: skip
+    return PaymentRecord(
+        pid, machine, credits, amount, currency, intent, PaymentSource(source), PaymentState(state),
+        datetime.fromisoformat(received),
+        datetime.fromisoformat(published) if published else None,
+        datetime.fromisoformat(acked) if acked else None,
+        attempts, bool(awaiting), refunded, disputed,
+    )  # fmt: skip
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -22,11 +22,18 @@ MAX_BODY_BYTES: Final = 64 * 1024
 EVENT_SESSION_COMPLETED: Final = "checkout.session.completed"
 EVENT_SESSION_ASYNC_SUCCEEDED: Final = "checkout.session.async_payment_succeeded"
 EVENT_SESSION_ASYNC_FAILED: Final = "checkout.session.async_payment_failed"
+EVENT_CHARGE_REFUNDED: Final = "charge.refunded"
+EVENT_DISPUTE_CREATED: Final = "charge.dispute.created"
 CREDITING_EVENTS: Final = frozenset({EVENT_SESSION_COMPLETED, EVENT_SESSION_ASYNC_SUCCEEDED})
 SESSION_EVENTS: Final = CREDITING_EVENTS | {EVENT_SESSION_ASYNC_FAILED}
 
 # The events a Stripe webhook endpoint for Arcade Pay should send.
-SUBSCRIBED_EVENTS: Final = tuple(sorted(CREDITING_EVENTS))
+SUBSCRIBED_EVENTS: Final = (
+    EVENT_SESSION_COMPLETED,
+    EVENT_SESSION_ASYNC_SUCCEEDED,
+    EVENT_CHARGE_REFUNDED,
+    EVENT_DISPUTE_CREATED,
+)
 
 # Stripe's currencies without minor units, and with three (which Stripe wants as
 # multiples of ten): https://docs.stripe.com/currencies#special-cases
@@ -55,6 +62,11 @@ THREE_DECIMAL_CURRENCIES: Final = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
 class WebhookRejected(ValueError):
     """A delivery that is not a genuine, well-formed Stripe event (HTTP 400)."""
+
+    def __init__(self, reason: str, signature_failed: bool = False) -> None:
+        """Say why; ``signature_failed`` when the signature (not the body) was wrong."""
+        super().__init__(reason)
+        self.signature_failed = signature_failed
 
 
 class CreditError(ValueError):
@@ -187,7 +199,7 @@ def verify_and_parse(
     payload: bytes,
     signature_header: str | None,
     secret: str,
-) -> PaidSession | IgnoredEvent:
+) -> StripeNotice:
     """Verify a delivery and say what it means; raise WebhookRejected for bad input.
 
     The signature is checked over the raw bytes before anything is parsed.
@@ -203,7 +215,9 @@ def verify_and_parse(
     try:
         stripe.WebhookSignature.verify_header(text, signature_header, secret, SIGNATURE_TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError as err:
-        raise WebhookRejected(f"signature check failed: {err.user_message or err}") from None
+        raise WebhookRejected(
+            f"signature check failed: {err.user_message or err}", signature_failed=True
+        ) from None
     try:
         raw = json.loads(text)
     except (ValueError, RecursionError) as err:  # ValueError: also ints beyond int_max_str_digits
@@ -211,7 +225,7 @@ def verify_and_parse(
     return interpret_event(raw)
 
 
-def interpret_event(raw: Any) -> PaidSession | IgnoredEvent:
+def interpret_event(raw: Any) -> StripeNotice:
     """Say what a (verified) Stripe event means for Arcade Pay."""
     if not isinstance(raw, dict):
         raise WebhookRejected("event is not a JSON object")
@@ -221,14 +235,29 @@ def interpret_event(raw: Any) -> PaidSession | IgnoredEvent:
         raise WebhookRejected(f"not a Stripe event: {err}") from None
     event_id: str = event["id"]
     event_type: str = event["type"]
+    obj = event["data"]["object"]
+    if event_type == EVENT_CHARGE_REFUNDED:
+        return _refund_notice(event_id, obj)
+    if event_type == EVENT_DISPUTE_CREATED:
+        return _dispute_notice(event_id, obj)
     if event_type not in SESSION_EVENTS:
         return IgnoredEvent(event_id, event_type, "event type is not one Arcade Pay handles")
+    if event_type == EVENT_SESSION_ASYNC_FAILED:
+        return IgnoredEvent(event_id, event_type, f"payment of {_session(obj)['id']} failed")
+    return paid_session(obj, event_id, event_type)
+
+
+def _session(obj: Any) -> dict[str, Any]:
     try:
-        session = SESSION_SCHEMA(event["data"]["object"])
+        session: dict[str, Any] = SESSION_SCHEMA(obj)
     except vol.Invalid as err:
         raise WebhookRejected(f"not a checkout session: {err}") from None
-    if event_type == EVENT_SESSION_ASYNC_FAILED:
-        return IgnoredEvent(event_id, event_type, f"payment of {session['id']} failed")
+    return session
+
+
+def paid_session(obj: Any, event_id: str, event_type: str) -> PaidSession | IgnoredEvent:
+    """Read a checkout session (from an event or from Stripe's list); raise WebhookRejected if malformed."""
+    session = _session(obj)
     if session["payment_status"] != "paid":
         return IgnoredEvent(event_id, event_type, f"{session['id']} is {session['payment_status']}, not paid")
     metadata = session.get("metadata") or {}
@@ -249,6 +278,73 @@ def interpret_event(raw: Any) -> PaidSession | IgnoredEvent:
         currency=currency,
         payment_intent=session.get("payment_intent"),
     )
+
+
+CHARGE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required("id"): _ID,
+        vol.Required("object"): "charge",
+        vol.Required("amount_refunded"): _AMOUNT,
+        vol.Required("payment_intent"): _optional(_ID),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+DISPUTE_SCHEMA: Final = vol.Schema(
+    {
+        vol.Required("id"): _ID,
+        vol.Required("object"): "dispute",
+        vol.Required("amount"): _AMOUNT,
+        vol.Required("payment_intent"): _optional(_ID),
+        vol.Optional("reason"): _optional(str),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundNotice:
+    """Stripe refunded (part of) a charge; ``refunded_total`` is cumulative."""
+
+    event_id: str
+    payment_intent: str
+    refunded_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeNotice:
+    """A player disputed a charge."""
+
+    event_id: str
+    dispute_id: str
+    payment_intent: str
+    amount: int
+    reason: str | None
+
+
+def _refund_notice(event_id: str, obj: Any) -> RefundNotice | IgnoredEvent:
+    try:
+        charge = CHARGE_SCHEMA(obj)
+    except vol.Invalid as err:
+        raise WebhookRejected(f"not a charge: {err}") from None
+    if charge["payment_intent"] is None:
+        return IgnoredEvent(event_id, EVENT_CHARGE_REFUNDED, f"{charge['id']} has no payment intent")
+    return RefundNotice(event_id, charge["payment_intent"], charge["amount_refunded"])
+
+
+def _dispute_notice(event_id: str, obj: Any) -> DisputeNotice | IgnoredEvent:
+    try:
+        dispute = DISPUTE_SCHEMA(obj)
+    except vol.Invalid as err:
+        raise WebhookRejected(f"not a dispute: {err}") from None
+    if dispute["payment_intent"] is None:
+        return IgnoredEvent(event_id, EVENT_DISPUTE_CREATED, f"{dispute['id']} has no payment intent")
+    return DisputeNotice(
+        event_id, dispute["id"], dispute["payment_intent"], dispute["amount"], dispute.get("reason")
+    )
+
+
+type StripeNotice = PaidSession | RefundNotice | DisputeNotice | IgnoredEvent
 
 
 def utcnow() -> datetime:

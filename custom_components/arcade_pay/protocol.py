@@ -13,6 +13,7 @@ topic                       direction  retained  payload
 ``<prefix>/<id>/gameover``   cab → HA   no        ``{"machineId", "status": "game_over", "timestamp"?}``
 ``<prefix>/<id>/status``     cab → HA   yes       ``online`` / ``offline`` (last will)
 ``<prefix>/<id>/state``      cab → HA   yes       ``{"credits": n, "state": "attract" | "playing"}``
+``<prefix>/<id>/ack``        cab → HA   no        ``{"paymentId"}`` once the credits are applied
 ==========================  =========  ========  =====================================
 """
 
@@ -33,6 +34,7 @@ TOPIC_COIN_PULSE: Final = "coinpulse"
 TOPIC_GAME_OVER: Final = "gameover"
 TOPIC_STATUS: Final = "status"
 TOPIC_STATE: Final = "state"
+TOPIC_ACK: Final = "ack"
 
 STATUS_ONLINE: Final = "online"
 STATUS_OFFLINE: Final = "offline"
@@ -223,6 +225,28 @@ class CabinetState:
         """Parse a state message, raising ProtocolError when it is not one."""
         data = _validated(CABINET_STATE_SCHEMA, payload)
         return cls(data["credits"], data["state"])
+
+
+ACK_SCHEMA: Final = vol.Schema(
+    {vol.Required("paymentId"): vol.All(str, vol.Length(min=1, max=255))},
+    extra=vol.ALLOW_EXTRA,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A cabinet applied the credits of a coin pulse."""
+
+    payment_id: str
+
+    def to_json(self) -> str:
+        """Serialize for the ack topic."""
+        return json.dumps({"paymentId": self.payment_id}, separators=(",", ":"))
+
+    @classmethod
+    def from_payload(cls, payload: Payload) -> Ack:
+        """Parse an acknowledgement, raising ProtocolError when it is not one."""
+        return cls(_validated(ACK_SCHEMA, payload)["paymentId"])
 
 
 def parse_status(payload: Payload) -> bool:

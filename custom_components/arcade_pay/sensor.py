@@ -13,6 +13,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -75,6 +76,13 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda cabinet: cabinet.plays,
         restore_fn=_restore_plays,
+    ),
+    ArcadePaySensorDescription(
+        key="pending_credits",
+        translation_key="pending_credits",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda cabinet: cabinet.pending_credits,
     ),
     ArcadePaySensorDescription(
         key="last_payment",

@@ -11,8 +11,10 @@ from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.util import dt as dt_util
 
 from .const import ATTR_CREDITS, DOMAIN
+from .ledger import LedgerError
 from .stripe_gateway import StripeAuthError, StripeGatewayError
 
 if TYPE_CHECKING:
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 SERVICE_ADD_CREDIT = "add_credit"
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
+SERVICE_EXPORT_LEDGER = "export_ledger"
+ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 
 MAX_MANUAL_CREDITS = 100
 
@@ -31,6 +35,7 @@ ADD_CREDIT_SCHEMA = vol.Schema(
     }
 )
 CREATE_PAYMENT_LINK_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
+EXPORT_LEDGER_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 
 
 def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayHub, Cabinet]:
@@ -95,6 +100,29 @@ async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceRespons
     return {"url": link.url, "payment_link_id": link.id}
 
 
+async def _async_handle_export_ledger(call: ServiceCall) -> ServiceResponse:
+    entry_id = call.data[ATTR_CONFIG_ENTRY_ID]
+    entry = call.hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_found",
+            translation_placeholders={"config_entry_id": entry_id},
+        )
+    hub: ArcadePayHub = entry.runtime_data
+    stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
+    path = call.hass.config.path(DOMAIN, "exports", f"ledger_{entry.unique_id}_{stamp}.csv")
+    try:
+        rows = await call.hass.async_add_executor_job(hub.ledger.export_csv, path)
+    except (OSError, LedgerError) as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="export_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    return {"path": path, "rows": rows}
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions once for all entries."""
@@ -111,4 +139,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _async_handle_create_payment_link,
         schema=CREATE_PAYMENT_LINK_SCHEMA,
         supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_EXPORT_LEDGER,
+        _async_handle_export_ledger,
+        schema=EXPORT_LEDGER_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )

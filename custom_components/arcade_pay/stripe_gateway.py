@@ -197,6 +197,27 @@ class StripeGateway:
         price_id, _, unit_amount, currency = _single_price(data)
         return SessionItems(sum(item.quantity or 0 for item in data), price_id, unit_amount, currency)
 
+    async def completed_sessions(self, link_id: str, created_since: int) -> list[dict[str, Any]]:
+        """Return the completed checkout sessions of a link created at or after a time."""
+        sessions: list[dict[str, Any]] = []
+        async with _translated_errors():
+            page = await self._client.v1.checkout.sessions.list_async(
+                {
+                    "payment_link": link_id,
+                    "status": "complete",
+                    "created": {"gte": created_since},
+                    "limit": 100,
+                }
+            )
+            async for session in page.auto_paging_iter():
+                sessions.append(session.to_dict())
+        return sessions
+
+    async def refund(self, payment_intent: str) -> None:
+        """Refund a payment in full."""
+        async with _translated_errors():
+            await self._client.v1.refunds.create_async({"payment_intent": payment_intent})
+
 
 def _metadata_machine_id(metadata: Any) -> str | None:
     # A StripeObject supports `in` and `[]` but not `.get`.

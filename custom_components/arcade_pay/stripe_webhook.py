@@ -17,7 +17,14 @@ from homeassistant.core import HomeAssistant
 
 from .const import LOGGER
 from .ledger import LedgerError
-from .payments import MAX_BODY_BYTES, IgnoredEvent, WebhookRejected, verify_and_parse
+from .payments import (
+    MAX_BODY_BYTES,
+    IgnoredEvent,
+    PaidSession,
+    RefundNotice,
+    WebhookRejected,
+    verify_and_parse,
+)
 from .stripe_gateway import StripeGatewayError
 
 if TYPE_CHECKING:
@@ -57,26 +64,30 @@ async def async_handle_stripe_webhook(
         LOGGER.warning("Rejected a webhook delivery larger than %d bytes", MAX_BODY_BYTES)
         return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error="body too large")
     try:
-        decision = verify_and_parse(body, request.headers.get("Stripe-Signature"), secret)
+        notice = verify_and_parse(body, request.headers.get("Stripe-Signature"), secret)
     except WebhookRejected as err:
         # The reason never contains the secret or the signature, only what was wrong.
         LOGGER.warning("Rejected a webhook delivery from %s: %s", request.remote, err)
+        if err.signature_failed:
+            hub.note_signature_failure()
         return _answer(HTTPStatus.BAD_REQUEST, error=str(err))
-    if isinstance(decision, IgnoredEvent):
-        LOGGER.info(
-            "Ignoring Stripe event %s (%s): %s", decision.event_id, decision.event_type, decision.reason
-        )
+    hub.note_verified_delivery()
+    if isinstance(notice, IgnoredEvent):
+        LOGGER.info("Ignoring Stripe event %s (%s): %s", notice.event_id, notice.event_type, notice.reason)
         return _answer(HTTPStatus.OK, received=True, outcome="ignored")
     try:
-        outcome = await hub.async_handle_paid_session(decision)
+        if isinstance(notice, PaidSession):
+            outcome = await hub.async_handle_paid_session(notice)
+        elif isinstance(notice, RefundNotice):
+            outcome = await hub.async_handle_refund(notice)
+        else:
+            outcome = await hub.async_handle_dispute(notice)
     except (LedgerError, StripeGatewayError) as err:
         LOGGER.error(
-            "Could not process payment %s now, Stripe will deliver it again: %s",
-            decision.session_id,
-            err,
+            "Could not process Stripe event %s now, Stripe will deliver it again: %s", notice.event_id, err
         )
         return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, error="temporarily unable to process")
     except Exception:  # Never let Home Assistant turn a failure into a 200.
-        LOGGER.exception("Unexpected error processing payment %s", decision.session_id)
+        LOGGER.exception("Unexpected error processing Stripe event %s", notice.event_id)
         return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, error="internal error")
     return _answer(HTTPStatus.OK, received=True, outcome=outcome.value)

@@ -1,0 +1,73 @@
+"""Whether a cabinet's payment link takes money."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import ArcadePayConfigEntry
+from .cabinet import Cabinet
+from .const import DOMAIN
+from .entity import ArcadePayEntity
+from .hub import ArcadePayHub
+from .stripe_gateway import StripeGatewayError
+
+PARALLEL_UPDATES = 1
+
+ACCEPTING_PAYMENTS = SwitchEntityDescription(
+    key="accepting_payments",
+    translation_key="accepting_payments",
+    entity_category=EntityCategory.CONFIG,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: ArcadePayConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add one switch per cabinet."""
+    assert entry.unique_id is not None
+    hub = entry.runtime_data
+    for cabinet in hub.cabinets.values():
+        async_add_entities(
+            [ArcadePayAcceptingPayments(entry.unique_id, hub, cabinet)],
+            config_subentry_id=cabinet.config.subentry_id,
+        )
+
+
+class ArcadePayAcceptingPayments(ArcadePayEntity, SwitchEntity):
+    """On while the payment link takes money; off when paused by hand or the cabinet is offline."""
+
+    def __init__(self, account_id: str, hub: ArcadePayHub, cabinet: Cabinet) -> None:
+        """Remember the hub that talks to Stripe."""
+        super().__init__(account_id, cabinet, ACCEPTING_PAYMENTS)
+        self._hub = hub
+
+    @property
+    def is_on(self) -> bool:
+        """Return whether the link takes payments."""
+        return self.cabinet.accepting_payments
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Take payments again."""
+        await self._async_set(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Stop taking payments (the link shows as inactive to players)."""
+        await self._async_set(False)
+
+    async def _async_set(self, accepting: bool) -> None:
+        try:
+            await self._hub.async_set_accepting_payments(self.cabinet, accepting, by_user=True)
+        except StripeGatewayError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="stripe_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
