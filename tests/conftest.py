@@ -15,7 +15,7 @@ import custom_components.arcade_pay  # noqa: F401  isort: skip
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
@@ -80,6 +80,11 @@ def fail_on_deprecation_reports(caplog: pytest.LogCaptureFixture) -> Generator[N
 async def mqtt_mock(hass: HomeAssistant, mqtt_mock: MagicMock) -> AsyncGenerator[MagicMock]:
     """Home Assistant's MQTT mock, minus the timers 2025.4's version leaves behind."""
     yield mqtt_mock
+    # Unload ours first: unsubscribing at hass teardown would start new debounce timers.
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
     client = getattr(hass.data.get("mqtt"), "client", None)
     for debouncer in ("_subscribe_debouncer", "_unsubscribe_debouncer"):
         if (pending := getattr(client, debouncer, None)) is not None:
@@ -170,5 +175,6 @@ async def setup_entry(
     """Set up the entry with MQTT mocked and Stripe faked."""
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    # Including the start-up reconciliation with Stripe, so that tests start from a quiet state.
+    await hass.async_block_till_done(wait_background_tasks=True)
     return config_entry

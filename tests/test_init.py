@@ -135,7 +135,15 @@ async def test_diagnostics_redact_secrets(
     assert diagnostics["entry"]["data"]["api_key"] == "**REDACTED**"
     assert diagnostics["cabinets"][MACHINE_ID]["payment_link_id"] == cabinet_link["id"]
     assert diagnostics["cabinets"][MACHINE_ID]["credits"] == 0
-    assert diagnostics["ledger"] == {}
+    assert diagnostics["ledger"] == {"payments_by_state": {}}
+    assert diagnostics["delivery"] == {
+        "mqtt_connected": True,
+        "outstanding_pulses": 0,
+        "acknowledging_cabinets": [],
+    }
+    await hass.async_add_executor_job(setup_entry.runtime_data.ledger.close)
+    diagnostics = await async_get_config_entry_diagnostics(hass, setup_entry)
+    assert diagnostics["ledger"] == {"error": "ledger is closed"}
 
 
 async def test_system_health(

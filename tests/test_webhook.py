@@ -72,7 +72,7 @@ async def test_paid_checkout_publishes_seed_compatible_coin_pulse(
     assert message["timestamp"].endswith("Z")
     assert len(message["timestamp"]) == len("2024-07-01T12:00:00Z")
     # Computed from the event: no Stripe API call on the payment path for our own links.
-    assert fake_stripe.api_requests("GET", "/v1/checkout/sessions") == []
+    assert fake_stripe.api_requests("GET", "/v1/checkout/sessions/") == []
     assert len(events) == 1
     assert events[0].data == {
         "machine_id": MACHINE_ID,

@@ -69,7 +69,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-def stripe_gateway(hass: HomeAssistant, api_key: str) -> StripeGateway:
+def create_gateway(hass: HomeAssistant, api_key: str) -> StripeGateway:
     """Return a Stripe client on Home Assistant's shared session."""
     return StripeGateway(api_key, async_get_clientsession(hass), os.environ.get(ENV_API_BASE))
 
@@ -126,7 +126,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     hub = ArcadePayHub(
         hass,
         entry.entry_id,
-        stripe_gateway(hass, entry.data[CONF_API_KEY]),
+        create_gateway(hass, entry.data[CONF_API_KEY]),
         ledger,
         cabinets,
         HubOptions(
@@ -169,6 +169,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # After the entities restored their state, so that retained cabinet state wins.
     await hub.async_start()
+    # Payments made while Home Assistant was down longer than Stripe retries.
+    entry.async_create_background_task(hass, hub.async_reconcile(), f"{DOMAIN} reconcile {entry.title}")
 
     webhook.async_register(
         hass,

@@ -29,7 +29,9 @@ BACKOFF_MAX: Final = 60.0
 
 def backoff(attempts: int, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX) -> float:
     """Seconds to wait after the ``attempts``-th publish before the next one (doubling, capped)."""
-    return min(maximum, initial * 2.0 ** max(0, attempts - 1))
+    # Cap the exponent first: 2.0 ** 1024 overflows, and a cabinet whose acks never arrive
+    # is retried for as long as it takes.
+    return min(maximum, initial * 2.0 ** min(max(0, attempts - 1), 32))
 
 
 @dataclass(slots=True)
@@ -254,24 +256,29 @@ class CreditDispatcher:
         await self._send(self.planner.take_due(self._clock()))
 
     async def _send(self, due: list[Outstanding]) -> None:
-        for outstanding in due:
-            pulse = self._pulses[outstanding.payment_id]
-            first_time = outstanding.attempts == 0
-            try:
-                ok = await self._publish(pulse)
-            except Exception:
-                self.planner.failed(pulse.payment_id, self._clock())
-                raise
-            if not ok:
-                self.planner.failed(pulse.payment_id, self._clock())
-                continue
-            awaiting_ack = self.planner.acknowledges.get(pulse.machine_id, False)
-            # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
-            await self._run(self.ledger.mark_published, pulse.payment_id, datetime.now(UTC), awaiting_ack)
-            if self.planner.published(pulse.payment_id, self._clock()):
-                self._pulses.pop(pulse.payment_id, None)
-            if first_time and self._delivered is not None:
-                self._delivered(pulse)
+        remaining = list(due)
+        try:
+            while remaining:
+                await self._send_one(remaining[0])
+                remaining.pop(0)
+        finally:
+            # Whatever went wrong with one pulse, the others must not stay "in flight" for ever.
+            for outstanding in remaining:
+                self.planner.failed(outstanding.payment_id, self._clock())
+
+    async def _send_one(self, outstanding: Outstanding) -> None:
+        pulse = self._pulses[outstanding.payment_id]
+        first_time = outstanding.attempts == 0
+        if not await self._publish(pulse):
+            self.planner.failed(pulse.payment_id, self._clock())
+            return
+        awaiting_ack = self.planner.acknowledges.get(pulse.machine_id, False)
+        # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
+        await self._run(self.ledger.mark_published, pulse.payment_id, datetime.now(UTC), awaiting_ack)
+        if self.planner.published(pulse.payment_id, self._clock()):
+            self._pulses.pop(pulse.payment_id, None)
+        if first_time and self._delivered is not None:
+            self._delivered(pulse)
 
     async def acknowledge(self, machine_id: str, payment_id: str) -> AckResult:
         """A cabinet acknowledged a pulse."""

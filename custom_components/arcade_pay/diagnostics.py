@@ -10,6 +10,8 @@ from homeassistant.core import HomeAssistant
 
 from . import ArcadePayConfigEntry
 from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET
+from .hub import ArcadePayHub
+from .ledger import LedgerError
 
 TO_REDACT = {CONF_API_KEY, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID, CONF_CLOUDHOOK_URL}
 
@@ -38,5 +40,19 @@ async def async_get_config_entry_diagnostics(
             }
             for cabinet in hub.cabinets.values()
         },
-        "ledger": await hass.async_add_executor_job(hub.ledger.count_by_state),
+        "delivery": {
+            "mqtt_connected": hub.dispatcher.planner.connected,
+            "outstanding_pulses": len(hub.dispatcher.planner),
+            "acknowledging_cabinets": sorted(
+                m for m, on in hub.dispatcher.planner.acknowledges.items() if on
+            ),
+        },
+        "ledger": await _ledger_summary(hass, hub),
     }
+
+
+async def _ledger_summary(hass: HomeAssistant, hub: ArcadePayHub) -> dict[str, Any]:
+    try:
+        return {"payments_by_state": await hass.async_add_executor_job(hub.ledger.count_by_state)}
+    except LedgerError as err:  # For example while the entry reloads.
+        return {"error": str(err)}

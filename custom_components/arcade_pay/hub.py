@@ -273,6 +273,11 @@ class ArcadePayHub:
             )  # fmt: skip
             return Outcome.DUPLICATE
         self._after_delivery_change()
+        LOGGER.info(
+            "Payment %s: %d credit(s) for %s (%s %s)",
+            session.session_id, credits, cabinet.machine_id,
+            from_minor_units(session.amount_total, session.currency), session.currency.upper(),
+        )  # fmt: skip
         return Outcome.CREDITED
 
     def _not_creditable(self, session: PaidSession, cabinet: Cabinet, reason: str) -> Outcome:
@@ -473,7 +478,8 @@ class ArcadePayHub:
     async def _async_refund_overdue(self, now: float) -> None:
         for outstanding in self.dispatcher.planner.outstanding():
             pulse = self.dispatcher.pulse(outstanding.payment_id)
-            if pulse is None or pulse.source is not PaymentSource.STRIPE:
+            # In flight: it may be on the cabinet in a moment; never refund what was delivered.
+            if pulse is None or pulse.source is not PaymentSource.STRIPE or outstanding.in_flight:
                 continue
             if now - pulse.timestamp.timestamp() < self.options.refund_after:
                 continue
@@ -561,7 +567,7 @@ class ArcadePayHub:
         await self.gateway.set_link_active(cabinet.config.payment_link_id, accepting)
         cabinet.set_accepting_payments(accepting)
 
-    async def _async_offline_too_long(self, machine_id: str) -> None:
+    async def _async_offline_too_long(self, machine_id: str, _: object = None) -> None:
         self._offline_timers.pop(machine_id, None)
         cabinet = self.cabinets[machine_id]
         if cabinet.online is not False or not cabinet.accepting_payments:
@@ -653,7 +659,7 @@ class ArcadePayHub:
             return
         planner.connected = connected
         if not connected:
-            LOGGER.warning("MQTT is disconnected: coin pulses wait until it is back")
+            LOGGER.info("MQTT is disconnected: coin pulses wait until it is back")
             self._schedule_wakeup()
             return
         LOGGER.info("MQTT is back: sending the coin pulses that waited")
@@ -692,13 +698,13 @@ class ArcadePayHub:
             return
         machine_id = cabinet.machine_id
         if not online:
-            LOGGER.warning("Cabinet %s went offline; credits for it wait until it is back", machine_id)
+            LOGGER.info("Cabinet %s went offline; credits for it wait until it is back", machine_id)
             self._schedule_wakeup()
             if self.options.offline_grace > 0 and machine_id not in self._offline_timers:
                 self._offline_timers[machine_id] = async_call_later(
                     self.hass,
                     self.options.offline_grace,
-                    HassJob(lambda _: self._async_offline_too_long(machine_id), cancel_on_shutdown=True),
+                    HassJob(partial(self._async_offline_too_long, machine_id), cancel_on_shutdown=True),
                 )
             return
         if was is False:

@@ -1,0 +1,1 @@
+"""Helpers for scripts/develop (a local Home Assistant with Arcade Pay); not shipped."""

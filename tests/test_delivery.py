@@ -1,0 +1,354 @@
+"""Exactly-once delivery in Home Assistant: acknowledgements, retries, restarts, outages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+import logging
+from typing import Any
+from unittest.mock import MagicMock
+
+from aiohttp.test_utils import TestClient
+from freezegun.api import FrozenDateTimeFactory
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_mqtt_message,
+    async_fire_time_changed,
+)
+
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+
+from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.ledger import PaymentState
+from fake_stripe import FakeStripe
+
+from .conftest import MACHINE_ID, WEBHOOK_ID, published
+
+PREFIX = f"arcade/machine/{MACHINE_ID}"
+
+
+@pytest.fixture
+async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
+    return await hass_client_no_auth()
+
+
+def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
+    return [json.loads(p) for t, p, _, _ in published(mqtt_mock) if t.endswith("/coinpulse")]
+
+
+async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], quantity: int = 1) -> str:
+    delivery = fake.complete_checkout(link["id"], quantity=quantity)
+    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
+    assert resp.status == 200, await resp.text()
+    return str(delivery.event["data"]["object"]["id"])
+
+
+async def ack(hass: HomeAssistant, payment_id: str, machine_id: str = MACHINE_ID) -> None:
+    async_fire_mqtt_message(hass, f"arcade/machine/{machine_id}/ack", json.dumps({"paymentId": payment_id}))
+    await hass.async_block_till_done()
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+async def state_of(hass: HomeAssistant, entry: MockConfigEntry, payment_id: str) -> PaymentState | None:
+    return await hass.async_add_executor_job(entry.runtime_data.ledger.state_of, payment_id)
+
+
+def set_connected(hass: HomeAssistant, connected: bool) -> None:
+    async_dispatcher_send(hass, "mqtt_connection_state", connected)
+
+
+async def test_cabinet_that_acknowledges_gets_retries_until_it_does(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    first = await pay(client, fake_stripe, cabinet_link)
+    # A seed cabinet until it acknowledges: one pulse, delivered once published.
+    assert await state_of(hass, setup_entry, first) is PaymentState.PUBLISHED
+    await ack(hass, first)
+    assert await state_of(hass, setup_entry, first) is PaymentState.ACKNOWLEDGED
+
+    second = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [first, second]
+    await advance(hass, freezer, 2.5)
+    await advance(hass, freezer, 4.5)
+    # Re-sent with the same paymentId (2 s, then 4 s backoff), credits counted once in HA.
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [first, second, second, second]
+    assert {p["credits"] for p in pulses(mqtt_mock)[1:]} == {2}
+    assert hass.states.get("sensor.pac_man_credits").state == "3"
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    await ack(hass, second)
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+    await advance(hass, freezer, 120)
+    assert len(pulses(mqtt_mock)) == 4
+    assert await state_of(hass, setup_entry, second) is PaymentState.ACKNOWLEDGED
+
+    # The learned behaviour survives a restart.
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is True
+
+
+async def test_pending_pulses_are_sent_after_restart(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("not connected")
+    session = await pay(client, fake_stripe, cabinet_link, quantity=3)
+    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "3"
+    assert hass.states.get("sensor.pac_man_revenue").state == "6.00"  # money is counted when taken
+
+    mqtt_mock.async_publish.side_effect = None
+    mqtt_mock.async_publish.reset_mock()
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert [(p["paymentId"], p["credits"]) for p in pulses(mqtt_mock)] == [(session, 3)]
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def test_mqtt_outage_holds_pulses_until_reconnect(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    set_connected(hass, False)
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link)
+    assert pulses(mqtt_mock) == []
+    set_connected(hass, False)  # a repeated report logs nothing new
+    set_connected(hass, True)
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+    assert caplog.text.count("MQTT is disconnected") == 1
+    assert caplog.text.count("MQTT is back") == 1
+
+
+async def test_offline_cabinet_gets_credits_when_back(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    assert pulses(mqtt_mock) == []
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+    assert caplog.text.count("went offline") == 1
+    assert caplog.text.count("is back online") == 1
+
+
+async def test_offline_cabinet_stops_taking_payments(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    switch = "switch.pac_man_accepting_payments"
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 60)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    await advance(hass, freezer, 61)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert hass.states.get(switch).state == "off"
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    assert hass.states.get(switch).state == "on"
+
+
+async def test_short_outage_keeps_taking_payments(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await advance(hass, freezer, 30)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await advance(hass, freezer, 200)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    assert fake_stripe.api_requests("POST", "/v1/payment_links/") == []
+
+
+async def test_operator_pause_sticks(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+) -> None:
+    switch = "switch.pac_man_accepting_payments"
+    await hass.services.async_call("switch", "turn_off", {"entity_id": switch}, blocking=True)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    # Coming back online does not undo the operator's choice, nor does a restart.
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(switch).state == "off"
+    await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    assert hass.states.get(switch).state == "on"
+
+
+async def test_switch_reports_stripe_failure(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next = 10
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "switch", "turn_off", {"entity_id": "switch.pac_man_accepting_payments"}, blocking=True
+        )
+    assert err.value.translation_key == "stripe_failed"
+    assert hass.states.get("switch.pac_man_accepting_payments").state == "on"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"junk", b"{}", json.dumps({"paymentId": 5}).encode(), json.dumps({"paymentId": "cs_unknown"}).encode()],
+)
+async def test_bad_acknowledgements_are_ignored(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async_fire_mqtt_message(hass, f"{PREFIX}/ack", payload)
+    await hass.async_block_till_done()
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert caplog.text.count("Ignoring malformed message") == 1
+
+
+async def test_ack_for_another_cabinets_payment_is_ignored(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+) -> None:
+    session = await pay(client, fake_stripe, cabinet_link)
+    await ack(hass, session, machine_id="someOtherCabinet")
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+
+
+async def test_manual_credit_while_mqtt_down_follows_later(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
+) -> None:
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("not connected")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "button", "press", {"entity_id": "button.pac_man_insert_credit"}, blocking=True
+        )
+    assert err.value.translation_key == "publish_failed"
+    mqtt_mock.async_publish.side_effect = None
+    mqtt_mock.async_publish.reset_mock()
+    set_connected(hass, False)
+    set_connected(hass, True)
+    await hass.async_block_till_done()
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [1]
+
+
+async def housekeeping(
+    hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDateTimeFactory, seconds: float
+) -> None:
+    """Let time pass and run the 30-second housekeeping once.
+
+    Called directly rather than through async_fire_time_changed, which also fires aiohttp's
+    own timers and breaks the Stripe requests housekeeping makes.
+    """
+    freezer.tick(timedelta(seconds=seconds))
+    await entry.runtime_data._async_housekeeping()
+    await hass.async_block_till_done()
+
+
+async def test_undelivered_credits_raise_a_repair_and_clear_it(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    issue_id = f"credits_undelivered_{MACHINE_ID}"
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await pay(client, fake_stripe, cabinet_link, quantity=2)
+    await housekeeping(hass, setup_entry, freezer, 300)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    await housekeeping(hass, setup_entry, freezer, 330)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {"cabinet": "Pac-Man", "credits": "2"}
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    await housekeeping(hass, setup_entry, freezer, 1)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_automatic_refund_of_undeliverable_credits(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    hass.config_entries.async_update_entry(
+        setup_entry,
+        options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0},
+    )
+    await hass.async_block_till_done()
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    await housekeeping(hass, setup_entry, freezer, 240)
+    assert fake_stripe.refunds == []
+    await housekeeping(hass, setup_entry, freezer, 90)
+    assert [r["payment_intent"] for r in fake_stripe.refunds] == [
+        fake_stripe.sessions[session]["payment_intent"]
+    ]
+    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert hass.states.get("sensor.pac_man_revenue").state == "0.00"
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+    # Refunded credits are never sent, even when the cabinet comes back.
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    await housekeeping(hass, setup_entry, freezer, 120)
+    assert pulses(mqtt_mock) == []
+    # Stripe's own charge.refunded event for that refund changes nothing more.
+    hub = setup_entry.runtime_data
+    assert hub.cabinets[MACHINE_ID].revenue == 0
