@@ -12,12 +12,14 @@ from unittest.mock import MagicMock
 # `custom_components` package that would otherwise hide this repository's.
 import custom_components.arcade_pay  # noqa: F401  isort: skip
 
+from aiohttp.test_utils import TestClient
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.http import KEY_HASS
 
 from custom_components.arcade_pay.const import (
     CONF_ACCOUNT_NAME,
@@ -102,6 +104,11 @@ async def fake_stripe(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(ENV_API_BASE, url)
     yield fake
     await fake.stop()
+
+
+async def settle(client: TestClient) -> None:
+    """Let the work a webhook answer leaves behind (publishing the pulse) finish."""
+    await client.app[KEY_HASS].async_block_till_done()
 
 
 def published(mqtt_mock: MagicMock) -> list[tuple[str, str, int, bool]]:

@@ -31,7 +31,9 @@ def free_port() -> int:
 class Mosquitto:
     """One broker process; ``start`` again after ``stop`` or ``kill`` reuses the port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, persistence: bool = False, nodelay: bool = False
+    ) -> None:
         """Write the broker's config into ``workdir``."""
         binary = find_mosquitto()
         if binary is None:
@@ -41,6 +43,8 @@ class Mosquitto:
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest stderr"]
+        if nodelay:
+            lines.append("set_tcp_nodelay true")
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/"]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -26,7 +26,7 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.ledger import PaymentState
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, published
+from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
 
 PREFIX = f"arcade/machine/{MACHINE_ID}"
 
@@ -44,6 +44,7 @@ async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], quanti
     delivery = fake.complete_checkout(link["id"], quantity=quantity)
     resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
     assert resp.status == 200, await resp.text()
+    await settle(client)
     return str(delivery.event["data"]["object"]["id"])
 
 

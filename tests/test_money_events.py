@@ -21,7 +21,7 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.ledger import PaymentState
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, published
+from .conftest import WEBHOOK_ID, published, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 
@@ -34,6 +34,7 @@ async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> Test
 async def post(client: TestClient, delivery: Delivery) -> dict[str, Any]:
     resp = await client.post(URL, data=delivery.body, headers=delivery.headers)
     assert resp.status == 200, await resp.text()
+    await settle(client)
     return dict(await resp.json())
 
 

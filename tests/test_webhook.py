@@ -19,7 +19,7 @@ from custom_components.arcade_pay.const import EVENT_CREDIT_ADDED
 from custom_components.arcade_pay.ledger import PaymentLedger, PaymentState
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, published
+from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 COIN_PULSE_TOPIC = f"arcade/machine/{MACHINE_ID}/coinpulse"
@@ -33,6 +33,7 @@ async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> Test
 
 async def post(client: TestClient, delivery: Delivery) -> tuple[int, dict[str, Any]]:
     resp = await client.post(URL, data=delivery.body, headers=delivery.headers)
+    await settle(client)
     return resp.status, await resp.json()
 
 

@@ -233,10 +233,13 @@ class CreditDispatcher:
         found = [o for o in self.planner.outstanding() if o.payment_id == payment_id]
         return not found or found[0].attempts > 0
 
-    async def accept(self, payment: Payment, recorded: Callable[[], None] | None = None) -> bool:
-        """Record a payment and try to deliver it now; return False if it was already recorded.
+    async def accept(
+        self, payment: Payment, recorded: Callable[[], None] | None = None, deliver: bool = True
+    ) -> bool:
+        """Record a payment and (unless ``deliver`` is False) deliver it now.
 
-        ``recorded`` runs once the payment is durably recorded, before anything is published.
+        Return False if it was already recorded. ``recorded`` runs once the payment is durably
+        recorded, before anything is published.
         """
         if not await self._run(self.ledger.record, payment):
             return False
@@ -248,8 +251,13 @@ class CreditDispatcher:
             )
         )
         self.planner.add(payment.payment_id, payment.machine_id)
-        await self._send(self.planner.take_due(self._clock(), payment.payment_id))
+        if deliver:
+            await self.deliver(payment.payment_id)
         return True
+
+    async def deliver(self, payment_id: str) -> None:
+        """Publish one pulse now, if it is due and not held."""
+        await self._send(self.planner.take_due(self._clock(), payment_id))
 
     async def flush(self) -> None:
         """Publish everything that is due."""

@@ -18,7 +18,7 @@ answers 2xx survives a power cut, which is the promise made to Stripe.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,8 +136,13 @@ class PaymentLedger:
     def __init__(self, path: str | Path) -> None:
         """Remember where the ledger lives; ``open`` does the I/O."""
         self.path = Path(path)
+        # Guards the connection: one thread at a time runs statements on it.
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        # Group commit: writes share an open transaction until one of them commits it.
+        self._in_transaction = False
+        self._epoch = 0  # number of the open (or next) transaction
+        self._failed: dict[int, str] = {}  # transactions whose COMMIT failed
 
     def open(self) -> None:
         """Open (creating or migrating) the database file."""
@@ -176,9 +181,11 @@ class PaymentLedger:
                 raise
 
     def close(self) -> None:
-        """Close the database; later calls raise LedgerError."""
+        """Commit what is pending and close the database; later calls raise LedgerError."""
         with self._lock:
             if self._db is not None:
+                if self._in_transaction:
+                    self._commit(self._db)
                 self._db.close()
                 self._db = None
 
@@ -189,19 +196,53 @@ class PaymentLedger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the lock; sqlite errors become LedgerError."""
+        """Run one change durably, committed together with the changes of concurrent callers.
+
+        Group commit: the change runs in a savepoint of the open transaction; then this thread
+        commits, unless another thread's commit already covered it. Concurrent writers thus
+        share one fsync instead of paying one each, and every caller still returns only once
+        its change is on disk. A failing change rolls back to its savepoint, alone.
+        """
+        failure: BaseException | None = None
         with self._lock:
             db = self._connection()
             try:
-                db.execute("BEGIN IMMEDIATE")
+                if not self._in_transaction:
+                    db.execute("BEGIN IMMEDIATE")
+                    self._in_transaction = True
+                db.execute("SAVEPOINT change")
                 try:
                     yield db
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
+                except BaseException as err:
+                    db.execute("ROLLBACK TO change")
+                    failure = err
+                db.execute("RELEASE change")
             except sqlite3.Error as err:
-                raise LedgerError(f"ledger write failed: {err}") from err
+                failure = LedgerError(f"ledger write failed: {err}")
+            epoch = self._epoch
+        # Commit even after a failed change: the transaction must not stay open (and locked).
+        with self._lock:
+            if self._epoch == epoch and self._db is not None and self._in_transaction:
+                self._commit(self._db)
+            commit_failure = self._failed.get(epoch)
+        if failure is not None:
+            if isinstance(failure, sqlite3.Error):
+                raise LedgerError(f"ledger write failed: {failure}") from failure
+            raise failure
+        if commit_failure is not None:
+            raise LedgerError(f"ledger commit failed: {commit_failure}")
+
+    def _commit(self, db: sqlite3.Connection) -> None:
+        """Commit the open transaction (the lock is held); remember a failure for its writers."""
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            self._failed[self._epoch] = str(err)
+            self._failed.pop(self._epoch - 1000, None)  # Writers of old epochs have long returned.
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        self._in_transaction = False
+        self._epoch += 1
 
     def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:

@@ -1,0 +1,1 @@
+"""End-to-end harness: the whole system as real processes."""

@@ -1,0 +1,232 @@
+"""The whole Arcade Pay system as real processes, for the end-to-end test and the benchmark.
+
+``ArcadeSystem`` starts a private mosquitto, the fake Stripe (in this process), a real Home
+Assistant (``python -m homeassistant`` on a fresh config directory) and, optionally, the cabinet
+agent; onboards Home Assistant and sets up MQTT, Arcade Pay and cabinets through its REST and
+websocket APIs (``dev.bootstrap``, the same code ``scripts/develop`` uses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import contextlib
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout
+
+from dev import bootstrap
+from fake_stripe import Delivery, FakeStripe
+from tests.mosquitto import Mosquitto, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+MACHINE_ID = "arcadeCabinet-123"
+
+CONFIGURATION_YAML = """\
+# Written by e2e/system.py: the smallest configuration that runs the UI's APIs.
+homeassistant:
+  name: Arcade Pay end-to-end
+frontend:
+config:
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+logger:
+  default: warning
+  logs:
+    custom_components.arcade_pay: {log_level}
+"""
+
+
+@dataclass
+class HomeAssistantProcess:
+    """A real Home Assistant server on a config directory."""
+
+    config_dir: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of its HTTP server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start ``python -m homeassistant`` (the venv's), logging into the config dir."""
+        log = (self.config_dir / "stdout.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "homeassistant", "-c", str(self.config_dir), "--skip-pip"],
+            stdout=log,
+            stderr=log,
+            env=self.env,
+            start_new_session=True,
+        )
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop it gracefully (SIGTERM), killing it if it takes too long."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+
+@dataclass
+class ArcadeSystem:
+    """Broker, fake Stripe, Home Assistant and cabinet agent(s), wired together."""
+
+    workdir: Path
+    log_level: str = "info"
+    broker_nodelay: bool = False
+    # Extra custom integrations to load from YAML (for example the benchmark's no-op webhook).
+    extra_integrations: list[Path] = field(default_factory=list)
+    broker: Mosquitto = field(init=False)
+    fake: FakeStripe = field(init=False)
+    ha: HomeAssistantProcess = field(init=False)
+    session: ClientSession = field(init=False)
+    client: bootstrap.HomeAssistantClient = field(init=False)
+    entry_id: str = ""
+    webhook_id: str = ""
+    links: dict[str, str] = field(default_factory=dict)  # machine id -> payment link id
+
+    async def start(self) -> None:
+        """Start broker, fake Stripe and Home Assistant; onboard; set up MQTT and Arcade Pay."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "broker").mkdir(exist_ok=True)
+        self.broker = Mosquitto(self.workdir / "broker", persistence=True, nodelay=self.broker_nodelay)
+        self.broker.start()
+        self.fake = FakeStripe()
+        await self.fake.start()
+        config = self.workdir / "ha"
+        (config / "custom_components").mkdir(parents=True, exist_ok=True)
+        link = config / "custom_components" / "arcade_pay"
+        if not link.exists():
+            link.symlink_to(REPO / "custom_components" / "arcade_pay")
+        port = free_port()
+        yaml = CONFIGURATION_YAML.format(port=port, log_level=self.log_level)
+        for integration in self.extra_integrations:
+            target = config / "custom_components" / integration.name
+            if not target.exists():
+                target.symlink_to(integration.resolve())
+            yaml += f"{integration.name}:\n"
+        (config / "configuration.yaml").write_text(yaml, encoding="utf-8")
+        env = os.environ | {"ARCADE_PAY_STRIPE_API_BASE": self.fake.url, "PYTHONPATH": str(REPO)}
+        self.ha = HomeAssistantProcess(config, port, env)
+        self.ha.start()
+        self.session = ClientSession(timeout=ClientTimeout(total=120))
+        self.client = bootstrap.HomeAssistantClient(self.session, self.ha.url)
+        await bootstrap.wait_for_http(self.client, 180)
+        await bootstrap.onboard_or_login(self.client, config / ".token")
+        await bootstrap.wait_until_running(self.client, 120)
+        await bootstrap.set_core_config(self.client)
+        await bootstrap.ensure_mqtt(self.client, "127.0.0.1", self.broker.port)
+        self.entry_id, self.webhook_id = await bootstrap.ensure_arcade_pay(
+            self.client, self.fake.webhook_secret
+        )
+        self.fake.add_webhook_endpoint(f"{self.ha.url}/api/webhook/{self.webhook_id}")
+
+    async def add_cabinet(
+        self, machine_id: str = MACHINE_ID, name: str = "Demo cabinet", price: float = 2
+    ) -> str:
+        """Add a cabinet through the subentry flow; answer its payment link id."""
+        await bootstrap.ensure_cabinet(
+            self.client,
+            self.entry_id,
+            {"machine_id": machine_id, "name": name, "price": price, "currency": "usd", "max_quantity": 10},
+        )
+        link_id = next(
+            i
+            for i, link in self.fake.payment_links.items()
+            if link["metadata"].get("machine_id") == machine_id
+        )
+        self.links[machine_id] = link_id
+        return link_id
+
+    def checkout(self, quantity: int = 1, machine_id: str = MACHINE_ID) -> Delivery:
+        """A player pays on the fake Stripe; answer the signed delivery (not sent yet)."""
+        return self.fake.complete_checkout(self.links[machine_id], quantity)
+
+    async def deliver(self, delivery: Delivery) -> int:
+        """POST a delivery to Home Assistant's webhook as Stripe does; answer the status."""
+        async with self.session.post(
+            f"{self.ha.url}/api/webhook/{self.webhook_id}", data=delivery.body, headers=delivery.headers
+        ) as resp:
+            await resp.read()
+            return resp.status
+
+    async def state(self, entity_id: str) -> str | None:
+        """The state of an entity, or None."""
+        try:
+            answer = await self.client.request("GET", f"/api/states/{entity_id}", expect=(200,))
+        except bootstrap.BootstrapError:
+            return None
+        return str(answer["state"])
+
+    async def wait_for(self, check: Any, limit: float = 30, interval: float = 0.1) -> Any:
+        """Poll an async predicate until it answers truthy."""
+        deadline = time.monotonic() + limit
+        while True:
+            if result := await check():
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met in {limit} s")
+            await asyncio.sleep(interval)
+
+    @contextlib.asynccontextmanager
+    async def events(self, event_type: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """Subscribe to a Home Assistant bus event over the websocket API."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        async with self.session.ws_connect(f"{self.ha.url}/api/websocket") as socket:
+            await socket.receive_json()
+            await socket.send_json({"type": "auth", "access_token": self.client.token})
+            assert (await socket.receive_json())["type"] == "auth_ok"
+            await socket.send_json({"id": 1, "type": "subscribe_events", "event_type": event_type})
+            assert (await socket.receive_json())["success"]
+
+            async def pump() -> None:
+                async for message in socket:
+                    data = json.loads(message.data)
+                    if data.get("type") == "event":
+                        queue.put_nowait(data["event"]["data"])
+
+            task = asyncio.create_task(pump())
+            try:
+                yield queue
+            finally:
+                task.cancel()
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """The Arcade Pay entry's diagnostics."""
+        answer = await self.client.request("GET", f"/api/diagnostics/config_entry/{self.entry_id}")
+        return dict(answer["data"])
+
+    async def stop(self) -> None:
+        """Stop everything that was started."""
+        with contextlib.suppress(AttributeError):
+            await self.session.close()
+        with contextlib.suppress(AttributeError):
+            self.ha.stop()
+        with contextlib.suppress(AttributeError):
+            await self.fake.stop()
+        with contextlib.suppress(AttributeError):
+            self.broker.stop()
