@@ -43,6 +43,7 @@ logger:
   default: warning
   logs:
     custom_components.arcade_pay: {log_level}
+    homeassistant.components.mqtt: {log_level}
 """
 
 
@@ -219,6 +220,54 @@ class ArcadeSystem:
         """The Arcade Pay entry's diagnostics."""
         answer = await self.client.request("GET", f"/api/diagnostics/config_entry/{self.entry_id}")
         return dict(answer["data"])
+
+    async def stop_ha_and_clone_cabinets(self, count: int) -> None:
+        """Stop Home Assistant and give the entry ``count`` cabinets in its storage.
+
+        Adding 500 cabinets through the UI would reload the entry 500 times; the benchmark
+        wants to know what setting up 500 costs, so it writes them the way Home Assistant
+        stores subentries, copied from the one added through the flow.
+        """
+        self.ha.stop()
+        path = self.ha.config_dir / ".storage" / "core.config_entries"
+        storage = json.loads(path.read_text(encoding="utf-8"))
+        entry = next(e for e in storage["data"]["entries"] if e["entry_id"] == self.entry_id)
+        template = entry["subentries"][0]
+        subentries = []
+        for index in range(count):
+            machine_id = f"cab-{index:04d}"
+            link = self.fake.add_seed_link(machine_id, 200)
+            price = self.fake.link_items[link["id"]][0]["price"]
+            data = template["data"] | {
+                "machine_id": machine_id,
+                "payment_link_id": link["id"],
+                "payment_link_url": link["url"],
+                "price_id": price["id"],
+                "product_id": price["product"],
+            }
+            subentries.append(
+                template
+                | {
+                    "data": data,
+                    "subentry_id": f"bench{index:06d}",
+                    "title": f"Cab {index}",
+                    "unique_id": machine_id,
+                }
+            )
+            self.links[machine_id] = link["id"]
+        entry["subentries"] = subentries
+        path.write_text(json.dumps(storage), encoding="utf-8")
+
+    async def wait_until_loaded(self, limit: float) -> None:
+        """Wait until Home Assistant answers and the Arcade Pay entry is loaded."""
+        await bootstrap.wait_for_http(self.client, limit)
+        await bootstrap.wait_for_entry(self.client, "arcade_pay", self.entry_id, limit)
+
+    async def timed_reload(self) -> float:
+        """Reload the Arcade Pay entry through the API; answer the seconds it took."""
+        start = time.perf_counter()
+        await self.client.request("POST", f"/api/config/config_entries/entry/{self.entry_id}/reload")
+        return time.perf_counter() - start
 
     async def stop(self) -> None:
         """Stop everything that was started."""

@@ -6,6 +6,7 @@ on the same port (clients reconnect), or killed outright.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import shutil
 import socket
@@ -45,6 +46,9 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest stderr"]
         if nodelay:
             lines.append("set_tcp_nodelay true")
+        if os.geteuid() == 0:
+            # As root mosquitto drops to its own user, which cannot write in pytest's 0700 dirs.
+            lines.append("user root")
         if persistence:
             lines += ["persistence true", f"persistence_location {workdir}/"]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -52,6 +56,9 @@ class Mosquitto:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the broker and wait until it accepts connections."""
+        # mosquitto refuses a setting given twice (a caller may have appended its own).
+        lines = self.config.read_text(encoding="utf-8").splitlines()
+        self.config.write_text("\n".join(dict.fromkeys(lines)) + "\n", encoding="utf-8")
         log = (self.workdir / "mosquitto.log").open("ab")
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout

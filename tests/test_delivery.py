@@ -353,3 +353,37 @@ async def test_automatic_refund_of_undeliverable_credits(
     # Stripe's own charge.refunded event for that refund changes nothing more.
     hub = setup_entry.runtime_data
     assert hub.cabinets[MACHINE_ID].revenue == 0
+
+
+async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_payment(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    planner = setup_entry.runtime_data.dispatcher.planner
+    assert planner.acknowledges[MACHINE_ID] is False
+    async_fire_mqtt_message(
+        hass,
+        f"{PREFIX}/state",
+        json.dumps({"credits": 0, "state": "attract", "acknowledges": True}),
+        retain=True,
+    )
+    await hass.async_block_till_done()
+    assert planner.acknowledges[MACHINE_ID] is True
+    ledger = setup_entry.runtime_data.ledger
+    memory = await hass.async_add_executor_job(ledger.cabinet_memory, [MACHINE_ID], 0)
+    assert memory[MACHINE_ID].acknowledges is True
+
+
+async def test_owner_setting_wins_over_what_the_cabinet_says(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    subentry = next(iter(setup_entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        setup_entry, subentry, data=subentry.data | {"acknowledges": False}
+    )
+    await hass.async_block_till_done()
+    async_fire_mqtt_message(
+        hass, f"{PREFIX}/state", json.dumps({"credits": 0, "state": "attract", "acknowledges": True})
+    )
+    async_fire_mqtt_message(hass, f"{PREFIX}/ack", json.dumps({"paymentId": "cs_whatever"}))
+    await hass.async_block_till_done()
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False

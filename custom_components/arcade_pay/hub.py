@@ -126,6 +126,7 @@ class ArcadePayHub:
         self._learned_prices: dict[str, LearnedPrice] = {}
         self._reconciled_until: dict[str, int] = {}
         self._paused: set[str] = set()
+        self._explicit_acks: set[str] = set()
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
         self._warned_topics: set[str] = set()
         self._unsubscribe: list[Callable[[], None]] = []
@@ -152,6 +153,7 @@ class ArcadePayHub:
             self.ledger.cabinet_memory, list(self.cabinets), int(utcnow().timestamp())
         )
         planner = self.dispatcher.planner
+        self._explicit_acks = set(explicit_acks or {})
         for machine_id, cabinet in self.cabinets.items():
             remembered = memory.get(machine_id)
             explicit = (explicit_acks or {}).get(machine_id)
@@ -739,6 +741,8 @@ class ArcadePayHub:
             self._warn_once(msg.topic, err)
             return
         cabinet.report_state(state)
+        if state.acknowledges:
+            self.hass.async_create_task(self._async_learn_acknowledges(cabinet), eager_start=True)
 
     @callback
     def _on_ack(self, msg: mqtt.ReceiveMessage) -> None:
@@ -761,14 +765,21 @@ class ArcadePayHub:
                 ),
             )
             return
-        planner = self.dispatcher.planner
-        if not planner.acknowledges.get(cabinet.machine_id):
-            LOGGER.info(
-                "Cabinet %s acknowledges credits: pulses are now re-sent until it does", cabinet.machine_id
-            )
-            planner.acknowledges[cabinet.machine_id] = True
-            await self.hass.async_add_executor_job(self.ledger.set_cabinet_acknowledges, cabinet.machine_id)
+        await self._async_learn_acknowledges(cabinet)
         self._after_delivery_change()
+
+    async def _async_learn_acknowledges(self, cabinet: Cabinet) -> None:
+        """The cabinet acknowledges pulses: from now on, re-send until it does.
+
+        Unless the owner set the cabinet's "acknowledges credits" option: that wins.
+        """
+        planner = self.dispatcher.planner
+        machine_id = cabinet.machine_id
+        if planner.acknowledges.get(machine_id) or machine_id in self._explicit_acks:
+            return
+        LOGGER.info("Cabinet %s acknowledges credits: pulses are now re-sent until it does", machine_id)
+        planner.acknowledges[machine_id] = True
+        await self.hass.async_add_executor_job(self.ledger.set_cabinet_acknowledges, machine_id)
 
 
 __all__ = ["ArcadePayHub", "HubOptions", "Outcome"]

@@ -12,7 +12,7 @@ topic                       direction  retained  payload
 ``<prefix>/<id>/coinpulse``  HA → cab   no        ``{"machineId", "credits", "timestamp", "paymentId"}``
 ``<prefix>/<id>/gameover``   cab → HA   no        ``{"machineId", "status": "game_over", "timestamp"?}``
 ``<prefix>/<id>/status``     cab → HA   yes       ``online`` / ``offline`` (last will)
-``<prefix>/<id>/state``      cab → HA   yes       ``{"credits": n, "state": "attract" | "playing"}``
+``<prefix>/<id>/state``      cab → HA   yes       ``{"credits", "state", "acknowledges"?}``
 ``<prefix>/<id>/ack``        cab → HA   no        ``{"paymentId"}`` once the credits are applied
 ==========================  =========  ========  =====================================
 """
@@ -156,6 +156,9 @@ CABINET_STATE_SCHEMA: Final = vol.Schema(
     {
         vol.Required("credits"): _strict_int(0, 1_000_000),
         vol.Required("state"): vol.Coerce(GameState),
+        # Cabinets that acknowledge pulses say so here, so that Home Assistant knows it before
+        # the first payment (the state is retained; the first ack may come too late).
+        vol.Optional("acknowledges"): bool,
     },
     extra=vol.ALLOW_EXTRA,
 )
@@ -215,16 +218,20 @@ class CabinetState:
 
     credits: int
     state: GameState
+    acknowledges: bool = False
 
     def to_json(self) -> str:
         """Serialize for the retained state topic."""
-        return json.dumps({"credits": self.credits, "state": self.state.value}, separators=(",", ":"))
+        message: dict[str, Any] = {"credits": self.credits, "state": self.state.value}
+        if self.acknowledges:
+            message["acknowledges"] = True
+        return json.dumps(message, separators=(",", ":"))
 
     @classmethod
     def from_payload(cls, payload: Payload) -> CabinetState:
         """Parse a state message, raising ProtocolError when it is not one."""
         data = _validated(CABINET_STATE_SCHEMA, payload)
-        return cls(data["credits"], data["state"])
+        return cls(data["credits"], data["state"], data.get("acknowledges", False))
 
 
 ACK_SCHEMA: Final = vol.Schema(
@@ -273,8 +280,9 @@ def _decode(payload: Payload) -> str:
 
 
 def _validated(schema: vol.Schema, payload: Payload) -> dict[str, Any]:
+    text = _decode(payload)
     try:
-        data = json.loads(_decode(payload))
+        data = json.loads(text)
     except (ValueError, RecursionError) as err:  # RecursionError: "[[[[…" nested deeper than json allows
         raise ProtocolError("message is not JSON") from err
     if not isinstance(data, dict):
