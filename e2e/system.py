@@ -98,7 +98,7 @@ class ArcadeSystem:
 
     workdir: Path
     log_level: str = "info"
-    broker_nodelay: bool = False
+    broker_nodelay: bool = True
     # Extra custom integrations to load from YAML (for example the benchmark's no-op webhook).
     extra_integrations: list[Path] = field(default_factory=list)
     broker: Mosquitto = field(init=False)

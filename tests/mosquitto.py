@@ -33,7 +33,7 @@ class Mosquitto:
     """One broker process; ``start`` again after ``stop`` or ``kill`` reuses the port."""
 
     def __init__(
-        self, workdir: Path, port: int | None = None, persistence: bool = False, nodelay: bool = False
+        self, workdir: Path, port: int | None = None, persistence: bool = False, nodelay: bool = True
     ) -> None:
         """Write the broker's config into ``workdir``."""
         binary = find_mosquitto()
