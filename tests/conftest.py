@@ -87,6 +87,11 @@ async def mqtt_mock(hass: HomeAssistant, mqtt_mock: MagicMock) -> AsyncGenerator
         if entry.state is ConfigEntryState.LOADED:
             await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+    await clean_mqtt_client(hass)
+
+
+async def clean_mqtt_client(hass: HomeAssistant) -> None:
+    """Cancel the debounce and misc timers Home Assistant 2025.4's MQTT client leaves behind."""
     client = getattr(hass.data.get("mqtt"), "client", None)
     for debouncer in ("_subscribe_debouncer", "_unsubscribe_debouncer"):
         if (pending := getattr(client, debouncer, None)) is not None:

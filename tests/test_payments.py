@@ -250,9 +250,15 @@ def test_credits_from_subtotal_refuses(subtotal: int, unit: int) -> None:
 
 
 @settings(max_examples=200)
-@given(unit=st.integers(min_value=1, max_value=10**9), quantity=st.integers(min_value=1, max_value=10**6))
+@given(unit=st.integers(min_value=1, max_value=10**9), quantity=st.integers(min_value=1, max_value=1000))
 def test_credits_from_subtotal_is_the_quantity(unit: int, quantity: int) -> None:
     assert credits_from_subtotal(unit * quantity, unit) == quantity
+
+
+@pytest.mark.parametrize("quantity", [1001, 10**6, 2**63])
+def test_credits_beyond_what_a_pulse_may_carry_are_refused(quantity: int) -> None:
+    with pytest.raises(CreditError):
+        credits_from_subtotal(200 * quantity, 200)
 
 
 @settings(max_examples=200)

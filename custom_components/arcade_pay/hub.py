@@ -37,6 +37,7 @@ from .payments import (
     PaidSession,
     RefundNotice,
     WebhookRejected,
+    checked_credits,
     credits_from_subtotal,
     from_minor_units,
     paid_session,
@@ -320,9 +321,7 @@ class ArcadePayHub:
         items = await self.gateway.session_items(session.session_id)
         if link is not None and items.unit_amount and items.currency:
             self._learned_prices[link] = LearnedPrice(items.unit_amount, items.currency)
-        if items.quantity < 1:
-            raise CreditError(f"Stripe lists a quantity of {items.quantity}")
-        return items.quantity
+        return checked_credits(items.quantity)
 
     async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
         """Record a refund against its payment and take it out of revenue."""

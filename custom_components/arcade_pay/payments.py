@@ -16,6 +16,8 @@ from typing import Any, Final
 import stripe
 import voluptuous as vol
 
+from .protocol import MAX_CREDITS_PER_PULSE
+
 SIGNATURE_TOLERANCE_SECONDS: Final = 300
 MAX_BODY_BYTES: Final = 64 * 1024
 
@@ -117,7 +119,14 @@ def credits_from_subtotal(amount_subtotal: int, unit_amount: int) -> int:
     quantity, remainder = divmod(amount_subtotal, unit_amount)
     if remainder or quantity < 1:
         raise CreditError(f"subtotal {amount_subtotal} is not a positive multiple of {unit_amount}")
-    return quantity
+    return checked_credits(quantity)
+
+
+def checked_credits(credits: int) -> int:
+    """Refuse a number of credits that no coin pulse may carry."""
+    if not 1 <= credits <= MAX_CREDITS_PER_PULSE:
+        raise CreditError(f"{credits} credits is outside 1 to {MAX_CREDITS_PER_PULSE}")
+    return credits
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +157,16 @@ def _optional(schema: Any) -> Any:
     return vol.Any(None, schema)
 
 
-_ID = vol.All(str, vol.Length(min=1, max=255))
+def _encodable(value: str) -> str:
+    # JSON can carry lone surrogates ("\udc00"); no Stripe id holds one, and the ledger cannot.
+    try:
+        value.encode()
+    except UnicodeEncodeError as err:
+        raise vol.Invalid("not valid Unicode text") from err
+    return value
+
+
+_ID = vol.All(str, vol.Length(min=1, max=255), _encodable)
 
 
 def _integer(value: Any) -> int:
@@ -158,7 +176,9 @@ def _integer(value: Any) -> int:
     return value
 
 
-_AMOUNT = vol.All(_integer, vol.Range(min=0))
+# Stripe's largest amount is 8 digits; far beyond is forged or broken (and beyond SQLite's range).
+MAX_AMOUNT: Final = 10**12
+_AMOUNT = vol.All(_integer, vol.Range(min=0, max=MAX_AMOUNT))
 
 EVENT_SCHEMA: Final = vol.Schema(
     {
