@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import json
 import logging
@@ -387,3 +388,33 @@ async def test_owner_setting_wins_over_what_the_cabinet_says(
     async_fire_mqtt_message(hass, f"{PREFIX}/ack", json.dumps({"paymentId": "cs_whatever"}))
     await hass.async_block_till_done()
     assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+
+
+async def test_unload_waits_for_a_pulse_in_flight(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """A reload while the broker has not yet acknowledged a pulse must not lose the ledger write."""
+    release = asyncio.Event()
+
+    async def slow_publish(*args: Any, **kwargs: Any) -> None:
+        await release.wait()
+
+    mqtt_mock.async_publish.side_effect = slow_publish
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
+    assert resp.status == 200
+    ledger = setup_entry.runtime_data.ledger
+    unload = hass.async_create_task(hass.config_entries.async_unload(setup_entry.entry_id))
+    await asyncio.sleep(0)
+    assert not unload.done()
+    release.set()
+    assert await unload
+    session = delivery.event["data"]["object"]["id"]
+    ledger.open()
+    assert ledger.state_of(session) is PaymentState.PUBLISHED
+    ledger.close()

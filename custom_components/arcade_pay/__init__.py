@@ -190,6 +190,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
     hub = entry.runtime_data
     webhook.async_unregister(hass, entry.data[CONF_WEBHOOK_ID])
     hub.async_stop()
+    await hub.async_drain()
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     await hass.async_add_executor_job(hub.ledger.close)
     return unloaded

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from functools import partial
+from typing import Any
 import uuid
 
 from homeassistant.components import mqtt
@@ -30,7 +32,7 @@ from .const import (
     LOGGER,
 )
 from .delivery import AckResult, CreditDispatcher, Pulse
-from .ledger import Payment, PaymentLedger, PaymentSource
+from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
 from .payments import (
     CreditError,
     DisputeNotice,
@@ -128,6 +130,7 @@ class ArcadePayHub:
         self._reconciled_until: dict[str, int] = {}
         self._paused: set[str] = set()
         self._explicit_acks: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
         self._warned_topics: set[str] = set()
         self._unsubscribe: list[Callable[[], None]] = []
@@ -198,6 +201,19 @@ class ArcadePayHub:
 
     async def _async_reconcile_job(self, _: object = None) -> None:
         await self.async_reconcile()
+
+    @callback
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` now (eagerly) and keep hold of it until it is done, for ``async_drain``."""
+        task = self.hass.async_create_task(work, f"{DOMAIN} delivery", eager_start=True)
+        if not task.done():
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def async_drain(self) -> None:
+        """Wait for the work in progress (publishes, ledger writes) before the ledger closes."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @callback
     def async_stop(self) -> None:
@@ -280,11 +296,7 @@ class ArcadePayHub:
             return Outcome.DUPLICATE
         # Recorded durably: Stripe can have its answer now. Eagerly started, the pulse is on its
         # way before the answer; waiting for the broker's PUBACK is not the webhook's business.
-        self.hass.async_create_task(
-            self._async_deliver(payment.payment_id),
-            f"arcade_pay deliver {payment.payment_id}",
-            eager_start=True,
-        )
+        self._spawn(self._async_deliver(payment.payment_id))
         LOGGER.info(
             "Payment %s: %d credit(s) for %s (%s %s)",
             session.session_id, credits, cabinet.machine_id,
@@ -436,7 +448,11 @@ class ArcadePayHub:
         self.hass.bus.async_fire(EVENT_CREDIT_ADDED, self._event_data(cabinet) | attributes)
 
     async def _async_deliver(self, payment_id: str) -> None:
-        await self.dispatcher.deliver(payment_id)
+        try:
+            await self.dispatcher.deliver(payment_id)
+        except LedgerError as err:
+            # Recorded and maybe published: what the ledger says is re-sent after a restart.
+            LOGGER.warning("Could not note the delivery of %s: %s", payment_id, err)
         self._after_delivery_change()
 
     async def async_flush(self) -> None:
@@ -678,7 +694,7 @@ class ArcadePayHub:
             return
         LOGGER.info("MQTT is back: sending the coin pulses that waited")
         planner.hurry()
-        self.hass.async_create_task(self.async_flush(), eager_start=True)
+        self._spawn(self.async_flush())
 
     @callback
     def _on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
@@ -726,7 +742,7 @@ class ArcadePayHub:
         if (cancel := self._offline_timers.pop(machine_id, None)) is not None:
             cancel()
         self.dispatcher.planner.hurry(machine_id)
-        self.hass.async_create_task(self._async_back_online(cabinet), eager_start=True)
+        self._spawn(self._async_back_online(cabinet))
 
     @callback
     def _on_state(self, msg: mqtt.ReceiveMessage) -> None:
@@ -741,7 +757,7 @@ class ArcadePayHub:
             return
         cabinet.report_state(state)
         if state.acknowledges:
-            self.hass.async_create_task(self._async_learn_acknowledges(cabinet), eager_start=True)
+            self._spawn(self._async_learn_acknowledges(cabinet))
 
     @callback
     def _on_ack(self, msg: mqtt.ReceiveMessage) -> None:
@@ -752,7 +768,7 @@ class ArcadePayHub:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
-        self.hass.async_create_task(self._async_acknowledged(cabinet, ack.payment_id), eager_start=True)
+        self._spawn(self._async_acknowledged(cabinet, ack.payment_id))
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
         result = await self.dispatcher.acknowledge(cabinet.machine_id, payment_id)
