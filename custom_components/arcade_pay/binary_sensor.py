@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
-from .entity import ArcadePayEntity
+from .entity import ArcadePayEntity, add_cabinet_entities
 
 PARALLEL_UPDATES = 0
 
@@ -30,12 +30,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one connectivity sensor per cabinet."""
-    assert entry.unique_id is not None
-    for cabinet in entry.runtime_data.cabinets.values():
-        async_add_entities(
-            [ArcadePayOnlineSensor(entry.unique_id, cabinet, ONLINE)],
-            config_subentry_id=cabinet.config.subentry_id,
-        )
+    add_cabinet_entities(
+        entry,
+        async_add_entities,
+        lambda account, _, cabinet: [ArcadePayOnlineSensor(account, cabinet, ONLINE)],
+    )
 
 
 class ArcadePayOnlineSensor(ArcadePayEntity, BinarySensorEntity):

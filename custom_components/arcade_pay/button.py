@@ -8,7 +8,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
 from .cabinet import Cabinet
-from .entity import ArcadePayEntity
+from .entity import ArcadePayEntity, add_cabinet_entities
 from .hub import ArcadePayHub
 from .services import async_add_credit
 
@@ -23,13 +23,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one button per cabinet."""
-    assert entry.unique_id is not None
-    hub = entry.runtime_data
-    for cabinet in hub.cabinets.values():
-        async_add_entities(
-            [ArcadePayInsertCreditButton(entry.unique_id, hub, cabinet)],
-            config_subentry_id=cabinet.config.subentry_id,
-        )
+    add_cabinet_entities(
+        entry,
+        async_add_entities,
+        lambda account, hub, cabinet: [ArcadePayInsertCreditButton(account, hub, cabinet)],
+    )
 
 
 class ArcadePayInsertCreditButton(ArcadePayEntity, ButtonEntity):

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .cabinet import Cabinet, CabinetEvent
 from .const import DOMAIN
+
+if TYPE_CHECKING:
+    from . import ArcadePayConfigEntry
+    from .hub import ArcadePayHub
+
+
+def add_cabinet_entities(
+    entry: ArcadePayConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: Callable[[str, ArcadePayHub, Cabinet], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for every cabinet, each under its cabinet's subentry."""
+    assert entry.unique_id is not None
+    hub = entry.runtime_data
+    for cabinet in hub.cabinets.values():
+        async_add_entities(
+            list(build(entry.unique_id, hub, cabinet)), config_subentry_id=cabinet.config.subentry_id
+        )
 
 
 class ArcadePayEntity(Entity):

@@ -9,7 +9,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import ArcadePayConfigEntry
 from .cabinet import CabinetEvent
 from .const import EVENT_TYPE_CREDIT_ADDED, EVENT_TYPE_GAME_OVER
-from .entity import ArcadePayEntity
+from .entity import ArcadePayEntity, add_cabinet_entities
 
 PARALLEL_UPDATES = 0
 
@@ -26,12 +26,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one event entity per cabinet."""
-    assert entry.unique_id is not None
-    for cabinet in entry.runtime_data.cabinets.values():
-        async_add_entities(
-            [ArcadePayGameEvent(entry.unique_id, cabinet, GAME)],
-            config_subentry_id=cabinet.config.subentry_id,
-        )
+    add_cabinet_entities(
+        entry, async_add_entities, lambda account, _, cabinet: [ArcadePayGameEvent(account, cabinet, GAME)]
+    )
 
 
 class ArcadePayGameEvent(ArcadePayEntity, EventEntity):

@@ -13,7 +13,7 @@ from homeassistant.util import dt as dt_util
 
 from . import ArcadePayConfigEntry
 from .cabinet import Cabinet
-from .entity import ArcadePayEntity
+from .entity import ArcadePayEntity, add_cabinet_entities
 
 PARALLEL_UPDATES = 0
 
@@ -33,12 +33,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one QR code per cabinet."""
-    assert entry.unique_id is not None
-    for cabinet in entry.runtime_data.cabinets.values():
-        async_add_entities(
-            [ArcadePayQrCode(hass, entry.unique_id, cabinet)],
-            config_subentry_id=cabinet.config.subentry_id,
-        )
+    add_cabinet_entities(
+        entry, async_add_entities, lambda account, _, cabinet: [ArcadePayQrCode(hass, account, cabinet)]
+    )
 
 
 class ArcadePayQrCode(ArcadePayEntity, ImageEntity):

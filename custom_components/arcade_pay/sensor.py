@@ -19,7 +19,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
 from .cabinet import Cabinet
-from .entity import ArcadePayEntity
+from .entity import ArcadePayEntity, add_cabinet_entities
 from .protocol import GameState
 
 PARALLEL_UPDATES = 0
@@ -99,13 +99,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of every cabinet, each under its subentry."""
-    hub = entry.runtime_data
-    assert entry.unique_id is not None
-    for cabinet in hub.cabinets.values():
-        async_add_entities(
-            [ArcadePaySensor(entry.unique_id, cabinet, description) for description in SENSORS],
-            config_subentry_id=cabinet.config.subentry_id,
-        )
+    add_cabinet_entities(
+        entry,
+        async_add_entities,
+        lambda account, _, cabinet: (ArcadePaySensor(account, cabinet, d) for d in SENSORS),
+    )
 
 
 class ArcadePaySensor(ArcadePayEntity, RestoreSensor):

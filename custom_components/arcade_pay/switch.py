@@ -13,7 +13,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import ArcadePayConfigEntry
 from .cabinet import Cabinet
 from .const import DOMAIN
-from .entity import ArcadePayEntity
+from .entity import ArcadePayEntity, add_cabinet_entities
 from .hub import ArcadePayHub
 from .stripe_gateway import StripeGatewayError
 
@@ -32,13 +32,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one switch per cabinet."""
-    assert entry.unique_id is not None
-    hub = entry.runtime_data
-    for cabinet in hub.cabinets.values():
-        async_add_entities(
-            [ArcadePayAcceptingPayments(entry.unique_id, hub, cabinet)],
-            config_subentry_id=cabinet.config.subentry_id,
-        )
+    add_cabinet_entities(
+        entry,
+        async_add_entities,
+        lambda account, hub, cabinet: [ArcadePayAcceptingPayments(account, hub, cabinet)],
+    )
 
 
 class ArcadePayAcceptingPayments(ArcadePayEntity, SwitchEntity):
