@@ -71,6 +71,15 @@ def _bool(value: Any) -> bool:
     return str(value).lower() == "true"
 
 
+def _adjustable(params: dict[str, Any]) -> dict[str, Any]:
+    """A line item's adjustable_quantity, from Stripe's form parameters."""
+    return {
+        "enabled": _bool(params.get("enabled")),
+        "minimum": int(params.get("minimum", 1)),
+        "maximum": int(params.get("maximum", 99)),
+    }
+
+
 def _error(
     status: int, message: str, error_type: str = "invalid_request_error", code: str | None = None
 ) -> web.Response:
@@ -248,11 +257,7 @@ class FakeStripe:
                     "object": "item",
                     "price": price,
                     "quantity": int(item.get("quantity", 1)),
-                    "adjustable_quantity": {
-                        "enabled": _bool(adjustable.get("enabled")),
-                        "minimum": int(adjustable.get("minimum", 1)),
-                        "maximum": int(adjustable.get("maximum", 99)),
-                    },
+                    "adjustable_quantity": _adjustable(adjustable),
                 }
             )
         if not items:
@@ -312,12 +317,7 @@ class FakeStripe:
         for update in params.get("line_items", []):
             for item in self.link_items[link["id"]]:
                 if item["id"] == update["id"] and "adjustable_quantity" in update:
-                    adjustable = update["adjustable_quantity"]
-                    item["adjustable_quantity"] = {
-                        "enabled": _bool(adjustable.get("enabled")),
-                        "minimum": int(adjustable.get("minimum", 1)),
-                        "maximum": int(adjustable.get("maximum", 99)),
-                    }
+                    item["adjustable_quantity"] = _adjustable(update["adjustable_quantity"])
         return web.json_response(link)
 
     def _list(self, request: web.Request, data: list[dict[str, Any]]) -> web.Response:

@@ -20,6 +20,7 @@ from homeassistant.helpers.typing import ConfigType
 from .cabinet import CabinetConfig
 from .const import (
     CONF_ACKNOWLEDGES,
+    CONF_CLOUDHOOK_URL,
     CONF_CREDITS_PER_GAME,
     CONF_CURRENCY,
     CONF_MACHINE_ID,
@@ -223,6 +224,6 @@ async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntr
 
 async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
     """Delete the Nabu Casa cloudhook, if one was made. The ledger is kept: it is the audit trail."""
-    if entry.data.get("cloudhook_url") and "cloud" in hass.config.components:
+    if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
         with suppress(cloud.CloudNotAvailable):
             await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])

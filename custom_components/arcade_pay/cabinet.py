@@ -33,13 +33,6 @@ class CabinetConfig:
     price_id: str | None = None
     product_id: str | None = None
 
-    @property
-    def price(self) -> Decimal | None:
-        """Price of one credit in the currency's major unit."""
-        if self.unit_amount is None:
-            return None
-        return from_minor_units(self.unit_amount, self.currency)
-
 
 @dataclass(frozen=True, slots=True)
 class CabinetEvent:

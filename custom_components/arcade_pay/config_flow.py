@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-import os
 from typing import Any
 
 import voluptuous as vol
@@ -21,7 +20,6 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -33,6 +31,7 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 
+from . import create_gateway
 from .const import (
     CONF_ACCOUNT_NAME,
     CONF_ACKNOWLEDGES,
@@ -65,7 +64,6 @@ from .const import (
 from .payments import SUBSCRIBED_EVENTS, from_minor_units, to_minor_units
 from .protocol import is_valid_machine_id, is_valid_topic_prefix
 from .stripe_gateway import (
-    ENV_API_BASE,
     MAX_ADJUSTABLE_QUANTITY,
     PaymentLink,
     StripeAccount,
@@ -81,10 +79,6 @@ PRICE = NumberSelector(NumberSelectorConfig(min=0.01, step="any", mode=NumberSel
 QUANTITY = NumberSelector(
     NumberSelectorConfig(min=1, max=MAX_ADJUSTABLE_QUANTITY, step=1, mode=NumberSelectorMode.BOX)
 )
-
-
-def _gateway(hass: HomeAssistant, api_key: str) -> StripeGateway:
-    return StripeGateway(api_key, async_get_clientsession(hass), os.environ.get(ENV_API_BASE))
 
 
 def _stripe_error(err: StripeGatewayError) -> str:
@@ -142,7 +136,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         if errors:
             return None, errors
         try:
-            return await _gateway(self.hass, user_input[CONF_API_KEY]).account(), {}
+            return await create_gateway(self.hass, user_input[CONF_API_KEY]).account(), {}
         except StripeGatewayError as err:
             return None, {"base": _stripe_error(err)}
 
@@ -294,7 +288,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
     """Add or change a cabinet: a device with its own Stripe payment link."""
 
     def _gateway(self) -> StripeGateway:
-        return _gateway(self.hass, self._get_entry().data[CONF_API_KEY])
+        return create_gateway(self.hass, self._get_entry().data[CONF_API_KEY])
 
     def _machine_id_errors(self, machine_id: str) -> dict[str, str]:
         if not is_valid_machine_id(machine_id):

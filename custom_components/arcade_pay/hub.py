@@ -296,7 +296,7 @@ class ArcadePayHub:
             return Outcome.DUPLICATE
         # Recorded durably: Stripe can have its answer now. Eagerly started, the pulse is on its
         # way before the answer; waiting for the broker's PUBACK is not the webhook's business.
-        self._spawn(self._async_deliver(payment.payment_id))
+        self._spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
         LOGGER.info(
             "Payment %s: %d credit(s) for %s (%s %s)",
             session.session_id, credits, cabinet.machine_id,
@@ -387,7 +387,7 @@ class ArcadePayHub:
         self.dispatcher.forget(payment_id)
         if (cabinet := self.cabinets.get(machine_id)) is not None and revenue_delta:
             cabinet.refunded(revenue_delta)
-        self._after_delivery_change()
+        self._after_delivery_change(machine_id)
 
     async def async_add_manual_credit(self, cabinet: Cabinet, credits: int) -> str:
         """Give free credits (button or action); return the payment id used.
@@ -405,7 +405,7 @@ class ArcadePayHub:
             received_at=utcnow(),
         )
         await self.dispatcher.accept(payment)
-        self._after_delivery_change()
+        self._after_delivery_change(cabinet.machine_id)
         if not self.dispatcher.published_once(payment.payment_id):
             raise HomeAssistantError(f"MQTT did not take the coin pulse; {credits} credit(s) will follow")
         return payment.payment_id
@@ -447,13 +447,13 @@ class ArcadePayHub:
         cabinet.credit(pulse.credits, CabinetEvent(EVENT_TYPE_CREDIT_ADDED, attributes))
         self.hass.bus.async_fire(EVENT_CREDIT_ADDED, self._event_data(cabinet) | attributes)
 
-    async def _async_deliver(self, payment_id: str) -> None:
+    async def _async_deliver(self, payment_id: str, machine_id: str) -> None:
         try:
             await self.dispatcher.deliver(payment_id)
         except LedgerError as err:
             # Recorded and maybe published: what the ledger says is re-sent after a restart.
             LOGGER.warning("Could not note the delivery of %s: %s", payment_id, err)
-        self._after_delivery_change()
+        self._after_delivery_change(machine_id)
 
     async def async_flush(self) -> None:
         """Publish what is due, then sleep until the next pulse falls due."""
@@ -461,14 +461,20 @@ class ArcadePayHub:
         self._after_delivery_change()
 
     @callback
-    def _after_delivery_change(self) -> None:
-        self._refresh_pending()
+    def _after_delivery_change(self, machine_id: str | None = None) -> None:
+        """Update pending credits (of one cabinet, or all) and the next wake-up."""
+        self._refresh_pending(machine_id)
         self._schedule_wakeup()
 
     @callback
-    def _refresh_pending(self) -> None:
-        for machine_id, cabinet in self.cabinets.items():
-            cabinet.set_pending_credits(self.dispatcher.outstanding_credits(machine_id))
+    def _refresh_pending(self, machine_id: str | None = None) -> None:
+        # One cabinet on the payment path: with 500 cabinets, all of them per payment adds up.
+        if machine_id is None:
+            cabinets = self.cabinets
+        else:  # A refund may be for a cabinet that was deleted since.
+            cabinets = {machine_id: c} if (c := self.cabinets.get(machine_id)) else {}
+        for machine, cabinet in cabinets.items():
+            cabinet.set_pending_credits(self.dispatcher.outstanding_credits(machine))
 
     @callback
     def _schedule_wakeup(self) -> None:
@@ -781,7 +787,7 @@ class ArcadePayHub:
             )
             return
         await self._async_learn_acknowledges(cabinet)
-        self._after_delivery_change()
+        self._after_delivery_change(cabinet.machine_id)
 
     async def _async_learn_acknowledges(self, cabinet: Cabinet) -> None:
         """The cabinet acknowledges pulses: from now on, re-send until it does.

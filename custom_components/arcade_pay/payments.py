@@ -16,7 +16,7 @@ from typing import Any, Final
 import stripe
 import voluptuous as vol
 
-from .protocol import MAX_CREDITS_PER_PULSE
+from .protocol import MAX_CREDITS_PER_PULSE, strict_int
 
 SIGNATURE_TOLERANCE_SECONDS: Final = 300
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -169,16 +169,9 @@ def _encodable(value: str) -> str:
 _ID = vol.All(str, vol.Length(min=1, max=255), _encodable)
 
 
-def _integer(value: Any) -> int:
-    # JSON true is an int to Python; it is not an amount.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise vol.Invalid("expected an integer")
-    return value
-
-
 # Stripe's largest amount is 8 digits; far beyond is forged or broken (and beyond SQLite's range).
 MAX_AMOUNT: Final = 10**12
-_AMOUNT = vol.All(_integer, vol.Range(min=0, max=MAX_AMOUNT))
+_AMOUNT = strict_int(0, MAX_AMOUNT)
 
 EVENT_SCHEMA: Final = vol.Schema(
     {

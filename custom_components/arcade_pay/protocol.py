@@ -120,7 +120,7 @@ def _machine_id(value: Any) -> str:
     return value
 
 
-def _strict_int(minimum: int, maximum: int) -> vol.All:
+def strict_int(minimum: int, maximum: int) -> vol.All:
     """An int that is really an int: JSON ``true`` and ``1.0`` are rejected."""
 
     def check(value: Any) -> int:
@@ -136,7 +136,7 @@ MAX_CREDITS_PER_PULSE: Final = 1000
 COIN_PULSE_SCHEMA: Final = vol.Schema(
     {
         vol.Required("machineId"): _machine_id,
-        vol.Required("credits"): _strict_int(1, MAX_CREDITS_PER_PULSE),
+        vol.Required("credits"): strict_int(1, MAX_CREDITS_PER_PULSE),
         vol.Required("timestamp"): _timestamp,
         vol.Optional("paymentId"): vol.All(str, vol.Length(min=1, max=255)),
     },
@@ -154,7 +154,7 @@ GAME_OVER_SCHEMA: Final = vol.Schema(
 
 CABINET_STATE_SCHEMA: Final = vol.Schema(
     {
-        vol.Required("credits"): _strict_int(0, 1_000_000),
+        vol.Required("credits"): strict_int(0, 1_000_000),
         vol.Required("state"): vol.Coerce(GameState),
         # Cabinets that acknowledge pulses say so here, so that Home Assistant knows it before
         # the first payment (the state is retained; the first ack may come too late).
