@@ -14,16 +14,15 @@ from .payments import currency_exponent, from_minor_units, to_minor_units
 
 # Stripe's presentment currencies (https://docs.stripe.com/currencies, November 2026),
 # lower case as Stripe's API writes them. A code outside this set is a typo.
-STRIPE_CURRENCIES: Final = frozenset(
-    """
+_STRIPE_CODES: Final = """
     aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd
     cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq
     gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd
     lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk
     php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs tnd top
     try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw
-    """.split()
-)
+"""
+STRIPE_CURRENCIES: Final = frozenset(_STRIPE_CODES.split())
 
 # Digits with at most one decimal separator, which may be a point or a comma.
 _PRICE = re.compile(r"^\d+(?:[.,]\d+)?$|^[.,]\d+$")
