@@ -1,0 +1,71 @@
+"""What an operator reads on the device page: primary entities, units, precision, price."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest.mock import MagicMock
+
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+
+from fake_stripe import FakeStripe
+
+from .conftest import cabinet_subentry
+
+
+async def test_what_an_operator_watches_is_primary(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    registry = er.async_get(hass)
+    for entity_id in (
+        "binary_sensor.pac_man_online",
+        "sensor.pac_man_pending_credits",
+        "switch.pac_man_accepting_payments",
+    ):
+        entry = registry.async_get(entity_id)
+        assert entry is not None
+        assert entry.entity_category is None, entity_id
+
+
+async def test_counts_have_no_unit(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    """A unit would read "1 credits" and "1 plays"; the entity names say what is counted."""
+    for key in ("credits", "plays", "pending_credits"):
+        assert "unit_of_measurement" not in hass.states.get(f"sensor.pac_man_{key}").attributes, key
+
+
+async def test_price_per_credit_on_the_device_page(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+    state = hass.states.get("sensor.pac_man_price_per_credit")
+    assert state.state == "2.00"
+    assert state.attributes["unit_of_measurement"] == "USD"
+    assert state.attributes["device_class"] == "monetary"
+    entry = er.async_get(hass).async_get("sensor.pac_man_price_per_credit")
+    assert entry.options["sensor"]["suggested_display_precision"] == 2
+    assert er.async_get(hass).async_get("sensor.pac_man_revenue").options["sensor"] == {
+        "suggested_display_precision": 2
+    }
+
+
+async def test_yen_is_shown_without_decimals(
+    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe, config_entry: MockConfigEntry
+) -> None:
+    link: dict[str, Any] = fake_stripe.add_seed_link("yen-1", 200, "jpy")
+    price = fake_stripe.link_items[link["id"]][0]["price"]
+    yen = cabinet_subentry(
+        link | {"price_id": price["id"], "product_id": price["product"]}, machine_id="yen-1", title="Tokyo"
+    )
+    entry = MockConfigEntry(
+        domain=config_entry.domain,
+        title=config_entry.title,
+        unique_id=config_entry.unique_id,
+        data=config_entry.data,
+        options=config_entry.options,
+        subentries_data=[yen],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    registry = er.async_get(hass)
+    for entity_id in ("sensor.tokyo_revenue", "sensor.tokyo_price_per_credit"):
+        assert registry.async_get(entity_id).options["sensor"]["suggested_display_precision"] == 0
+    assert hass.states.get("sensor.tokyo_price_per_credit").state == "200"
+    assert hass.states.get("sensor.tokyo_revenue").attributes["unit_of_measurement"] == "JPY"
