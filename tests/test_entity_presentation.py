@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import MagicMock
 
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, mock_restore_cache
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import entity_registry as er
 
 from fake_stripe import FakeStripe
@@ -69,3 +69,35 @@ async def test_yen_is_shown_without_decimals(
         assert registry.async_get(entity_id).options["sensor"]["suggested_display_precision"] == 0
     assert hass.states.get("sensor.tokyo_price_per_credit").state == "200"
     assert hass.states.get("sensor.tokyo_revenue").attributes["unit_of_measurement"] == "JPY"
+
+
+QR_CODE = "image.pac_man_payment_qr_code"
+EARLIER = "2026-01-01T12:00:00+00:00"
+
+
+async def test_qr_code_time_survives_a_restart_with_the_same_link(
+    hass: HomeAssistant,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    config_entry: MockConfigEntry,
+    cabinet_link: dict[str, Any],
+) -> None:
+    mock_restore_cache(hass, [State(QR_CODE, EARLIER, {"url": cabinet_link["url"]})])
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(QR_CODE).state == EARLIER
+    # Reloading (as adding another cabinet does) keeps it too.
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(QR_CODE).state == EARLIER
+
+
+async def test_qr_code_time_changes_with_the_link(
+    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe, config_entry: MockConfigEntry
+) -> None:
+    mock_restore_cache(hass, [State(QR_CODE, EARLIER, {"url": "https://buy.stripe.com/old"})])
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(QR_CODE).state > EARLIER
