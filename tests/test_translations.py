@@ -83,3 +83,30 @@ def test_string_passes_hassfest(path: str, value: str) -> None:
 def test_the_check_catches_what_hassfest_refuses(bad: str) -> None:
     with pytest.raises(vol.Invalid):
         validate_translation_value(bad)
+
+
+def _frontend_strings() -> dict[str, Any]:
+    """The English strings of the installed Home Assistant frontend (the one the browser shows)."""
+    import hass_frontend  # noqa: PLC0415 - only this test reads the frontend package
+
+    folder = Path(hass_frontend.where()) / "static" / "translations" / "config"
+    [english] = [path for path in folder.glob("en-*.json") if not path.name.startswith("en-GB")]
+    return json.loads(english.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_entry_page_speaks_of_stripe_accounts_and_cabinets() -> None:
+    """The integration page titled the Stripe account "Hubs" with an "ADD HUB" button.
+
+    Home Assistant's frontend picks both from the manifest's integration_type; the cabinet
+    rows and the "Add cabinet" menu item come from config_subentries.cabinet.
+    """
+    manifest = json.loads((STRINGS.parent / "manifest.json").read_text(encoding="utf-8"))
+    frontend = _frontend_strings()  # Flat: "ui.panel.config.integrations.integration_page.add_hub": …
+    page = "ui.panel.config.integrations.integration_page"
+    kind = manifest["integration_type"]
+    heading, button = frontend[f"{page}.entries_{kind}"], frontend[f"{page}.add_{kind}"]
+    assert "hub" not in f"{heading} {button}".lower()
+    assert (heading, button) == ("Services", "Add service")  # A Stripe account is a service.
+    cabinet = json.loads(STRINGS.read_text(encoding="utf-8"))["config_subentries"]["cabinet"]
+    assert cabinet["entry_type"] == "Cabinet"
+    assert cabinet["initiate_flow"]["user"] == "Add cabinet"
