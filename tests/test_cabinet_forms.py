@@ -382,3 +382,21 @@ async def test_webhook_path_when_home_assistant_has_no_url(
     with patch("homeassistant.components.webhook.async_generate_url", side_effect=NoURLAvailableError):
         result = await hass.config_entries.options.async_init(setup_entry.entry_id)
     assert result["description_placeholders"]["webhook_url"] == "/api/webhook/arcade_pay_test_webhook"
+
+
+async def test_new_qr_code_repair_goes_with_its_cabinet(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    result = await start_reconfigure(hass, setup_entry)
+    await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {CONF_NAME: "Pac-Man", CONF_PRICE: "3", CONF_MAX_QUANTITY: 10, "acknowledges": False}
+        | {CONF_NEVER_REPORTS: False},
+    )
+    await hass.async_block_till_done()
+    subentry_id = subentry_of(setup_entry, MACHINE_ID).subentry_id
+    issue_id = f"new_qr_code_{subentry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert hass.config_entries.async_remove_subentry(setup_entry, subentry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None

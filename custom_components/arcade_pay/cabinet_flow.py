@@ -244,7 +244,9 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 reason = "reconfigure_successful"
                 if data[CONF_PAYMENT_LINK_ID] != old_link:
                     reason = "reconfigure_new_qr_code"
-                    async_create_new_qr_code_issue(self.hass, subentry.subentry_id, name)
+                    async_create_new_qr_code_issue(
+                        self.hass, self._get_entry().entry_id, subentry.subentry_id, name
+                    )
                 return self.async_abort(
                     reason=_with_limit(reason, data[CONF_MAX_QUANTITY]),
                     description_placeholders=_summary(name, data),
