@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import MagicMock
 
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, mock_restore_cache
 
-from homeassistant.core import HomeAssistant, State
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
 
 from fake_stripe import FakeStripe
 
 from .conftest import cabinet_subentry
+from .test_config_flow import NEW_CABINET, start_cabinet_flow
 
 
 async def test_what_an_operator_watches_is_primary(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
@@ -101,3 +105,34 @@ async def test_qr_code_time_changes_with_the_link(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(QR_CODE).state > EARLIER
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Issue 7 §2, open: adding a cabinet reloads the entry, so every other cabinet's entities "
+    "go unavailable and back. Needs the hub to add and remove one cabinet without a reload.",
+)
+async def test_adding_a_cabinet_leaves_the_others_logbook_alone(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    changes: list[str] = []
+
+    @callback
+    def _record(event: Event[EventStateChangedData]) -> None:
+        old, new = event.data["old_state"], event.data["new_state"]
+        # What the logbook records: a state that changed from one value to another.
+        if (
+            event.data["entity_id"].split(".")[1].startswith("pac_man")
+            and old
+            and new
+            and old.state != new.state
+        ):
+            changes.append(f"{event.data['entity_id']}: {old.state} -> {new.state}")
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, _record)
+    result = await start_cabinet_flow(hass, setup_entry, "new_link")
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_CABINET)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert hass.states.get("sensor.galaga_credits") is not None
+    assert changes == []
