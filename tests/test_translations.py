@@ -110,3 +110,12 @@ def test_entry_page_speaks_of_stripe_accounts_and_cabinets() -> None:
     cabinet = json.loads(STRINGS.read_text(encoding="utf-8"))["config_subentries"]["cabinet"]
     assert cabinet["entry_type"] == "Cabinet"
     assert cabinet["initiate_flow"]["user"] == "Add cabinet"
+
+
+def test_every_field_help_has_a_field() -> None:
+    """hassfest's data_description_validator: a help text needs the field it helps with."""
+    strings = json.loads(STRINGS.read_text(encoding="utf-8"))
+    flows = [strings["config"], strings["options"], *strings["config_subentries"].values()]
+    for flow in flows:
+        for step_id, step in flow["step"].items():
+            assert set(step.get("data_description", {})) <= set(step.get("data", {})), step_id
