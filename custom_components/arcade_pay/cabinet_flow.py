@@ -8,6 +8,7 @@ and the limit per payment, and whether the QR code changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import voluptuous as vol
@@ -33,19 +34,27 @@ from .const import (
     CONF_MAX_QUANTITY,
     CONF_NEVER_REPORTS,
     CONF_PAYMENT_LINK_ID,
-    CONF_PAYMENT_LINK_URL,
     CONF_PRICE,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
 )
-from .currencies import PriceError, format_amount, normalize_currency, parse_price, price_example
-from .flow_helpers import TEXT, stripe_error, whole_number
-from .payments import currency_exponent
+from .currencies import format_amount, normalize_currency
+from .flow_helpers import (
+    TEXT,
+    link_data,
+    price_placeholders,
+    stripe_error,
+    stripped,
+    summary,
+    unit_amount_or_error,
+    whole_number,
+    with_limit,
+)
 from .protocol import is_valid_machine_id
 from .repairs import async_create_new_qr_code_issue
-from .stripe_gateway import MAX_ADJUSTABLE_QUANTITY, PaymentLink, StripeGateway, StripeGatewayError
+from .stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
 
 # No min or max: the form checks the range itself and says so in words (a selector's own
 # check would show Home Assistant's untranslated "Value 0.0 is too small").
@@ -80,6 +89,17 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             errors[CONF_MACHINE_ID] = "machine_id_taken"
         return errors
 
+    def _cabinet_using_link(self, link_id: str) -> str | None:
+        """The name of the cabinet of this entry whose payment link is ``link_id``, if any."""
+        return next(
+            (
+                s.title
+                for s in self._get_entry().subentries.values()
+                if s.data.get(CONF_PAYMENT_LINK_ID) == link_id
+            ),
+            None,
+        )
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """New payment link, or one made before (for example by the seed system)."""
         return self.async_show_menu(step_id="user", menu_options=["new_link", "existing_link"])
@@ -89,7 +109,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         errors: dict[str, str] = {}
         shown = self._shown_currency or self._default_currency()
         if user_input is not None:
-            user_input = _stripped(user_input)
+            user_input = stripped(user_input)
             errors = self._cabinet_errors(user_input)
             max_quantity = whole_number(user_input, CONF_MAX_QUANTITY, 1, MAX_ADJUSTABLE_QUANTITY, errors)
             currency = normalize_currency(user_input[CONF_CURRENCY])
@@ -101,7 +121,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 errors[CONF_PRICE] = "price_currency_changed"
                 shown = self._shown_currency = currency
             else:
-                unit_amount = _unit_amount(user_input[CONF_PRICE], currency, errors)
+                unit_amount = unit_amount_or_error(user_input[CONF_PRICE], currency, errors)
             if not errors and currency and unit_amount and max_quantity:
                 name, machine_id = user_input[CONF_NAME], user_input[CONF_MACHINE_ID]
                 try:
@@ -111,14 +131,14 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 except StripeGatewayError as err:
                     errors["base"] = stripe_error(err)
                 else:
-                    data = _link_data(machine_id, link, max_quantity, managed=True)
+                    data = link_data(machine_id, link, max_quantity, managed=True)
                     data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
                     return self.async_create_entry(
                         title=name,
                         data=data,
                         unique_id=machine_id,
-                        description=_with_limit("new_link", max_quantity),
-                        description_placeholders=_summary(name, data),
+                        description=with_limit("new_link", max_quantity),
+                        description_placeholders=summary(name, data),
                     )
         return self.async_show_form(
             step_id="new_link",
@@ -136,7 +156,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 user_input,
             ),
             errors=errors,
-            description_placeholders=_price_placeholders(shown),
+            description_placeholders=price_placeholders(shown),
         )
 
     async def async_step_existing_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
@@ -148,21 +168,15 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         without ``machine_id`` metadata is accepted: it is matched by its id alone.
         """
         errors: dict[str, str] = {}
+        # Who holds the link, for the errors that name them.
+        placeholders = {"owner": "", "link_machine_id": ""}
         if user_input is not None:
-            user_input = _stripped(user_input)
+            user_input = stripped(user_input)
             errors = self._cabinet_errors(user_input)
-            link_id = user_input[CONF_PAYMENT_LINK_ID]
-            machine_id = user_input[CONF_MACHINE_ID]
-            owner = next(
-                (
-                    s.title
-                    for s in self._get_entry().subentries.values()
-                    if s.data.get(CONF_PAYMENT_LINK_ID) == link_id
-                ),
-                None,
-            )
-            if owner is not None:
+            link_id, machine_id = user_input[CONF_PAYMENT_LINK_ID], user_input[CONF_MACHINE_ID]
+            if owner := self._cabinet_using_link(link_id):
                 errors[CONF_PAYMENT_LINK_ID] = "payment_link_taken"
+                placeholders["owner"] = owner
             link = None
             if not errors:
                 try:
@@ -173,24 +187,19 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                         errors = {CONF_PAYMENT_LINK_ID: "payment_link_not_found"}
             if link is not None and link.machine_id not in (None, machine_id):
                 errors[CONF_PAYMENT_LINK_ID] = "payment_link_other_machine"
+                placeholders["link_machine_id"] = str(link.machine_id)
             elif link is not None and not errors:
                 if link.currency is None:
-                    link = _with_currency(link, self._default_currency())
-                data = _link_data(machine_id, link, DEFAULT_MAX_QUANTITY, managed=False)
+                    link = replace(link, currency=self._default_currency())
+                data = link_data(machine_id, link, DEFAULT_MAX_QUANTITY, managed=False)
                 data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
                 return self.async_create_entry(
                     title=user_input[CONF_NAME],
                     data=data,
                     unique_id=machine_id,
                     description="existing_link" if link.unit_amount else "existing_link_no_price",
-                    description_placeholders=_summary(user_input[CONF_NAME], data),
+                    description_placeholders=summary(user_input[CONF_NAME], data),
                 )
-            placeholders = {
-                "owner": owner or "",
-                "link_machine_id": (link.machine_id or "") if link else "",
-            }
-        else:
-            placeholders = {"owner": "", "link_machine_id": ""}
         return self.async_show_form(
             step_id="existing_link",
             data_schema=self.add_suggested_values_to_schema(
@@ -221,7 +230,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         currency = data[CONF_CURRENCY]
         errors: dict[str, str] = {}
         if user_input is not None:
-            user_input = _stripped(user_input)
+            user_input = stripped(user_input)
             name = user_input[CONF_NAME]
             if not name:
                 errors[CONF_NAME] = "name_required"
@@ -248,8 +257,8 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                         self.hass, self._get_entry().entry_id, subentry.subentry_id, name
                     )
                 return self.async_abort(
-                    reason=_with_limit(reason, data[CONF_MAX_QUANTITY]),
-                    description_placeholders=_summary(name, data),
+                    reason=with_limit(reason, data[CONF_MAX_QUANTITY]),
+                    description_placeholders=summary(name, data),
                 )
         schema: dict[vol.Marker, Any] = {vol.Required(CONF_NAME): TEXT}
         suggested: dict[str, Any] = {
@@ -268,7 +277,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input or suggested),
             errors=errors,
-            description_placeholders={"machine_id": data[CONF_MACHINE_ID]} | _price_placeholders(currency),
+            description_placeholders={"machine_id": data[CONF_MACHINE_ID]} | price_placeholders(currency),
         )
 
     async def _async_acknowledges(self, data: Mapping[str, Any]) -> bool:
@@ -284,7 +293,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         self, data: dict[str, Any], name: str, user_input: Mapping[str, Any], errors: dict[str, str]
     ) -> dict[str, Any]:
         """Apply a reconfigure to a link Arcade Pay created; return the new subentry data."""
-        unit_amount = _unit_amount(user_input[CONF_PRICE], data[CONF_CURRENCY], errors)
+        unit_amount = unit_amount_or_error(user_input[CONF_PRICE], data[CONF_CURRENCY], errors)
         max_quantity = whole_number(user_input, CONF_MAX_QUANTITY, 1, MAX_ADJUSTABLE_QUANTITY, errors)
         if unit_amount is None or max_quantity is None:
             return data
@@ -296,76 +305,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 data[CONF_MACHINE_ID], name, unit_amount, data[CONF_CURRENCY], max_quantity
             )
             await gateway.set_link_active(data[CONF_PAYMENT_LINK_ID], False)
-            return data | _link_data(data[CONF_MACHINE_ID], link, max_quantity, managed=True)
+            return data | link_data(data[CONF_MACHINE_ID], link, max_quantity, managed=True)
         if max_quantity != data.get(CONF_MAX_QUANTITY):
             await gateway.update_cabinet_link(data[CONF_PAYMENT_LINK_ID], data[CONF_PRICE_ID], max_quantity)
         return data | {CONF_MAX_QUANTITY: max_quantity}
-
-
-def _stripped(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Pasted text often carries spaces or a newline at either end."""
-    return {key: value.strip() if isinstance(value, str) else value for key, value in user_input.items()}
-
-
-def _unit_amount(price: Any, currency: str, errors: dict[str, str]) -> int | None:
-    """Price in minor units, or None with a form error."""
-    try:
-        return parse_price(str(price), currency)
-    except PriceError:
-        errors[CONF_PRICE] = "invalid_price"
-        return None
-
-
-def _price_placeholders(currency: str) -> dict[str, str]:
-    """What the price field and its error say about the currency."""
-    return {
-        "currency": currency.upper(),
-        "decimals": str(currency_exponent(currency)),
-        "example": price_example(currency),
-        "max_quantity_limit": str(MAX_ADJUSTABLE_QUANTITY),
-    }
-
-
-def _with_limit(key: str, max_quantity: int) -> str:
-    # "up to 1 credits" reads wrong and hassfest refuses ICU plurals: a key per case.
-    return f"{key}_one" if max_quantity == 1 else key
-
-
-def _summary(name: str, data: Mapping[str, Any]) -> dict[str, str]:
-    """The placeholders of a result: "Galaga: 1.50 USD per credit, up to 10 credits per payment"."""
-    currency = data[CONF_CURRENCY]
-    unit_amount = data.get(CONF_UNIT_AMOUNT)
-    return {
-        "name": name,
-        "price": format_amount(unit_amount, currency) if unit_amount else "",
-        "currency": currency.upper(),
-        "max_quantity": str(data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY)),
-        "payment_link": data[CONF_PAYMENT_LINK_ID],
-    }
-
-
-def _with_currency(link: PaymentLink, currency: str) -> PaymentLink:
-    return PaymentLink(
-        link.id,
-        link.url,
-        link.active,
-        link.machine_id,
-        link.price_id,
-        link.product_id,
-        link.unit_amount,
-        currency,
-    )
-
-
-def _link_data(machine_id: str, link: PaymentLink, max_quantity: int, managed: bool) -> dict[str, Any]:
-    return {
-        CONF_MACHINE_ID: machine_id,
-        CONF_CURRENCY: link.currency,
-        CONF_MAX_QUANTITY: max_quantity,
-        CONF_PAYMENT_LINK_ID: link.id,
-        CONF_PAYMENT_LINK_URL: link.url,
-        CONF_MANAGED_LINK: managed,
-        CONF_UNIT_AMOUNT: link.unit_amount,
-        CONF_PRICE_ID: link.price_id,
-        CONF_PRODUCT_ID: link.product_id,
-    }
