@@ -42,7 +42,7 @@ FAKE_API_KEY = "sk_test_dev"  # Any sk_test_ key works against the fake.
 DEMO_CABINET: dict[str, Any] = {
     "machine_id": "arcadeCabinet-123",
     "name": "Demo cabinet",
-    "price": 2,
+    "price": "2.00",  # Typed text, as in the form (which also takes "2,00").
     "currency": "usd",
     "max_quantity": 10,
 }

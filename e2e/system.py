@@ -147,7 +147,7 @@ class ArcadeSystem:
         self.fake.add_webhook_endpoint(f"{self.ha.url}/api/webhook/{self.webhook_id}")
 
     async def add_cabinet(
-        self, machine_id: str = MACHINE_ID, name: str = "Demo cabinet", price: float = 2
+        self, machine_id: str = MACHINE_ID, name: str = "Demo cabinet", price: str = "2.00"
     ) -> str:
         """Add a cabinet through the subentry flow; answer its payment link id."""
         await bootstrap.ensure_cabinet(

@@ -12,6 +12,7 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 
 from custom_components.arcade_pay.const import (
     CONF_CLOUDHOOK_URL,
@@ -20,6 +21,7 @@ from custom_components.arcade_pay.const import (
     CONF_MACHINE_ID,
     CONF_MANAGED_LINK,
     CONF_MAX_QUANTITY,
+    CONF_NEVER_REPORTS,
     CONF_PAYMENT_LINK_ID,
     CONF_PAYMENT_LINK_URL,
     CONF_PRICE,
@@ -35,6 +37,7 @@ from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
 from .conftest import API_KEY, MACHINE_ID
 
 SECRET = "whsec_test_secret"
+NEVER = {CONF_NEVER_REPORTS: False}
 
 
 async def start_user_flow(hass: HomeAssistant) -> dict[str, Any]:
@@ -268,9 +271,10 @@ async def start_cabinet_flow(hass: HomeAssistant, entry: MockConfigEntry, step: 
 NEW_CABINET = {
     CONF_MACHINE_ID: "galaga-2",
     CONF_NAME: "Galaga",
-    CONF_PRICE: 1.5,
-    CONF_CURRENCY: "EUR",
+    CONF_PRICE: "1.50",
+    CONF_CURRENCY: "USD",
     CONF_MAX_QUANTITY: 5,
+    CONF_NEVER_REPORTS: False,
 }
 
 
@@ -289,7 +293,7 @@ async def test_add_cabinet_creates_stripe_link(
     assert subentry.data[CONF_PAYMENT_LINK_URL] == link["url"]
     [item] = fake_stripe.link_items[link["id"]]
     assert item["price"]["unit_amount"] == 150
-    assert item["price"]["currency"] == "eur"
+    assert item["price"]["currency"] == "usd"
     assert item["adjustable_quantity"] == {"enabled": True, "minimum": 1, "maximum": 5}
     assert subentry.data[CONF_UNIT_AMOUNT] == 150
     assert subentry.data[CONF_MANAGED_LINK] is True
@@ -302,8 +306,15 @@ async def test_add_cabinet_creates_stripe_link(
     [
         ({CONF_MACHINE_ID: "bad/id"}, {CONF_MACHINE_ID: "invalid_machine_id"}),
         ({CONF_MACHINE_ID: MACHINE_ID}, {CONF_MACHINE_ID: "machine_id_taken"}),
-        ({CONF_PRICE: 1.555}, {CONF_PRICE: "invalid_price"}),
+        ({CONF_PRICE: "1.555"}, {CONF_PRICE: "invalid_price"}),
+        ({CONF_PRICE: "1,500"}, {CONF_PRICE: "invalid_price"}),
+        ({CONF_PRICE: "0"}, {CONF_PRICE: "invalid_price"}),
         ({CONF_CURRENCY: "euro"}, {CONF_CURRENCY: "invalid_currency"}),
+        ({CONF_CURRENCY: "xyz"}, {CONF_CURRENCY: "invalid_currency"}),
+        ({CONF_NAME: "   "}, {CONF_NAME: "name_required"}),
+        ({CONF_MAX_QUANTITY: 0}, {CONF_MAX_QUANTITY: "max_quantity_range"}),
+        ({CONF_MAX_QUANTITY: 100}, {CONF_MAX_QUANTITY: "max_quantity_range"}),
+        ({CONF_MAX_QUANTITY: 2.5}, {CONF_MAX_QUANTITY: "max_quantity_range"}),
     ],
 )
 async def test_add_cabinet_errors(
@@ -337,12 +348,13 @@ async def test_adopt_existing_seed_link(
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: "plink_missing"},
+        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: "plink_missing"}
+        | NEVER,
     )
     assert result["errors"] == {CONF_PAYMENT_LINK_ID: "payment_link_not_found"}
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: seed["id"]},
+        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: seed["id"]} | NEVER,
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     subentry = next(s for s in setup_entry.subentries.values() if s.unique_id == "donkeyKong")
@@ -356,14 +368,14 @@ async def test_adopt_existing_link_errors(
 ) -> None:
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_MACHINE_ID: "x y", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"}
+        result["flow_id"], {CONF_MACHINE_ID: "x y", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"} | NEVER
     )
     assert result["errors"] == {CONF_MACHINE_ID: "invalid_machine_id"}
     fake_stripe.fail_next = 0
     setup_entry_data = dict(setup_entry.data)
     hass.config_entries.async_update_entry(setup_entry, data=setup_entry_data | {CONF_API_KEY: REJECTED_KEY})
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_MACHINE_ID: "xy", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"}
+        result["flow_id"], {CONF_MACHINE_ID: "xy", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"} | NEVER
     )
     assert result["errors"] == {"base": "invalid_auth"}
 
@@ -383,10 +395,17 @@ async def test_reconfigure_name_and_quantity_keeps_link(
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_NAME: "Ms. Pac-Man", CONF_PRICE: 2.0, CONF_MAX_QUANTITY: 20, "acknowledges": True},
+        {CONF_NAME: "Ms. Pac-Man", CONF_PRICE: "2.00", CONF_MAX_QUANTITY: 20, "acknowledges": True} | NEVER,
     )
     await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
+    assert result["description_placeholders"] | {"payment_link": ""} == {
+        "name": "Ms. Pac-Man",
+        "price": "2.00",
+        "currency": "USD",
+        "max_quantity": "20",
+        "payment_link": "",
+    }
     subentry = next(iter(setup_entry.subentries.values()))
     assert subentry.title == "Ms. Pac-Man"
     assert subentry.data[CONF_PAYMENT_LINK_ID] == cabinet_link["id"]
@@ -402,11 +421,19 @@ async def test_reconfigure_price_makes_new_link_and_retires_old(
     result = await start_reconfigure(hass, setup_entry)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_NAME: "Pac-Man", CONF_PRICE: 2.5, CONF_MAX_QUANTITY: 10, "acknowledges": False},
+        {CONF_NAME: "Pac-Man", CONF_PRICE: "2,50", CONF_MAX_QUANTITY: 10, "acknowledges": False} | NEVER,
     )
     await hass.async_block_till_done()
-    assert result["reason"] == "reconfigure_successful"
+    # The result says the QR code changed (the text: "print the new QR code; the old one no longer
+    # takes payments"), and a repair reminds the operator until they confirm it.
+    assert result["reason"] == "reconfigure_new_qr_code"
+    assert result["description_placeholders"]["price"] == "2.50"
     subentry = next(iter(setup_entry.subentries.values()))
+    issue_id = f"new_qr_code_{subentry.subentry_id}"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.is_fixable
+    assert issue.translation_placeholders == {"cabinet": "Pac-Man"}
     assert subentry.data[CONF_PAYMENT_LINK_ID] != cabinet_link["id"]
     assert subentry.data[CONF_UNIT_AMOUNT] == 250
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
@@ -419,12 +446,13 @@ async def test_reconfigure_errors(
     result = await start_reconfigure(hass, setup_entry)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_NAME: "Pac-Man", CONF_PRICE: 2.555, CONF_MAX_QUANTITY: 10, "acknowledges": False},
+        {CONF_NAME: "Pac-Man", CONF_PRICE: "2.555", CONF_MAX_QUANTITY: 10, "acknowledges": False} | NEVER,
     )
     assert result["errors"] == {CONF_PRICE: "invalid_price"}
     fake_stripe.fail_next = 10
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_NAME: "Pac-Man", CONF_PRICE: 3, CONF_MAX_QUANTITY: 10, "acknowledges": False}
+        result["flow_id"],
+        {CONF_NAME: "Pac-Man", CONF_PRICE: "3", CONF_MAX_QUANTITY: 10, "acknowledges": False} | NEVER,
     )
     assert result["errors"] == {"base": "stripe_error"}
 
@@ -436,7 +464,7 @@ async def test_reconfigure_adopted_link_only_renames(
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: seed["id"]},
+        {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: seed["id"]} | NEVER,
     )
     await hass.async_block_till_done()
     subentry_id = next(s.subentry_id for s in setup_entry.subentries.values() if s.unique_id == "frogger")
@@ -444,9 +472,11 @@ async def test_reconfigure_adopted_link_only_renames(
         (setup_entry.entry_id, SUBENTRY_CABINET),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
     )
-    assert set(result["data_schema"].schema) == {CONF_NAME, "acknowledges"}
+    assert set(result["data_schema"].schema) == {CONF_NAME, "acknowledges", CONF_NEVER_REPORTS}
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_NAME: "Frogger DX", "acknowledges": False}
+        result["flow_id"], {CONF_NAME: "Frogger DX", "acknowledges": False, CONF_NEVER_REPORTS: True}
     )
-    assert result["reason"] == "reconfigure_successful"
+    assert result["reason"] == "reconfigure_successful_adopted"
+    assert result["description_placeholders"] == {"name": "Frogger DX"}
+    assert setup_entry.subentries[subentry_id].data[CONF_NEVER_REPORTS] is True
     assert setup_entry.subentries[subentry_id].title == "Frogger DX"

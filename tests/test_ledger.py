@@ -757,13 +757,16 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
     ledger.record(make_payment(payment_id="cs_b", received_at=NOON + timedelta(minutes=1)))
     ledger.record(make_payment(payment_id="cs_a", received_at=NOON + timedelta(minutes=1), amount=400))
     ledger.record(
+        make_payment(payment_id="cs_yen", received_at=NOON + timedelta(minutes=3), amount=500, currency="jpy")
+    )
+    ledger.record(
         make_payment(
             payment_id="manual_1", source=PaymentSource.MANUAL, amount=0, payment_intent=None, event_id=None
         )
     )
     ledger.mark_published("cs_a", NOON + timedelta(minutes=2))
     target = tmp_path / "exports" / "ledger.csv"
-    assert ledger.export_csv(target) == 3
+    assert ledger.export_csv(target) == 4
     with target.open(newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))
     assert rows[0] == [
@@ -785,12 +788,12 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
     ]
     by_column = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     # Oldest first, ties by payment id.
-    assert [row["payment_id"] for row in by_column] == ["manual_1", "cs_a", "cs_b"]
+    assert [row["payment_id"] for row in by_column] == ["manual_1", "cs_a", "cs_b", "cs_yen"]
     assert by_column[1] == {
         "payment_id": "cs_a",
         "machine_id": MACHINE_ID,
         "credits": "3",
-        "amount": "400",
+        "amount": "4.00",  # In dollars, as Stripe's dashboard shows it; the currency says which.
         "currency": "usd",
         "payment_intent": "pi_1",
         "source": "stripe",
@@ -800,10 +803,15 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "acknowledged_at": "",
         "attempts": "1",
         "awaiting_ack": "0",
-        "refunded_amount": "0",
-        "disputed_amount": "0",
+        "refunded_amount": "0.00",
+        "disputed_amount": "0.00",
     }
     assert (by_column[0]["source"], by_column[0]["payment_intent"]) == ("manual", "")
+    assert (by_column[0]["amount"], by_column[3]["amount"], by_column[3]["currency"]) == (
+        "0.00",
+        "500",
+        "jpy",
+    )
 
 
 def test_export_of_an_empty_ledger_has_just_the_header(ledger: PaymentLedger, tmp_path: Path) -> None:

@@ -230,11 +230,12 @@ async def test_export_ledger(
     assert (rows[0]["payment_id"], rows[0]["credits"], rows[0]["amount"], rows[0]["source"]) == (
         session,
         "2",
-        "400",
+        "4.00",
         "stripe",
     )
+    assert rows[0]["currency"] == "usd"
     assert rows[1]["source"] == "manual"
-    assert rows[1]["amount"] == "0"
+    assert rows[1]["amount"] == "0.00"
 
 
 async def test_export_ledger_of_unknown_entry(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:

@@ -47,6 +47,7 @@ from .const import (
 )
 from .hub import ArcadePayHub, HubOptions
 from .ledger import LedgerError, PaymentLedger
+from .repairs import async_clear_new_qr_code_issues
 from .services import async_setup_services
 from .stripe_gateway import ENV_API_BASE, StripeGateway, StripeGatewayError
 from .stripe_webhook import async_handle_stripe_webhook
@@ -153,6 +154,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
             translation_placeholders={"error": str(err)},
         ) from err
     entry.runtime_data = hub
+    async_clear_new_qr_code_issues(hass, entry)
 
     device_registry = dr.async_get(hass)
     for cabinet in hub.cabinets.values():

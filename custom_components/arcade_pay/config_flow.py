@@ -3,91 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
+from aiohttp import ClientError
 import voluptuous as vol
 
 from homeassistant.components import cloud, mqtt, webhook
 from homeassistant.config_entries import (
     ConfigEntry,
-    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlow,
-    SubentryFlowResult,
 )
-from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_WEBHOOK_ID
+from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
-    TextSelector,
-    TextSelectorConfig,
-    TextSelectorType,
 )
 
 from . import create_gateway
+from .cabinet_flow import CabinetSubentryFlow
 from .const import (
     CONF_ACCOUNT_NAME,
-    CONF_ACKNOWLEDGES,
     CONF_CLOUDHOOK_URL,
     CONF_CREDITS_PER_GAME,
-    CONF_CURRENCY,
     CONF_DEFAULT_CURRENCY,
-    CONF_MACHINE_ID,
-    CONF_MANAGED_LINK,
-    CONF_MAX_QUANTITY,
     CONF_OFFLINE_MINUTES,
-    CONF_PAYMENT_LINK_ID,
-    CONF_PAYMENT_LINK_URL,
-    CONF_PRICE,
-    CONF_PRICE_ID,
-    CONF_PRODUCT_ID,
     CONF_REFUND_MINUTES,
     CONF_REFUND_UNDELIVERED,
     CONF_TOPIC_PREFIX,
-    CONF_UNIT_AMOUNT,
     CONF_WEBHOOK_SECRET,
     DEFAULT_CREDITS_PER_GAME,
-    DEFAULT_MAX_QUANTITY,
     DEFAULT_OFFLINE_MINUTES,
     DEFAULT_REFUND_MINUTES,
     DEFAULT_TOPIC_PREFIX,
     DOMAIN,
+    LOGGER,
     SUBENTRY_CABINET,
 )
-from .payments import SUBSCRIBED_EVENTS, from_minor_units, to_minor_units
-from .protocol import is_valid_machine_id, is_valid_topic_prefix
-from .stripe_gateway import (
-    MAX_ADJUSTABLE_QUANTITY,
-    PaymentLink,
-    StripeAccount,
-    StripeAuthError,
-    StripeConnectionError,
-    StripeGateway,
-    StripeGatewayError,
-)
+from .flow_helpers import PASSWORD, TEXT, stripe_error, whole_number
+from .payments import SUBSCRIBED_EVENTS
+from .protocol import is_valid_topic_prefix
+from .stripe_gateway import StripeAccount, StripeGatewayError
 
-PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
-TEXT = TextSelector()
-PRICE = NumberSelector(NumberSelectorConfig(min=0.01, step="any", mode=NumberSelectorMode.BOX))
-QUANTITY = NumberSelector(
-    NumberSelectorConfig(min=1, max=MAX_ADJUSTABLE_QUANTITY, step=1, mode=NumberSelectorMode.BOX)
-)
-
-
-def _stripe_error(err: StripeGatewayError) -> str:
-    """Form error key for a failed Stripe call."""
-    if isinstance(err, StripeAuthError):
-        return "invalid_auth"
-    if isinstance(err, StripeConnectionError):
-        return "cannot_connect"
-    return "stripe_error"
+MAX_CREDITS_PER_GAME = 100
+MAX_MINUTES = 1440  # A day.
+# Unit shown by the box; no min or max, so that range errors are ours and translated.
+MINUTES = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min"))
+WHOLE_NUMBER = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
+CREDENTIALS = vol.Schema({vol.Required(CONF_API_KEY): PASSWORD, vol.Required(CONF_WEBHOOK_SECRET): PASSWORD})
 
 
 def _credentials_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
@@ -138,7 +108,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         try:
             return await create_gateway(self.hass, user_input[CONF_API_KEY]).account(), {}
         except StripeGatewayError as err:
-            return None, {"base": _stripe_error(err)}
+            return None, {"base": stripe_error(err)}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the Stripe keys and check them."""
@@ -146,6 +116,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="mqtt_not_configured")
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input = _stripped_credentials(user_input)
             account, errors = await self._async_check_key(user_input)
             if account is not None:
                 await self.async_set_unique_id(account.id)
@@ -159,34 +130,35 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_DEFAULT_CURRENCY: account.default_currency or "usd",
                 }
                 if "cloud" in self.hass.config.components and cloud.async_active_subscription(self.hass):
-                    data[CONF_CLOUDHOOK_URL] = await cloud.async_create_cloudhook(self.hass, webhook_id)
-                return self.async_create_entry(
-                    title=account.name,
-                    data=data,
-                    options={
-                        CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
-                        CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
-                        CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
-                        CONF_REFUND_UNDELIVERED: False,
-                        CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
-                    },
-                    description_placeholders={
-                        "webhook_url": webhook_url(self.hass, data),
-                        "events": ", ".join(SUBSCRIBED_EVENTS),
-                    },
-                )
+                    try:
+                        data[CONF_CLOUDHOOK_URL] = await cloud.async_create_cloudhook(self.hass, webhook_id)
+                    except (HomeAssistantError, ClientError, TimeoutError, ValueError) as err:
+                        # Home Assistant Cloud not connected or refusing: say so, keep the form.
+                        LOGGER.warning("Home Assistant Cloud could not make a webhook URL: %s", err)
+                        errors = {"base": "cloudhook_failed"}
+                if not errors:
+                    return self._async_create_account_entry(account, data)
         return self.async_show_form(
             step_id="user",
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(
-                    {
-                        vol.Required(CONF_API_KEY): PASSWORD,
-                        vol.Required(CONF_WEBHOOK_SECRET): PASSWORD,
-                    }
-                ),
-                user_input,
-            ),
+            data_schema=self.add_suggested_values_to_schema(CREDENTIALS, user_input),
             errors=errors,
+        )
+
+    def _async_create_account_entry(self, account: StripeAccount, data: dict[str, Any]) -> ConfigFlowResult:
+        return self.async_create_entry(
+            title=account.name,
+            data=data,
+            options={
+                CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
+                CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
+                CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
+                CONF_REFUND_UNDELIVERED: False,
+                CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
+            },
+            description_placeholders={
+                "webhook_url": webhook_url(self.hass, data),
+                "events": ", ".join(SUBSCRIBED_EVENTS),
+            },
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -207,6 +179,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry() if step_id == "reauth_confirm" else self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input = _stripped_credentials(user_input)
             account, errors = await self._async_check_key(user_input)
             if account is not None:
                 await self.async_set_unique_id(account.id)
@@ -224,20 +197,10 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_abort(reason=reason)
         return self.async_show_form(
             step_id=step_id,
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_API_KEY): PASSWORD,
-                    vol.Required(CONF_WEBHOOK_SECRET): PASSWORD,
-                }
-            ),
+            data_schema=CREDENTIALS,
             errors=errors,
             description_placeholders={"account": entry.title},
         )
-
-
-MINUTES = NumberSelector(
-    NumberSelectorConfig(min=0, max=1440, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min")
-)
 
 
 class ArcadePayOptionsFlow(OptionsFlow):
@@ -248,13 +211,19 @@ class ArcadePayOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             user_input[CONF_TOPIC_PREFIX] = user_input[CONF_TOPIC_PREFIX].strip().rstrip("/")
-            for key in (CONF_CREDITS_PER_GAME, CONF_OFFLINE_MINUTES, CONF_REFUND_MINUTES):
-                user_input[key] = int(user_input[key])
+            ranges = {
+                CONF_CREDITS_PER_GAME: MAX_CREDITS_PER_GAME,
+                CONF_OFFLINE_MINUTES: MAX_MINUTES,
+                CONF_REFUND_MINUTES: MAX_MINUTES,
+            }
+            for key, high in ranges.items():
+                if (number := whole_number(user_input, key, 0, high, errors)) is not None:
+                    user_input[key] = number
             if not is_valid_topic_prefix(user_input[CONF_TOPIC_PREFIX]):
                 errors[CONF_TOPIC_PREFIX] = "invalid_topic_prefix"
-            elif user_input[CONF_REFUND_UNDELIVERED] and user_input[CONF_REFUND_MINUTES] < 1:
+            if not errors and user_input[CONF_REFUND_UNDELIVERED] and user_input[CONF_REFUND_MINUTES] < 1:
                 errors[CONF_REFUND_MINUTES] = "refund_too_soon"
-            else:
+            if not errors:
                 return self.async_create_entry(data=user_input)
         current = {
             CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
@@ -269,9 +238,7 @@ class ArcadePayOptionsFlow(OptionsFlow):
                 vol.Schema(
                     {
                         vol.Required(CONF_TOPIC_PREFIX): TEXT,
-                        vol.Required(CONF_CREDITS_PER_GAME): NumberSelector(
-                            NumberSelectorConfig(min=0, max=100, step=1, mode=NumberSelectorMode.BOX)
-                        ),
+                        vol.Required(CONF_CREDITS_PER_GAME): WHOLE_NUMBER,
                         vol.Required(CONF_OFFLINE_MINUTES): MINUTES,
                         vol.Required(CONF_REFUND_UNDELIVERED): BooleanSelector(),
                         vol.Required(CONF_REFUND_MINUTES): MINUTES,
@@ -280,209 +247,14 @@ class ArcadePayOptionsFlow(OptionsFlow):
                 user_input or current,
             ),
             errors=errors,
-            description_placeholders={"webhook_url": webhook_url(self.hass, self.config_entry.data)},
+            description_placeholders={
+                "webhook_url": webhook_url(self.hass, self.config_entry.data),
+                "max_credits_per_game": str(MAX_CREDITS_PER_GAME),
+                "max_minutes": str(MAX_MINUTES),
+            },
         )
 
 
-class CabinetSubentryFlow(ConfigSubentryFlow):
-    """Add or change a cabinet: a device with its own Stripe payment link."""
-
-    def _gateway(self) -> StripeGateway:
-        return create_gateway(self.hass, self._get_entry().data[CONF_API_KEY])
-
-    def _machine_id_errors(self, machine_id: str) -> dict[str, str]:
-        if not is_valid_machine_id(machine_id):
-            return {CONF_MACHINE_ID: "invalid_machine_id"}
-        taken = {s.data.get(CONF_MACHINE_ID) for s in self._get_entry().subentries.values()}
-        if machine_id in taken:
-            return {CONF_MACHINE_ID: "machine_id_taken"}
-        return {}
-
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """New payment link, or one made before (for example by the seed system)."""
-        return self.async_show_menu(step_id="user", menu_options=["new_link", "existing_link"])
-
-    async def async_step_new_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Create product, price and payment link in Stripe."""
-        errors: dict[str, str] = {}
-        default_currency = self._get_entry().data.get(CONF_DEFAULT_CURRENCY, "usd")
-        if user_input is not None:
-            machine_id = user_input[CONF_MACHINE_ID].strip()
-            currency = user_input.get(CONF_CURRENCY, default_currency).strip().lower()
-            max_quantity = int(user_input[CONF_MAX_QUANTITY])
-            errors = self._machine_id_errors(machine_id)
-            unit_amount = _unit_amount(user_input[CONF_PRICE], currency, errors)
-            if not errors and unit_amount is not None:
-                try:
-                    link = await self._gateway().create_cabinet_link(
-                        machine_id, user_input[CONF_NAME], unit_amount, currency, max_quantity
-                    )
-                except StripeGatewayError as err:
-                    errors["base"] = _stripe_error(err)
-                else:
-                    return self.async_create_entry(
-                        title=user_input[CONF_NAME],
-                        data=_link_data(machine_id, link, max_quantity, managed=True),
-                        unique_id=machine_id,
-                    )
-        return self.async_show_form(
-            step_id="new_link",
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(
-                    {
-                        vol.Required(CONF_MACHINE_ID): TEXT,
-                        vol.Required(CONF_NAME): TEXT,
-                        vol.Required(CONF_PRICE): PRICE,
-                        vol.Required(CONF_CURRENCY, default=default_currency): TEXT,
-                        vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY): QUANTITY,
-                    }
-                ),
-                user_input,
-            ),
-            errors=errors,
-        )
-
-    async def async_step_existing_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Adopt a payment link that already exists in Stripe."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            machine_id = user_input[CONF_MACHINE_ID].strip()
-            errors = self._machine_id_errors(machine_id)
-            if not errors:
-                try:
-                    link = await self._gateway().payment_link(user_input[CONF_PAYMENT_LINK_ID].strip())
-                except StripeGatewayError as err:
-                    errors["base"] = _stripe_error(err)
-                    if errors["base"] == "stripe_error":
-                        errors = {CONF_PAYMENT_LINK_ID: "payment_link_not_found"}
-                else:
-                    if link.currency is None:
-                        link = _with_currency(link, self._get_entry().data.get(CONF_DEFAULT_CURRENCY, "usd"))
-                    return self.async_create_entry(
-                        title=user_input[CONF_NAME],
-                        data=_link_data(machine_id, link, DEFAULT_MAX_QUANTITY, managed=False),
-                        unique_id=machine_id,
-                    )
-        return self.async_show_form(
-            step_id="existing_link",
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(
-                    {
-                        vol.Required(CONF_MACHINE_ID): TEXT,
-                        vol.Required(CONF_NAME): TEXT,
-                        vol.Required(CONF_PAYMENT_LINK_ID): TEXT,
-                    }
-                ),
-                user_input,
-            ),
-            errors=errors,
-        )
-
-    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Rename a cabinet, or change its price or quantity limit.
-
-        Stripe does not let a payment link change its price, so a new price gets a new
-        link (and QR code) and the old link is deactivated.
-        """
-        subentry = self._get_reconfigure_subentry()
-        data = dict(subentry.data)
-        managed = bool(data.get(CONF_MANAGED_LINK))
-        currency = data[CONF_CURRENCY]
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            name = user_input[CONF_NAME]
-            try:
-                if managed:
-                    data = await self._async_update_managed_link(data, name, user_input, errors)
-            except StripeGatewayError as err:
-                errors["base"] = _stripe_error(err)
-            data[CONF_ACKNOWLEDGES] = user_input[CONF_ACKNOWLEDGES]
-            if not errors:
-                return self.async_update_and_abort(self._get_entry(), subentry, title=name, data=data)
-        schema: dict[vol.Marker, Any] = {vol.Required(CONF_NAME): TEXT}
-        suggested: dict[str, Any] = {
-            CONF_NAME: subentry.title,
-            CONF_ACKNOWLEDGES: await self._async_acknowledges(data),
-        }
-        if managed:
-            schema[vol.Required(CONF_PRICE)] = PRICE
-            schema[vol.Required(CONF_MAX_QUANTITY)] = QUANTITY
-            suggested[CONF_PRICE] = float(from_minor_units(data[CONF_UNIT_AMOUNT], currency))
-            suggested[CONF_MAX_QUANTITY] = data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY)
-        schema[vol.Required(CONF_ACKNOWLEDGES)] = BooleanSelector()
-        return self.async_show_form(
-            step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input or suggested),
-            errors=errors,
-            description_placeholders={"currency": currency.upper(), "machine_id": data[CONF_MACHINE_ID]},
-        )
-
-    async def _async_acknowledges(self, data: Mapping[str, Any]) -> bool:
-        """The cabinet's setting, or what the ledger learned when it is not set."""
-        if data.get(CONF_ACKNOWLEDGES) is not None:
-            return bool(data[CONF_ACKNOWLEDGES])
-        entry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED:
-            return False
-        return bool(entry.runtime_data.dispatcher.planner.acknowledges.get(data[CONF_MACHINE_ID], False))
-
-    async def _async_update_managed_link(
-        self, data: dict[str, Any], name: str, user_input: Mapping[str, Any], errors: dict[str, str]
-    ) -> dict[str, Any]:
-        """Apply a reconfigure to a link Arcade Pay created; return the new subentry data."""
-        unit_amount = _unit_amount(user_input[CONF_PRICE], data[CONF_CURRENCY], errors)
-        max_quantity = int(user_input[CONF_MAX_QUANTITY])
-        if unit_amount is None:
-            return data
-        gateway = self._gateway()
-        if name != self._get_reconfigure_subentry().title and data.get(CONF_PRODUCT_ID):
-            await gateway.rename_product(data[CONF_PRODUCT_ID], name)
-        if unit_amount != data[CONF_UNIT_AMOUNT]:
-            link = await gateway.create_cabinet_link(
-                data[CONF_MACHINE_ID], name, unit_amount, data[CONF_CURRENCY], max_quantity
-            )
-            await gateway.set_link_active(data[CONF_PAYMENT_LINK_ID], False)
-            return _link_data(data[CONF_MACHINE_ID], link, max_quantity, managed=True)
-        if max_quantity != data.get(CONF_MAX_QUANTITY):
-            await gateway.update_cabinet_link(data[CONF_PAYMENT_LINK_ID], data[CONF_PRICE_ID], max_quantity)
-        return data | {CONF_MAX_QUANTITY: max_quantity}
-
-
-def _unit_amount(price: Any, currency: str, errors: dict[str, str]) -> int | None:
-    """Price in minor units, or None with a form error."""
-    if len(currency) != 3 or not currency.isalpha():
-        errors[CONF_CURRENCY] = "invalid_currency"
-        return None
-    try:
-        # Through str so that 2.1 stays 2.1 and does not become 2.100000000000000088817841970012523.
-        return to_minor_units(Decimal(str(price)), currency)
-    except ValueError:
-        errors[CONF_PRICE] = "invalid_price"
-        return None
-
-
-def _with_currency(link: PaymentLink, currency: str) -> PaymentLink:
-    return PaymentLink(
-        link.id,
-        link.url,
-        link.active,
-        link.machine_id,
-        link.price_id,
-        link.product_id,
-        link.unit_amount,
-        currency,
-    )
-
-
-def _link_data(machine_id: str, link: PaymentLink, max_quantity: int, managed: bool) -> dict[str, Any]:
-    return {
-        CONF_MACHINE_ID: machine_id,
-        CONF_CURRENCY: link.currency,
-        CONF_MAX_QUANTITY: max_quantity,
-        CONF_PAYMENT_LINK_ID: link.id,
-        CONF_PAYMENT_LINK_URL: link.url,
-        CONF_MANAGED_LINK: managed,
-        CONF_UNIT_AMOUNT: link.unit_amount,
-        CONF_PRICE_ID: link.price_id,
-        CONF_PRODUCT_ID: link.product_id,
-    }
+def _stripped_credentials(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys pasted from Stripe's dashboard often carry a space or newline at either end."""
+    return {key: str(value).strip() for key, value in user_input.items()}

@@ -9,6 +9,7 @@ import segno
 from homeassistant.components.image import ImageEntity, ImageEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.util import dt as dt_util
 
 from . import ArcadePayConfigEntry
@@ -38,8 +39,12 @@ async def async_setup_entry(
     )
 
 
-class ArcadePayQrCode(ArcadePayEntity, ImageEntity):
-    """QR code of the cabinet's payment link (changes only when the link does)."""
+class ArcadePayQrCode(ArcadePayEntity, ImageEntity, RestoreEntity):
+    """QR code of the cabinet's payment link (changes only when the link does).
+
+    Its state is the time the image last changed: kept across restarts and reloads
+    while the link stays the same, so the logbook and history show only real changes.
+    """
 
     _attr_content_type = "image/png"
 
@@ -50,6 +55,15 @@ class ArcadePayQrCode(ArcadePayEntity, ImageEntity):
         self._png: bytes | None = None
         self._attr_image_last_updated = dt_util.utcnow()
         self._attr_extra_state_attributes = {"url": cabinet.config.payment_link_url}
+
+    async def async_added_to_hass(self) -> None:
+        """Keep the time of the last change when the link is the one shown before."""
+        await super().async_added_to_hass()
+        last = await self.async_get_last_state()
+        if last is None or last.attributes.get("url") != self.cabinet.config.payment_link_url:
+            return
+        if (since := dt_util.parse_datetime(last.state)) is not None:
+            self._attr_image_last_updated = since
 
     def _handle_cabinet_change(self, event: object) -> None:
         """The QR code does not follow credits or game state."""

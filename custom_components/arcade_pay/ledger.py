@@ -28,6 +28,8 @@ import sqlite3
 import threading
 from typing import Any, Final
 
+from .currencies import format_amount
+
 SCHEMA_VERSION: Final = 2
 
 _MIGRATIONS: Final[dict[int, str]] = {
@@ -489,14 +491,28 @@ class PaymentLedger:
                 writer = csv.writer(file)
                 writer.writerow(_RECORD_COLUMNS.split(", "))
                 while rows := cursor.fetchmany(1000):
-                    writer.writerows(rows)
+                    writer.writerows(_in_currency_units(row) for row in rows)
                     count += len(rows)
         return count
+
+
+def _in_currency_units(row: Any) -> list[Any]:
+    """A payments row for people: amounts in the currency's units (4.00, not 400), as Stripe's dashboard."""
+    values = list(row)
+    currency = values[_CURRENCY]
+    for index in _AMOUNTS:
+        values[index] = format_amount(values[index], currency)
+    return values
 
 
 _RECORD_COLUMNS: Final = (
     "payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,"
     " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount"
+)
+_COLUMN_NAMES: Final = _RECORD_COLUMNS.split(", ")
+_CURRENCY: Final = _COLUMN_NAMES.index("currency")
+_AMOUNTS: Final = tuple(
+    _COLUMN_NAMES.index(name) for name in ("amount", "refunded_amount", "disputed_amount")
 )
 
 

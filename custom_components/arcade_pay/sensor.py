@@ -20,6 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import ArcadePayConfigEntry
 from .cabinet import Cabinet
 from .entity import ArcadePayEntity, add_cabinet_entities
+from .payments import currency_exponent, from_minor_units
 from .protocol import GameState
 
 PARALLEL_UPDATES = 0
@@ -31,7 +32,23 @@ class ArcadePaySensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[Cabinet], int | str | Decimal | datetime | None]
     unit_fn: Callable[[Cabinet], str | None] = lambda _: None
+    # Digits shown: a money sensor follows its currency (¥0, not ¥0.00).
+    precision_fn: Callable[[Cabinet], int | None] = lambda _: None
     restore_fn: Callable[[Cabinet, str], None] | None = None
+
+
+def _currency(cabinet: Cabinet) -> str:
+    return cabinet.config.currency.upper()
+
+
+def _currency_exponent(cabinet: Cabinet) -> int:
+    return currency_exponent(cabinet.config.currency)
+
+
+def _price_per_credit(cabinet: Cabinet) -> Decimal | None:
+    """What one credit costs; unknown for an adopted link that sells several prices."""
+    config = cabinet.config
+    return None if config.unit_amount is None else from_minor_units(config.unit_amount, config.currency)
 
 
 def _restore_credits(cabinet: Cabinet, value: str) -> None:
@@ -68,7 +85,8 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         device_class=SensorDeviceClass.MONETARY,
         state_class=SensorStateClass.TOTAL,
         value_fn=lambda cabinet: cabinet.revenue_amount,
-        unit_fn=lambda cabinet: cabinet.config.currency.upper(),
+        unit_fn=_currency,
+        precision_fn=_currency_exponent,
     ),
     ArcadePaySensorDescription(
         key="plays",
@@ -80,7 +98,6 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
     ArcadePaySensorDescription(
         key="pending_credits",
         translation_key="pending_credits",
-        entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda cabinet: cabinet.pending_credits,
     ),
@@ -89,6 +106,15 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         translation_key="last_payment",
         device_class=SensorDeviceClass.TIMESTAMP,
         value_fn=lambda cabinet: cabinet.last_payment,
+    ),
+    ArcadePaySensorDescription(
+        key="price_per_credit",
+        translation_key="price_per_credit",
+        device_class=SensorDeviceClass.MONETARY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_price_per_credit,
+        unit_fn=_currency,
+        precision_fn=_currency_exponent,
     ),
 )
 
@@ -115,6 +141,7 @@ class ArcadePaySensor(ArcadePayEntity, RestoreSensor):
         """Set the unit, which follows the cabinet's currency."""
         super().__init__(account_id, cabinet, description)
         self._attr_native_unit_of_measurement = description.unit_fn(cabinet)
+        self._attr_suggested_display_precision = description.precision_fn(cabinet)
 
     async def async_added_to_hass(self) -> None:
         """Give the cabinet back what this sensor showed before the restart."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
-from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -22,7 +21,6 @@ PARALLEL_UPDATES = 1
 ACCEPTING_PAYMENTS = SwitchEntityDescription(
     key="accepting_payments",
     translation_key="accepting_payments",
-    entity_category=EntityCategory.CONFIG,
 )
 
 

@@ -1,0 +1,311 @@
+"""Add or change a cabinet: a device with its own Stripe payment link (a config subentry).
+
+Every form strips what was typed, refuses what Stripe or MQTT would refuse with a
+translated error, and ends by stating the result in words: the price, its currency
+and the limit per payment, and whether the QR code changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import voluptuous as vol
+
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.const import CONF_API_KEY, CONF_NAME
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+)
+
+from . import create_gateway
+from .const import (
+    CONF_ACKNOWLEDGES,
+    CONF_CURRENCY,
+    CONF_DEFAULT_CURRENCY,
+    CONF_MACHINE_ID,
+    CONF_MANAGED_LINK,
+    CONF_MAX_QUANTITY,
+    CONF_NEVER_REPORTS,
+    CONF_PAYMENT_LINK_ID,
+    CONF_PRICE,
+    CONF_PRICE_ID,
+    CONF_PRODUCT_ID,
+    CONF_UNIT_AMOUNT,
+    DEFAULT_MAX_QUANTITY,
+)
+from .currencies import format_amount, normalize_currency
+from .flow_helpers import (
+    TEXT,
+    link_data,
+    price_placeholders,
+    stripe_error,
+    stripped,
+    summary,
+    unit_amount_or_error,
+    whole_number,
+    with_limit,
+)
+from .protocol import is_valid_machine_id
+from .repairs import async_create_new_qr_code_issue
+from .stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
+
+# No min or max: the form checks the range itself and says so in words (a selector's own
+# check would show Home Assistant's untranslated "Value 0.0 is too small").
+QUANTITY = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
+
+
+def _price_selector(currency: str) -> TextSelector:
+    # Text, not a number box: a browser's number box turns "1,50" into 150 without a word.
+    return TextSelector(TextSelectorConfig(suffix=currency.upper()))
+
+
+class CabinetSubentryFlow(ConfigSubentryFlow):
+    """Add or change a cabinet."""
+
+    # The currency the price field was last shown in (new cabinets).
+    _shown_currency: str | None = None
+
+    def _gateway(self) -> StripeGateway:
+        return create_gateway(self.hass, self._get_entry().data[CONF_API_KEY])
+
+    def _default_currency(self) -> str:
+        return str(self._get_entry().data.get(CONF_DEFAULT_CURRENCY, "usd"))
+
+    def _cabinet_errors(self, user_input: Mapping[str, Any]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if not user_input[CONF_NAME]:
+            errors[CONF_NAME] = "name_required"
+        machine_id = user_input[CONF_MACHINE_ID]
+        if not is_valid_machine_id(machine_id):
+            errors[CONF_MACHINE_ID] = "invalid_machine_id"
+        elif machine_id in {s.data.get(CONF_MACHINE_ID) for s in self._get_entry().subentries.values()}:
+            errors[CONF_MACHINE_ID] = "machine_id_taken"
+        return errors
+
+    def _cabinet_using_link(self, link_id: str) -> str | None:
+        """The name of the cabinet of this entry whose payment link is ``link_id``, if any."""
+        return next(
+            (
+                s.title
+                for s in self._get_entry().subentries.values()
+                if s.data.get(CONF_PAYMENT_LINK_ID) == link_id
+            ),
+            None,
+        )
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """New payment link, or one made before (for example by the seed system)."""
+        return self.async_show_menu(step_id="user", menu_options=["new_link", "existing_link"])
+
+    async def async_step_new_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Create product, price and payment link in Stripe."""
+        errors: dict[str, str] = {}
+        shown = self._shown_currency or self._default_currency()
+        if user_input is not None:
+            user_input = stripped(user_input)
+            errors = self._cabinet_errors(user_input)
+            max_quantity = whole_number(user_input, CONF_MAX_QUANTITY, 1, MAX_ADJUSTABLE_QUANTITY, errors)
+            currency = normalize_currency(user_input[CONF_CURRENCY])
+            unit_amount = None
+            if currency is None:
+                errors[CONF_CURRENCY] = "invalid_currency"
+            elif currency != shown:
+                # The price was typed next to another currency's code: show it again with the new one.
+                errors[CONF_PRICE] = "price_currency_changed"
+                shown = self._shown_currency = currency
+            else:
+                unit_amount = unit_amount_or_error(user_input[CONF_PRICE], currency, errors)
+            if not errors and currency and unit_amount and max_quantity:
+                name, machine_id = user_input[CONF_NAME], user_input[CONF_MACHINE_ID]
+                try:
+                    link = await self._gateway().create_cabinet_link(
+                        machine_id, name, unit_amount, currency, max_quantity
+                    )
+                except StripeGatewayError as err:
+                    errors["base"] = stripe_error(err)
+                else:
+                    data = link_data(machine_id, link, max_quantity, managed=True)
+                    data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                    return self.async_create_entry(
+                        title=name,
+                        data=data,
+                        unique_id=machine_id,
+                        description=with_limit("new_link", max_quantity),
+                        description_placeholders=summary(name, data),
+                    )
+        return self.async_show_form(
+            step_id="new_link",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_MACHINE_ID): TEXT,
+                        vol.Required(CONF_NAME): TEXT,
+                        vol.Required(CONF_CURRENCY, default=shown.upper()): TEXT,
+                        vol.Required(CONF_PRICE): _price_selector(shown),
+                        vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY): QUANTITY,
+                        vol.Required(CONF_NEVER_REPORTS, default=False): BooleanSelector(),
+                    }
+                ),
+                user_input,
+            ),
+            errors=errors,
+            description_placeholders=price_placeholders(shown),
+        )
+
+    async def async_step_existing_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Adopt a payment link that already exists in Stripe.
+
+        Refused: a link that a cabinet of this entry already uses (compared by link id),
+        and a link whose ``metadata.machine_id`` names another machine ID than the one
+        entered (payments on it would be credited to that machine, not this one). A link
+        without ``machine_id`` metadata is accepted: it is matched by its id alone.
+        """
+        errors: dict[str, str] = {}
+        # Who holds the link, for the errors that name them.
+        placeholders = {"owner": "", "link_machine_id": ""}
+        if user_input is not None:
+            user_input = stripped(user_input)
+            errors = self._cabinet_errors(user_input)
+            link_id, machine_id = user_input[CONF_PAYMENT_LINK_ID], user_input[CONF_MACHINE_ID]
+            if owner := self._cabinet_using_link(link_id):
+                errors[CONF_PAYMENT_LINK_ID] = "payment_link_taken"
+                placeholders["owner"] = owner
+            link = None
+            if not errors:
+                try:
+                    link = await self._gateway().payment_link(link_id)
+                except StripeGatewayError as err:
+                    errors["base"] = stripe_error(err)
+                    if errors["base"] == "stripe_error":
+                        errors = {CONF_PAYMENT_LINK_ID: "payment_link_not_found"}
+            if link is not None and link.machine_id not in (None, machine_id):
+                errors[CONF_PAYMENT_LINK_ID] = "payment_link_other_machine"
+                placeholders["link_machine_id"] = str(link.machine_id)
+            elif link is not None and not errors:
+                if link.currency is None:
+                    link = replace(link, currency=self._default_currency())
+                data = link_data(machine_id, link, DEFAULT_MAX_QUANTITY, managed=False)
+                data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                return self.async_create_entry(
+                    title=user_input[CONF_NAME],
+                    data=data,
+                    unique_id=machine_id,
+                    description="existing_link" if link.unit_amount else "existing_link_no_price",
+                    description_placeholders=summary(user_input[CONF_NAME], data),
+                )
+        return self.async_show_form(
+            step_id="existing_link",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_MACHINE_ID): TEXT,
+                        vol.Required(CONF_NAME): TEXT,
+                        vol.Required(CONF_PAYMENT_LINK_ID): TEXT,
+                        vol.Required(CONF_NEVER_REPORTS, default=False): BooleanSelector(),
+                    }
+                ),
+                user_input,
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Rename a cabinet, or change its price or quantity limit.
+
+        Stripe does not let a payment link change its price, so a new price gets a new
+        link (and QR code), the old link is deactivated, and a repair reminds the operator
+        to print the new QR code until they confirm it.
+        """
+        subentry = self._get_reconfigure_subentry()
+        data = dict(subentry.data)
+        managed = bool(data.get(CONF_MANAGED_LINK))
+        currency = data[CONF_CURRENCY]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            user_input = stripped(user_input)
+            name = user_input[CONF_NAME]
+            if not name:
+                errors[CONF_NAME] = "name_required"
+            old_link = data[CONF_PAYMENT_LINK_ID]
+            try:
+                if managed and not errors:
+                    data = await self._async_update_managed_link(data, name, user_input, errors)
+            except StripeGatewayError as err:
+                errors["base"] = stripe_error(err)
+            if not errors:
+                data[CONF_ACKNOWLEDGES] = user_input[CONF_ACKNOWLEDGES]
+                data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                self.hass.config_entries.async_update_subentry(
+                    self._get_entry(), subentry, title=name, data=data
+                )
+                if not managed:
+                    return self.async_abort(
+                        reason="reconfigure_successful_adopted", description_placeholders={"name": name}
+                    )
+                reason = "reconfigure_successful"
+                if data[CONF_PAYMENT_LINK_ID] != old_link:
+                    reason = "reconfigure_new_qr_code"
+                    async_create_new_qr_code_issue(
+                        self.hass, self._get_entry().entry_id, subentry.subentry_id, name
+                    )
+                return self.async_abort(
+                    reason=with_limit(reason, data[CONF_MAX_QUANTITY]),
+                    description_placeholders=summary(name, data),
+                )
+        schema: dict[vol.Marker, Any] = {vol.Required(CONF_NAME): TEXT}
+        suggested: dict[str, Any] = {
+            CONF_NAME: subentry.title,
+            CONF_ACKNOWLEDGES: await self._async_acknowledges(data),
+            CONF_NEVER_REPORTS: bool(data.get(CONF_NEVER_REPORTS, False)),
+        }
+        if managed:
+            schema[vol.Required(CONF_PRICE)] = _price_selector(currency)
+            schema[vol.Required(CONF_MAX_QUANTITY)] = QUANTITY
+            suggested[CONF_PRICE] = format_amount(data[CONF_UNIT_AMOUNT], currency)
+            suggested[CONF_MAX_QUANTITY] = data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY)
+        schema[vol.Required(CONF_ACKNOWLEDGES)] = BooleanSelector()
+        schema[vol.Required(CONF_NEVER_REPORTS)] = BooleanSelector()
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input or suggested),
+            errors=errors,
+            description_placeholders={"machine_id": data[CONF_MACHINE_ID]} | price_placeholders(currency),
+        )
+
+    async def _async_acknowledges(self, data: Mapping[str, Any]) -> bool:
+        """The cabinet's setting, or what the ledger learned when it is not set."""
+        if data.get(CONF_ACKNOWLEDGES) is not None:
+            return bool(data[CONF_ACKNOWLEDGES])
+        entry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return False
+        return bool(entry.runtime_data.dispatcher.planner.acknowledges.get(data[CONF_MACHINE_ID], False))
+
+    async def _async_update_managed_link(
+        self, data: dict[str, Any], name: str, user_input: Mapping[str, Any], errors: dict[str, str]
+    ) -> dict[str, Any]:
+        """Apply a reconfigure to a link Arcade Pay created; return the new subentry data."""
+        unit_amount = unit_amount_or_error(user_input[CONF_PRICE], data[CONF_CURRENCY], errors)
+        max_quantity = whole_number(user_input, CONF_MAX_QUANTITY, 1, MAX_ADJUSTABLE_QUANTITY, errors)
+        if unit_amount is None or max_quantity is None:
+            return data
+        gateway = self._gateway()
+        if name != self._get_reconfigure_subentry().title and data.get(CONF_PRODUCT_ID):
+            await gateway.rename_product(data[CONF_PRODUCT_ID], name)
+        if unit_amount != data[CONF_UNIT_AMOUNT]:
+            link = await gateway.create_cabinet_link(
+                data[CONF_MACHINE_ID], name, unit_amount, data[CONF_CURRENCY], max_quantity
+            )
+            await gateway.set_link_active(data[CONF_PAYMENT_LINK_ID], False)
+            return data | link_data(data[CONF_MACHINE_ID], link, max_quantity, managed=True)
+        if max_quantity != data.get(CONF_MAX_QUANTITY):
+            await gateway.update_cabinet_link(data[CONF_PAYMENT_LINK_ID], data[CONF_PRICE_ID], max_quantity)
+        return data | {CONF_MAX_QUANTITY: max_quantity}

@@ -1,0 +1,69 @@
+"""Currencies Stripe takes, and prices as an operator types and reads them.
+
+Plain Python (no Home Assistant import), so the forms and the sensors share one rule
+for what a typed price means and how an amount is written.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+import re
+from typing import Final
+
+from .payments import currency_exponent, from_minor_units, to_minor_units
+
+# Stripe's presentment currencies (https://docs.stripe.com/currencies, November 2026),
+# lower case as Stripe's API writes them. A code outside this set is a typo.
+_STRIPE_CODES: Final = """
+    aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd
+    cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq
+    gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd
+    lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk
+    php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs tnd top
+    try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw
+"""
+STRIPE_CURRENCIES: Final = frozenset(_STRIPE_CODES.split())
+
+# Digits with at most one decimal separator, which may be a point or a comma.
+_PRICE = re.compile(r"^\d+(?:[.,]\d+)?$|^[.,]\d+$")
+
+
+class PriceError(ValueError):
+    """A typed price that is not an amount Stripe can charge in its currency."""
+
+
+def normalize_currency(text: str) -> str | None:
+    """Return the currency as Stripe writes it (``eur``), or None when Stripe does not take it."""
+    code = text.strip().lower()
+    return code if code in STRIPE_CURRENCIES else None
+
+
+def parse_price(text: str, currency: str) -> int:
+    """Turn a typed price (``1.50``, ``1,50``, `` 2 ``) into Stripe's minor units.
+
+    A comma is a decimal separator, as typed in most of Europe. Thousands separators
+    and spaces inside the number are refused rather than guessed: ``1,500`` in dollars
+    has too many decimals and is refused, it never becomes 1500 or 1.5.
+    """
+    cleaned = text.strip()
+    if not _PRICE.match(cleaned):
+        raise PriceError(f"not a price: {text!r}")
+    _, _, decimals = cleaned.replace(",", ".").partition(".")
+    if len(decimals) > currency_exponent(currency):
+        # Even as zeros: "1,500" is more likely fifteen hundred than one and a half.
+        raise PriceError(f"{currency.upper()} amounts have at most {currency_exponent(currency)} decimals")
+    try:
+        return to_minor_units(Decimal(cleaned.replace(",", ".")), currency)
+    except (InvalidOperation, ValueError) as err:
+        raise PriceError(str(err)) from err
+
+
+def format_amount(minor_units: int, currency: str) -> str:
+    """Write an amount with exactly the currency's decimals: ``1.50``, ``500`` (yen)."""
+    return f"{from_minor_units(minor_units, currency):.{currency_exponent(currency)}f}"
+
+
+def price_example(currency: str) -> str:
+    """A well-formed price in ``currency`` to show next to an error (``1.50``, ``100``)."""
+    exponent = currency_exponent(currency)
+    return "100" if exponent == 0 else f"{Decimal('1.5'):.{exponent}f}"

@@ -1,0 +1,59 @@
+"""Repairs the operator fixes from Settings → Repairs: confirming a new QR code is printed."""
+
+from __future__ import annotations
+
+from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN
+
+NEW_QR_CODE_PREFIX = "new_qr_code_"
+
+
+def new_qr_code_issue_id(subentry_id: str) -> str:
+    """The issue of one cabinet whose QR code changed."""
+    return f"{NEW_QR_CODE_PREFIX}{subentry_id}"
+
+
+@callback
+def async_create_new_qr_code_issue(
+    hass: HomeAssistant, entry_id: str, subentry_id: str, cabinet: str
+) -> None:
+    """Remind the operator that the printed QR code of ``cabinet`` no longer takes payments.
+
+    Persistent: it survives restarts until the operator confirms the new code is printed.
+    """
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        new_qr_code_issue_id(subentry_id),
+        data={"entry_id": entry_id},
+        is_fixable=True,
+        is_persistent=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="new_qr_code",
+        translation_placeholders={"cabinet": cabinet},
+    )
+
+
+@callback
+def async_clear_new_qr_code_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Drop the reminders of cabinets that were deleted since (or of a removed entry)."""
+    registry = ir.async_get(hass)
+    for (domain, issue_id), issue in list(registry.issues.items()):
+        if (
+            domain == DOMAIN
+            and issue_id.startswith(NEW_QR_CODE_PREFIX)
+            and (issue.data or {}).get("entry_id") == entry.entry_id
+            and issue_id.removeprefix(NEW_QR_CODE_PREFIX) not in entry.subentries
+        ):
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+async def async_create_fix_flow(
+    hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
+) -> RepairsFlow:
+    """Every fixable Arcade Pay issue is fixed by the operator confirming it."""
+    return ConfirmRepairFlow()
