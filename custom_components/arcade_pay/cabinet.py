@@ -113,10 +113,14 @@ class Cabinet:
             self._changed()
 
     def game_over(self, credits_per_game: int, event: CabinetEvent) -> None:
-        """A game ended: one more play, its credits used, back to the attract screen."""
+        """A game ended: one more play, its credits used.
+
+        Back to the attract screen only when no credits are left: with credits left the next
+        game starts at once, and a passing ``attract`` would fire automations for nothing.
+        """
         self.plays += 1
         self.credits = max(0, self.credits - credits_per_game)
-        self.game_state = GameState.ATTRACT
+        self.game_state = GameState.PLAYING if self.credits else GameState.ATTRACT
         self._changed(event)
 
     def report_state(self, state: CabinetState) -> None:
