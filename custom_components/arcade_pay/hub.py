@@ -136,6 +136,7 @@ class ArcadePayHub:
         self._unsubscribe: list[Callable[[], None]] = []
         self._wakeup: CALLBACK_TYPE | None = None
         self._signature_failures = 0
+        self._verified_once = False
         self._publish_failing = False
 
     @property
@@ -663,9 +664,15 @@ class ArcadePayHub:
 
     @callback
     def note_verified_delivery(self) -> None:
-        """A delivery passed the signature check."""
-        if self._signature_failures >= SIGNATURE_FAILURES_BEFORE_REPAIR:
+        """A delivery passed the signature check: the secret is right, whatever a repair says.
+
+        The repair may have been raised before a reload (Reconfigure reloads the entry), when
+        this hub's counter was not yet counting, so it is deleted on the first verified
+        delivery of every hub, not only after failures this hub saw.
+        """
+        if self._signature_failures or not self._verified_once:
             ir.async_delete_issue(self.hass, DOMAIN, f"webhook_signature_{self.entry_id}")
+        self._verified_once = True
         self._signature_failures = 0
 
     # --- MQTT messages from cabinets -------------------------------------------------------
