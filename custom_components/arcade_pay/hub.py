@@ -45,6 +45,7 @@ from .payments import (
     paid_session,
     utcnow,
 )
+from .routing import AmbiguousLink, LinkIndex
 from .protocol import (
     TOPIC_ACK,
     TOPIC_COIN_PULSE,
@@ -118,7 +119,7 @@ class ArcadePayHub:
         self.ledger = ledger
         self.options = options
         self.cabinets: dict[str, Cabinet] = {c.machine_id: Cabinet(c) for c in cabinets}
-        self._by_link = {c.config.payment_link_id: c for c in self.cabinets.values()}
+        self._links = LinkIndex(self.cabinets.values())
         self.dispatcher = CreditDispatcher(
             ledger,
             self._async_publish_pulse,
@@ -231,12 +232,11 @@ class ArcadePayHub:
     # --- lookups -----------------------------------------------------------------
 
     def cabinet_for_session(self, session: PaidSession) -> Cabinet | None:
-        """Find the cabinet a session paid for: by payment link, then by metadata."""
-        if session.payment_link_id and (cabinet := self._by_link.get(session.payment_link_id)):
-            return cabinet
-        if session.machine_id:
-            return self.cabinets.get(session.machine_id)
-        return None
+        """Find the cabinet whose payment link was paid (rules in routing.py).
+
+        Raises AmbiguousLink when several cabinets claim the link and nothing tells them apart.
+        """
+        return self._links.cabinet_for(session.payment_link_id, session.machine_id)
 
     def cabinet_for_device(self, device_id: str) -> Cabinet | None:
         """Find a cabinet by its Home Assistant device id."""
@@ -250,7 +250,24 @@ class ArcadePayHub:
         Raises StripeGatewayError or LedgerError when the session could not be
         handled now; the webhook answers 500 so that Stripe delivers it again.
         """
-        cabinet = self.cabinet_for_session(session)
+        try:
+            cabinet = self.cabinet_for_session(session)
+        except AmbiguousLink as err:
+            LOGGER.error(
+                "Payment %s is on payment link %s, which cabinets %s all use; no credit sent. "
+                "Give each cabinet its own link, then credit or refund the payment by hand",
+                session.session_id, session.payment_link_id, err,
+            )  # fmt: skip
+            self._raise_issue(
+                f"not_credited_{session.session_id}",
+                "payment_not_credited",
+                {
+                    "session": session.session_id,
+                    "cabinet": str(err),
+                    "reason": f"payment link {session.payment_link_id} is used by several cabinets",
+                },
+            )
+            return Outcome.NOT_CREDITABLE
         if cabinet is None:
             LOGGER.warning(
                 "Payment %s is for an unknown cabinet (payment link %s, machine_id %s); no credit sent",
