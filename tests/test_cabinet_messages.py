@@ -67,9 +67,11 @@ async def test_game_over_with_credits_left_never_shows_attract(
     seen: list[str] = []
     hass.bus.async_listen(
         "state_changed",
-        lambda event: seen.append(event.data["new_state"].state)
-        if event.data["entity_id"] == "sensor.pac_man_game_state"
-        else None,
+        lambda event: (
+            seen.append(event.data["new_state"].state)
+            if event.data["entity_id"] == "sensor.pac_man_game_state"
+            else None
+        ),
     )
     async_fire_mqtt_message(hass, f"{PREFIX}/gameover", GAME_OVER)
     await hass.async_block_till_done()

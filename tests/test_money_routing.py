@@ -9,6 +9,7 @@ from unittest.mock import MagicMock
 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
@@ -18,7 +19,6 @@ from custom_components.arcade_pay.cabinet import Cabinet, CabinetConfig
 from custom_components.arcade_pay.const import CONF_MANAGED_LINK, CONF_UNIT_AMOUNT, DOMAIN, SUBENTRY_CABINET
 from custom_components.arcade_pay.routing import AmbiguousLink, LinkIndex
 from fake_stripe import FakeStripe
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .conftest import WEBHOOK_ID, cabinet_subentry, managed_link, published
 
