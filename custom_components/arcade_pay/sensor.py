@@ -18,7 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
-from .cabinet import Cabinet
+from .cabinet import Cabinet, PaymentsState
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .protocol import GameState
 
@@ -32,6 +32,7 @@ class ArcadePaySensorDescription(SensorEntityDescription):
     value_fn: Callable[[Cabinet], int | str | Decimal | datetime | None]
     unit_fn: Callable[[Cabinet], str | None] = lambda _: None
     restore_fn: Callable[[Cabinet, str], None] | None = None
+    needs_mqtt: bool = False
 
 
 def _restore_credits(cabinet: Cabinet, value: str) -> None:
@@ -53,6 +54,7 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda cabinet: cabinet.credits,
         restore_fn=_restore_credits,
+        needs_mqtt=True,
     ),
     ArcadePaySensorDescription(
         key="game_state",
@@ -61,6 +63,7 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         options=[state.value for state in GameState],
         value_fn=lambda cabinet: cabinet.game_state.value,
         restore_fn=_restore_game_state,
+        needs_mqtt=True,
     ),
     ArcadePaySensorDescription(
         key="revenue",
@@ -83,6 +86,13 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda cabinet: cabinet.pending_credits,
+    ),
+    ArcadePaySensorDescription(
+        key="payments",
+        translation_key="payments",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in PaymentsState],
+        value_fn=lambda cabinet: cabinet.payments_state.value,
     ),
     ArcadePaySensorDescription(
         key="last_payment",
@@ -115,6 +125,7 @@ class ArcadePaySensor(ArcadePayEntity, RestoreSensor):
         """Set the unit, which follows the cabinet's currency."""
         super().__init__(account_id, cabinet, description)
         self._attr_native_unit_of_measurement = description.unit_fn(cabinet)
+        self._needs_mqtt = description.needs_mqtt
 
     async def async_added_to_hass(self) -> None:
         """Give the cabinet back what this sensor showed before the restart."""
