@@ -33,6 +33,7 @@ from .const import (
 )
 from .delivery import AckResult, CreditDispatcher, Pulse
 from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from .payment_links import PaymentLinks
 from .payments import (
     CreditError,
     DisputeNotice,
@@ -45,7 +46,6 @@ from .payments import (
     paid_session,
     utcnow,
 )
-from .routing import AmbiguousLink, LinkIndex
 from .protocol import (
     TOPIC_ACK,
     TOPIC_COIN_PULSE,
@@ -62,6 +62,7 @@ from .protocol import (
     subscription,
     topic,
 )
+from .routing import AmbiguousLink, LinkIndex
 from .stripe_gateway import StripeGateway, StripeGatewayError
 
 RECONCILE_INTERVAL = timedelta(hours=1)
@@ -115,7 +116,6 @@ class ArcadePayHub:
         """Index the cabinets; nothing is subscribed until ``async_start``."""
         self.hass = hass
         self.entry_id = entry_id
-        self.gateway = gateway
         self.ledger = ledger
         self.options = options
         self.cabinets: dict[str, Cabinet] = {c.machine_id: Cabinet(c) for c in cabinets}
@@ -129,7 +129,8 @@ class ArcadePayHub:
         )
         self._learned_prices: dict[str, LearnedPrice] = {}
         self._reconciled_until: dict[str, int] = {}
-        self._paused: set[str] = set()
+        self.links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
+        self.gateway = gateway
         self._explicit_acks: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
@@ -139,6 +140,16 @@ class ArcadePayHub:
         self._signature_failures = 0
         self._verified_once = False
         self._publish_failing = False
+
+    @property
+    def gateway(self) -> StripeGateway:
+        """The Stripe client; payment_links.py uses the same one."""
+        return self._gateway
+
+    @gateway.setter
+    def gateway(self, gateway: StripeGateway) -> None:
+        self._gateway = gateway
+        self.links.gateway = gateway
 
     @property
     def topic_prefix(self) -> str:
@@ -168,9 +179,16 @@ class ArcadePayHub:
             )
             if remembered is not None:
                 self._reconciled_until[machine_id] = remembered.reconciled_until or 0
-                if remembered.paused:
-                    self._paused.add(machine_id)
-                    cabinet.accepting_payments = False
+                cabinet.paused = remembered.paused
+                cabinet.seen = remembered.seen
+                cabinet.offline_stopped = remembered.offline_stopped
+                told = remembered.link_active
+                if remembered.link_id == cabinet.config.payment_link_id and told is not None:
+                    cabinet.set_accepting_payments(told)
+                elif remembered.paused:  # Paused before Arcade Pay remembered what Stripe was told.
+                    cabinet.set_accepting_payments(False)
+            if cabinet.awaiting_first_sign:
+                planner.waiting_first_sign.add(machine_id)
         await self.dispatcher.load(set(self.cabinets))
         self._refresh_pending()
 
@@ -192,6 +210,8 @@ class ArcadePayHub:
             )
         self._unsubscribe.append(mqtt.async_subscribe_connection_status(self.hass, self._on_mqtt_connection))
         self.dispatcher.planner.connected = mqtt.is_connected(self.hass)
+        for cabinet in self.cabinets.values():
+            cabinet.mqtt_connected = self.dispatcher.planner.connected
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._async_housekeeping, HOUSEKEEPING_INTERVAL)
         )
@@ -200,6 +220,7 @@ class ArcadePayHub:
         )
         self._clear_issues_for_known_cabinets()
         await self.async_flush()
+        self._spawn(self.async_sync_links())
 
     async def _async_reconcile_job(self, _: object = None) -> None:
         await self.async_reconcile()
@@ -528,6 +549,7 @@ class ArcadePayHub:
                 ir.async_delete_issue(self.hass, DOMAIN, issue_id)
         if self.options.refund_undelivered:
             await self._async_refund_overdue(now.timestamp())
+        await self.async_sync_links()
 
     async def _async_refund_overdue(self, now: float) -> None:
         for outstanding in self.dispatcher.planner.outstanding():
@@ -567,8 +589,8 @@ class ArcadePayHub:
             since = self._reconciled_until.get(machine_id, 0)
             try:
                 sessions = await self.gateway.completed_sessions(cabinet.config.payment_link_id, since)
-            except StripeGatewayError as err:
-                LOGGER.warning("Could not check Stripe for missed payments of %s: %s", machine_id, err)
+            except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
+                LOGGER.debug("Could not check Stripe for missed payments of %s: %s", machine_id, err)
                 continue
             newest = since
             for obj in sessions:
@@ -600,48 +622,52 @@ class ArcadePayHub:
                 await self.hass.async_add_executor_job(self.ledger.set_reconciled_until, machine_id, newest)
         return credited
 
-    # --- accepting payments ----------------------------------------------------------
+    # --- accepting payments (payment_links.py decides; this only wires it to events) ----
 
-    async def async_set_accepting_payments(self, cabinet: Cabinet, accepting: bool, by_user: bool) -> None:
-        """Activate or deactivate a cabinet's payment link.
+    async def async_sync_links(self) -> None:
+        """Put every cabinet's link in Stripe in line with why it should (not) take money."""
+        for cabinet in self.cabinets.values():
+            if self.links.out_of_line(cabinet):
+                await self._async_link_change(cabinet, self.links.async_sync(cabinet))
 
-        An operator's "off" sticks (across restarts) until the operator turns it on again;
-        the offline rule only switches links off and back on while the operator has not.
-        """
-        if by_user:
-            if accepting:
-                self._paused.discard(cabinet.machine_id)
-            else:
-                self._paused.add(cabinet.machine_id)
-            await self.hass.async_add_executor_job(
-                self.ledger.set_cabinet_paused, cabinet.machine_id, not accepting
-            )
-        elif accepting and cabinet.machine_id in self._paused:
+    async def _async_link_change(self, cabinet: Cabinet, change: Coroutine[Any, Any, None]) -> None:
+        """Run a change of a cabinet's link in the background; the next housekeeping retries it."""
+        try:
+            await change
+        except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
+            LOGGER.debug("Payment link of %s not updated yet: %s", cabinet.machine_id, err)
             return
-        await self.gateway.set_link_active(cabinet.config.payment_link_id, accepting)
-        cabinet.set_accepting_payments(accepting)
+        except LedgerError as err:
+            LOGGER.warning("Could not remember the payment link state of %s: %s", cabinet.machine_id, err)
+            return
+        LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
 
     async def _async_offline_too_long(self, machine_id: str, _: object = None) -> None:
         self._offline_timers.pop(machine_id, None)
         cabinet = self.cabinets[machine_id]
-        if cabinet.online is not False or not cabinet.accepting_payments:
+        if cabinet.online is not False:
             return
-        try:
-            await self.async_set_accepting_payments(cabinet, False, by_user=False)
-        except StripeGatewayError as err:
-            LOGGER.warning("Could not stop payments for offline cabinet %s: %s", machine_id, err)
-            return
-        LOGGER.warning("Cabinet %s is offline: its payment link no longer takes payments", machine_id)
+        LOGGER.warning("Cabinet %s is offline: its payment link stops taking payments", machine_id)
+        await self._async_link_change(cabinet, self.links.async_offline_rule(cabinet, True))
 
     async def _async_back_online(self, cabinet: Cabinet) -> None:
-        if not cabinet.accepting_payments and cabinet.machine_id not in self._paused:
-            try:
-                await self.async_set_accepting_payments(cabinet, True, by_user=False)
-            except StripeGatewayError as err:
-                LOGGER.warning("Could not resume payments for %s: %s", cabinet.machine_id, err)
-            else:
-                LOGGER.info("Cabinet %s is back: its payment link takes payments again", cabinet.machine_id)
+        if cabinet.offline_stopped:
+            LOGGER.info("Cabinet %s is back: its payment link may take payments again", cabinet.machine_id)
+        await self._async_link_change(cabinet, self.links.async_offline_rule(cabinet, False))
         await self.async_flush()
+
+    @callback
+    def _note_sign_of_life(self, cabinet: Cabinet) -> None:
+        """The cabinet published on its topics: it exists, so credits and payments can flow."""
+        if cabinet.seen:
+            return
+        cabinet.seen = True
+        cabinet.changed()
+        LOGGER.info("Cabinet %s showed its first sign of life", cabinet.machine_id)
+        self.dispatcher.planner.waiting_first_sign.discard(cabinet.machine_id)
+        self.dispatcher.planner.hurry(cabinet.machine_id)
+        self._spawn(self._async_link_change(cabinet, self.links.async_first_sign_of_life(cabinet)))
+        self._spawn(self.async_flush())
 
     # --- repairs ---------------------------------------------------------------------
 
@@ -718,6 +744,9 @@ class ArcadePayHub:
         if connected == planner.connected:
             return
         planner.connected = connected
+        for cabinet in self.cabinets.values():
+            cabinet.mqtt_connected = connected
+            cabinet.changed()
         if not connected:
             LOGGER.info("MQTT is disconnected: coin pulses wait until it is back")
             self._schedule_wakeup()
@@ -737,6 +766,7 @@ class ArcadePayHub:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
+        self._note_sign_of_life(cabinet)
         cabinet.game_over(self.options.credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
         self.hass.bus.async_fire(EVENT_GAME_OVER, self._event_data(cabinet))
 
@@ -751,6 +781,7 @@ class ArcadePayHub:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
+        self._note_sign_of_life(cabinet)
         was = cabinet.online
         cabinet.set_online(online)
         self.dispatcher.planner.online[cabinet.machine_id] = online
@@ -785,6 +816,7 @@ class ArcadePayHub:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
+        self._note_sign_of_life(cabinet)
         cabinet.report_state(state)
         if state.acknowledges:
             self._spawn(self._async_learn_acknowledges(cabinet))
@@ -798,6 +830,7 @@ class ArcadePayHub:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
+        self._note_sign_of_life(cabinet)
         self._spawn(self._async_acknowledged(cabinet, ack.payment_id))
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
