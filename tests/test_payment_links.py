@@ -8,6 +8,7 @@ from typing import Any
 from unittest.mock import MagicMock
 
 from freezegun.api import FrozenDateTimeFactory
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_mqtt_message,
@@ -16,6 +17,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 
 from custom_components.arcade_pay.const import CONF_NEVER_REPORTS, DOMAIN
@@ -246,3 +248,40 @@ async def test_link_that_cannot_be_deactivated_on_removal_is_a_repair(
     assert issue.translation_placeholders["links"] == link_id
     assert link_id in caplog.text
     assert other["id"] not in caplog.text
+
+
+async def test_free_credit_for_a_cabinet_never_seen_says_it_waits(
+    hass: HomeAssistant,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Item 1.4: Insert credit on a cabinet never seen said MQTT failed; it is recorded and waits."""
+    await setup(hass, config_entry)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": device_id(hass), "credits": 2}, blocking=True
+        )
+    assert err.value.translation_key == "credit_waits_for_cabinet"
+    assert coin_pulses(mqtt_mock) == []
+    assert hass.states.get(PENDING).state == "2"
+
+
+async def test_ticking_never_reports_turns_the_link_on(
+    hass: HomeAssistant,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    config_entry: MockConfigEntry,
+    cabinet_link: dict[str, Any],
+) -> None:
+    """Item 1.4: the cabinet's setting (saved by its reconfigure form) turns the waiting link on."""
+    await setup(hass, config_entry)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    subentry = next(iter(config_entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        config_entry, subentry, data=dict(subentry.data) | {CONF_NEVER_REPORTS: True}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    assert hass.states.get(SWITCH).state == "on"
+    assert hass.states.get(PAYMENTS).state == "accepting"
