@@ -445,6 +445,12 @@ class ArcadePayHub:
         )
         await self.dispatcher.accept(payment)
         self._after_delivery_change(cabinet.machine_id)
+        if cabinet.awaiting_first_sign and not self.dispatcher.published_once(payment.payment_id):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="credit_waits_for_cabinet",
+                translation_placeholders={"cabinet": cabinet.config.name, "credits": str(credits)},
+            )
         if not self.dispatcher.published_once(payment.payment_id):
             raise HomeAssistantError(f"MQTT did not take the coin pulse; {credits} credit(s) will follow")
         return payment.payment_id

@@ -77,6 +77,8 @@ async def async_add_credit(hub: ArcadePayHub, cabinet: Cabinet, credits: int) ->
     except LedgerError as err:
         raise _ledger_failed(err) from err
     except HomeAssistantError as err:
+        if err.translation_key is not None:
+            raise
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="publish_failed",
