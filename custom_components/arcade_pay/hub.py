@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from functools import partial
 from typing import Any
 import uuid
@@ -33,17 +32,14 @@ from .const import (
 )
 from .delivery import AckResult, CreditDispatcher, Pulse
 from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from .money_events import MoneyEvents, Outcome
 from .payment_links import PaymentLinks
 from .payments import (
     CreditError,
-    DisputeNotice,
     PaidSession,
-    RefundNotice,
-    WebhookRejected,
     checked_credits,
     credits_from_subtotal,
     from_minor_units,
-    paid_session,
     utcnow,
 )
 from .protocol import (
@@ -68,17 +64,6 @@ from .stripe_gateway import StripeGateway, StripeGatewayError
 RECONCILE_INTERVAL = timedelta(hours=1)
 HOUSEKEEPING_INTERVAL = timedelta(seconds=30)
 SIGNATURE_FAILURES_BEFORE_REPAIR = 3
-
-
-class Outcome(StrEnum):
-    """What the webhook did with an event."""
-
-    CREDITED = "credited"
-    DUPLICATE = "duplicate"
-    UNKNOWN_CABINET = "unknown_cabinet"
-    NOT_CREDITABLE = "not_creditable"
-    RECORDED = "recorded"
-    IGNORED = "ignored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +113,8 @@ class ArcadePayHub:
             delivered=self._on_first_delivery,
         )
         self._learned_prices: dict[str, LearnedPrice] = {}
-        self._reconciled_until: dict[str, int] = {}
         self.links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
+        self.money = MoneyEvents(self)
         self.gateway = gateway
         self._explicit_acks: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -178,7 +163,7 @@ class ArcadePayHub:
                 explicit if explicit is not None else bool(remembered and remembered.acknowledges)
             )
             if remembered is not None:
-                self._reconciled_until[machine_id] = remembered.reconciled_until or 0
+                self.money.reconciled_until[machine_id] = remembered.reconciled_until or 0
                 cabinet.paused = remembered.paused
                 cabinet.seen = remembered.seen
                 cabinet.offline_stopped = remembered.offline_stopped
@@ -224,6 +209,10 @@ class ArcadePayHub:
 
     async def _async_reconcile_job(self, _: object = None) -> None:
         await self.async_reconcile()
+
+    async def async_reconcile(self) -> int:
+        """Credit paid sessions the webhook never delivered; return how many were credited."""
+        return await self.money.async_reconcile()
 
     @callback
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -279,7 +268,7 @@ class ArcadePayHub:
                 "Give each cabinet its own link, then credit or refund the payment by hand",
                 session.session_id, session.payment_link_id, err,
             )  # fmt: skip
-            self._raise_issue(
+            self.raise_issue(
                 f"not_credited_{session.session_id}",
                 "payment_not_credited",
                 {
@@ -294,7 +283,7 @@ class ArcadePayHub:
                 "Payment %s is for an unknown cabinet (payment link %s, machine_id %s); no credit sent",
                 session.session_id, session.payment_link_id, session.machine_id,
             )  # fmt: skip
-            self._raise_issue(
+            self.raise_issue(
                 f"unknown_cabinet_{session.machine_id or session.payment_link_id}",
                 "unknown_cabinet",
                 {
@@ -348,7 +337,7 @@ class ArcadePayHub:
             "Payment %s for %s cannot be credited (%s); no credit sent. Refund it or credit it by hand",
             session.session_id, cabinet.machine_id, reason,
         )  # fmt: skip
-        self._raise_issue(
+        self.raise_issue(
             f"not_credited_{session.session_id}",
             "payment_not_credited",
             {"session": session.session_id, "cabinet": cabinet.config.name, "reason": reason},
@@ -374,55 +363,8 @@ class ArcadePayHub:
             self._learned_prices[link] = LearnedPrice(items.unit_amount, items.currency)
         return checked_credits(items.quantity)
 
-    async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
-        """Record a refund against its payment and take it out of revenue."""
-        adjustment = await self.hass.async_add_executor_job(
-            self.ledger.record_refund, notice.payment_intent, notice.refunded_total, notice.event_id
-        )
-        if adjustment is None:
-            LOGGER.info(
-                "Refund for payment intent %s is not for an Arcade Pay payment", notice.payment_intent
-            )
-            return Outcome.IGNORED
-        self._apply_adjustment(
-            adjustment.payment.payment_id, adjustment.payment.machine_id, adjustment.revenue_delta
-        )
-        if adjustment.revenue_delta:
-            LOGGER.info(
-                "Payment %s was refunded (%s %s)",
-                adjustment.payment.payment_id,
-                from_minor_units(adjustment.revenue_delta, adjustment.payment.currency),
-                adjustment.payment.currency.upper(),
-            )
-        return Outcome.RECORDED
-
-    async def async_handle_dispute(self, notice: DisputeNotice) -> Outcome:
-        """Record a dispute, take it out of revenue and tell the owner."""
-        adjustment = await self.hass.async_add_executor_job(
-            self.ledger.record_dispute, notice.payment_intent, notice.amount, notice.event_id
-        )
-        if adjustment is None:
-            LOGGER.info("Dispute %s is not about an Arcade Pay payment", notice.dispute_id)
-            return Outcome.IGNORED
-        payment = adjustment.payment
-        self._apply_adjustment(payment.payment_id, payment.machine_id, adjustment.revenue_delta)
-        cabinet = self.cabinets.get(payment.machine_id)
-        self._raise_issue(
-            f"dispute_{notice.dispute_id}",
-            "payment_disputed",
-            {
-                "cabinet": cabinet.config.name if cabinet else payment.machine_id,
-                "amount": f"{from_minor_units(notice.amount, payment.currency)} {payment.currency.upper()}",
-                "session": payment.payment_id,
-                "reason": notice.reason or "unknown",
-                "url": f"https://dashboard.stripe.com/disputes/{notice.dispute_id}",
-            },
-            severity=ir.IssueSeverity.ERROR,
-        )
-        return Outcome.RECORDED
-
-    def _apply_adjustment(self, payment_id: str, machine_id: str, revenue_delta: int) -> None:
-        # Money given back: stop sending credits that were not delivered yet.
+    def apply_adjustment(self, payment_id: str, machine_id: str, revenue_delta: int) -> None:
+        """Money given back: stop sending credits that were not delivered yet, lower revenue."""
         self.dispatcher.forget(payment_id)
         if (cabinet := self.cabinets.get(machine_id)) is not None and revenue_delta:
             cabinet.refunded(revenue_delta)
@@ -546,7 +488,7 @@ class ArcadePayHub:
             age = (now - oldest.timestamp).total_seconds() if oldest else 0.0
             issue_id = f"credits_undelivered_{machine_id}"
             if oldest is not None and age >= self.options.alert_after:
-                self._raise_issue(
+                self.raise_issue(
                     issue_id,
                     "credits_undelivered",
                     {"cabinet": cabinet.config.name, "credits": str(cabinet.pending_credits)},
@@ -554,79 +496,8 @@ class ArcadePayHub:
             else:
                 ir.async_delete_issue(self.hass, DOMAIN, issue_id)
         if self.options.refund_undelivered:
-            await self._async_refund_overdue(now.timestamp())
+            await self.money.async_refund_overdue(now.timestamp())
         await self.async_sync_links()
-
-    async def _async_refund_overdue(self, now: float) -> None:
-        for outstanding in self.dispatcher.planner.outstanding():
-            pulse = self.dispatcher.pulse(outstanding.payment_id)
-            # In flight: it may be on the cabinet in a moment; never refund what was delivered.
-            if pulse is None or pulse.source is not PaymentSource.STRIPE or outstanding.in_flight:
-                continue
-            if now - pulse.timestamp.timestamp() < self.options.refund_after:
-                continue
-            record = await self.hass.async_add_executor_job(self.ledger.payment, pulse.payment_id)
-            if record is None or record.payment_intent is None:
-                continue
-            try:
-                await self.gateway.refund(record.payment_intent)
-            except StripeGatewayError as err:
-                LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
-                continue
-            LOGGER.warning(
-                "Refunded payment %s: its %d credit(s) did not reach %s in time",
-                pulse.payment_id, pulse.credits, pulse.machine_id,
-            )  # fmt: skip
-            adjustment = await self.hass.async_add_executor_job(
-                self.ledger.record_refund,
-                record.payment_intent,
-                record.amount,
-                f"auto_refund:{record.payment_id}",
-            )
-            if adjustment is not None:
-                self._apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
-
-    # --- reconciliation ---------------------------------------------------------------
-
-    async def async_reconcile(self) -> int:
-        """Credit paid sessions the webhook never delivered; return how many were credited."""
-        credited = 0
-        for machine_id, cabinet in self.cabinets.items():
-            since = self._reconciled_until.get(machine_id, 0)
-            try:
-                sessions = await self.gateway.completed_sessions(cabinet.config.payment_link_id, since)
-            except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
-                LOGGER.debug("Could not check Stripe for missed payments of %s: %s", machine_id, err)
-                continue
-            newest = since
-            for obj in sessions:
-                created = obj.get("created")
-                if isinstance(created, int) and not isinstance(created, bool):
-                    newest = max(newest, created)
-                try:
-                    notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
-                except WebhookRejected as err:
-                    LOGGER.warning("Skipping a session Stripe listed for %s: %s", machine_id, err)
-                    continue
-                if not isinstance(notice, PaidSession):
-                    continue
-                try:
-                    outcome = await self.async_handle_paid_session(notice)
-                except StripeGatewayError as err:
-                    LOGGER.warning("Could not reconcile %s now: %s", notice.session_id, err)
-                    newest = since  # Look at this window again next time.
-                    break
-                if outcome is Outcome.CREDITED:
-                    credited += 1
-                    LOGGER.warning(
-                        "Credited payment %s for %s that the webhook never delivered; "
-                        "check the webhook URL and secret in Stripe",
-                        notice.session_id, machine_id,
-                    )  # fmt: skip
-            if newest > since:
-                self._reconciled_until[machine_id] = newest
-                await self.hass.async_add_executor_job(self.ledger.set_reconciled_until, machine_id, newest)
-        return credited
 
     # --- accepting payments (payment_links.py decides; this only wires it to events) ----
 
@@ -677,13 +548,14 @@ class ArcadePayHub:
 
     # --- repairs ---------------------------------------------------------------------
 
-    def _raise_issue(
+    def raise_issue(
         self,
         issue_id: str,
         translation_key: str,
         placeholders: dict[str, str],
         severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
     ) -> None:
+        """Raise (or update) a repair the owner has to act on."""
         ir.async_create_issue(
             self.hass,
             DOMAIN,
@@ -704,7 +576,7 @@ class ArcadePayHub:
         """A delivery failed the signature check; several in a row mean a wrong secret."""
         self._signature_failures += 1
         if self._signature_failures == SIGNATURE_FAILURES_BEFORE_REPAIR:
-            self._raise_issue(
+            self.raise_issue(
                 f"webhook_signature_{self.entry_id}",
                 "webhook_signature_failing",
                 {"failures": str(self._signature_failures)},
