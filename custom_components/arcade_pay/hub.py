@@ -18,19 +18,17 @@ from homeassistant.helpers.event import async_call_later, async_track_time_inter
 from homeassistant.util import dt as dt_util
 
 from .cabinet import Cabinet, CabinetConfig, CabinetEvent
+from .cabinet_messages import CabinetMessages
 from .const import (
     ATTR_CREDITS,
-    ATTR_MACHINE_ID,
     ATTR_PAYMENT_ID,
     ATTR_SOURCE,
     DOMAIN,
     EVENT_CREDIT_ADDED,
-    EVENT_GAME_OVER,
     EVENT_TYPE_CREDIT_ADDED,
-    EVENT_TYPE_GAME_OVER,
     LOGGER,
 )
-from .delivery import AckResult, CreditDispatcher, Pulse
+from .delivery import CreditDispatcher, Pulse
 from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
 from .money_events import MoneyEvents, Outcome
 from .payment_links import PaymentLinks
@@ -48,13 +46,7 @@ from .protocol import (
     TOPIC_GAME_OVER,
     TOPIC_STATE,
     TOPIC_STATUS,
-    Ack,
-    CabinetState,
     CoinPulse,
-    GameOver,
-    ProtocolError,
-    machine_id_from_topic,
-    parse_status,
     subscription,
     topic,
 )
@@ -119,7 +111,7 @@ class ArcadePayHub:
         self._explicit_acks: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
-        self._warned_topics: set[str] = set()
+        self.messages = CabinetMessages(self)
         self._unsubscribe: list[Callable[[], None]] = []
         self._wakeup: CALLBACK_TYPE | None = None
         self._signature_failures = 0
@@ -180,20 +172,22 @@ class ArcadePayHub:
     async def async_start(self) -> None:
         """Subscribe to what cabinets publish, then deliver what is outstanding."""
         for kind, handler, qos in (
-            (TOPIC_GAME_OVER, self._on_game_over, 1),
-            (TOPIC_STATUS, self._on_status, 1),
-            (TOPIC_STATE, self._on_state, 1),
+            (TOPIC_GAME_OVER, self.messages.on_game_over, 1),
+            (TOPIC_STATUS, self.messages.on_status, 1),
+            (TOPIC_STATE, self.messages.on_state, 1),
             # QoS 0: a lost ack only costs a re-sent pulse (which the cabinet acks again), while
             # answering each ack with a PUBACK stalls the next coin pulse behind Nagle's algorithm
             # (Home Assistant's MQTT socket does not set TCP_NODELAY): 40 ms per payment.
-            (TOPIC_ACK, self._on_ack, 0),
+            (TOPIC_ACK, self.messages.on_ack, 0),
         ):
             self._unsubscribe.append(
                 await mqtt.async_subscribe(
                     self.hass, subscription(self.topic_prefix, kind), handler, qos=qos, encoding=None
                 )
             )
-        self._unsubscribe.append(mqtt.async_subscribe_connection_status(self.hass, self._on_mqtt_connection))
+        self._unsubscribe.append(
+            mqtt.async_subscribe_connection_status(self.hass, self.messages.on_mqtt_connection)
+        )
         self.dispatcher.planner.connected = mqtt.is_connected(self.hass)
         for cabinet in self.cabinets.values():
             cabinet.mqtt_connected = self.dispatcher.planner.connected
@@ -432,7 +426,7 @@ class ArcadePayHub:
             ATTR_SOURCE: pulse.source.value,
         }
         cabinet.credit(pulse.credits, CabinetEvent(EVENT_TYPE_CREDIT_ADDED, attributes))
-        self.hass.bus.async_fire(EVENT_CREDIT_ADDED, self._event_data(cabinet) | attributes)
+        self.hass.bus.async_fire(EVENT_CREDIT_ADDED, self.messages.event_data(cabinet) | attributes)
 
     async def _async_deliver(self, payment_id: str, machine_id: str) -> None:
         try:
@@ -595,147 +589,6 @@ class ArcadePayHub:
             ir.async_delete_issue(self.hass, DOMAIN, f"webhook_signature_{self.entry_id}")
         self._verified_once = True
         self._signature_failures = 0
-
-    # --- MQTT messages from cabinets -------------------------------------------------------
-
-    def _event_data(self, cabinet: Cabinet) -> dict[str, str | None]:
-        return {ATTR_MACHINE_ID: cabinet.machine_id, "device_id": cabinet.device_id}
-
-    def _cabinet_for_topic(self, message_topic: str) -> Cabinet | None:
-        machine_id = machine_id_from_topic(self.topic_prefix, message_topic)
-        return None if machine_id is None else self.cabinets.get(machine_id)
-
-    def _warn_once(self, message_topic: str, err: ProtocolError) -> None:
-        """Warn once per topic about malformed messages; a chatty cabinet must not flood the log."""
-        if message_topic in self._warned_topics:
-            LOGGER.debug("Ignoring malformed message on %s: %s", message_topic, err)
-            return
-        self._warned_topics.add(message_topic)
-        LOGGER.warning(
-            "Ignoring malformed message on %s: %s (further ones on this topic are logged at debug level)",
-            message_topic, err,
-        )  # fmt: skip
-
-    @callback
-    def _on_mqtt_connection(self, connected: bool) -> None:
-        planner = self.dispatcher.planner
-        if connected == planner.connected:
-            return
-        planner.connected = connected
-        for cabinet in self.cabinets.values():
-            cabinet.mqtt_connected = connected
-            cabinet.changed()
-        if not connected:
-            LOGGER.info("MQTT is disconnected: coin pulses wait until it is back")
-            self._schedule_wakeup()
-            return
-        LOGGER.info("MQTT is back: sending the coin pulses that waited")
-        planner.hurry()
-        self._spawn(self.async_flush())
-
-    @callback
-    def _on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        try:
-            game_over = GameOver.from_payload(msg.payload)
-            if game_over.machine_id != cabinet.machine_id:
-                raise ProtocolError(f"machineId {game_over.machine_id!r} does not match the topic")
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        self._note_sign_of_life(cabinet)
-        cabinet.game_over(self.options.credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
-        self.hass.bus.async_fire(EVENT_GAME_OVER, self._event_data(cabinet))
-
-    @callback
-    def _on_status(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        if not msg.payload:
-            return  # A cleared retained status says nothing.
-        try:
-            online = parse_status(msg.payload)
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        self._note_sign_of_life(cabinet)
-        was = cabinet.online
-        cabinet.set_online(online)
-        self.dispatcher.planner.online[cabinet.machine_id] = online
-        if online == was:
-            return
-        machine_id = cabinet.machine_id
-        if not online:
-            LOGGER.info("Cabinet %s went offline; credits for it wait until it is back", machine_id)
-            self._schedule_wakeup()
-            if self.options.offline_grace > 0 and machine_id not in self._offline_timers:
-                self._offline_timers[machine_id] = async_call_later(
-                    self.hass,
-                    self.options.offline_grace,
-                    HassJob(partial(self._async_offline_too_long, machine_id), cancel_on_shutdown=True),
-                )
-            return
-        if was is False:
-            LOGGER.info("Cabinet %s is back online", machine_id)
-        if (cancel := self._offline_timers.pop(machine_id, None)) is not None:
-            cancel()
-        self.dispatcher.planner.hurry(machine_id)
-        self._spawn(self._async_back_online(cabinet))
-
-    @callback
-    def _on_state(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        if not msg.payload:
-            return
-        try:
-            state = CabinetState.from_payload(msg.payload)
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        self._note_sign_of_life(cabinet)
-        cabinet.report_state(state)
-        if state.acknowledges:
-            self._spawn(self._async_learn_acknowledges(cabinet))
-
-    @callback
-    def _on_ack(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        try:
-            ack = Ack.from_payload(msg.payload)
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        self._note_sign_of_life(cabinet)
-        self._spawn(self._async_acknowledged(cabinet, ack.payment_id))
-
-    async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
-        result = await self.dispatcher.acknowledge(cabinet.machine_id, payment_id)
-        if result is AckResult.UNKNOWN:
-            self._warn_once(
-                f"{cabinet.machine_id}/ack/unknown",
-                ProtocolError(
-                    f"acknowledgement for {payment_id[:64]!r}, which is not a payment of this cabinet"
-                ),
-            )
-            return
-        await self._async_learn_acknowledges(cabinet)
-        self._after_delivery_change(cabinet.machine_id)
-
-    async def _async_learn_acknowledges(self, cabinet: Cabinet) -> None:
-        """The cabinet acknowledges pulses: from now on, re-send until it does.
-
-        Unless the owner set the cabinet's "acknowledges credits" option: that wins.
-        """
-        planner = self.dispatcher.planner
-        machine_id = cabinet.machine_id
-        if planner.acknowledges.get(machine_id) or machine_id in self._explicit_acks:
-            return
-        LOGGER.info("Cabinet %s acknowledges credits: pulses are now re-sent until it does", machine_id)
-        planner.acknowledges[machine_id] = True
-        await self.hass.async_add_executor_job(self.ledger.set_cabinet_acknowledges, machine_id)
 
 
 __all__ = ["ArcadePayHub", "HubOptions", "Outcome"]
