@@ -114,12 +114,15 @@ async def fake_stripe(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def remember_seen(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    """Write into the entry's ledger that its cabinets showed a sign of life (before a restart)."""
+    """Write into the entry's ledger that its cabinets showed a sign of life and their links
+    were last set active (as before a restart)."""
     ledger = PaymentLedger(ledger_path(hass, entry))
     ledger.open()
     try:
         for subentry in entry.subentries.values():
-            ledger.set_cabinet_seen(subentry.data[CONF_MACHINE_ID])
+            machine_id = subentry.data[CONF_MACHINE_ID]
+            ledger.set_cabinet_seen(machine_id)
+            ledger.set_cabinet_link(machine_id, subentry.data[CONF_PAYMENT_LINK_ID], True, False)
     finally:
         ledger.close()
 

@@ -190,7 +190,7 @@ async def test_signature_repair_clears_on_first_verified_delivery_after_a_reload
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
 
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # start-up reconciliation too
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None  # nothing verified yet
     await paid_session(client, fake_stripe, cabinet_link)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None

@@ -159,11 +159,11 @@ class ArcadePayHub:
                 cabinet.paused = remembered.paused
                 cabinet.seen = remembered.seen
                 cabinet.offline_stopped = remembered.offline_stopped
+                # Not told about this link yet (new link, or memory from before schema 3):
+                # unknown, so async_start's sync tells Stripe what the cabinet wants.
                 told = remembered.link_active
                 if remembered.link_id == cabinet.config.payment_link_id and told is not None:
                     cabinet.set_accepting_payments(told)
-                elif remembered.paused:  # Paused before Arcade Pay remembered what Stripe was told.
-                    cabinet.set_accepting_payments(False)
             if cabinet.awaiting_first_sign:
                 planner.waiting_first_sign.add(machine_id)
         await self.dispatcher.load(set(self.cabinets))

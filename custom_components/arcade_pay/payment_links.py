@@ -69,10 +69,8 @@ class PaymentLinks:
 
     def out_of_line(self, cabinet: Cabinet) -> bool:
         """Whether Stripe may not have what the cabinet wants."""
-        if cabinet.accepting_payments != cabinet.wants_payments:
-            return True
-        # Never told: a link starts active in Stripe, so only "off" needs saying.
-        return not cabinet.link_state_known and not cabinet.wants_payments
+        # Never told about this link (a new link after a price change, or an upgrade): say it once.
+        return not cabinet.link_state_known or cabinet.accepting_payments != cabinet.wants_payments
 
     async def async_sync(self, cabinet: Cabinet) -> None:
         """Tell Stripe what the cabinet wants, if it may not have it; raise StripeGatewayError."""
