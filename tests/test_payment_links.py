@@ -284,3 +284,22 @@ async def test_ticking_never_reports_turns_the_link_on(
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
     assert hass.states.get(SWITCH).state == "on"
     assert hass.states.get(PAYMENTS).state == "accepting"
+
+
+async def test_price_change_of_a_paused_cabinet_keeps_it_paused(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    """Item 1.2: a price change replaces the link; the new one must not take money while paused."""
+    await hass.services.async_call("switch", "turn_off", {"entity_id": SWITCH}, blocking=True)
+    new_link = managed_link(fake_stripe, MACHINE_ID, 300)  # what the reconfigure form creates
+    subentry = next(iter(setup_entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        setup_entry,
+        subentry,
+        data=dict(subentry.data)
+        | {"payment_link_id": new_link["id"], "payment_link_url": new_link["url"], "unit_amount": 300},
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fake_stripe.payment_links[new_link["id"]]["active"] is False
+    assert hass.states.get(SWITCH).state == "off"
+    assert hass.states.get(PAYMENTS).state == "paused"
