@@ -134,3 +134,23 @@ async def test_any_stripe_auth_error_starts_reauth(
     await hass.async_block_till_done()
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == ["reauth"]
+
+
+async def test_a_refused_request_is_not_an_outage(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """log-when-unavailable: a link deleted in Stripe is that cabinet's problem, said each time;
+    it must not make every other call log "Stripe answers again"."""
+    del fake_stripe.payment_links[cabinet_link["id"]]
+    fake_stripe.fail_status = 404
+    fake_stripe.fail_next = 1
+    caplog.clear()
+    await setup_entry.runtime_data.async_reconcile()
+    await setup_entry.runtime_data.async_reconcile()
+    assert caplog.text.count("Could not check Stripe for missed payments") == 1
+    assert "Stripe requests fail" not in caplog.text
+    assert "Stripe answers again" not in caplog.text
