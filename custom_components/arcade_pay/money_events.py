@@ -22,6 +22,7 @@ from .payments import (
     paid_session,
 )
 from .stripe_gateway import StripeGatewayError
+from .stripe_health import OUTAGE_ERRORS
 
 if TYPE_CHECKING:
     from .hub import ArcadePayHub
@@ -130,8 +131,10 @@ class MoneyEvents:
             since = self.reconciled_until.get(machine_id, 0)
             try:
                 sessions = await self._hub.gateway.completed_sessions(cabinet.config.payment_link_id, since)
-            except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
-                LOGGER.debug("Could not check Stripe for missed payments of %s: %s", machine_id, err)
+            except StripeGatewayError as err:
+                # An outage is logged once by StripeHealth; a refused request is this cabinet's.
+                log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
+                log("Could not check Stripe for missed payments of %s: %s", machine_id, err)
                 continue
             newest = since
             for obj in sessions:

@@ -54,6 +54,10 @@ class StripeAuthError(StripeGatewayError):
     """The API key is wrong, revoked or lacks a permission we need."""
 
 
+class StripeUnavailableError(StripeGatewayError):
+    """Stripe answered with a server error or asked us to slow down: an outage, not our request."""
+
+
 class StripeConnectionError(StripeGatewayError):
     """Stripe could not be reached."""
 
@@ -133,6 +137,8 @@ class StripeGateway:
             self._failed(StripeAuthError(err.user_message or "authentication failed"))
         except stripe.APIConnectionError as err:
             self._failed(StripeConnectionError(err.user_message or "cannot reach Stripe"))
+        except (stripe.APIError, stripe.RateLimitError) as err:
+            self._failed(StripeUnavailableError(err.user_message or str(err.code or "Stripe unavailable")))
         except stripe.StripeError as err:
             self._failed(StripeGatewayError(err.user_message or str(err.code or "Stripe error")))
         else:

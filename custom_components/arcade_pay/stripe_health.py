@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 import logging
 
-from .stripe_gateway import StripeAuthError, StripeGatewayError
+from .stripe_gateway import (
+    StripeAuthError,
+    StripeConnectionError,
+    StripeGatewayError,
+    StripeUnavailableError,
+)
+
+# Failures that say Stripe (or the way to it, or our key) is down, not that one request was wrong.
+OUTAGE_ERRORS = (StripeAuthError, StripeConnectionError, StripeUnavailableError)
 
 
 class StripeHealth:
@@ -24,9 +32,14 @@ class StripeHealth:
         self.down = False
 
     def failed(self, err: StripeGatewayError) -> None:
-        """A call failed: log the outage once; ask for a new key if it was refused."""
+        """A call failed: log the outage once; ask for a new key if it was refused.
+
+        A refused request (a deleted payment link, say) is no outage: its caller logs it.
+        """
         if isinstance(err, StripeAuthError):
             self._start_reauth()
+        if not isinstance(err, OUTAGE_ERRORS):
+            return
         if self.down:
             self._logger.debug("Stripe still failing: %s", err)
             return
