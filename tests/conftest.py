@@ -21,6 +21,7 @@ from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS
 
+from custom_components.arcade_pay import ledger_path
 from custom_components.arcade_pay.const import (
     CONF_ACCOUNT_NAME,
     CONF_CREDITS_PER_GAME,
@@ -39,6 +40,7 @@ from custom_components.arcade_pay.const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
+from custom_components.arcade_pay.ledger import PaymentLedger
 from custom_components.arcade_pay.stripe_gateway import ENV_API_BASE
 from fake_stripe import ACCOUNT_ID, DEFAULT_WEBHOOK_SECRET, FakeStripe
 
@@ -109,6 +111,20 @@ async def fake_stripe(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(ENV_API_BASE, url)
     yield fake
     await fake.stop()
+
+
+def remember_seen(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Write into the entry's ledger that its cabinets showed a sign of life and their links
+    were last set active (as before a restart)."""
+    ledger = PaymentLedger(ledger_path(hass, entry))
+    ledger.open()
+    try:
+        for subentry in entry.subentries.values():
+            machine_id = subentry.data[CONF_MACHINE_ID]
+            ledger.set_cabinet_seen(machine_id)
+            ledger.set_cabinet_link(machine_id, subentry.data[CONF_PAYMENT_LINK_ID], True, False)
+    finally:
+        ledger.close()
 
 
 async def settle(client: TestClient) -> None:
@@ -184,7 +200,13 @@ async def setup_entry(
     fake_stripe: FakeStripe,
     config_entry: MockConfigEntry,
 ) -> MockConfigEntry:
-    """Set up the entry with MQTT mocked and Stripe faked."""
+    """Set up the entry with MQTT mocked and Stripe faked, its cabinets seen before.
+
+    A cabinet that never showed a sign of life takes no payments and gets no pulses
+    (issue 7, item 1.4); most tests are about a cabinet that is there, as after a restart.
+    Tests of an unseen cabinet set up ``config_entry`` themselves.
+    """
+    remember_seen(hass, config_entry)
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     # Including the start-up reconciliation with Stripe, so that tests start from a quiet state.

@@ -44,7 +44,8 @@ async def test_game_over(hass: HomeAssistant, setup_entry: MockConfigEntry) -> N
     async_fire_mqtt_message(hass, f"{PREFIX}/gameover", GAME_OVER)
     await hass.async_block_till_done()
 
-    assert state(hass, "game_state") == "attract"
+    # Item 1.6: credits are left, so the next game is on its way: no `attract` flicker.
+    assert state(hass, "game_state") == "playing"
     assert state(hass, "plays") == "1"
     assert state(hass, "credits") == "2"
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{MACHINE_ID}")})
@@ -52,6 +53,34 @@ async def test_game_over(hass: HomeAssistant, setup_entry: MockConfigEntry) -> N
     assert [e.data for e in events] == [{"machine_id": MACHINE_ID, "device_id": device.id}]
     game = hass.states.get("event.pac_man_game")
     assert game.attributes["event_type"] == "game_over"
+
+
+async def test_game_over_with_credits_left_never_shows_attract(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """Issue 7, item 1.6: with credits left after a game over the state stays `playing`.
+
+    It used to go `attract` and back to `playing` within the second, doubling logbook
+    entries and firing automations that trigger on `attract`.
+    """
+    await give_credits(hass, 2)
+    seen: list[str] = []
+    hass.bus.async_listen(
+        "state_changed",
+        lambda event: (
+            seen.append(event.data["new_state"].state)
+            if event.data["entity_id"] == "sensor.pac_man_game_state"
+            else None
+        ),
+    )
+    async_fire_mqtt_message(hass, f"{PREFIX}/gameover", GAME_OVER)
+    await hass.async_block_till_done()
+    assert (state(hass, "credits"), state(hass, "game_state")) == ("1", "playing")
+    assert "attract" not in seen
+
+    async_fire_mqtt_message(hass, f"{PREFIX}/gameover", GAME_OVER)
+    await hass.async_block_till_done()
+    assert (state(hass, "credits"), state(hass, "game_state")) == ("0", "attract")
 
 
 async def test_game_over_without_timestamp_and_credits_never_negative(

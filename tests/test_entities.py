@@ -29,6 +29,7 @@ ENTITIES = {
     "sensor.pac_man_last_payment": "last_payment",
     "sensor.pac_man_pending_credits": "pending_credits",
     "sensor.pac_man_price_per_credit": "price_per_credit",
+    "sensor.pac_man_payments": "payments",
     "switch.pac_man_accepting_payments": "accepting_payments",
     "binary_sensor.pac_man_online": "online",
     "image.pac_man_payment_qr_code": "payment_qr_code",

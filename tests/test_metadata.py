@@ -67,6 +67,8 @@ def _translation_keys_in_code() -> set[str]:
 
 def test_every_raised_exception_is_translated() -> None:
     exceptions = load("strings.json")["exceptions"]
+    # Repairs raised outside the hub (async_remove_entry) name their key the same way.
+    issue_keys = set(load("strings.json")["issues"])
     entity_keys = {
         d.translation_key
         for d in (*SENSORS, ONLINE, INSERT_CREDIT, GAME, PAYMENT_QR_CODE, ACCEPTING_PAYMENTS)
@@ -74,7 +76,7 @@ def test_every_raised_exception_is_translated() -> None:
     issue_keys = set(load("strings.json")["issues"])
     used = _translation_keys_in_code() - entity_keys - (issue_keys - set(exceptions))
     assert used
-    assert used <= set(exceptions), used - set(exceptions)
+    assert used - issue_keys <= set(exceptions), used - issue_keys - set(exceptions)
     for key in exceptions:
         assert key in used, f"unused exception translation {key}"
 

@@ -178,6 +178,24 @@ async def test_wrong_webhook_secret_raises_a_repair(
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
+async def test_signature_repair_clears_on_first_verified_delivery_after_a_reload(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    """Issue 7, item 1.5: Reconfigure (which reloads the entry), then one verified delivery clears it."""
+    entry = next(iter(hass.config_entries.async_entries(DOMAIN)))
+    issue_id = f"webhook_signature_{entry.entry_id}"
+    for _ in range(3):
+        wrong = fake_stripe.complete_checkout(cabinet_link["id"], secret="whsec_wrong")
+        assert (await client.post(URL, data=wrong.body, headers=wrong.headers)).status == 400
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)  # start-up reconciliation too
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None  # nothing verified yet
+    await paid_session(client, fake_stripe, cabinet_link)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
 async def test_missing_signatures_do_not_count_as_a_wrong_secret(
     hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe
 ) -> None:

@@ -100,7 +100,13 @@ async def test_create_payment_link(
         blocking=True,
         return_response=True,
     )
-    assert response == {"url": cabinet_link["url"], "payment_link_id": cabinet_link["id"]}
+    # Nothing stops this cabinet taking payments: the link deactivated in Stripe is put back.
+    assert response == {
+        "url": cabinet_link["url"],
+        "payment_link_id": cabinet_link["id"],
+        "accepting_payments": True,
+        "payments": "accepting",
+    }
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
 
 
@@ -122,10 +128,11 @@ async def test_create_payment_link_stripe_failure(
 async def test_create_payment_link_rejected_key_starts_reauth(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    # As if the key was revoked in Stripe's dashboard.
-    setup_entry.runtime_data.gateway = StripeGateway(
-        REJECTED_KEY, async_get_clientsession(hass), fake_stripe.url
-    )
+    # As if the key was revoked in Stripe's dashboard (the gateway's observer starts reauth).
+    hub = setup_entry.runtime_data
+    revoked = StripeGateway(REJECTED_KEY, async_get_clientsession(hass), fake_stripe.url)
+    revoked.observer = hub.gateway.observer
+    hub.gateway = revoked
     with pytest.raises(HomeAssistantError):
         await hass.services.async_call(
             DOMAIN,

@@ -13,7 +13,7 @@ from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import config_validation as cv, device_registry as dr, issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
@@ -26,6 +26,7 @@ from .const import (
     CONF_MACHINE_ID,
     CONF_MANAGED_LINK,
     CONF_MAX_QUANTITY,
+    CONF_NEVER_REPORTS,
     CONF_OFFLINE_MINUTES,
     CONF_PAYMENT_LINK_ID,
     CONF_PAYMENT_LINK_URL,
@@ -47,9 +48,11 @@ from .const import (
 )
 from .hub import ArcadePayHub, HubOptions
 from .ledger import LedgerError, PaymentLedger
+from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues
 from .services import async_setup_services
-from .stripe_gateway import ENV_API_BASE, StripeGateway, StripeGatewayError
+from .stripe_gateway import ENV_API_BASE, StripeGateway
+from .stripe_health import StripeHealth
 from .stripe_webhook import async_handle_stripe_webhook
 
 PLATFORMS = [
@@ -96,6 +99,7 @@ def cabinet_config(subentry: ConfigSubentry) -> CabinetConfig:
         unit_amount=data.get(CONF_UNIT_AMOUNT),
         price_id=data.get(CONF_PRICE_ID),
         product_id=data.get(CONF_PRODUCT_ID),
+        never_reports=bool(data.get(CONF_NEVER_REPORTS, False)),
     )
 
 
@@ -125,10 +129,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
         if subentry.subentry_type == SUBENTRY_CABINET
     ]
     options = entry.options
+    gateway = create_gateway(hass, entry.data[CONF_API_KEY])
+    # Any call refused for its key, whoever made it, asks the owner for a new key.
+    gateway.observer = StripeHealth(LOGGER, partial(entry.async_start_reauth, hass))
     hub = ArcadePayHub(
         hass,
         entry.entry_id,
-        create_gateway(hass, entry.data[CONF_API_KEY]),
+        gateway,
         ledger,
         cabinets,
         HubOptions(
@@ -202,30 +209,51 @@ async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
 async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
     """Options or cabinets changed: retire the links of deleted cabinets, then reload."""
     hub = entry.runtime_data
-    for cabinet in list(hub.cabinets.values()):
-        if cabinet.config.subentry_id in entry.subentries:
-            continue
-        try:
-            await hub.gateway.set_link_active(cabinet.config.payment_link_id, False)
-        except StripeGatewayError as err:
+    deleted = [c for c in hub.cabinets.values() if c.config.subentry_id not in entry.subentries]
+    failed = await async_retire_links(hub.gateway, [c.config.payment_link_id for c in deleted])
+    for cabinet in deleted:
+        link_id = cabinet.config.payment_link_id
+        if link_id in failed:
             LOGGER.warning(
                 "Cabinet %s was deleted but its payment link %s could not be deactivated: %s; "
                 "deactivate it in the Stripe dashboard",
-                cabinet.machine_id,
-                cabinet.config.payment_link_id,
-                err,
-            )
+                cabinet.machine_id, link_id, failed[link_id],
+            )  # fmt: skip
         else:
-            LOGGER.info(
-                "Deactivated payment link %s of deleted cabinet %s",
-                cabinet.config.payment_link_id,
-                cabinet.machine_id,
-            )
+            LOGGER.info("Deactivated payment link %s of deleted cabinet %s", link_id, cabinet.machine_id)
     await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
-    """Delete the Nabu Casa cloudhook, if one was made. The ledger is kept: it is the audit trail."""
+    """Stop every payment link of the entry taking money, and delete the cloudhook.
+
+    Nobody would credit a payment made after this. A link Stripe cannot deactivate now is
+    logged with its id and raised as a repair, for the owner to deactivate it by hand. The
+    ledger is kept: it is the audit trail.
+    """
+    link_ids = [
+        subentry.data[CONF_PAYMENT_LINK_ID]
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CABINET and subentry.data.get(CONF_PAYMENT_LINK_ID)
+    ]
+    failed = await async_retire_links(create_gateway(hass, entry.data[CONF_API_KEY]), link_ids)
+    for link_id, error in failed.items():
+        LOGGER.error(
+            "Arcade Pay was removed but payment link %s could not be deactivated (%s); players can "
+            "still pay on it and nobody credits them: deactivate it in the Stripe dashboard",
+            link_id, error,
+        )  # fmt: skip
+    if failed:
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            f"links_left_active_{entry.entry_id}",
+            is_fixable=False,
+            is_persistent=True,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="links_left_active",
+            translation_placeholders={"account": entry.title, "links": ", ".join(failed)},
+        )
     if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
         with suppress(cloud.CloudNotAvailable):
             await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])

@@ -38,6 +38,8 @@ async def async_setup_entry(
 class ArcadePayOnlineSensor(ArcadePayEntity, BinarySensorEntity):
     """Online while the cabinet's retained status says so; unknown for cabinets that never say."""
 
+    _needs_mqtt = True
+
     @property
     def is_on(self) -> bool | None:
         """Return the last status the cabinet published."""

@@ -33,13 +33,19 @@ async def async_setup_entry(
 class ArcadePayInsertCreditButton(ArcadePayEntity, ButtonEntity):
     """Send the cabinet one free credit, as a coin pulse like any other."""
 
+    _needs_mqtt = True
+
     def __init__(self, account_id: str, hub: ArcadePayHub, cabinet: Cabinet) -> None:
         """Remember the hub that publishes."""
         super().__init__(account_id, cabinet, INSERT_CREDIT)
         self._hub = hub
+        self._attr_available_written = True
 
     def _handle_cabinet_change(self, event: object) -> None:
-        """A button has no state that follows the cabinet."""
+        """A button has no state that follows the cabinet, only its availability."""
+        if self.available != self._attr_available_written:
+            self._attr_available_written = self.available
+            self.async_write_ha_state()
 
     async def async_press(self) -> None:
         """Publish one credit."""

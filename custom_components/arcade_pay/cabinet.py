@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from .payments import from_minor_units
@@ -32,6 +33,18 @@ class CabinetConfig:
     unit_amount: int | None = None
     price_id: str | None = None
     product_id: str | None = None
+    # The earlier system's cabinets publish nothing: the owner vouches that they are there.
+    never_reports: bool = False
+
+
+class PaymentsState(StrEnum):
+    """Whether a cabinet's link takes money, and if not, why (the "Payments" sensor)."""
+
+    ACCEPTING = "accepting"
+    PAUSED = "paused"  # by the operator (switch)
+    WAITING = "waiting"  # for the cabinet's first sign of life
+    OFFLINE = "offline"  # the offline rule stopped it
+    STRIPE_PENDING = "stripe_pending"  # Stripe does not have the wanted state yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +73,50 @@ class Cabinet:
         self.plays = 0
         self.last_payment: datetime | None = None
         self.pending_credits = 0
+        # What Stripe has, as far as we know (a link starts active in Stripe).
         self.accepting_payments = True
+        self.link_state_known = False
+        # Why it should not take money: the operator paused it, it never showed a sign of
+        # life, or it has been offline too long.
+        self.paused = False
+        self.seen = False
+        self.offline_stopped = False
+        self.mqtt_connected = True
         self._listeners: list[CabinetListener] = []
 
     @property
     def machine_id(self) -> str:
         """The cabinet's id in MQTT topics and Stripe metadata."""
         return self.config.machine_id
+
+    @property
+    def awaiting_first_sign(self) -> bool:
+        """Nobody knows the cabinet is there: nothing published, no payments taken."""
+        return not self.seen and not self.config.never_reports
+
+    @property
+    def wants_payments(self) -> bool:
+        """Whether the cabinet's link should take money now."""
+        return not (self.paused or self.awaiting_first_sign or self.offline_stopped)
+
+    @property
+    def payments_state(self) -> PaymentsState:
+        """What the link does and why; a link Stripe was not told about yet says so."""
+        if self.accepting_payments and self.wants_payments:
+            return PaymentsState.ACCEPTING
+        if self.accepting_payments:
+            return PaymentsState.STRIPE_PENDING  # It should stop, and still takes money.
+        if self.paused:
+            return PaymentsState.PAUSED
+        if self.awaiting_first_sign:
+            return PaymentsState.WAITING
+        if self.offline_stopped:
+            return PaymentsState.OFFLINE
+        return PaymentsState.STRIPE_PENDING
+
+    def changed(self) -> None:
+        """Tell the listeners that something they show changed."""
+        self._changed()
 
     @property
     def revenue_amount(self) -> Decimal:
@@ -107,16 +157,21 @@ class Cabinet:
             self._changed()
 
     def set_accepting_payments(self, accepting: bool) -> None:
-        """Whether the cabinet's payment link takes money."""
+        """What Stripe now has for the cabinet's payment link."""
+        self.link_state_known = True
         if accepting != self.accepting_payments:
             self.accepting_payments = accepting
-            self._changed()
+        self._changed()
 
     def game_over(self, credits_per_game: int, event: CabinetEvent) -> None:
-        """A game ended: one more play, its credits used, back to the attract screen."""
+        """A game ended: one more play, its credits used.
+
+        Back to the attract screen only when no credits are left: with credits left the next
+        game starts at once, and a passing ``attract`` would fire automations for nothing.
+        """
         self.plays += 1
         self.credits = max(0, self.credits - credits_per_game)
-        self.game_state = GameState.ATTRACT
+        self.game_state = GameState.PLAYING if self.credits else GameState.ATTRACT
         self._changed(event)
 
     def report_state(self, state: CabinetState) -> None:

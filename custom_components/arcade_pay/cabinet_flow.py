@@ -52,6 +52,7 @@ from .flow_helpers import (
     whole_number,
     with_limit,
 )
+from .payment_links import async_retire_links
 from .protocol import is_valid_machine_id
 from .repairs import async_create_new_qr_code_issue
 from .stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
@@ -304,7 +305,9 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             link = await gateway.create_cabinet_link(
                 data[CONF_MACHINE_ID], name, unit_amount, data[CONF_CURRENCY], max_quantity
             )
-            await gateway.set_link_active(data[CONF_PAYMENT_LINK_ID], False)
+            # The old link and its QR code must stop taking money (payment_links.py, the one place).
+            if failed := await async_retire_links(gateway, [data[CONF_PAYMENT_LINK_ID]]):
+                raise StripeGatewayError(next(iter(failed.values())))
             return data | link_data(data[CONF_MACHINE_ID], link, max_quantity, managed=True)
         if max_quantity != data.get(CONF_MAX_QUANTITY):
             await gateway.update_cabinet_link(data[CONF_PAYMENT_LINK_ID], data[CONF_PRICE_ID], max_quantity)

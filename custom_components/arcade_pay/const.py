@@ -42,6 +42,7 @@ CONF_MANAGED_LINK: Final = "managed_link"
 DEFAULT_MAX_QUANTITY: Final = 10
 # Whether the cabinet acknowledges pulses; absent: learned from the first acknowledgement.
 CONF_ACKNOWLEDGES: Final = "acknowledges"
+# The cabinet never publishes anything (the earlier system's): its link takes payments without a sign of life.
 CONF_NEVER_REPORTS: Final = "never_reports"
 
 # Bus events for automations.

@@ -2,7 +2,8 @@
 
 Plain Python (no Home Assistant import), driven by the hub and by the property tests.
 
-* A pulse is held while MQTT is disconnected or its cabinet is known to be offline.
+* A pulse is held while MQTT is disconnected or its cabinet is known to be offline, or has
+  never shown a sign of life (unless its owner said it never reports anything).
 * A cabinet that acknowledges credits (``…/ack`` with the ``paymentId``) gets the same pulse,
   same ``paymentId``, again and again with a bounded backoff until it acknowledges; at once
   when it comes back online or MQTT reconnects. Cabinets drop pulses they already applied.
@@ -52,6 +53,8 @@ class DeliveryPlanner:
     connected: bool = True
     online: dict[str, bool | None] = field(default_factory=dict)
     acknowledges: dict[str, bool] = field(default_factory=dict)
+    # Cabinets that never showed a sign of life: a pulse sent there would reach nobody.
+    waiting_first_sign: set[str] = field(default_factory=set)
     _outstanding: dict[str, Outstanding] = field(default_factory=dict)
 
     def add(self, payment_id: str, machine_id: str, attempts: int = 0, due_at: float = 0.0) -> None:
@@ -72,7 +75,11 @@ class DeliveryPlanner:
         return [o for o in self._outstanding.values() if machine_id in (None, o.machine_id)]
 
     def _held(self, machine_id: str) -> bool:
-        return not self.connected or self.online.get(machine_id) is False
+        return (
+            not self.connected
+            or self.online.get(machine_id) is False
+            or machine_id in self.waiting_first_sign
+        )
 
     def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
         """Return the pulses to publish now (or just ``payment_id``), marking them in flight.

@@ -36,6 +36,8 @@ class ArcadePayEntity(Entity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    # What the cabinet says over MQTT (or needs MQTT to act): unavailable while MQTT is down.
+    _needs_mqtt = False
 
     def __init__(self, account_id: str, cabinet: Cabinet, description: EntityDescription) -> None:
         """Attach to the cabinet's device (created by the integration at setup)."""
@@ -48,6 +50,11 @@ class ArcadePayEntity(Entity):
         """Listen to the cabinet."""
         await super().async_added_to_hass()
         self.async_on_remove(self.cabinet.add_listener(self._handle_cabinet_change))
+
+    @property
+    def available(self) -> bool:
+        """Unavailable while MQTT is down, for what only MQTT tells or does."""
+        return super().available and (not self._needs_mqtt or self.cabinet.mqtt_connected)
 
     def _handle_cabinet_change(self, event: CabinetEvent | None) -> None:
         self.async_write_ha_state()

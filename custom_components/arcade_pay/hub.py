@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from functools import partial
 from typing import Any
 import uuid
@@ -19,30 +18,26 @@ from homeassistant.helpers.event import async_call_later, async_track_time_inter
 from homeassistant.util import dt as dt_util
 
 from .cabinet import Cabinet, CabinetConfig, CabinetEvent
+from .cabinet_messages import CabinetMessages
 from .const import (
     ATTR_CREDITS,
-    ATTR_MACHINE_ID,
     ATTR_PAYMENT_ID,
     ATTR_SOURCE,
     DOMAIN,
     EVENT_CREDIT_ADDED,
-    EVENT_GAME_OVER,
     EVENT_TYPE_CREDIT_ADDED,
-    EVENT_TYPE_GAME_OVER,
     LOGGER,
 )
-from .delivery import AckResult, CreditDispatcher, Pulse
+from .delivery import CreditDispatcher, Pulse
 from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from .money_events import MoneyEvents, Outcome
+from .payment_links import PaymentLinks
 from .payments import (
     CreditError,
-    DisputeNotice,
     PaidSession,
-    RefundNotice,
-    WebhookRejected,
     checked_credits,
     credits_from_subtotal,
     from_minor_units,
-    paid_session,
     utcnow,
 )
 from .protocol import (
@@ -51,32 +46,16 @@ from .protocol import (
     TOPIC_GAME_OVER,
     TOPIC_STATE,
     TOPIC_STATUS,
-    Ack,
-    CabinetState,
     CoinPulse,
-    GameOver,
-    ProtocolError,
-    machine_id_from_topic,
-    parse_status,
     subscription,
     topic,
 )
+from .routing import AmbiguousLink, LinkIndex
 from .stripe_gateway import StripeGateway, StripeGatewayError
 
 RECONCILE_INTERVAL = timedelta(hours=1)
 HOUSEKEEPING_INTERVAL = timedelta(seconds=30)
 SIGNATURE_FAILURES_BEFORE_REPAIR = 3
-
-
-class Outcome(StrEnum):
-    """What the webhook did with an event."""
-
-    CREDITED = "credited"
-    DUPLICATE = "duplicate"
-    UNKNOWN_CABINET = "unknown_cabinet"
-    NOT_CREDITABLE = "not_creditable"
-    RECORDED = "recorded"
-    IGNORED = "ignored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +93,10 @@ class ArcadePayHub:
         """Index the cabinets; nothing is subscribed until ``async_start``."""
         self.hass = hass
         self.entry_id = entry_id
-        self.gateway = gateway
         self.ledger = ledger
         self.options = options
         self.cabinets: dict[str, Cabinet] = {c.machine_id: Cabinet(c) for c in cabinets}
-        self._by_link = {c.config.payment_link_id: c for c in self.cabinets.values()}
+        self._links = LinkIndex(self.cabinets.values())
         self.dispatcher = CreditDispatcher(
             ledger,
             self._async_publish_pulse,
@@ -127,16 +105,28 @@ class ArcadePayHub:
             delivered=self._on_first_delivery,
         )
         self._learned_prices: dict[str, LearnedPrice] = {}
-        self._reconciled_until: dict[str, int] = {}
-        self._paused: set[str] = set()
+        self.links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
+        self.money = MoneyEvents(self)
+        self.gateway = gateway
         self._explicit_acks: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
-        self._warned_topics: set[str] = set()
+        self.messages = CabinetMessages(self)
         self._unsubscribe: list[Callable[[], None]] = []
         self._wakeup: CALLBACK_TYPE | None = None
         self._signature_failures = 0
+        self._verified_once = False
         self._publish_failing = False
+
+    @property
+    def gateway(self) -> StripeGateway:
+        """The Stripe client; payment_links.py uses the same one."""
+        return self._gateway
+
+    @gateway.setter
+    def gateway(self, gateway: StripeGateway) -> None:
+        self._gateway = gateway
+        self.links.gateway = gateway
 
     @property
     def topic_prefix(self) -> str:
@@ -165,31 +155,42 @@ class ArcadePayHub:
                 explicit if explicit is not None else bool(remembered and remembered.acknowledges)
             )
             if remembered is not None:
-                self._reconciled_until[machine_id] = remembered.reconciled_until or 0
-                if remembered.paused:
-                    self._paused.add(machine_id)
-                    cabinet.accepting_payments = False
+                self.money.reconciled_until[machine_id] = remembered.reconciled_until or 0
+                cabinet.paused = remembered.paused
+                cabinet.seen = remembered.seen
+                cabinet.offline_stopped = remembered.offline_stopped
+                # Not told about this link yet (new link, or memory from before schema 3):
+                # unknown, so async_start's sync tells Stripe what the cabinet wants.
+                told = remembered.link_active
+                if remembered.link_id == cabinet.config.payment_link_id and told is not None:
+                    cabinet.set_accepting_payments(told)
+            if cabinet.awaiting_first_sign:
+                planner.waiting_first_sign.add(machine_id)
         await self.dispatcher.load(set(self.cabinets))
         self._refresh_pending()
 
     async def async_start(self) -> None:
         """Subscribe to what cabinets publish, then deliver what is outstanding."""
         for kind, handler, qos in (
-            (TOPIC_GAME_OVER, self._on_game_over, 1),
-            (TOPIC_STATUS, self._on_status, 1),
-            (TOPIC_STATE, self._on_state, 1),
+            (TOPIC_GAME_OVER, self.messages.on_game_over, 1),
+            (TOPIC_STATUS, self.messages.on_status, 1),
+            (TOPIC_STATE, self.messages.on_state, 1),
             # QoS 0: a lost ack only costs a re-sent pulse (which the cabinet acks again), while
             # answering each ack with a PUBACK stalls the next coin pulse behind Nagle's algorithm
             # (Home Assistant's MQTT socket does not set TCP_NODELAY): 40 ms per payment.
-            (TOPIC_ACK, self._on_ack, 0),
+            (TOPIC_ACK, self.messages.on_ack, 0),
         ):
             self._unsubscribe.append(
                 await mqtt.async_subscribe(
                     self.hass, subscription(self.topic_prefix, kind), handler, qos=qos, encoding=None
                 )
             )
-        self._unsubscribe.append(mqtt.async_subscribe_connection_status(self.hass, self._on_mqtt_connection))
+        self._unsubscribe.append(
+            mqtt.async_subscribe_connection_status(self.hass, self.messages.on_mqtt_connection)
+        )
         self.dispatcher.planner.connected = mqtt.is_connected(self.hass)
+        for cabinet in self.cabinets.values():
+            cabinet.mqtt_connected = self.dispatcher.planner.connected
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._async_housekeeping, HOUSEKEEPING_INTERVAL)
         )
@@ -198,9 +199,14 @@ class ArcadePayHub:
         )
         self._clear_issues_for_known_cabinets()
         await self.async_flush()
+        self._spawn(self.async_sync_links())
 
     async def _async_reconcile_job(self, _: object = None) -> None:
         await self.async_reconcile()
+
+    async def async_reconcile(self) -> int:
+        """Credit paid sessions the webhook never delivered; return how many were credited."""
+        return await self.money.async_reconcile()
 
     @callback
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -230,12 +236,11 @@ class ArcadePayHub:
     # --- lookups -----------------------------------------------------------------
 
     def cabinet_for_session(self, session: PaidSession) -> Cabinet | None:
-        """Find the cabinet a session paid for: by payment link, then by metadata."""
-        if session.payment_link_id and (cabinet := self._by_link.get(session.payment_link_id)):
-            return cabinet
-        if session.machine_id:
-            return self.cabinets.get(session.machine_id)
-        return None
+        """Find the cabinet whose payment link was paid (rules in routing.py).
+
+        Raises AmbiguousLink when several cabinets claim the link and nothing tells them apart.
+        """
+        return self._links.cabinet_for(session.payment_link_id, session.machine_id)
 
     def cabinet_for_device(self, device_id: str) -> Cabinet | None:
         """Find a cabinet by its Home Assistant device id."""
@@ -249,13 +254,30 @@ class ArcadePayHub:
         Raises StripeGatewayError or LedgerError when the session could not be
         handled now; the webhook answers 500 so that Stripe delivers it again.
         """
-        cabinet = self.cabinet_for_session(session)
+        try:
+            cabinet = self.cabinet_for_session(session)
+        except AmbiguousLink as err:
+            LOGGER.error(
+                "Payment %s is on payment link %s, which cabinets %s all use; no credit sent. "
+                "Give each cabinet its own link, then credit or refund the payment by hand",
+                session.session_id, session.payment_link_id, err,
+            )  # fmt: skip
+            self.raise_issue(
+                f"not_credited_{session.session_id}",
+                "payment_not_credited",
+                {
+                    "session": session.session_id,
+                    "cabinet": str(err),
+                    "reason": f"payment link {session.payment_link_id} is used by several cabinets",
+                },
+            )
+            return Outcome.NOT_CREDITABLE
         if cabinet is None:
             LOGGER.warning(
                 "Payment %s is for an unknown cabinet (payment link %s, machine_id %s); no credit sent",
                 session.session_id, session.payment_link_id, session.machine_id,
             )  # fmt: skip
-            self._raise_issue(
+            self.raise_issue(
                 f"unknown_cabinet_{session.machine_id or session.payment_link_id}",
                 "unknown_cabinet",
                 {
@@ -309,7 +331,7 @@ class ArcadePayHub:
             "Payment %s for %s cannot be credited (%s); no credit sent. Refund it or credit it by hand",
             session.session_id, cabinet.machine_id, reason,
         )  # fmt: skip
-        self._raise_issue(
+        self.raise_issue(
             f"not_credited_{session.session_id}",
             "payment_not_credited",
             {"session": session.session_id, "cabinet": cabinet.config.name, "reason": reason},
@@ -335,55 +357,8 @@ class ArcadePayHub:
             self._learned_prices[link] = LearnedPrice(items.unit_amount, items.currency)
         return checked_credits(items.quantity)
 
-    async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
-        """Record a refund against its payment and take it out of revenue."""
-        adjustment = await self.hass.async_add_executor_job(
-            self.ledger.record_refund, notice.payment_intent, notice.refunded_total, notice.event_id
-        )
-        if adjustment is None:
-            LOGGER.info(
-                "Refund for payment intent %s is not for an Arcade Pay payment", notice.payment_intent
-            )
-            return Outcome.IGNORED
-        self._apply_adjustment(
-            adjustment.payment.payment_id, adjustment.payment.machine_id, adjustment.revenue_delta
-        )
-        if adjustment.revenue_delta:
-            LOGGER.info(
-                "Payment %s was refunded (%s %s)",
-                adjustment.payment.payment_id,
-                from_minor_units(adjustment.revenue_delta, adjustment.payment.currency),
-                adjustment.payment.currency.upper(),
-            )
-        return Outcome.RECORDED
-
-    async def async_handle_dispute(self, notice: DisputeNotice) -> Outcome:
-        """Record a dispute, take it out of revenue and tell the owner."""
-        adjustment = await self.hass.async_add_executor_job(
-            self.ledger.record_dispute, notice.payment_intent, notice.amount, notice.event_id
-        )
-        if adjustment is None:
-            LOGGER.info("Dispute %s is not about an Arcade Pay payment", notice.dispute_id)
-            return Outcome.IGNORED
-        payment = adjustment.payment
-        self._apply_adjustment(payment.payment_id, payment.machine_id, adjustment.revenue_delta)
-        cabinet = self.cabinets.get(payment.machine_id)
-        self._raise_issue(
-            f"dispute_{notice.dispute_id}",
-            "payment_disputed",
-            {
-                "cabinet": cabinet.config.name if cabinet else payment.machine_id,
-                "amount": f"{from_minor_units(notice.amount, payment.currency)} {payment.currency.upper()}",
-                "session": payment.payment_id,
-                "reason": notice.reason or "unknown",
-                "url": f"https://dashboard.stripe.com/disputes/{notice.dispute_id}",
-            },
-            severity=ir.IssueSeverity.ERROR,
-        )
-        return Outcome.RECORDED
-
-    def _apply_adjustment(self, payment_id: str, machine_id: str, revenue_delta: int) -> None:
-        # Money given back: stop sending credits that were not delivered yet.
+    def apply_adjustment(self, payment_id: str, machine_id: str, revenue_delta: int) -> None:
+        """Money given back: stop sending credits that were not delivered yet, lower revenue."""
         self.dispatcher.forget(payment_id)
         if (cabinet := self.cabinets.get(machine_id)) is not None and revenue_delta:
             cabinet.refunded(revenue_delta)
@@ -406,6 +381,12 @@ class ArcadePayHub:
         )
         await self.dispatcher.accept(payment)
         self._after_delivery_change(cabinet.machine_id)
+        if cabinet.awaiting_first_sign and not self.dispatcher.published_once(payment.payment_id):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="credit_waits_for_cabinet",
+                translation_placeholders={"cabinet": cabinet.config.name, "credits": str(credits)},
+            )
         if not self.dispatcher.published_once(payment.payment_id):
             raise HomeAssistantError(f"MQTT did not take the coin pulse; {credits} credit(s) will follow")
         return payment.payment_id
@@ -445,7 +426,7 @@ class ArcadePayHub:
             ATTR_SOURCE: pulse.source.value,
         }
         cabinet.credit(pulse.credits, CabinetEvent(EVENT_TYPE_CREDIT_ADDED, attributes))
-        self.hass.bus.async_fire(EVENT_CREDIT_ADDED, self._event_data(cabinet) | attributes)
+        self.hass.bus.async_fire(EVENT_CREDIT_ADDED, self.messages.event_data(cabinet) | attributes)
 
     async def _async_deliver(self, payment_id: str, machine_id: str) -> None:
         try:
@@ -501,7 +482,7 @@ class ArcadePayHub:
             age = (now - oldest.timestamp).total_seconds() if oldest else 0.0
             issue_id = f"credits_undelivered_{machine_id}"
             if oldest is not None and age >= self.options.alert_after:
-                self._raise_issue(
+                self.raise_issue(
                     issue_id,
                     "credits_undelivered",
                     {"cabinet": cabinet.config.name, "credits": str(cabinet.pending_credits)},
@@ -509,131 +490,66 @@ class ArcadePayHub:
             else:
                 ir.async_delete_issue(self.hass, DOMAIN, issue_id)
         if self.options.refund_undelivered:
-            await self._async_refund_overdue(now.timestamp())
+            await self.money.async_refund_overdue(now.timestamp())
+        await self.async_sync_links()
 
-    async def _async_refund_overdue(self, now: float) -> None:
-        for outstanding in self.dispatcher.planner.outstanding():
-            pulse = self.dispatcher.pulse(outstanding.payment_id)
-            # In flight: it may be on the cabinet in a moment; never refund what was delivered.
-            if pulse is None or pulse.source is not PaymentSource.STRIPE or outstanding.in_flight:
-                continue
-            if now - pulse.timestamp.timestamp() < self.options.refund_after:
-                continue
-            record = await self.hass.async_add_executor_job(self.ledger.payment, pulse.payment_id)
-            if record is None or record.payment_intent is None:
-                continue
-            try:
-                await self.gateway.refund(record.payment_intent)
-            except StripeGatewayError as err:
-                LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
-                continue
-            LOGGER.warning(
-                "Refunded payment %s: its %d credit(s) did not reach %s in time",
-                pulse.payment_id, pulse.credits, pulse.machine_id,
-            )  # fmt: skip
-            adjustment = await self.hass.async_add_executor_job(
-                self.ledger.record_refund,
-                record.payment_intent,
-                record.amount,
-                f"auto_refund:{record.payment_id}",
-            )
-            if adjustment is not None:
-                self._apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
+    # --- accepting payments (payment_links.py decides; this only wires it to events) ----
 
-    # --- reconciliation ---------------------------------------------------------------
+    async def async_sync_links(self) -> None:
+        """Put every cabinet's link in Stripe in line with why it should (not) take money."""
+        for cabinet in self.cabinets.values():
+            if self.links.out_of_line(cabinet):
+                await self._async_link_change(cabinet, self.links.async_sync(cabinet))
 
-    async def async_reconcile(self) -> int:
-        """Credit paid sessions the webhook never delivered; return how many were credited."""
-        credited = 0
-        for machine_id, cabinet in self.cabinets.items():
-            since = self._reconciled_until.get(machine_id, 0)
-            try:
-                sessions = await self.gateway.completed_sessions(cabinet.config.payment_link_id, since)
-            except StripeGatewayError as err:
-                LOGGER.warning("Could not check Stripe for missed payments of %s: %s", machine_id, err)
-                continue
-            newest = since
-            for obj in sessions:
-                created = obj.get("created")
-                if isinstance(created, int) and not isinstance(created, bool):
-                    newest = max(newest, created)
-                try:
-                    notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
-                except WebhookRejected as err:
-                    LOGGER.warning("Skipping a session Stripe listed for %s: %s", machine_id, err)
-                    continue
-                if not isinstance(notice, PaidSession):
-                    continue
-                try:
-                    outcome = await self.async_handle_paid_session(notice)
-                except StripeGatewayError as err:
-                    LOGGER.warning("Could not reconcile %s now: %s", notice.session_id, err)
-                    newest = since  # Look at this window again next time.
-                    break
-                if outcome is Outcome.CREDITED:
-                    credited += 1
-                    LOGGER.warning(
-                        "Credited payment %s for %s that the webhook never delivered; "
-                        "check the webhook URL and secret in Stripe",
-                        notice.session_id, machine_id,
-                    )  # fmt: skip
-            if newest > since:
-                self._reconciled_until[machine_id] = newest
-                await self.hass.async_add_executor_job(self.ledger.set_reconciled_until, machine_id, newest)
-        return credited
-
-    # --- accepting payments ----------------------------------------------------------
-
-    async def async_set_accepting_payments(self, cabinet: Cabinet, accepting: bool, by_user: bool) -> None:
-        """Activate or deactivate a cabinet's payment link.
-
-        An operator's "off" sticks (across restarts) until the operator turns it on again;
-        the offline rule only switches links off and back on while the operator has not.
-        """
-        if by_user:
-            if accepting:
-                self._paused.discard(cabinet.machine_id)
-            else:
-                self._paused.add(cabinet.machine_id)
-            await self.hass.async_add_executor_job(
-                self.ledger.set_cabinet_paused, cabinet.machine_id, not accepting
-            )
-        elif accepting and cabinet.machine_id in self._paused:
+    async def _async_link_change(self, cabinet: Cabinet, change: Coroutine[Any, Any, None]) -> None:
+        """Run a change of a cabinet's link in the background; the next housekeeping retries it."""
+        try:
+            await change
+        except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
+            LOGGER.debug("Payment link of %s not updated yet: %s", cabinet.machine_id, err)
             return
-        await self.gateway.set_link_active(cabinet.config.payment_link_id, accepting)
-        cabinet.set_accepting_payments(accepting)
+        except LedgerError as err:
+            LOGGER.warning("Could not remember the payment link state of %s: %s", cabinet.machine_id, err)
+            return
+        LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
 
     async def _async_offline_too_long(self, machine_id: str, _: object = None) -> None:
         self._offline_timers.pop(machine_id, None)
         cabinet = self.cabinets[machine_id]
-        if cabinet.online is not False or not cabinet.accepting_payments:
+        if cabinet.online is not False:
             return
-        try:
-            await self.async_set_accepting_payments(cabinet, False, by_user=False)
-        except StripeGatewayError as err:
-            LOGGER.warning("Could not stop payments for offline cabinet %s: %s", machine_id, err)
-            return
-        LOGGER.warning("Cabinet %s is offline: its payment link no longer takes payments", machine_id)
+        LOGGER.warning("Cabinet %s is offline: its payment link stops taking payments", machine_id)
+        await self._async_link_change(cabinet, self.links.async_offline_rule(cabinet, True))
 
     async def _async_back_online(self, cabinet: Cabinet) -> None:
-        if not cabinet.accepting_payments and cabinet.machine_id not in self._paused:
-            try:
-                await self.async_set_accepting_payments(cabinet, True, by_user=False)
-            except StripeGatewayError as err:
-                LOGGER.warning("Could not resume payments for %s: %s", cabinet.machine_id, err)
-            else:
-                LOGGER.info("Cabinet %s is back: its payment link takes payments again", cabinet.machine_id)
+        if cabinet.offline_stopped:
+            LOGGER.info("Cabinet %s is back: its payment link may take payments again", cabinet.machine_id)
+        await self._async_link_change(cabinet, self.links.async_offline_rule(cabinet, False))
         await self.async_flush()
+
+    @callback
+    def _note_sign_of_life(self, cabinet: Cabinet) -> None:
+        """The cabinet published on its topics: it exists, so credits and payments can flow."""
+        if cabinet.seen:
+            return
+        cabinet.seen = True
+        cabinet.changed()
+        LOGGER.info("Cabinet %s showed its first sign of life", cabinet.machine_id)
+        self.dispatcher.planner.waiting_first_sign.discard(cabinet.machine_id)
+        self.dispatcher.planner.hurry(cabinet.machine_id)
+        self._spawn(self._async_link_change(cabinet, self.links.async_first_sign_of_life(cabinet)))
+        self._spawn(self.async_flush())
 
     # --- repairs ---------------------------------------------------------------------
 
-    def _raise_issue(
+    def raise_issue(
         self,
         issue_id: str,
         translation_key: str,
         placeholders: dict[str, str],
         severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
     ) -> None:
+        """Raise (or update) a repair the owner has to act on."""
         ir.async_create_issue(
             self.hass,
             DOMAIN,
@@ -654,7 +570,7 @@ class ArcadePayHub:
         """A delivery failed the signature check; several in a row mean a wrong secret."""
         self._signature_failures += 1
         if self._signature_failures == SIGNATURE_FAILURES_BEFORE_REPAIR:
-            self._raise_issue(
+            self.raise_issue(
                 f"webhook_signature_{self.entry_id}",
                 "webhook_signature_failing",
                 {"failures": str(self._signature_failures)},
@@ -663,144 +579,16 @@ class ArcadePayHub:
 
     @callback
     def note_verified_delivery(self) -> None:
-        """A delivery passed the signature check."""
-        if self._signature_failures >= SIGNATURE_FAILURES_BEFORE_REPAIR:
-            ir.async_delete_issue(self.hass, DOMAIN, f"webhook_signature_{self.entry_id}")
-        self._signature_failures = 0
+        """A delivery passed the signature check: the secret is right, whatever a repair says.
 
-    # --- MQTT messages from cabinets -------------------------------------------------------
-
-    def _event_data(self, cabinet: Cabinet) -> dict[str, str | None]:
-        return {ATTR_MACHINE_ID: cabinet.machine_id, "device_id": cabinet.device_id}
-
-    def _cabinet_for_topic(self, message_topic: str) -> Cabinet | None:
-        machine_id = machine_id_from_topic(self.topic_prefix, message_topic)
-        return None if machine_id is None else self.cabinets.get(machine_id)
-
-    def _warn_once(self, message_topic: str, err: ProtocolError) -> None:
-        """Warn once per topic about malformed messages; a chatty cabinet must not flood the log."""
-        if message_topic in self._warned_topics:
-            LOGGER.debug("Ignoring malformed message on %s: %s", message_topic, err)
-            return
-        self._warned_topics.add(message_topic)
-        LOGGER.warning(
-            "Ignoring malformed message on %s: %s (further ones on this topic are logged at debug level)",
-            message_topic, err,
-        )  # fmt: skip
-
-    @callback
-    def _on_mqtt_connection(self, connected: bool) -> None:
-        planner = self.dispatcher.planner
-        if connected == planner.connected:
-            return
-        planner.connected = connected
-        if not connected:
-            LOGGER.info("MQTT is disconnected: coin pulses wait until it is back")
-            self._schedule_wakeup()
-            return
-        LOGGER.info("MQTT is back: sending the coin pulses that waited")
-        planner.hurry()
-        self._spawn(self.async_flush())
-
-    @callback
-    def _on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        try:
-            game_over = GameOver.from_payload(msg.payload)
-            if game_over.machine_id != cabinet.machine_id:
-                raise ProtocolError(f"machineId {game_over.machine_id!r} does not match the topic")
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        cabinet.game_over(self.options.credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
-        self.hass.bus.async_fire(EVENT_GAME_OVER, self._event_data(cabinet))
-
-    @callback
-    def _on_status(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        if not msg.payload:
-            return  # A cleared retained status says nothing.
-        try:
-            online = parse_status(msg.payload)
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        was = cabinet.online
-        cabinet.set_online(online)
-        self.dispatcher.planner.online[cabinet.machine_id] = online
-        if online == was:
-            return
-        machine_id = cabinet.machine_id
-        if not online:
-            LOGGER.info("Cabinet %s went offline; credits for it wait until it is back", machine_id)
-            self._schedule_wakeup()
-            if self.options.offline_grace > 0 and machine_id not in self._offline_timers:
-                self._offline_timers[machine_id] = async_call_later(
-                    self.hass,
-                    self.options.offline_grace,
-                    HassJob(partial(self._async_offline_too_long, machine_id), cancel_on_shutdown=True),
-                )
-            return
-        if was is False:
-            LOGGER.info("Cabinet %s is back online", machine_id)
-        if (cancel := self._offline_timers.pop(machine_id, None)) is not None:
-            cancel()
-        self.dispatcher.planner.hurry(machine_id)
-        self._spawn(self._async_back_online(cabinet))
-
-    @callback
-    def _on_state(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        if not msg.payload:
-            return
-        try:
-            state = CabinetState.from_payload(msg.payload)
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        cabinet.report_state(state)
-        if state.acknowledges:
-            self._spawn(self._async_learn_acknowledges(cabinet))
-
-    @callback
-    def _on_ack(self, msg: mqtt.ReceiveMessage) -> None:
-        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
-            return
-        try:
-            ack = Ack.from_payload(msg.payload)
-        except ProtocolError as err:
-            self._warn_once(msg.topic, err)
-            return
-        self._spawn(self._async_acknowledged(cabinet, ack.payment_id))
-
-    async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
-        result = await self.dispatcher.acknowledge(cabinet.machine_id, payment_id)
-        if result is AckResult.UNKNOWN:
-            self._warn_once(
-                f"{cabinet.machine_id}/ack/unknown",
-                ProtocolError(
-                    f"acknowledgement for {payment_id[:64]!r}, which is not a payment of this cabinet"
-                ),
-            )
-            return
-        await self._async_learn_acknowledges(cabinet)
-        self._after_delivery_change(cabinet.machine_id)
-
-    async def _async_learn_acknowledges(self, cabinet: Cabinet) -> None:
-        """The cabinet acknowledges pulses: from now on, re-send until it does.
-
-        Unless the owner set the cabinet's "acknowledges credits" option: that wins.
+        The repair may have been raised before a reload (Reconfigure reloads the entry), when
+        this hub's counter was not yet counting, so it is deleted on the first verified
+        delivery of every hub, not only after failures this hub saw.
         """
-        planner = self.dispatcher.planner
-        machine_id = cabinet.machine_id
-        if planner.acknowledges.get(machine_id) or machine_id in self._explicit_acks:
-            return
-        LOGGER.info("Cabinet %s acknowledges credits: pulses are now re-sent until it does", machine_id)
-        planner.acknowledges[machine_id] = True
-        await self.hass.async_add_executor_job(self.ledger.set_cabinet_acknowledges, machine_id)
+        if self._signature_failures or not self._verified_once:
+            ir.async_delete_issue(self.hass, DOMAIN, f"webhook_signature_{self.entry_id}")
+        self._verified_once = True
+        self._signature_failures = 0
 
 
 __all__ = ["ArcadePayHub", "HubOptions", "Outcome"]

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from .currencies import format_amount
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -79,6 +79,13 @@ _MIGRATIONS: Final[dict[int, str]] = {
         reconciled_until INTEGER,
         paused INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
+    """,
+    # Why a link is off, and what Stripe was last told: a restart must not forget either.
+    3: """
+    ALTER TABLE cabinets ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cabinets ADD COLUMN offline_stopped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cabinets ADD COLUMN link_id TEXT;
+    ALTER TABLE cabinets ADD COLUMN link_active INTEGER;
     """,
 }
 
@@ -422,15 +429,24 @@ class PaymentLedger:
                 [(machine_id, now) for machine_id in machine_ids],
             )
             rows = db.execute(
-                "SELECT machine_id, acknowledges, reconciled_until, paused FROM cabinets"
+                "SELECT machine_id, acknowledges, reconciled_until, paused, seen, offline_stopped,"
+                " link_id, link_active FROM cabinets"
             ).fetchall()
         return {
-            machine: CabinetMemory(bool(acks), until, bool(paused))
-            for machine, acks, until, paused in rows
+            machine: CabinetMemory(
+                bool(acks),
+                until,
+                bool(paused),
+                bool(seen),
+                bool(offline_stopped),
+                link_id,
+                None if link_active is None else bool(link_active),
+            )
+            for machine, acks, until, paused, seen, offline_stopped, link_id, link_active in rows
             if machine in set(machine_ids)
         }
 
-    def _update_cabinet(self, machine_id: str, column: str, value: int) -> None:
+    def _update_cabinet(self, machine_id: str, column: str, value: int | str | None) -> None:
         with self._transaction() as db:
             db.execute(
                 f"INSERT INTO cabinets (machine_id, {column}) VALUES (?, ?)"  # noqa: S608 - fixed columns
@@ -445,6 +461,20 @@ class PaymentLedger:
     def set_cabinet_paused(self, machine_id: str, paused: bool) -> None:
         """Remember that the operator switched the cabinet's payments off (or on again)."""
         self._update_cabinet(machine_id, "paused", int(paused))
+
+    def set_cabinet_seen(self, machine_id: str) -> None:
+        """Remember that the cabinet showed a sign of life (it is there, whatever happens next)."""
+        self._update_cabinet(machine_id, "seen", 1)
+
+    def set_cabinet_link(self, machine_id: str, link_id: str, active: bool, offline_stopped: bool) -> None:
+        """Remember what Stripe was told about the cabinet's link, and whether the offline rule did it."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO cabinets (machine_id, link_id, link_active, offline_stopped) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (machine_id) DO UPDATE SET link_id = excluded.link_id,"
+                " link_active = excluded.link_active, offline_stopped = excluded.offline_stopped",
+                (machine_id, link_id, int(active), int(offline_stopped)),
+            )
 
     def set_reconciled_until(self, machine_id: str, created: int) -> None:
         """Move a cabinet's reconciliation cursor forward (never back)."""
@@ -544,6 +574,10 @@ class CabinetMemory:
     acknowledges: bool
     reconciled_until: int | None
     paused: bool
+    seen: bool = False
+    offline_stopped: bool = False
+    link_id: str | None = None  # the link ``link_active`` is about
+    link_active: bool | None = None  # what Stripe was last told; None: never told
 
 
 @dataclass(frozen=True, slots=True)

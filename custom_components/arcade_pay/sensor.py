@@ -18,7 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
-from .cabinet import Cabinet
+from .cabinet import Cabinet, PaymentsState
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .payments import currency_exponent, from_minor_units
 from .protocol import GameState
@@ -35,6 +35,7 @@ class ArcadePaySensorDescription(SensorEntityDescription):
     # Digits shown: a money sensor follows its currency (¥0, not ¥0.00).
     precision_fn: Callable[[Cabinet], int | None] = lambda _: None
     restore_fn: Callable[[Cabinet, str], None] | None = None
+    needs_mqtt: bool = False
 
 
 def _currency(cabinet: Cabinet) -> str:
@@ -70,6 +71,7 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda cabinet: cabinet.credits,
         restore_fn=_restore_credits,
+        needs_mqtt=True,
     ),
     ArcadePaySensorDescription(
         key="game_state",
@@ -78,6 +80,7 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         options=[state.value for state in GameState],
         value_fn=lambda cabinet: cabinet.game_state.value,
         restore_fn=_restore_game_state,
+        needs_mqtt=True,
     ),
     ArcadePaySensorDescription(
         key="revenue",
@@ -100,6 +103,13 @@ SENSORS: tuple[ArcadePaySensorDescription, ...] = (
         translation_key="pending_credits",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda cabinet: cabinet.pending_credits,
+    ),
+    ArcadePaySensorDescription(
+        key="payments",
+        translation_key="payments",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in PaymentsState],
+        value_fn=lambda cabinet: cabinet.payments_state.value,
     ),
     ArcadePaySensorDescription(
         key="last_payment",
@@ -142,6 +152,7 @@ class ArcadePaySensor(ArcadePayEntity, RestoreSensor):
         super().__init__(account_id, cabinet, description)
         self._attr_native_unit_of_measurement = description.unit_fn(cabinet)
         self._attr_suggested_display_precision = description.precision_fn(cabinet)
+        self._needs_mqtt = description.needs_mqtt
 
     async def async_added_to_hass(self) -> None:
         """Give the cabinet back what this sensor showed before the restart."""

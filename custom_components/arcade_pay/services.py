@@ -15,7 +15,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import ATTR_CREDITS, DOMAIN
 from .ledger import LedgerError
-from .stripe_gateway import StripeAuthError, StripeGatewayError
+from .stripe_gateway import StripeGatewayError
 
 if TYPE_CHECKING:
     from .cabinet import Cabinet
@@ -62,11 +62,23 @@ def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayH
     )
 
 
+def _ledger_failed(err: LedgerError) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="ledger_failed",
+        translation_placeholders={"error": str(err)},
+    )
+
+
 async def async_add_credit(hub: ArcadePayHub, cabinet: Cabinet, credits: int) -> str:
     """Publish free credits; raise a translated error if they could not be sent."""
     try:
         return await hub.async_add_manual_credit(cabinet, credits)
+    except LedgerError as err:
+        raise _ledger_failed(err) from err
     except HomeAssistantError as err:
+        if err.translation_key is not None:
+            raise
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="publish_failed",
@@ -81,23 +93,24 @@ async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceResponse:
+    """The link to show players, and whether it takes money: it never overrides a pause or a rule."""
     hub, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
     try:
-        link = await hub.gateway.payment_link(cabinet.config.payment_link_id)
-        if not link.active:
-            # Whoever asks for the link means to show it to players: it must take money.
-            await hub.gateway.set_link_active(link.id, True)
-    except StripeGatewayError as err:
-        if isinstance(err, StripeAuthError):
-            entry = call.hass.config_entries.async_get_entry(hub.entry_id)
-            if entry is not None:
-                entry.async_start_reauth(call.hass)
+        link = await hub.links.async_link_for_players(cabinet)
+    except StripeGatewayError as err:  # A refused key already started reauthentication.
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="stripe_failed",
             translation_placeholders={"error": str(err)},
         ) from err
-    return {"url": link.url, "payment_link_id": link.id}
+    except LedgerError as err:
+        raise _ledger_failed(err) from err
+    return {
+        "url": link.url,
+        "payment_link_id": link.payment_link_id,
+        "accepting_payments": link.accepting_payments,
+        "payments": cabinet.payments_state.value,
+    }
 
 
 async def _async_handle_export_ledger(call: ServiceCall) -> ServiceResponse:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 import importlib
-from typing import Any, Final, cast
+from typing import Any, Final, NoReturn, Protocol, cast
 
 import aiohttp
 import stripe
@@ -54,6 +54,10 @@ class StripeAuthError(StripeGatewayError):
     """The API key is wrong, revoked or lacks a permission we need."""
 
 
+class StripeUnavailableError(StripeGatewayError):
+    """Stripe answered with a server error or asked us to slow down: an outage, not our request."""
+
+
 class StripeConnectionError(StripeGatewayError):
     """Stripe could not be reached."""
 
@@ -91,16 +95,14 @@ class SessionItems:
     currency: str | None
 
 
-@asynccontextmanager
-async def _translated_errors() -> AsyncIterator[None]:
-    try:
-        yield
-    except (stripe.AuthenticationError, stripe.PermissionError) as err:
-        raise StripeAuthError(err.user_message or "authentication failed") from None
-    except stripe.APIConnectionError as err:
-        raise StripeConnectionError(err.user_message or "cannot reach Stripe") from None
-    except stripe.StripeError as err:
-        raise StripeGatewayError(err.user_message or str(err.code or "Stripe error")) from None
+class GatewayObserver(Protocol):
+    """Told about every call's outcome (to log outages once and start reauthentication)."""
+
+    def failed(self, err: StripeGatewayError) -> None:
+        """A call failed."""
+
+    def answered(self) -> None:
+        """A call succeeded."""
 
 
 def _single_price(items: list[Any]) -> tuple[str | None, str | None, int | None, str | None]:
@@ -119,6 +121,7 @@ class StripeGateway:
     def __init__(self, api_key: str, session: aiohttp.ClientSession, api_base: str | None = None) -> None:
         """Create the client; nothing is sent until the first call."""
         self.api_base = (api_base or DEFAULT_API_BASE).rstrip("/")
+        self.observer: GatewayObserver | None = None
         self._client = stripe.StripeClient(
             api_key,
             http_client=stripe.AIOHTTPClient(session=session, timeout=20),
@@ -126,9 +129,30 @@ class StripeGateway:
             max_network_retries=2,
         )
 
+    @asynccontextmanager
+    async def _translated_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (stripe.AuthenticationError, stripe.PermissionError) as err:
+            self._failed(StripeAuthError(err.user_message or "authentication failed"))
+        except stripe.APIConnectionError as err:
+            self._failed(StripeConnectionError(err.user_message or "cannot reach Stripe"))
+        except (stripe.APIError, stripe.RateLimitError) as err:
+            self._failed(StripeUnavailableError(err.user_message or str(err.code or "Stripe unavailable")))
+        except stripe.StripeError as err:
+            self._failed(StripeGatewayError(err.user_message or str(err.code or "Stripe error")))
+        else:
+            if self.observer is not None:
+                self.observer.answered()
+
+    def _failed(self, err: StripeGatewayError) -> NoReturn:
+        if self.observer is not None:
+            self.observer.failed(err)
+        raise err from None
+
     async def account(self) -> StripeAccount:
         """Return the account the key belongs to (checks the key)."""
-        async with _translated_errors():
+        async with self._translated_errors():
             account = await self._client.v1.accounts.retrieve_current_async()
         name = None
         if account.settings is not None and account.settings.dashboard is not None:
@@ -147,7 +171,7 @@ class StripeGateway:
     ) -> PaymentLink:
         """Create product, price and an adjustable-quantity payment link for a cabinet."""
         metadata = {METADATA_MACHINE_ID: machine_id}
-        async with _translated_errors():
+        async with self._translated_errors():
             product = await self._client.v1.products.create_async({"name": name, "metadata": metadata})
             price = await self._client.v1.prices.create_async(
                 {"product": product.id, "unit_amount": unit_amount, "currency": currency}
@@ -175,7 +199,7 @@ class StripeGateway:
 
     async def payment_link(self, link_id: str) -> PaymentLink:
         """Retrieve a payment link and the price it sells."""
-        async with _translated_errors():
+        async with self._translated_errors():
             link = await self._client.v1.payment_links.retrieve_async(link_id)
             items = await self._client.v1.payment_links.line_items.list_async(link_id, {"limit": 10})
         price_id, product_id, unit_amount, currency = _single_price(list(items.data))
@@ -192,7 +216,7 @@ class StripeGateway:
 
     async def update_cabinet_link(self, link_id: str, price_id: str, max_quantity: int) -> None:
         """Change how many credits a player may buy at once."""
-        async with _translated_errors():
+        async with self._translated_errors():
             items = await self._client.v1.payment_links.line_items.list_async(link_id, {"limit": 10})
             line_items = [
                 {"id": item.id, "adjustable_quantity": _adjustable(max_quantity)}
@@ -203,17 +227,17 @@ class StripeGateway:
 
     async def rename_product(self, product_id: str, name: str) -> None:
         """Rename the product players see on the checkout page."""
-        async with _translated_errors():
+        async with self._translated_errors():
             await self._client.v1.products.update_async(product_id, {"name": name})
 
     async def set_link_active(self, link_id: str, active: bool) -> None:
         """Activate or deactivate a payment link (a deactivated link takes no money)."""
-        async with _translated_errors():
+        async with self._translated_errors():
             await self._client.v1.payment_links.update_async(link_id, {"active": active})
 
     async def session_items(self, session_id: str) -> SessionItems:
         """Return what a checkout session sold."""
-        async with _translated_errors():
+        async with self._translated_errors():
             items = await self._client.v1.checkout.sessions.line_items.list_async(session_id, {"limit": 100})
         data = list(items.data)
         price_id, _, unit_amount, currency = _single_price(data)
@@ -222,7 +246,7 @@ class StripeGateway:
     async def completed_sessions(self, link_id: str, created_since: int) -> list[dict[str, Any]]:
         """Return the completed checkout sessions of a link created at or after a time."""
         sessions: list[dict[str, Any]] = []
-        async with _translated_errors():
+        async with self._translated_errors():
             page = await self._client.v1.checkout.sessions.list_async(
                 {
                     "payment_link": link_id,
@@ -237,7 +261,7 @@ class StripeGateway:
 
     async def refund(self, payment_intent: str) -> None:
         """Refund a payment in full."""
-        async with _translated_errors():
+        async with self._translated_errors():
             await self._client.v1.refunds.create_async({"payment_intent": payment_intent})
 
 

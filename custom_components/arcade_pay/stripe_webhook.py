@@ -79,9 +79,9 @@ async def async_handle_stripe_webhook(
         if isinstance(notice, PaidSession):
             outcome = await hub.async_handle_paid_session(notice)
         elif isinstance(notice, RefundNotice):
-            outcome = await hub.async_handle_refund(notice)
+            outcome = await hub.money.async_handle_refund(notice)
         else:
-            outcome = await hub.async_handle_dispute(notice)
+            outcome = await hub.money.async_handle_dispute(notice)
     except (LedgerError, StripeGatewayError) as err:
         LOGGER.error(
             "Could not process Stripe event %s now, Stripe will deliver it again: %s", notice.event_id, err

@@ -14,6 +14,7 @@ from .cabinet import Cabinet
 from .const import DOMAIN
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .hub import ArcadePayHub
+from .ledger import LedgerError
 from .stripe_gateway import StripeGatewayError
 
 PARALLEL_UPDATES = 1
@@ -38,7 +39,11 @@ async def async_setup_entry(
 
 
 class ArcadePayAcceptingPayments(ArcadePayEntity, SwitchEntity):
-    """On while the payment link takes money; off when paused by hand or the cabinet is offline."""
+    """On while the payment link takes money; the "Payments" sensor says why it is off.
+
+    Turning it on lifts the operator's pause only: a cabinet never seen, or offline too
+    long, still takes no money until it shows up (payment_links.py).
+    """
 
     def __init__(self, account_id: str, hub: ArcadePayHub, cabinet: Cabinet) -> None:
         """Remember the hub that talks to Stripe."""
@@ -60,10 +65,16 @@ class ArcadePayAcceptingPayments(ArcadePayEntity, SwitchEntity):
 
     async def _async_set(self, accepting: bool) -> None:
         try:
-            await self._hub.async_set_accepting_payments(self.cabinet, accepting, by_user=True)
+            await self._hub.links.async_pause(self.cabinet, not accepting)
         except StripeGatewayError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="stripe_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        except LedgerError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="ledger_failed",
                 translation_placeholders={"error": str(err)},
             ) from err

@@ -1,0 +1,169 @@
+"""Money that moves after a payment: refunds, disputes, automatic refunds, reconciliation.
+
+Split from hub.py, which keeps the payment path itself; these run on Stripe's events, on
+the 30-second housekeeping and on the hourly reconciliation.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from homeassistant.helpers import issue_registry as ir
+
+from .const import LOGGER
+from .ledger import PaymentSource
+from .payments import (
+    DisputeNotice,
+    PaidSession,
+    RefundNotice,
+    WebhookRejected,
+    from_minor_units,
+    paid_session,
+)
+from .stripe_gateway import StripeGatewayError
+from .stripe_health import OUTAGE_ERRORS
+
+if TYPE_CHECKING:
+    from .hub import ArcadePayHub
+
+
+class Outcome(StrEnum):
+    """What the webhook did with an event."""
+
+    CREDITED = "credited"
+    DUPLICATE = "duplicate"
+    UNKNOWN_CABINET = "unknown_cabinet"
+    NOT_CREDITABLE = "not_creditable"
+    RECORDED = "recorded"
+    IGNORED = "ignored"
+
+
+class MoneyEvents:
+    """Refunds, disputes and reconciliation of one hub."""
+
+    def __init__(self, hub: ArcadePayHub) -> None:
+        """Work on ``hub``'s cabinets, ledger and Stripe client."""
+        self._hub = hub
+        self.reconciled_until: dict[str, int] = {}
+
+    async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
+        """Record a refund against its payment and take it out of revenue."""
+        adjustment = await self._hub.hass.async_add_executor_job(
+            self._hub.ledger.record_refund, notice.payment_intent, notice.refunded_total, notice.event_id
+        )
+        if adjustment is None:
+            LOGGER.info(
+                "Refund for payment intent %s is not for an Arcade Pay payment", notice.payment_intent
+            )
+            return Outcome.IGNORED
+        self._hub.apply_adjustment(
+            adjustment.payment.payment_id, adjustment.payment.machine_id, adjustment.revenue_delta
+        )
+        if adjustment.revenue_delta:
+            LOGGER.info(
+                "Payment %s was refunded (%s %s)",
+                adjustment.payment.payment_id,
+                from_minor_units(adjustment.revenue_delta, adjustment.payment.currency),
+                adjustment.payment.currency.upper(),
+            )
+        return Outcome.RECORDED
+
+    async def async_handle_dispute(self, notice: DisputeNotice) -> Outcome:
+        """Record a dispute, take it out of revenue and tell the owner."""
+        adjustment = await self._hub.hass.async_add_executor_job(
+            self._hub.ledger.record_dispute, notice.payment_intent, notice.amount, notice.event_id
+        )
+        if adjustment is None:
+            LOGGER.info("Dispute %s is not about an Arcade Pay payment", notice.dispute_id)
+            return Outcome.IGNORED
+        payment = adjustment.payment
+        self._hub.apply_adjustment(payment.payment_id, payment.machine_id, adjustment.revenue_delta)
+        cabinet = self._hub.cabinets.get(payment.machine_id)
+        self._hub.raise_issue(
+            f"dispute_{notice.dispute_id}",
+            "payment_disputed",
+            {
+                "cabinet": cabinet.config.name if cabinet else payment.machine_id,
+                "amount": f"{from_minor_units(notice.amount, payment.currency)} {payment.currency.upper()}",
+                "session": payment.payment_id,
+                "reason": notice.reason or "unknown",
+                "url": f"https://dashboard.stripe.com/disputes/{notice.dispute_id}",
+            },
+            severity=ir.IssueSeverity.ERROR,
+        )
+        return Outcome.RECORDED
+
+    async def async_refund_overdue(self, now: float) -> None:
+        """Refund Stripe payments whose credits did not reach their cabinet in time."""
+        for outstanding in self._hub.dispatcher.planner.outstanding():
+            pulse = self._hub.dispatcher.pulse(outstanding.payment_id)
+            # In flight: it may be on the cabinet in a moment; never refund what was delivered.
+            if pulse is None or pulse.source is not PaymentSource.STRIPE or outstanding.in_flight:
+                continue
+            if now - pulse.timestamp.timestamp() < self._hub.options.refund_after:
+                continue
+            record = await self._hub.hass.async_add_executor_job(self._hub.ledger.payment, pulse.payment_id)
+            if record is None or record.payment_intent is None:
+                continue
+            try:
+                await self._hub.gateway.refund(record.payment_intent)
+            except StripeGatewayError as err:
+                LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
+                continue
+            LOGGER.warning(
+                "Refunded payment %s: its %d credit(s) did not reach %s in time",
+                pulse.payment_id, pulse.credits, pulse.machine_id,
+            )  # fmt: skip
+            adjustment = await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.record_refund,
+                record.payment_intent,
+                record.amount,
+                f"auto_refund:{record.payment_id}",
+            )
+            if adjustment is not None:
+                self._hub.apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
+
+    async def async_reconcile(self) -> int:
+        """Credit paid sessions the webhook never delivered; return how many were credited."""
+        credited = 0
+        for machine_id, cabinet in self._hub.cabinets.items():
+            since = self.reconciled_until.get(machine_id, 0)
+            try:
+                sessions = await self._hub.gateway.completed_sessions(cabinet.config.payment_link_id, since)
+            except StripeGatewayError as err:
+                # An outage is logged once by StripeHealth; a refused request is this cabinet's.
+                log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
+                log("Could not check Stripe for missed payments of %s: %s", machine_id, err)
+                continue
+            newest = since
+            for obj in sessions:
+                created = obj.get("created")
+                if isinstance(created, int) and not isinstance(created, bool):
+                    newest = max(newest, created)
+                try:
+                    notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
+                except WebhookRejected as err:
+                    LOGGER.warning("Skipping a session Stripe listed for %s: %s", machine_id, err)
+                    continue
+                if not isinstance(notice, PaidSession):
+                    continue
+                try:
+                    outcome = await self._hub.async_handle_paid_session(notice)
+                except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
+                    LOGGER.debug("Could not reconcile %s now: %s", notice.session_id, err)
+                    newest = since  # Look at this window again next time.
+                    break
+                if outcome is Outcome.CREDITED:
+                    credited += 1
+                    LOGGER.warning(
+                        "Credited payment %s for %s that the webhook never delivered; "
+                        "check the webhook URL and secret in Stripe",
+                        notice.session_id, machine_id,
+                    )  # fmt: skip
+            if newest > since:
+                self.reconciled_until[machine_id] = newest
+                await self._hub.hass.async_add_executor_job(
+                    self._hub.ledger.set_reconciled_until, machine_id, newest
+                )
+        return credited

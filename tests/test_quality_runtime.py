@@ -1,0 +1,156 @@
+"""Issue 7, section 3 (runtime): action exceptions, unavailability, outages, reauthentication."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+
+from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.ledger import LedgerError
+from fake_stripe import ACCOUNT_ID, FakeStripe
+
+from .conftest import MACHINE_ID
+
+
+def device_id(hass: HomeAssistant) -> str:
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{MACHINE_ID}")})
+    assert device is not None
+    return device.id
+
+
+def broken(*args: Any) -> None:
+    raise LedgerError("disk I/O error")
+
+
+async def test_ledger_error_in_add_credit_is_translated(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """action-exceptions: a ledger failure used to escape as a raw LedgerError."""
+    monkeypatch.setattr(setup_entry.runtime_data.ledger, "record", broken)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": device_id(hass), "credits": 1}, blocking=True
+        )
+    assert err.value.translation_key == "ledger_failed"
+
+
+async def test_ledger_error_in_insert_credit_button_is_translated(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """action-exceptions: the Insert credit button."""
+    monkeypatch.setattr(setup_entry.runtime_data.ledger, "record", broken)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "button", "press", {"entity_id": "button.pac_man_insert_credit"}, blocking=True
+        )
+    assert err.value.translation_key == "ledger_failed"
+
+
+async def test_ledger_error_in_switch_is_translated(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+) -> None:
+    """action-exceptions: the Accepting payments switch; nothing changes."""
+    monkeypatch.setattr(setup_entry.runtime_data.ledger, "set_cabinet_paused", broken)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "switch", "turn_off", {"entity_id": "switch.pac_man_accepting_payments"}, blocking=True
+        )
+    assert err.value.translation_key == "ledger_failed"
+    assert hass.states.get("switch.pac_man_accepting_payments").state == "on"
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+
+
+async def test_entities_that_depend_on_mqtt_are_unavailable_while_it_is_down(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """entity-unavailable: what only MQTT tells (or does) is unavailable without it."""
+    needs_mqtt = (
+        "binary_sensor.pac_man_online",
+        "sensor.pac_man_credits",
+        "sensor.pac_man_game_state",
+        "button.pac_man_insert_credit",
+    )
+    async_dispatcher_send(hass, "mqtt_connection_state", False)
+    await hass.async_block_till_done()
+    for entity_id in needs_mqtt:
+        assert hass.states.get(entity_id).state == STATE_UNAVAILABLE, entity_id
+    # What Arcade Pay knows from Stripe and its ledger stays.
+    assert hass.states.get("sensor.pac_man_revenue").state != STATE_UNAVAILABLE
+    assert hass.states.get("switch.pac_man_accepting_payments").state == "on"
+
+    async_dispatcher_send(hass, "mqtt_connection_state", True)
+    await hass.async_block_till_done()
+    for entity_id in needs_mqtt:
+        assert hass.states.get(entity_id).state != STATE_UNAVAILABLE, entity_id
+
+
+async def test_stripe_outage_is_logged_once_and_its_end_once(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """log-when-unavailable: not once per cabinet per hour."""
+    hub = setup_entry.runtime_data
+    caplog.clear()
+    fake_stripe.fail_next = 1000
+    for _ in range(3):
+        await hub.async_reconcile()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "arcade_pay" in r.name]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    fake_stripe.fail_next = 0
+    for _ in range(2):
+        await hub.async_reconcile()
+    assert caplog.text.count("Stripe answers again") == 1
+
+
+@pytest.mark.parametrize("call", ["reconcile", "switch"])
+async def test_any_stripe_auth_error_starts_reauth(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, call: str
+) -> None:
+    """reauthentication-flow: not only the create_payment_link action."""
+    fake_stripe.fail_status = 401
+    fake_stripe.fail_next = 1000
+    if call == "reconcile":
+        await setup_entry.runtime_data.async_reconcile()
+    else:
+        with pytest.raises(HomeAssistantError):
+            await hass.services.async_call(
+                "switch", "turn_off", {"entity_id": "switch.pac_man_accepting_payments"}, blocking=True
+            )
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
+
+
+async def test_a_refused_request_is_not_an_outage(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """log-when-unavailable: a link deleted in Stripe is that cabinet's problem, said each time;
+    it must not make every other call log "Stripe answers again"."""
+    del fake_stripe.payment_links[cabinet_link["id"]]
+    fake_stripe.fail_status = 404
+    fake_stripe.fail_next = 1
+    caplog.clear()
+    await setup_entry.runtime_data.async_reconcile()
+    await setup_entry.runtime_data.async_reconcile()
+    assert caplog.text.count("Could not check Stripe for missed payments") == 1
+    assert "Stripe requests fail" not in caplog.text
+    assert "Stripe answers again" not in caplog.text
