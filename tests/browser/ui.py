@@ -1,0 +1,106 @@
+"""Moves an operator makes in Home Assistant's frontend, by role and label (locators pierce shadow DOM).
+
+Dialog content is slotted into Home Assistant's dialogs, so it is found on the page rather than
+inside the ``alertdialog`` element, which holds only the dialog's frame.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Locator, Page
+
+from .journey import Journey
+
+SUBMIT = re.compile(r"^(submit|next|finish|ok)$", re.IGNORECASE)
+
+
+async def log_in(page: Page, url: str, username: str, password: str) -> None:
+    """Home Assistant's login page."""
+    await page.goto(url + "/")
+    await page.get_by_role("textbox", name="Username").fill(username)
+    await page.get_by_role("textbox", name="Password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(re.compile(r"/lovelace"))
+
+
+async def open_entry_page(journey: Journey) -> None:
+    """Settings → Devices & services → Arcade Pay."""
+    await journey.page.goto(journey.system.ha.url + "/config/integrations/integration/arcade_pay")
+    await journey.page.get_by_text("Fake Arcade").first.wait_for()
+
+
+async def open_add_cabinet(journey: Journey, problems: list[str] | None = None) -> None:
+    """Start the cabinet flow: the visible "Add cabinet" button, else the entry's ⋮ menu.
+
+    Steps that check the button pass ``problems``: its absence is then one of theirs; the others
+    go on through the menu so that they test what they are about.
+    """
+    page = journey.page
+    await open_entry_page(journey)
+    button = page.get_by_role("button", name=re.compile(r"^add cabinet$", re.IGNORECASE))
+    if await button.count() and await button.first.is_visible():
+        await button.first.click()
+    else:
+        if problems is not None:
+            problems.append('no visible "Add cabinet" button on the entry page (only in the ⋮ menu)')
+        await page.get_by_role("button", name="Menu").last.click()
+        await page.get_by_role("menuitem", name=re.compile(r"add cabinet", re.IGNORECASE)).click()
+
+
+async def choose(page: Page, option: str) -> None:
+    """Pick an option of a flow's menu step."""
+    await page.get_by_text(option, exact=True).click()
+
+
+async def fill(field: Locator, text: str) -> None:
+    """Type into a field as a person does: select what is there, then type (number fields too)."""
+    await field.click()
+    await field.press("Control+a")
+    await field.press("Backspace")
+    if text:
+        await field.press_sequentially(text)
+
+
+def field(page: Page, label: str) -> Locator:
+    """A text or number field of the open form, by its label."""
+    name = re.compile(rf"^{re.escape(label)}\b", re.IGNORECASE)
+    return page.get_by_role("textbox", name=name).or_(page.get_by_role("spinbutton", name=name)).first
+
+
+async def submit(page: Page) -> None:
+    """The form's Submit button."""
+    await page.get_by_role("button", name=SUBMIT).last.click()
+
+
+# Text of an element and everything inside it, shadow roots included (innerText stops at them).
+DEEP_TEXT = """root => {
+  const parts = [];
+  const walk = (node) => {
+    for (const child of node.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) parts.push(child.textContent);
+      else if (child.nodeType === Node.ELEMENT_NODE && !["STYLE", "SCRIPT"].includes(child.tagName)) {
+        if (child.shadowRoot) walk(child.shadowRoot);
+        walk(child);
+      }
+    }
+  };
+  walk(root.shadowRoot || root);
+  return parts.join(" ").replace(/\\s+/g, " ");
+}"""
+
+
+async def dialog_text(page: Page) -> str:
+    """The open flow dialog's text: title, description, errors, result."""
+    dialog = page.locator("dialog-data-entry-flow")
+    await dialog.wait_for(state="attached")
+    return str(await dialog.evaluate(DEEP_TEXT))
+
+
+async def close_dialog(page: Page) -> None:
+    """Close whatever dialog is open (Finish on a result, the × otherwise)."""
+    finish = page.get_by_role("button", name=re.compile(r"^finish$", re.IGNORECASE))
+    if await finish.count() and await finish.last.is_visible():
+        await finish.last.click()
+    else:
+        await page.get_by_role("button", name="Close").last.click()
