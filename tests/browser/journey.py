@@ -53,6 +53,7 @@ BLANK_PNG = bytes.fromhex(
 TIMEOUT_MS = 15_000
 
 PACMAN = "pacman-1"  # The cabinet with a running agent.
+LEGACY = "legacy-1"  # A cabinet of the earlier system: its link exists before Arcade Pay.
 
 
 class Journey:
@@ -86,13 +87,18 @@ class Journey:
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         self.context = await self._browser.new_context(
-            viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC"
+            viewport={"width": 1280, "height": 1500}, locale="en-US", timezone_id="UTC"
         )
         self.context.set_default_timeout(TIMEOUT_MS)
         await self.context.route("**/*", self._offline)
+        # A rejected promise carrying a plain object reaches Playwright as "Object": say what it was.
+        await self.context.add_init_script(
+            "window.addEventListener('unhandledrejection', e => console.error("
+            "'unhandled rejection: ' + JSON.stringify(e.reason)))"
+        )
         self.page = await self.context.new_page()
         self.page.on("console", self._on_console)
-        self.page.on("pageerror", lambda error: self._console.append(f"page error: {error}"))
+        self.page.on("pageerror", self._on_page_error)
         print(f"browser suite: stack up in {time.monotonic() - started:.0f} s")
 
     async def stop(self) -> None:
@@ -118,6 +124,12 @@ class Journey:
         else:
             await route.abort()
 
+    def _on_page_error(self, error: PlaywrightError) -> None:
+        if error.message == "Object":
+            return  # A rejection with a plain object: the init script reported it with its content.
+        stack = (error.stack or "").strip().splitlines()
+        self._console.append(f"page error: {error.name}: {error.message} {' | '.join(stack[:4])}")
+
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
             return
@@ -130,12 +142,15 @@ class Journey:
     # --- steps -------------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def step(self, name: str, needs: str | None = None) -> AsyncIterator[list[str]]:
+    async def step(
+        self, name: str, needs: str | None = None, tolerate: str | None = None
+    ) -> AsyncIterator[list[str]]:
         """Run one stage: yield a list for problems, then screenshot and check the page.
 
         Problems appended to the list fail the step at its end, all of them reported together,
         so that a step also shows what else is wrong besides the first thing it found. A step
-        that ``needs`` what an earlier one failed to reach is skipped, naming that.
+        that ``needs`` what an earlier one failed to reach is skipped, naming that. ``tolerate``:
+        a console error of Home Assistant's own frontend that this step provokes (say which, why).
         """
         self._steps += 1
         if needs is not None and needs not in self._reached:
@@ -150,7 +165,7 @@ class Journey:
         await self.screenshot(f"{self._steps:02d}-{name}")
         if await self.page.get_by_text("Translation error").count():
             problems.append("the page shows 'Translation error'")
-        problems.extend(self._console)
+        problems.extend(e for e in self._console if tolerate is None or tolerate not in e)
         if crashed is not None:
             if problems:
                 crashed.add_note("also: " + "; ".join(problems))
@@ -165,12 +180,19 @@ class Journey:
     async def screenshot(self, name: str) -> None:
         """Save what the Home Assistant tab shows."""
         with contextlib.suppress(PlaywrightError):
-            await self.page.screenshot(path=self.artifacts / f"{name}.png")
+            await self.page.screenshot(path=self.artifacts / f"{name}.png", full_page=True)
 
-    async def check_translations(self, problems: list[str], where: str) -> None:
-        """Look for "Translation error" now, on a screen that closes before the step ends."""
-        if await self.page.get_by_text("Translation error").count():
-            problems.append(f"{where} shows 'Translation error'")
+    async def check_translations(self, problems: list[str], where: str, seconds: float = 2) -> None:
+        """Look for "Translation error" on a screen that closes before the step ends.
+
+        Help texts render a moment after their fields, so this keeps looking for a while.
+        """
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if await self.page.get_by_text("Translation error").count():
+                problems.append(f"{where} shows 'Translation error'")
+                return
+            await self.page.wait_for_timeout(250)
 
     # --- reading Home Assistant's state (to check the screens, never to act) -------------------
 

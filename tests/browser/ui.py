@@ -12,6 +12,7 @@ from playwright.async_api import Locator, Page
 
 from .journey import Journey
 
+ACCOUNT = "Fake Arcade"  # The fake Stripe account's name: the entry's title.
 SUBMIT = re.compile(r"^(submit|next|finish|ok)$", re.IGNORECASE)
 
 
@@ -27,7 +28,7 @@ async def log_in(page: Page, url: str, username: str, password: str) -> None:
 async def open_entry_page(journey: Journey) -> None:
     """Settings → Devices & services → Arcade Pay."""
     await journey.page.goto(journey.system.ha.url + "/config/integrations/integration/arcade_pay")
-    await journey.page.get_by_text("Fake Arcade").first.wait_for()
+    await entry_row(journey.page, ACCOUNT).wait_for()
 
 
 async def open_add_cabinet(journey: Journey, problems: list[str] | None = None) -> None:
@@ -44,8 +45,7 @@ async def open_add_cabinet(journey: Journey, problems: list[str] | None = None) 
     else:
         if problems is not None:
             problems.append('no visible "Add cabinet" button on the entry page (only in the ⋮ menu)')
-        await page.get_by_role("button", name="Menu").last.click()
-        await page.get_by_role("menuitem", name=re.compile(r"add cabinet", re.IGNORECASE)).click()
+        await row_menu(page, ACCOUNT, "add cabinet")
 
 
 async def choose(page: Page, option: str) -> None:
@@ -104,3 +104,49 @@ async def close_dialog(page: Page) -> None:
         await finish.last.click()
     else:
         await page.get_by_role("button", name="Close").last.click()
+
+
+async def open_device(journey: Journey, name: str) -> None:
+    """Settings → Devices & services → Devices → the cabinet's device page."""
+    page = journey.page
+    await page.goto(journey.system.ha.url + "/config/devices/dashboard")
+    await page.get_by_role("textbox", name="Search").fill(name)
+    await page.get_by_role("row").filter(has_text=name).first.click()
+    await page.wait_for_url(re.compile(r"/config/devices/device/"))
+    await entity_row(page, "Credits").wait_for()
+
+
+def entity_row(page: Page, name: str) -> Locator:
+    """An entity's row on a device page (name first, then its state or control)."""
+    return page.locator("hui-generic-entity-row").filter(has=page.get_by_text(name, exact=True)).first
+
+
+def card(page: Page, heading: str) -> Locator:
+    """A card of the device page by its heading (Controls, Sensors, Diagnostic, ...)."""
+    return page.locator("ha-card").filter(has=page.get_by_role("heading", name=heading, exact=True))
+
+
+async def page_text(page: Page) -> str:
+    """Everything the page says, shadow roots included."""
+    return str(await page.locator("body").evaluate(DEEP_TEXT))
+
+
+def entry_row(page: Page, title: str) -> Locator:
+    """A row of the integration page: the Stripe account's entry or one of its cabinets."""
+    return page.locator("ha-md-list-item").filter(has=page.get_by_text(title, exact=True)).first
+
+
+async def row_menu(page: Page, title: str, item: str) -> None:
+    """Pick an item of a row's ⋮ menu on the integration page."""
+    await entry_row(page, title).get_by_role("button", name="Menu").click()
+    await page.get_by_role("menuitem", name=re.compile(item, re.IGNORECASE)).click()
+
+
+async def confirm(page: Page, button: str) -> None:
+    """Answer a confirmation dialog."""
+    await (
+        page.get_by_role("alertdialog")
+        .get_by_role("button", name=re.compile(f"^{button}$", re.IGNORECASE))
+        .or_(page.get_by_role("button", name=re.compile(f"^{button}$", re.IGNORECASE)))
+        .last.click()
+    )
