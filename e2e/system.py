@@ -101,6 +101,9 @@ class ArcadeSystem:
     broker_nodelay: bool = True
     # Extra custom integrations to load from YAML (for example the benchmark's no-op webhook).
     extra_integrations: list[Path] = field(default_factory=list)
+    # Home Assistant components to load besides the minimum (the browser suite adds what
+    # scripts/develop has for the UI: history and logbook, which bring the recorder).
+    components: list[str] = field(default_factory=list)
     broker: Mosquitto = field(init=False)
     fake: FakeStripe = field(init=False)
     ha: HomeAssistantProcess = field(init=False)
@@ -133,6 +136,7 @@ class ArcadeSystem:
             link.symlink_to(REPO / "custom_components" / "arcade_pay")
         port = free_port()
         yaml = CONFIGURATION_YAML.format(port=port, log_level=self.log_level)
+        yaml += "".join(f"{component}:\n" for component in self.components)
         for integration in self.extra_integrations:
             target = config / "custom_components" / integration.name
             if not target.exists():

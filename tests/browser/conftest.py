@@ -16,11 +16,14 @@ import pytest
 import pytest_asyncio
 import pytest_socket
 
+from homeassistant.const import __version__ as HA_VERSION
+
 from e2e.system import REPO
 
 from .journey import Journey
 
-ARTIFACTS = REPO / "test-artifacts" / "browser"
+# One folder per Home Assistant version: .ci/run runs the suite on two and keeps both.
+ARTIFACTS = REPO / "test-artifacts" / "browser" / HA_VERSION
 
 
 # --- the unit-test harness does not apply to real processes ------------------------------------

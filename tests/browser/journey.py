@@ -62,7 +62,8 @@ class Journey:
     def __init__(self, workdir: Path, artifacts: Path) -> None:
         self.workdir = workdir
         self.artifacts = artifacts
-        self.system = ArcadeSystem(workdir / "system")
+        # As scripts/develop: the frontend asks the recorder (through history) on several pages.
+        self.system = ArcadeSystem(workdir / "system", components=["history", "logbook"])
         self.agent = Agent(workdir / "agent", 0, machine_id=PACMAN)
         self.facts: dict[str, Any] = {}  # What one step found and a later one needs.
         self._playwright: Playwright | None = None

@@ -76,16 +76,19 @@ async def submit(page: Page) -> None:
 # Text of an element and everything inside it, shadow roots included (innerText stops at them).
 DEEP_TEXT = """root => {
   const parts = [];
+  const visit = (element) => {
+    if (element.shadowRoot) walk(element.shadowRoot);
+    walk(element);  // Light children: what the shadow root shows through its slots.
+  };
   const walk = (node) => {
     for (const child of node.childNodes) {
       if (child.nodeType === Node.TEXT_NODE) parts.push(child.textContent);
       else if (child.nodeType === Node.ELEMENT_NODE && !["STYLE", "SCRIPT"].includes(child.tagName)) {
-        if (child.shadowRoot) walk(child.shadowRoot);
-        walk(child);
+        visit(child);
       }
     }
   };
-  walk(root.shadowRoot || root);
+  visit(root);
   return parts.join(" ").replace(/\\s+/g, " ");
 }"""
 
