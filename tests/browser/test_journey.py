@@ -400,6 +400,12 @@ async def test_15_pause_payments_and_get_the_link(journey: Journey) -> None:
             problems.append("create_payment_link activated the paused link: it takes money again")
         if not re.search(r"(active|accept\w*)\s*:\s*false", answer, re.IGNORECASE):
             problems.append(f"the action does not say the link takes no payments: {answer!r}")
+        player = await journey.context.new_page()  # The QR code on the cabinet still leads here.
+        await player.goto(f"{journey.system.fake.url}/pay/{link}")
+        await player.screenshot(path=journey.artifacts / "15-pause-payments-checkout.png")
+        if await player.get_by_role("button", name="Pay").count():
+            problems.append("a player can still pay on the paused cabinet's checkout page")
+        await player.close()
         await ui.open_device(journey, "Pac-Man")
         if await switch.is_checked():
             problems.append("Accepting payments is back on after the action")
