@@ -223,16 +223,15 @@ class Journey:
 
 
 async def next_to(alert: Locator, field: Locator) -> bool:
-    """Whether a visible error sits right above or below a form field (Home Assistant's layout)."""
+    """Whether a visible error sits right above a form field, where Home Assistant's forms put it.
+
+    Only above: an error below could be the next field's.
+    """
     field_box = await field.bounding_box()
     if field_box is None:
         return False
     for index in range(await alert.count()):
         box = await alert.nth(index).bounding_box()
-        if box is None:
-            continue
-        above = 0 <= field_box["y"] - (box["y"] + box["height"]) < 60
-        below = 0 <= box["y"] - (field_box["y"] + field_box["height"]) < 60
-        if above or below:
+        if box is not None and 0 <= field_box["y"] - (box["y"] + box["height"]) < 60:
             return True
     return False
