@@ -1,8 +1,9 @@
 """An arcade operator's journey in Home Assistant's frontend, one test per stage (issue 7, section 4).
 
 Run alone with ``pytest -m browser``. The stages share one stack (see conftest.py) and run in
-file order; each saves a screenshot into test-artifacts/browser/. They are written against the
-behaviour issue 7 asks for: README "Browser suite" lists which ones fail on code that lacks a fix.
+file order; each saves screenshots into test-artifacts/browser/<Home Assistant version>/. They
+are written against the behaviour issue 7 asks for: on code that lacks a fix, the stage fails
+and its message lists each thing it found wrong, in the operator's terms.
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ async def test_06_add_cabinet(journey: Journey) -> None:
     async with journey.step("add-cabinet", needs="arcade_pay") as problems:
         await ui.open_add_cabinet(journey, problems)
         await ui.choose(page, "Create a new payment link")
+        await expect(ui.field(page, "Price per credit")).to_be_visible()
+        await journey.check_translations(problems, "the new cabinet form")
         form = await ui.dialog_text(page)
         if not re.search(r"\bUSD\b|\$", form):
             problems.append("the form does not show the currency the price is in")
