@@ -420,13 +420,22 @@ async def _inactive(journey: Journey, link_id: str) -> bool:
 
 async def test_16_delete_a_cabinet(journey: Journey) -> None:
     page = journey.page
-    async with journey.step("delete-cabinet", needs="legacy"):
+    async with journey.step("delete-cabinet", needs="legacy") as problems:
+        subentry_id = next(s["subentry_id"] for s in await journey.subentries() if s["unique_id"] == LEGACY)
         await ui.open_entry_page(journey)
         await ui.row_menu(page, "Legacy", "delete")
         await ui.confirm(page, "delete")
         await expect(ui.entry_row(page, "Legacy")).to_have_count(0)
         await journey.system.wait_for(lambda: _inactive(journey, journey.facts["legacy_link"]), limit=15)
         assert not [s for s in await journey.subentries() if s["unique_id"] == LEGACY]
+        client = journey.system.client
+        left = [
+            e["entity_id"]
+            for e in await client.ws({"type": "config/entity_registry/list"})
+            if e.get("config_subentry_id") == subentry_id
+        ]
+        if left:
+            problems.append(f"the deleted cabinet's entities are still registered: {left}")
 
 
 async def test_17_remove_the_entry(journey: Journey) -> None:
