@@ -296,7 +296,7 @@ async def test_10_device_page_shows_every_entity(journey: Journey) -> None:
 
 async def test_11_pay_on_the_checkout_page(journey: Journey) -> None:
     page = journey.page
-    async with journey.step("pay", needs="device"):
+    async with journey.step("pay", needs="device") as problems:
         await ui.open_device(journey, "Pac-Man")
         await expect(ui.entity_row(page, "Credits")).to_contain_text("0")
         player = await journey.context.new_page()  # A player's phone, after scanning the QR code.
@@ -308,10 +308,16 @@ async def test_11_pay_on_the_checkout_page(journey: Journey) -> None:
         await expect(player.locator("body")).to_contain_text("answered: [200]")
         await player.screenshot(path=journey.artifacts / "11-pay-checkout.png")
         await player.close()
-        await expect(ui.entity_row(page, "Credits")).to_contain_text(re.compile(r"\b2\b"))
-        await expect(ui.entity_row(page, "Revenue")).to_contain_text("3.00")
+        # The money first: the cabinet got exactly the 2 credits paid for.
         await journey.system.wait_for(lambda: _coins(journey, 2), limit=20)
         journey.reached("paid")
+        # Then the screen: it must say the same.
+        for name, expected in (("Credits", re.compile(r"\b2\b")), ("Revenue", re.compile(r"3\.00"))):
+            row = ui.entity_row(page, name)
+            with contextlib.suppress(AssertionError):
+                await expect(row).to_contain_text(expected, timeout=10_000)
+            if not expected.search(shown := await row.evaluate(ui.DEEP_TEXT)):
+                problems.append(f"after paying 2 credits, {name} shows {shown.strip()!r}")
 
 
 async def _coins(journey: Journey, count: int) -> bool:
