@@ -2,6 +2,19 @@
 
 Dialog content is slotted into Home Assistant's dialogs, so it is found on the page rather than
 inside the ``alertdialog`` element, which holds only the dialog's frame.
+
+What the suite relies on from Arcade Pay (change these and the suite with them):
+- field labels starting with "Stripe API key", "Webhook signing secret", "Machine ID", "Name",
+  "Price per credit", "Currency", "Payment link ID", "MQTT topic prefix"; the cabinet menu's
+  options "Create a new payment link" and "Use an existing payment link";
+- a field's error as an alert right above the field (Home Assistant's form layout);
+- a button named "Add cabinet" on the entry page (else the ⋮ menu item, which fails step 06/07);
+- the webhook URL in a ``code`` element of the result; entity names Credits, Game state, Online,
+  Revenue, Plays, Last payment, Payment QR code, Insert credit, Game, Accepting payments (a
+  switch), Pending credits; Online reading "Connected";
+- results that state "1.50" with "USD" or "$" and the limit "10"; a price change result with
+  "2.50", "QR" and "old"; create_payment_link answering the link id and ``active: false`` (or
+  ``accepting…: false``) while paused.
 """
 
 from __future__ import annotations
