@@ -101,6 +101,9 @@ class ArcadeSystem:
     broker_nodelay: bool = True
     # Extra custom integrations to load from YAML (for example the benchmark's no-op webhook).
     extra_integrations: list[Path] = field(default_factory=list)
+    # Home Assistant components to load besides the minimum (the browser suite adds what
+    # scripts/develop has for the UI: history and logbook, which bring the recorder).
+    components: list[str] = field(default_factory=list)
     broker: Mosquitto = field(init=False)
     fake: FakeStripe = field(init=False)
     ha: HomeAssistantProcess = field(init=False)
@@ -112,6 +115,14 @@ class ArcadeSystem:
 
     async def start(self) -> None:
         """Start broker, fake Stripe and Home Assistant; onboard; set up MQTT and Arcade Pay."""
+        await self.start_services()
+        await self.add_arcade_pay()
+
+    async def start_services(self) -> None:
+        """Start broker, fake Stripe and Home Assistant; onboard (user dev/dev); set up MQTT.
+
+        What is left is what an operator adds: Arcade Pay (``add_arcade_pay``) and its cabinets.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "broker").mkdir(exist_ok=True)
         self.broker = Mosquitto(self.workdir / "broker", persistence=True, nodelay=self.broker_nodelay)
@@ -125,6 +136,7 @@ class ArcadeSystem:
             link.symlink_to(REPO / "custom_components" / "arcade_pay")
         port = free_port()
         yaml = CONFIGURATION_YAML.format(port=port, log_level=self.log_level)
+        yaml += "".join(f"{component}:\n" for component in self.components)
         for integration in self.extra_integrations:
             target = config / "custom_components" / integration.name
             if not target.exists():
@@ -141,6 +153,9 @@ class ArcadeSystem:
         await bootstrap.wait_until_running(self.client, 120)
         await bootstrap.set_core_config(self.client)
         await bootstrap.ensure_mqtt(self.client, "127.0.0.1", self.broker.port)
+
+    async def add_arcade_pay(self) -> None:
+        """Add the Arcade Pay entry through its config flow; register its webhook on the fake."""
         self.entry_id, self.webhook_id = await bootstrap.ensure_arcade_pay(
             self.client, self.fake.webhook_secret
         )
@@ -279,3 +294,68 @@ class ArcadeSystem:
             await self.fake.stop()
         with contextlib.suppress(AttributeError):
             self.broker.stop()
+
+
+class Agent:
+    """The cabinet agent (``arcade-cabinet run``) as a process; coins go into ``coins.log``."""
+
+    def __init__(
+        self, workdir: Path, broker_port: int, machine_id: str = MACHINE_ID, credits_per_game: int = 1
+    ) -> None:
+        """Write the agent's config into ``workdir`` (nothing runs before ``start``)."""
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.state_file = workdir / "state.json"
+        self.coins = workdir / "coins.log"
+        self.config = workdir / "cabinet.toml"
+        coin = [sys.executable, "-c", f"open({str(self.coins)!r}, 'a').write('coin\\n')"]
+        self.config.write_text(
+            f'machine_id = "{machine_id}"\n'
+            f"credits_per_game = {credits_per_game}\n"
+            f"coin_command = {json.dumps(coin)}\n"
+            "coin_gap_ms = 100\n"
+            f'state_file = "{self.state_file}"\n'
+            f'control_socket = "{workdir / "control.sock"}"\n'
+            "[mqtt]\n"
+            'host = "127.0.0.1"\n'
+            f"port = {broker_port}\n",
+            encoding="utf-8",
+        )
+        self.env = os.environ | {"PYTHONPATH": str(REPO / "cabinet")}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self, *args: str) -> list[str]:
+        """The agent's command line for a subcommand."""
+        return [sys.executable, "-m", "arcade_cabinet", *args, "--config", str(self.config)]
+
+    def start(self) -> None:
+        """Start ``arcade-cabinet run``."""
+        log = (self.workdir / "agent.log").open("ab")
+        self.process = subprocess.Popen(self.command("run"), env=self.env, stdout=log, stderr=log)
+
+    def kill(self) -> None:
+        """Power cut: SIGKILL."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        """Stop it gracefully (SIGTERM), killing it if it takes too long."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def game_over(self) -> subprocess.CompletedProcess[str]:
+        """Report a game over, as the cabinet's exit hook does."""
+        return subprocess.run(
+            self.command("game-over"), env=self.env, capture_output=True, text=True, timeout=30, check=False
+        )
+
+    def balance(self) -> dict[str, Any]:
+        """The agent's saved state (credits, applied payment ids)."""
+        if not self.state_file.exists():
+            return {}
+        return dict(json.loads(self.state_file.read_text(encoding="utf-8")))

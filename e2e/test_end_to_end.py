@@ -9,78 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-import json
-import os
 from pathlib import Path
-import signal
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from e2e.system import MACHINE_ID, REPO, ArcadeSystem
+from e2e.system import MACHINE_ID, Agent, ArcadeSystem
 
 pytestmark = pytest.mark.e2e
 
-CREDITS_PER_GAME = 1
-
-
-class Agent:
-    """The cabinet agent (``arcade-cabinet run``) as a process."""
-
-    def __init__(self, workdir: Path, broker_port: int) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.state_file = workdir / "state.json"
-        self.coins = workdir / "coins.log"
-        self.config = workdir / "cabinet.toml"
-        coin = [sys.executable, "-c", f"open({str(self.coins)!r}, 'a').write('coin\\n')"]
-        self.config.write_text(
-            f'machine_id = "{MACHINE_ID}"\n'
-            f"credits_per_game = {CREDITS_PER_GAME}\n"
-            f"coin_command = {json.dumps(coin)}\n"
-            "coin_gap_ms = 100\n"
-            f'state_file = "{self.state_file}"\n'
-            f'control_socket = "{workdir / "control.sock"}"\n'
-            "[mqtt]\n"
-            'host = "127.0.0.1"\n'
-            f"port = {broker_port}\n",
-            encoding="utf-8",
-        )
-        self.env = os.environ | {"PYTHONPATH": str(REPO / "cabinet")}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "arcade_cabinet", *args, "--config", str(self.config)]
-
-    def start(self) -> None:
-        log = (self.workdir / "agent.log").open("ab")
-        self.process = subprocess.Popen(self.command("run"), env=self.env, stdout=log, stderr=log)
-
-    def kill(self) -> None:
-        """Power cut: SIGKILL."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def game_over(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command("game-over"), env=self.env, capture_output=True, text=True, timeout=30, check=False
-        )
-
-    def balance(self) -> dict[str, Any]:
-        if not self.state_file.exists():
-            return {}
-        return dict(json.loads(self.state_file.read_text(encoding="utf-8")))
+CREDITS_PER_GAME = 1  # Agent's default, and the integration's
 
 
 @pytest.fixture

@@ -1,0 +1,463 @@
+"""An arcade operator's journey in Home Assistant's frontend, one test per stage (issue 7, section 4).
+
+Run alone with ``pytest -m browser``. The stages share one stack (see conftest.py) and run in
+file order; each saves screenshots into test-artifacts/browser/<Home Assistant version>/. They
+are written against the behaviour issue 7 asks for: on code that lacks a fix, the stage fails
+and its message lists each thing it found wrong, in the operator's terms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+from playwright.async_api import TimeoutError as PlaywrightTimeout, expect
+import pytest
+
+from dev import bootstrap
+from dev.bootstrap import DEV_PASSWORD, DEV_USERNAME, FAKE_API_KEY
+
+from . import ui
+from .journey import LEGACY, PACMAN, Journey, next_to
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def test_01_log_in(journey: Journey) -> None:
+    async with journey.step("log-in"):
+        await ui.log_in(journey.page, journey.system.ha.url, DEV_USERNAME, DEV_PASSWORD)
+        await expect(journey.page.get_by_role("option", name="Settings").first).to_be_visible()
+
+
+async def test_02_add_arcade_pay_from_scratch(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("add-arcade-pay") as problems:
+        await page.get_by_role("option", name="Settings").first.click()
+        await page.get_by_text("Devices & services", exact=True).first.click()
+        await page.get_by_role("button", name="Add integration").click()
+        # Typing before the brand list has loaded trips the frontend ("reading 'domain'").
+        await page.locator("ha-integration-list-item").first.wait_for()
+        await page.get_by_role("textbox", name="Search for a brand name").fill("Arcade Pay")
+        await page.locator("ha-integration-list-item", has_text="Arcade Pay").click()
+        # Pasted from Stripe's dashboard with a stray space: stripped, not refused.
+        await ui.fill(ui.field(page, "Stripe API key"), f" {FAKE_API_KEY} ")
+        await ui.fill(ui.field(page, "Webhook signing secret"), journey.system.fake.webhook_secret + " ")
+        await ui.submit(page)
+        webhook = page.locator("code", has_text="/api/webhook/")
+        with contextlib.suppress(PlaywrightTimeout):
+            await webhook.wait_for(timeout=5000)
+        if not await webhook.count():
+            problems.append("a key pasted with surrounding spaces was refused")
+            await journey.screenshot("02-add-arcade-pay-spaces-refused")
+            await ui.fill(ui.field(page, "Stripe API key"), FAKE_API_KEY)
+            await ui.fill(ui.field(page, "Webhook signing secret"), journey.system.fake.webhook_secret)
+            await ui.submit(page)
+        await expect(webhook).to_be_visible()
+        url = (await webhook.inner_text()).strip()
+        await journey.screenshot("02-add-arcade-pay-result")
+        await ui.close_dialog(page)
+        entries = await journey.entries()
+        assert [e["state"] for e in entries] == ["loaded"], entries
+        journey.system.entry_id = entries[0]["entry_id"]
+        # As in Stripe's dashboard: add the endpoint on the fake Stripe's page.
+        stripe = await journey.context.new_page()
+        await stripe.goto(journey.system.fake.url)
+        await stripe.get_by_placeholder("Webhook URL").fill(url)
+        await stripe.get_by_role("button", name="Add endpoint").click()
+        await expect(stripe.get_by_text(url)).to_be_visible()
+        await stripe.screenshot(path=journey.artifacts / "02-fake-stripe-webhook.png")
+        await stripe.close()
+        journey.reached("arcade_pay")
+
+
+async def _try_bad_cabinet(
+    journey: Journey, machine_id: str, values: dict[str, str], bad_field: str
+) -> list[str]:
+    """Submit the new-cabinet form with one bad value; answer what went wrong ([]: refused well)."""
+    page = journey.page
+    problems: list[str] = []
+    before = {s["subentry_id"] for s in await journey.subentries()}
+    await ui.open_add_cabinet(journey)
+    await ui.choose(page, "Create a new payment link")
+    for label, text in {"Machine ID": machine_id, **values}.items():
+        await ui.fill(ui.field(page, label), text)
+    await ui.submit(page)
+    await page.wait_for_timeout(1500)
+    try:
+        if created := await _created_since(journey, before):
+            problems.append(f"{values} created the cabinet {created[0]['title']!r}")
+        elif not await ui.field(page, bad_field).is_visible():
+            problems.append(f"the form closed on {values} without a word")
+        elif not await next_to(page.get_by_role("alert"), ui.field(page, bad_field)):
+            problems.append(f"no error shown at the {bad_field} field for {values}")
+        if journey.links_of(machine_id) and not created:
+            problems.append(f"a payment link was made in Stripe for {machine_id}, which was refused")
+    finally:
+        await journey.screenshot(f"bad-{machine_id}-result")
+        await ui.close_dialog(page)
+        await _delete_created(journey, before)
+    return problems
+
+
+async def test_03_price_with_a_comma_is_not_misread(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("cabinet-price-comma", needs="arcade_pay") as problems:
+        before = {s["subentry_id"] for s in await journey.subentries()}
+        await ui.open_add_cabinet(journey)
+        await ui.choose(page, "Create a new payment link")
+        price = ui.field(page, "Price per credit")
+        if value := await price.input_value():
+            problems.append(f"the price field starts at {value!r}, a price nobody chose")
+        await ui.fill(ui.field(page, "Machine ID"), "galaga-1")
+        await ui.fill(ui.field(page, "Name"), "Galaga")
+        await ui.fill(price, "1,50")
+        await ui.submit(page)
+        await page.wait_for_timeout(1500)
+        try:
+            if await _created_since(journey, before):
+                # Accepting is fine when it means 1.50 and says so.
+                links = journey.links_of("galaga-1")
+                cents = [
+                    journey.system.fake.link_items[link["id"]][0]["price"]["unit_amount"] for link in links
+                ]
+                if cents != [150]:
+                    problems.append(f"1,50 became a price of {cents} cents, not 150")
+                text = await ui.dialog_text(page)
+                if not re.search(r"1\.50\s*USD|\$\s*1\.50", text, re.IGNORECASE):
+                    problems.append(f"the result does not state the price in words: {text.strip()!r}")
+            elif not await next_to(page.get_by_role("alert"), price):
+                problems.append("1,50 was neither accepted as 1.50 nor refused at the price field")
+        finally:
+            await journey.screenshot("03-cabinet-price-comma-result")
+            await ui.close_dialog(page)
+            await _delete_created(journey, before)
+
+
+async def _created_since(journey: Journey, before: set[str]) -> list[dict[str, Any]]:
+    return [s for s in await journey.subentries() if s["subentry_id"] not in before]
+
+
+async def _delete_created(journey: Journey, before: set[str]) -> None:
+    """Undo a cabinet that a bad input created, so that the next steps start from the expected state."""
+    for subentry in await _created_since(journey, before):
+        await journey.system.client.ws(
+            {
+                "type": "config_entries/subentries/delete",
+                "entry_id": journey.system.entry_id,
+                "subentry_id": subentry["subentry_id"],
+            }
+        )
+    await bootstrap.wait_for_entry(journey.system.client, "arcade_pay", journey.system.entry_id)
+
+
+async def test_04_blank_name_is_refused(journey: Journey) -> None:
+    async with journey.step("cabinet-blank-name", needs="arcade_pay") as problems:
+        problems.extend(
+            await _try_bad_cabinet(journey, "blank-1", {"Name": "   ", "Price per credit": "1"}, "Name")
+        )
+
+
+async def test_05_unknown_currency_is_refused(journey: Journey) -> None:
+    async with journey.step("cabinet-currency-xyz", needs="arcade_pay") as problems:
+        problems.extend(
+            await _try_bad_cabinet(
+                journey, "xyz-1", {"Name": "Tempest", "Price per credit": "1", "Currency": "xyz"}, "Currency"
+            )
+        )
+
+
+async def test_06_add_cabinet(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("add-cabinet", needs="arcade_pay") as problems:
+        await ui.open_add_cabinet(journey, problems)
+        await ui.choose(page, "Create a new payment link")
+        await expect(ui.field(page, "Price per credit")).to_be_visible()
+        await journey.check_translations(problems, "the new cabinet form")
+        form = await ui.dialog_text(page)
+        if not re.search(r"\bUSD\b|\$", form):
+            problems.append("the form does not show the currency the price is in")
+        await ui.fill(ui.field(page, "Machine ID"), PACMAN)
+        await ui.fill(ui.field(page, "Name"), "Pac-Man")
+        await ui.fill(ui.field(page, "Price per credit"), "1.50")
+        await ui.submit(page)
+        await expect(page.get_by_role("button", name=re.compile("^finish$", re.IGNORECASE))).to_be_visible()
+        result = await ui.dialog_text(page)
+        await journey.screenshot("06-add-cabinet-result")
+        for words, pattern in (
+            ("the price", r"1\.50"),
+            ("the currency", r"\bUSD\b|\$"),
+            ("the credit limit", r"\b10\b"),
+        ):
+            if not re.search(pattern, result, re.IGNORECASE):
+                problems.append(f"the result does not state {words}: {result.strip()!r}")
+        await ui.close_dialog(page)
+        links = journey.links_of(PACMAN)
+        assert len(links) == 1, links
+        assert journey.unit_amount(links[0]["id"]) == 150
+        journey.facts["pacman_link"] = links[0]["id"]
+        journey.reached("pacman")
+        await ui.open_entry_page(journey)
+        await expect(page.get_by_text("Pac-Man").first).to_be_visible()
+
+
+async def test_07_entry_page_speaks_of_cabinets(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("entry-page", needs="arcade_pay") as problems:
+        await ui.open_entry_page(journey)
+        await expect(page.get_by_text("Pac-Man").first).to_be_visible()
+        if await page.get_by_text(re.compile(r"\bhubs?\b", re.IGNORECASE)).count():
+            problems.append('the entry page speaks of "hubs" (cabinets are cabinets)')
+        button = page.get_by_role("button", name=re.compile(r"^add cabinet$", re.IGNORECASE))
+        if not (await button.count() and await button.first.is_visible()):
+            problems.append('no visible "Add cabinet" button')
+
+
+async def test_08_existing_link_of_another_cabinet_is_refused(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("cabinet-link-of-another", needs="pacman") as problems:
+        pacman_link = journey.facts["pacman_link"]
+        before = {s["subentry_id"] for s in await journey.subentries()}
+        await ui.open_add_cabinet(journey)
+        await ui.choose(page, "Use an existing payment link")
+        await ui.fill(ui.field(page, "Machine ID"), "legacy-0")
+        await ui.fill(ui.field(page, "Name"), "Intruder")
+        await ui.fill(ui.field(page, "Payment link ID"), pacman_link)
+        await ui.submit(page)
+        await page.wait_for_timeout(1500)
+        try:
+            if created := await _created_since(journey, before):
+                problems.append(f"Pac-Man's payment link was adopted by {created[0]['title']!r}")
+            elif not await next_to(page.get_by_role("alert"), ui.field(page, "Payment link ID")):
+                problems.append("no error shown at the payment link field")
+        finally:
+            await journey.screenshot("08-cabinet-link-of-another-result")
+            await ui.close_dialog(page)
+            await _delete_created(journey, before)
+            # Deleting the intruder deactivates the link it adopted, Pac-Man's: undo that in the
+            # fake so that the next steps pay on Pac-Man as the journey expects.
+            journey.system.fake.payment_links[pacman_link]["active"] = True
+
+
+async def test_09_add_cabinet_with_a_link_of_the_earlier_system(journey: Journey) -> None:
+    page = journey.page
+    seed = journey.system.fake.add_seed_link(LEGACY, 100)  # Made by the earlier Flask system.
+    async with journey.step("add-legacy-cabinet", needs="arcade_pay"):
+        await ui.open_add_cabinet(journey)
+        await ui.choose(page, "Use an existing payment link")
+        await ui.fill(ui.field(page, "Machine ID"), LEGACY)
+        await ui.fill(ui.field(page, "Name"), "Legacy")
+        await ui.fill(ui.field(page, "Payment link ID"), seed["id"])
+        await ui.submit(page)
+        await expect(page.get_by_role("button", name=re.compile("^finish$", re.IGNORECASE))).to_be_visible()
+        await ui.close_dialog(page)
+        assert [s["title"] for s in await journey.subentries() if s["unique_id"] == LEGACY] == ["Legacy"]
+        journey.facts["legacy_link"] = seed["id"]
+        journey.reached("legacy")
+
+
+ENTITIES = (
+    "Credits",
+    "Game state",
+    "Online",
+    "Revenue",
+    "Plays",
+    "Last payment",
+    "Payment QR code",
+    "Insert credit",
+    "Game",
+    "Accepting payments",
+    "Pending credits",
+)
+WATCHED = ("Online", "Pending credits", "Accepting payments")  # What an operator watches: primary.
+
+
+async def test_10_device_page_shows_every_entity(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("device-page", needs="pacman") as problems:
+        await ui.open_device(journey, "Pac-Man")
+        journey.facts["pacman_device"] = page.url.rstrip("/").rsplit("/", 1)[-1]
+        journey.reached("device")
+        for name in ENTITIES:
+            row = ui.entity_row(page, name)
+            await expect(row).to_be_visible()
+            text = await row.evaluate(ui.DEEP_TEXT)
+            if re.search(r"unavailable", text, re.IGNORECASE):
+                problems.append(f"{name} is unavailable: {text.strip()!r}")
+        await expect(ui.entity_row(page, "Online")).to_contain_text("Connected")
+        await expect(ui.entity_row(page, "Credits")).to_contain_text("0")
+        for name in WATCHED:
+            for card in ("Diagnostic", "Configuration"):
+                if await ui.card(page, card).filter(has=ui.entity_row(page, name)).count():
+                    problems.append(f"{name} is filed under {card}, not with what an operator watches")
+        if not re.search(r"\$\s?1\.50|1\.50\s*USD", await ui.page_text(page)):
+            problems.append("the device page does not show the price per credit (1.50 USD)")
+
+
+async def test_11_pay_on_the_checkout_page(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("pay", needs="device") as problems:
+        await ui.open_device(journey, "Pac-Man")
+        await expect(ui.entity_row(page, "Credits")).to_contain_text("0")
+        player = await journey.context.new_page()  # A player's phone, after scanning the QR code.
+        await player.goto(journey.system.fake.url)
+        await player.get_by_role("link", name=journey.facts["pacman_link"]).click()
+        await player.get_by_role("spinbutton").fill("2")
+        await player.get_by_role("button", name="Pay").click()
+        await expect(player.get_by_text("Paid 2 credit(s)")).to_be_visible()
+        await expect(player.locator("body")).to_contain_text("answered: [200]")
+        await player.screenshot(path=journey.artifacts / "11-pay-checkout.png")
+        await player.close()
+        # The money first: the cabinet got exactly the 2 credits paid for.
+        await journey.system.wait_for(lambda: _coins(journey, 2), limit=20)
+        journey.reached("paid")
+        # Then the screen: it must say the same.
+        for name, expected in (("Credits", re.compile(r"\b2\b")), ("Revenue", re.compile(r"3\.00"))):
+            row = ui.entity_row(page, name)
+            with contextlib.suppress(AssertionError):
+                await expect(row).to_contain_text(expected, timeout=10_000)
+            if not expected.search(shown := await row.evaluate(ui.DEEP_TEXT)):
+                problems.append(f"after paying 2 credits, {name} shows {shown.strip()!r}")
+
+
+async def _coins(journey: Journey, count: int) -> bool:
+    coins = journey.agent.coins
+    return coins.exists() and coins.read_text(encoding="utf-8").count("coin") == count
+
+
+async def test_12_game_over_from_the_cabinet(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("game-over", needs="paid") as problems:
+        result = journey.agent.game_over()
+        assert result.returncode == 0, result.stderr
+        await expect(ui.entity_row(page, "Plays")).to_contain_text(re.compile(r"\b1\b"))
+        await expect(ui.entity_row(page, "Credits")).to_contain_text(re.compile(r"\b1\b"))
+        await expect(ui.entity_row(page, "Game state")).to_contain_text("Playing")
+        await expect(ui.entity_row(page, "Game")).not_to_contain_text("Unknown")
+        for name, wrong in (("Credits", "1 credits"), ("Plays", "1 plays")):
+            if wrong in await ui.entity_row(page, name).evaluate(ui.DEEP_TEXT):
+                problems.append(f'{name} reads "{wrong}"')
+
+
+async def test_13_change_the_price(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("change-price", needs="pacman") as problems:
+        old_link = journey.facts["pacman_link"]
+        await ui.open_entry_page(journey)
+        await ui.entry_row(page, "Pac-Man").get_by_role("button", name="Configure").click()
+        price = ui.field(page, "Price per credit")
+        await expect(price).to_be_visible()
+        await journey.check_translations(problems, "the cabinet's settings form")
+        await journey.screenshot("13-change-price-form")
+        await ui.fill(price, "2.50")
+        await ui.submit(page)
+        await expect(price).to_be_hidden()
+        result = await ui.dialog_text(page)
+        await journey.screenshot("13-change-price-result")
+        if not re.search(r"2\.50", result):
+            problems.append(f"the confirmation does not state the new price: {result.strip()!r}")
+        if not re.search(r"QR", result) or not re.search(r"old", result, re.IGNORECASE):
+            problems.append(f"the confirmation does not say to print the new QR code: {result.strip()!r}")
+        await ui.close_dialog(page)
+        links = [link for link in journey.links_of(PACMAN) if link["id"] != old_link]
+        assert len(links) == 1, links
+        assert journey.unit_amount(links[0]["id"]) == 250
+        assert links[0]["active"], "the new link does not take payments"
+        assert not journey.system.fake.payment_links[old_link]["active"], "the old link still takes payments"
+        journey.facts["pacman_link"] = links[0]["id"]
+
+
+async def test_14_options_read_well(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("options", needs="arcade_pay") as problems:
+        await ui.open_entry_page(journey)
+        await ui.entry_row(page, ui.ACCOUNT).get_by_role("button", name="Configure").click()
+        await expect(ui.field(page, "MQTT topic prefix")).to_be_visible()
+        await journey.check_translations(problems, "the options form")
+        await journey.screenshot("14-options-form")
+        await ui.close_dialog(page)
+
+
+async def test_15_pause_payments_and_get_the_link(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("pause-payments", needs="device") as problems:
+        link = journey.links_of(PACMAN)[-1]["id"]  # The newest: after a price change, the new one.
+        await ui.open_device(journey, "Pac-Man")
+        switch = page.get_by_role("switch", name=re.compile("Accepting payments"))
+        await expect(switch).to_be_checked()
+        await switch.click()
+        await expect(switch).not_to_be_checked()
+        await journey.system.wait_for(lambda: _inactive(journey, link), limit=15)
+        await journey.screenshot("15-pause-payments-switch")
+
+        # Developer tools → Actions: what an automation showing the link on the attract screen runs.
+        await page.goto(journey.system.ha.url + "/developer-tools/action")
+        await page.get_by_role("button", name="Go to YAML mode").click()
+        editor = page.locator(".cm-content").first
+        await editor.click()
+        await page.keyboard.press("Control+a")
+        await page.keyboard.press("Backspace")
+        await editor.fill(
+            f"action: arcade_pay.create_payment_link\ndata:\n  device_id: {journey.facts['pacman_device']}\n"
+        )
+        await page.get_by_role("button", name="Perform action").click()
+        response = page.locator(".cm-content").nth(1)
+        await expect(response).to_contain_text(link)
+        answer = await response.inner_text()
+        await journey.screenshot("15-pause-payments-action")
+        if journey.system.fake.payment_links[link]["active"]:
+            problems.append("create_payment_link activated the paused link: it takes money again")
+        if not re.search(r"(active|accept\w*)\s*:\s*false", answer, re.IGNORECASE):
+            problems.append(f"the action does not say the link takes no payments: {answer!r}")
+        player = await journey.context.new_page()  # The QR code on the cabinet still leads here.
+        await player.goto(f"{journey.system.fake.url}/pay/{link}")
+        await player.screenshot(path=journey.artifacts / "15-pause-payments-checkout.png")
+        if await player.get_by_role("button", name="Pay").count():
+            problems.append("a player can still pay on the paused cabinet's checkout page")
+        await player.close()
+        await ui.open_device(journey, "Pac-Man")
+        if await switch.is_checked():
+            problems.append("Accepting payments is back on after the action")
+
+
+async def _inactive(journey: Journey, link_id: str) -> bool:
+    return not journey.system.fake.payment_links[link_id]["active"]
+
+
+async def test_16_delete_a_cabinet(journey: Journey) -> None:
+    page = journey.page
+    async with journey.step("delete-cabinet", needs="legacy") as problems:
+        subentry_id = next(s["subentry_id"] for s in await journey.subentries() if s["unique_id"] == LEGACY)
+        await ui.open_entry_page(journey)
+        await ui.row_menu(page, "Legacy", "delete")
+        await ui.confirm(page, "delete")
+        await expect(ui.entry_row(page, "Legacy")).to_have_count(0)
+        await journey.system.wait_for(lambda: _inactive(journey, journey.facts["legacy_link"]), limit=15)
+        assert not [s for s in await journey.subentries() if s["unique_id"] == LEGACY]
+        client = journey.system.client
+        left = [
+            e["entity_id"]
+            for e in await client.ws({"type": "config/entity_registry/list"})
+            if e.get("config_subentry_id") == subentry_id
+        ]
+        if left:
+            problems.append(f"the deleted cabinet's entities are still registered: {left}")
+
+
+async def test_17_remove_the_entry(journey: Journey) -> None:
+    page = journey.page
+    # The frontend asks for the cabinets of the entry it has just deleted, and leaves the refusal
+    # unhandled: Home Assistant 2025.4's integration page with subentries, not Arcade Pay.
+    async with journey.step(
+        "remove-entry", needs="arcade_pay", tolerate='{"code":"not_found","message":"Config entry not found"}'
+    ) as problems:
+        ours = [link["id"] for machine in (PACMAN, LEGACY) for link in journey.links_of(machine)]
+        await ui.open_entry_page(journey)
+        await ui.row_menu(page, ui.ACCOUNT, "delete")
+        await ui.confirm(page, "delete")
+        await expect(page.get_by_text(ui.ACCOUNT, exact=True)).to_have_count(0)
+        assert await journey.entries() == []
+        await page.wait_for_timeout(2000)
+        active = [i for i in ours if journey.system.fake.payment_links[i]["active"]]
+        if active:
+            problems.append(f"after removal these links still take money: {active}")
