@@ -73,6 +73,8 @@ class Cabinet:
         self.plays = 0
         self.last_payment: datetime | None = None
         self.pending_credits = 0
+        # Set by the first state message: from then on its own count wins over our estimate.
+        self.reports_state = False
         # What Stripe has, as far as we know (a link starts active in Stripe).
         self.accepting_payments = True
         self.link_state_known = False
@@ -145,9 +147,15 @@ class Cabinet:
         self._changed()
 
     def credit(self, credits: int, event: CabinetEvent) -> None:
-        """Credits were sent to the cabinet: a game is about to be played."""
-        self.credits += credits
-        self.game_state = GameState.PLAYING
+        """Credits were sent to the cabinet: a game is about to be played.
+
+        A cabinet that reports its state is believed alone: its count may already hold these
+        credits (it can answer before the broker confirms the pulse to us), so adding them
+        again would count them twice.
+        """
+        if not self.reports_state:
+            self.credits += credits
+            self.game_state = GameState.PLAYING
         self._changed(event)
 
     def set_pending_credits(self, credits: int) -> None:
@@ -176,6 +184,7 @@ class Cabinet:
 
     def report_state(self, state: CabinetState) -> None:
         """The cabinet told us what it has; believe it over our estimate."""
+        self.reports_state = True
         self.credits = state.credits
         self.game_state = state.state
         self._changed()
