@@ -31,7 +31,7 @@ from custom_components.arcade_pay.const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from custom_components.arcade_pay.stripe_gateway import StripeAccount
+from custom_components.arcade_pay.stripe_gateway import StripeAccount, StripeGateway, StripeGatewayError
 from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
 
 from .conftest import API_KEY, MACHINE_ID
@@ -438,6 +438,36 @@ async def test_reconfigure_price_makes_new_link_and_retires_old(
     assert subentry.data[CONF_UNIT_AMOUNT] == 250
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
     assert fake_stripe.payment_links[subentry.data[CONF_PAYMENT_LINK_ID]]["active"] is True
+
+
+async def test_price_change_that_cannot_retire_the_old_link_changes_nothing(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    """Stripe refuses to deactivate the old link: the new one must not stay behind taking money.
+
+    The form shows the error and the cabinet keeps its link; the link made for the new price is
+    deactivated again, so no second QR code for the same cabinet takes payments.
+    """
+    real = StripeGateway.set_link_active
+
+    async def refuse_old(gateway: StripeGateway, link_id: str, active: bool) -> None:
+        if link_id == cabinet_link["id"]:
+            raise StripeGatewayError("Simulated failure")
+        await real(gateway, link_id, active)
+
+    before = set(fake_stripe.payment_links)
+    result = await start_reconfigure(hass, setup_entry)
+    with patch.object(StripeGateway, "set_link_active", refuse_old):
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"],
+            {CONF_NAME: "Pac-Man", CONF_PRICE: "2,50", CONF_MAX_QUANTITY: 10, "acknowledges": False} | NEVER,
+        )
+    assert result["errors"] == {"base": "stripe_error"}
+    subentry = next(iter(setup_entry.subentries.values()))
+    assert subentry.data[CONF_PAYMENT_LINK_ID] == cabinet_link["id"]
+    (made,) = set(fake_stripe.payment_links) - before
+    assert fake_stripe.payment_links[made]["active"] is False
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
 
 
 async def test_reconfigure_errors(

@@ -307,6 +307,8 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             )
             # The old link and its QR code must stop taking money (payment_links.py, the one place).
             if failed := await async_retire_links(gateway, [data[CONF_PAYMENT_LINK_ID]]):
+                # The cabinet keeps its old link: the new one must not stay behind taking money.
+                await async_retire_links(gateway, [link.id])
                 raise StripeGatewayError(next(iter(failed.values())))
             return data | link_data(data[CONF_MACHINE_ID], link, max_quantity, managed=True)
         if max_quantity != data.get(CONF_MAX_QUANTITY):
