@@ -356,6 +356,35 @@ async def test_automatic_refund_of_undeliverable_credits(
     assert hub.cabinets[MACHINE_ID].revenue == 0
 
 
+async def test_overlapping_housekeeping_runs_refund_a_payment_once(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run slower than the 30-second interval (Stripe taking its time) overlaps the next one."""
+    hass.config_entries.async_update_entry(
+        setup_entry,
+        options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0},
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    freezer.tick(timedelta(minutes=6))
+    hub = setup_entry.runtime_data
+    await asyncio.gather(hub._async_housekeeping(), hub._async_housekeeping())
+    # The tick also fired the interval's own run, in the background.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fake_stripe.api_requests("POST", "/v1/refunds") == ["/v1/refunds"]
+    assert "Could not refund" not in caplog.text
+    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert hass.states.get("sensor.pac_man_revenue").state == "0.00"
+
+
 async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_payment(
     hass: HomeAssistant, setup_entry: MockConfigEntry
 ) -> None:
