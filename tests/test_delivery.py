@@ -290,11 +290,13 @@ async def housekeeping(
     """Let time pass and run the 30-second housekeeping once.
 
     Called directly rather than through async_fire_time_changed, which also fires aiohttp's
-    own timers and breaks the Stripe requests housekeeping makes.
+    own timers and breaks the Stripe requests housekeeping makes. The event loop's clock is
+    frozen too, so the tick also fires the 30-second interval's own run, in the background:
+    waited for as well.
     """
     freezer.tick(timedelta(seconds=seconds))
     await entry.runtime_data._async_housekeeping()
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_undelivered_credits_raise_a_repair_and_clear_it(
@@ -333,7 +335,8 @@ async def test_automatic_refund_of_undeliverable_credits(
         setup_entry,
         options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0},
     )
-    await hass.async_block_till_done()
+    # The reload's start-up reconciliation too, or it races the webhook for the payment.
+    await hass.async_block_till_done(wait_background_tasks=True)
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
