@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 import json
 import logging
+import time
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -386,6 +387,36 @@ async def test_overlapping_housekeeping_runs_refund_a_payment_once(
     assert "Could not refund" not in caplog.text
     assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
     assert hass.states.get("sensor.pac_man_revenue").state == "0.00"
+
+
+async def test_refund_refused_by_stripe_is_tried_again_by_the_next_run(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hass.config_entries.async_update_entry(
+        setup_entry, options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link)
+    money = setup_entry.runtime_data.money
+    # Time passed without freezer.tick, so that no interval run joins in.
+    later = time.time() + 6 * 60
+    fake_stripe.fail_next, fake_stripe.fail_status = 1, 400
+    await money.async_refund_overdue(later)
+    assert "Could not refund undelivered payment" in caplog.text
+    assert fake_stripe.refunds == []
+    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING
+    await money.async_refund_overdue(later)
+    assert [r["payment_intent"] for r in fake_stripe.refunds] == [
+        fake_stripe.sessions[session]["payment_intent"]
+    ]
+    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
 
 
 async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_payment(
