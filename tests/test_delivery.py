@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 import json
 import logging
+import time
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -290,11 +291,13 @@ async def housekeeping(
     """Let time pass and run the 30-second housekeeping once.
 
     Called directly rather than through async_fire_time_changed, which also fires aiohttp's
-    own timers and breaks the Stripe requests housekeeping makes.
+    own timers and breaks the Stripe requests housekeeping makes. The event loop's clock is
+    frozen too, so the tick also fires the 30-second interval's own run, in the background:
+    waited for as well.
     """
     freezer.tick(timedelta(seconds=seconds))
     await entry.runtime_data._async_housekeeping()
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_undelivered_credits_raise_a_repair_and_clear_it(
@@ -333,7 +336,8 @@ async def test_automatic_refund_of_undeliverable_credits(
         setup_entry,
         options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0},
     )
-    await hass.async_block_till_done()
+    # The reload's start-up reconciliation too, or it races the webhook for the payment.
+    await hass.async_block_till_done(wait_background_tasks=True)
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
@@ -354,6 +358,65 @@ async def test_automatic_refund_of_undeliverable_credits(
     # Stripe's own charge.refunded event for that refund changes nothing more.
     hub = setup_entry.runtime_data
     assert hub.cabinets[MACHINE_ID].revenue == 0
+
+
+async def test_overlapping_housekeeping_runs_refund_a_payment_once(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run slower than the 30-second interval (Stripe taking its time) overlaps the next one."""
+    hass.config_entries.async_update_entry(
+        setup_entry,
+        options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0},
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    freezer.tick(timedelta(minutes=6))
+    hub = setup_entry.runtime_data
+    await asyncio.gather(hub._async_housekeeping(), hub._async_housekeeping())
+    # The tick also fired the interval's own run, in the background.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fake_stripe.api_requests("POST", "/v1/refunds") == ["/v1/refunds"]
+    assert "Could not refund" not in caplog.text
+    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert hass.states.get("sensor.pac_man_revenue").state == "0.00"
+
+
+async def test_refund_refused_by_stripe_is_tried_again_by_the_next_run(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hass.config_entries.async_update_entry(
+        setup_entry, options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link)
+    money = setup_entry.runtime_data.money
+    # Time passed without freezer.tick, so that no interval run joins in.
+    later = time.time() + 6 * 60
+    fake_stripe.fail_next, fake_stripe.fail_status = 1, 400
+    await money.async_refund_overdue(later)
+    assert "Could not refund undelivered payment" in caplog.text
+    assert fake_stripe.refunds == []
+    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING
+    await money.async_refund_overdue(later)
+    assert [r["payment_intent"] for r in fake_stripe.refunds] == [
+        fake_stripe.sessions[session]["payment_intent"]
+    ]
+    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
 
 
 async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_payment(

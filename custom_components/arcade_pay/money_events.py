@@ -25,6 +25,7 @@ from .stripe_gateway import StripeGatewayError
 from .stripe_health import OUTAGE_ERRORS
 
 if TYPE_CHECKING:
+    from .delivery import Pulse
     from .hub import ArcadePayHub
 
 
@@ -46,6 +47,9 @@ class MoneyEvents:
         """Work on ``hub``'s cabinets, ledger and Stripe client."""
         self._hub = hub
         self.reconciled_until: dict[str, int] = {}
+        # Payments a housekeeping run is refunding now: a run slower than the 30-second
+        # interval overlaps the next one, which must not ask Stripe a second time.
+        self._refunding: set[str] = set()
 
     async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
         """Record a refund against its payment and take it out of revenue."""
@@ -99,30 +103,43 @@ class MoneyEvents:
         for outstanding in self._hub.dispatcher.planner.outstanding():
             pulse = self._hub.dispatcher.pulse(outstanding.payment_id)
             # In flight: it may be on the cabinet in a moment; never refund what was delivered.
-            if pulse is None or pulse.source is not PaymentSource.STRIPE or outstanding.in_flight:
+            if (
+                pulse is None
+                or pulse.source is not PaymentSource.STRIPE
+                or outstanding.in_flight
+                or pulse.payment_id in self._refunding
+            ):
                 continue
             if now - pulse.timestamp.timestamp() < self._hub.options.refund_after:
                 continue
-            record = await self._hub.hass.async_add_executor_job(self._hub.ledger.payment, pulse.payment_id)
-            if record is None or record.payment_intent is None:
-                continue
+            # Claimed before the first await, released once the refund is recorded (or failed).
+            self._refunding.add(pulse.payment_id)
             try:
-                await self._hub.gateway.refund(record.payment_intent)
-            except StripeGatewayError as err:
-                LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
-                continue
-            LOGGER.warning(
-                "Refunded payment %s: its %d credit(s) did not reach %s in time",
-                pulse.payment_id, pulse.credits, pulse.machine_id,
-            )  # fmt: skip
-            adjustment = await self._hub.hass.async_add_executor_job(
-                self._hub.ledger.record_refund,
-                record.payment_intent,
-                record.amount,
-                f"auto_refund:{record.payment_id}",
-            )
-            if adjustment is not None:
-                self._hub.apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
+                await self._async_refund_undelivered(pulse)
+            finally:
+                self._refunding.discard(pulse.payment_id)
+
+    async def _async_refund_undelivered(self, pulse: Pulse) -> None:
+        record = await self._hub.hass.async_add_executor_job(self._hub.ledger.payment, pulse.payment_id)
+        if record is None or record.payment_intent is None:
+            return
+        try:
+            await self._hub.gateway.refund(record.payment_intent)
+        except StripeGatewayError as err:
+            LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
+            return
+        LOGGER.warning(
+            "Refunded payment %s: its %d credit(s) did not reach %s in time",
+            pulse.payment_id, pulse.credits, pulse.machine_id,
+        )  # fmt: skip
+        adjustment = await self._hub.hass.async_add_executor_job(
+            self._hub.ledger.record_refund,
+            record.payment_intent,
+            record.amount,
+            f"auto_refund:{record.payment_id}",
+        )
+        if adjustment is not None:
+            self._hub.apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
 
     async def async_reconcile(self) -> int:
         """Credit paid sessions the webhook never delivered; return how many were credited."""
