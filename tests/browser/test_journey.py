@@ -27,13 +27,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 async def test_01_log_in(journey: Journey) -> None:
     async with journey.step("log-in"):
         await ui.log_in(journey.page, journey.system.ha.url, DEV_USERNAME, DEV_PASSWORD)
-        await expect(journey.page.get_by_role("option", name="Settings").first).to_be_visible()
+        await expect(ui.sidebar_item(journey.page, "Settings")).to_be_visible()
 
 
 async def test_02_add_arcade_pay_from_scratch(journey: Journey) -> None:
     page = journey.page
     async with journey.step("add-arcade-pay") as problems:
-        await page.get_by_role("option", name="Settings").first.click()
+        await ui.sidebar_item(page, "Settings").click()
         await page.get_by_text("Devices & services", exact=True).first.click()
         await page.get_by_role("button", name="Add integration").click()
         # Typing before the brand list has loaded trips the frontend ("reading 'domain'").
@@ -393,7 +393,7 @@ async def test_15_pause_payments_and_get_the_link(journey: Journey) -> None:
         await journey.screenshot("15-pause-payments-switch")
 
         # Developer tools → Actions: what an automation showing the link on the attract screen runs.
-        await page.goto(journey.system.ha.url + "/developer-tools/action")
+        await ui.navigate(journey, "/developer-tools/action")
         await page.get_by_role("button", name="Go to YAML mode").click()
         editor = page.locator(".cm-content").first
         await editor.click()

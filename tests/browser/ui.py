@@ -20,10 +20,11 @@ What the suite relies on from Arcade Pay (change these and the suite with them):
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from awesomeversion import AwesomeVersion
-from playwright.async_api import Locator, Page
+from playwright.async_api import Locator, Page, TimeoutError as PlaywrightTimeout, expect
 
 from homeassistant.const import __version__ as HA_VERSION
 
@@ -36,20 +37,60 @@ SUBENTRY_BUTTON = AwesomeVersion(HA_VERSION) >= AwesomeVersion("2025.5.0")
 
 ACCOUNT = "Fake Arcade"  # The fake Stripe account's name: the entry's title.
 SUBMIT = re.compile(r"^(submit|next|finish|ok)$", re.IGNORECASE)
+DISMISS = re.compile(r"^(close|cancel)$", re.IGNORECASE)  # A flow's Close, a confirmation's Cancel.
 
 
 async def log_in(page: Page, url: str, username: str, password: str) -> None:
-    """Home Assistant's login page."""
+    """Home Assistant's login page, then the default dashboard (2025.4: /lovelace; 2026.2: /home)."""
     await page.goto(url + "/")
     await page.get_by_role("textbox", name="Username").fill(username)
     await page.get_by_role("textbox", name="Password").fill(password)
     await page.get_by_role("button", name="Log in").click()
-    await page.wait_for_url(re.compile(r"/lovelace"))
+    await page.wait_for_url(re.compile(r"/(lovelace|home)\b"))
+
+
+def sidebar_item(page: Page, name: str) -> Locator:
+    """An entry of the sidebar: a listbox ``option`` on 2025.4, a ``listitem`` (no name) on 2026.2."""
+    return page.locator("ha-sidebar").get_by_text(name, exact=True).first
+
+
+# Home Assistant's own in-app navigation (its ``navigate()``): no page load. 2026.2's frontend
+# often reports an unhandled "AbortError: Transition was skipped" on a page load (it removes its
+# launch screen with a view transition twice, home-assistant/frontend#28185), which would fail
+# the step for a console error that is not Arcade Pay's; an operator clicking around never
+# reloads, and neither does the suite after logging in.
+NAVIGATE = """path => {
+  history.pushState(null, "", path);
+  window.dispatchEvent(new CustomEvent("location-changed", {detail: {replace: false}}));
+}"""
+
+
+async def navigate(journey: Journey, path: str) -> None:
+    """Show a page of the logged-in frontend, as a link inside it does."""
+    page = journey.page
+    if not (page.url.startswith(journey.system.ha.url) and await page.locator("home-assistant").count()):
+        await page.goto(journey.system.ha.url + path)
+        return
+    # A step that failed may have left a dialog open, which a page load used to close. One that
+    # is still closing (a confirmation just answered) goes away by itself.
+    for _ in range(3):
+        try:
+            await expect(open_dialogs(page)).to_have_count(0, timeout=1000)
+            break
+        except AssertionError:
+            with contextlib.suppress(PlaywrightTimeout):
+                await page.get_by_role("button", name=DISMISS).last.click(timeout=2000)
+    await page.evaluate(NAVIGATE, path)
+
+
+def open_dialogs(page: Page) -> Locator:
+    """Dialogs on screen: flows are ``alertdialog``; confirmations too on 2025.4, ``dialog`` on 2026.2."""
+    return page.get_by_role("alertdialog").or_(page.get_by_role("dialog"))
 
 
 async def open_entry_page(journey: Journey) -> None:
     """Settings → Devices & services → Arcade Pay."""
-    await journey.page.goto(journey.system.ha.url + "/config/integrations/integration/arcade_pay")
+    await navigate(journey, "/config/integrations/integration/arcade_pay")
     await entry_row(journey.page, ACCOUNT).wait_for()
 
 
@@ -134,7 +175,7 @@ async def close_dialog(page: Page) -> None:
 async def open_device(journey: Journey, name: str) -> None:
     """Settings → Devices & services → Devices → the cabinet's device page."""
     page = journey.page
-    await page.goto(journey.system.ha.url + "/config/devices/dashboard")
+    await navigate(journey, "/config/devices/dashboard")
     await page.get_by_role("textbox", name="Search").fill(name)
     await page.get_by_role("row").filter(has_text=name).first.click()
     await page.wait_for_url(re.compile(r"/config/devices/device/"))
