@@ -14,8 +14,8 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .const import ATTR_CREDITS, DOMAIN
+from .errors import translated_errors
 from .ledger import LedgerError
-from .stripe_gateway import StripeGatewayError
 
 if TYPE_CHECKING:
     from .cabinet import Cabinet
@@ -62,20 +62,11 @@ def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayH
     )
 
 
-def _ledger_failed(err: LedgerError) -> HomeAssistantError:
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key="ledger_failed",
-        translation_placeholders={"error": str(err)},
-    )
-
-
 async def async_add_credit(hub: ArcadePayHub, cabinet: Cabinet, credits: int) -> str:
     """Publish free credits; raise a translated error if they could not be sent."""
     try:
-        return await hub.async_add_manual_credit(cabinet, credits)
-    except LedgerError as err:
-        raise _ledger_failed(err) from err
+        with translated_errors():
+            return await hub.async_add_manual_credit(cabinet, credits)
     except HomeAssistantError as err:
         if err.translation_key is not None:
             raise
@@ -95,16 +86,8 @@ async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
 async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceResponse:
     """The link to show players, and whether it takes money: it never overrides a pause or a rule."""
     hub, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
-    try:
+    with translated_errors():
         link = await hub.links.async_link_for_players(cabinet)
-    except StripeGatewayError as err:  # A refused key already started reauthentication.
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="stripe_failed",
-            translation_placeholders={"error": str(err)},
-        ) from err
-    except LedgerError as err:
-        raise _ledger_failed(err) from err
     return {
         "url": link.url,
         "payment_link_id": link.payment_link_id,

@@ -6,16 +6,13 @@ from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
 from .cabinet import Cabinet
-from .const import DOMAIN
 from .entity import ArcadePayEntity, add_cabinet_entities
+from .errors import translated_errors
 from .hub import ArcadePayHub
-from .ledger import LedgerError
-from .stripe_gateway import StripeGatewayError
 
 PARALLEL_UPDATES = 1
 
@@ -64,17 +61,5 @@ class ArcadePayAcceptingPayments(ArcadePayEntity, SwitchEntity):
         await self._async_set(False)
 
     async def _async_set(self, accepting: bool) -> None:
-        try:
+        with translated_errors():
             await self._hub.links.async_pause(self.cabinet, not accepting)
-        except StripeGatewayError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="stripe_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        except LedgerError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="ledger_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
