@@ -29,14 +29,8 @@ from hypothesis import event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 import pytest
 
-from custom_components.arcade_pay.delivery import (
-    BACKOFF_MAX,
-    AckResult,
-    CreditDispatcher,
-    DeliveryPlanner,
-    Pulse,
-    backoff,
-)
+from custom_components.arcade_pay.delivery import AckResult, CreditDispatcher, Pulse
+from custom_components.arcade_pay.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.ledger import (
     LedgerError,
     Payment,
@@ -44,6 +38,7 @@ from custom_components.arcade_pay.ledger import (
     PaymentSource,
     PaymentState,
 )
+from custom_components.arcade_pay.resend import BACKOFF_MAX, backoff
 
 ACK_CAB = "ack-cab"
 SEED_CAB = "seed-cab"

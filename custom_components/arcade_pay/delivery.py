@@ -14,134 +14,16 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 import logging
-from typing import Any, Final
+from typing import Any
 
+from .delivery_planner import DeliveryPlanner, Outstanding
 from .ledger import Payment, PaymentLedger, PaymentSource
 
 _LOGGER = logging.getLogger(__name__)
-
-BACKOFF_INITIAL: Final = 2.0
-BACKOFF_MAX: Final = 60.0
-
-
-def backoff(attempts: int, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX) -> float:
-    """Seconds to wait after the ``attempts``-th publish before the next one (doubling, capped)."""
-    # Cap the exponent first: 2.0 ** 1024 overflows, and a cabinet whose acks never arrive
-    # is retried for as long as it takes.
-    return min(maximum, initial * 2.0 ** min(max(0, attempts - 1), 32))
-
-
-@dataclass(slots=True)
-class Outstanding:
-    """A pulse that the cabinet has not yet (knowingly) received."""
-
-    payment_id: str
-    machine_id: str
-    attempts: int = 0
-    next_attempt: float = 0.0
-    in_flight: bool = False
-
-
-@dataclass
-class DeliveryPlanner:
-    """Which pulses are due, and when to look again."""
-
-    connected: bool = True
-    online: dict[str, bool | None] = field(default_factory=dict)
-    acknowledges: dict[str, bool] = field(default_factory=dict)
-    # Cabinets that never showed a sign of life: a pulse sent there would reach nobody.
-    waiting_first_sign: set[str] = field(default_factory=set)
-    _outstanding: dict[str, Outstanding] = field(default_factory=dict)
-
-    def add(self, payment_id: str, machine_id: str, attempts: int = 0, due_at: float = 0.0) -> None:
-        """Track a pulse to deliver; ``attempts`` counts earlier successful publishes."""
-        if payment_id not in self._outstanding:
-            self._outstanding[payment_id] = Outstanding(payment_id, machine_id, attempts, due_at)
-
-    def __contains__(self, payment_id: object) -> bool:
-        """Return whether a pulse is still outstanding."""
-        return payment_id in self._outstanding
-
-    def __len__(self) -> int:
-        """Return the number of outstanding pulses."""
-        return len(self._outstanding)
-
-    def outstanding(self, machine_id: str | None = None) -> list[Outstanding]:
-        """Return the outstanding pulses, of one cabinet or all, oldest first."""
-        return [o for o in self._outstanding.values() if machine_id in (None, o.machine_id)]
-
-    def _held(self, machine_id: str) -> bool:
-        return (
-            not self.connected
-            or self.online.get(machine_id) is False
-            or machine_id in self.waiting_first_sign
-        )
-
-    def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
-        """Return the pulses to publish now (or just ``payment_id``), marking them in flight.
-
-        A pulse in flight is not handed out again until ``published`` or ``failed``, so that
-        concurrent callers never publish the same pulse twice at once.
-        """
-        candidates = (
-            self._outstanding.values()
-            if payment_id is None
-            else [p for p in (self._outstanding.get(payment_id),) if p is not None]
-        )
-        due = [
-            o
-            for o in candidates
-            if not o.in_flight and o.next_attempt <= now and not self._held(o.machine_id)
-        ]
-        for pulse in due:
-            pulse.in_flight = True
-        return due
-
-    def published(self, payment_id: str, now: float) -> bool:
-        """Note a successful publish; return True when the pulse counts as delivered."""
-        pulse = self._outstanding.get(payment_id)
-        if pulse is None:
-            return False
-        pulse.in_flight = False
-        if not self.acknowledges.get(pulse.machine_id, False):
-            del self._outstanding[payment_id]
-            return True
-        pulse.attempts += 1
-        pulse.next_attempt = now + backoff(pulse.attempts)
-        return False
-
-    def failed(self, payment_id: str, now: float) -> None:
-        """A publish failed (MQTT refused it): try again after the backoff."""
-        if (pulse := self._outstanding.get(payment_id)) is not None:
-            pulse.in_flight = False
-            pulse.next_attempt = now + backoff(max(1, pulse.attempts))
-
-    def acknowledged(self, payment_id: str) -> Outstanding | None:
-        """The cabinet confirmed a pulse; return it, or None if it was not outstanding."""
-        return self._outstanding.pop(payment_id, None)
-
-    def forget(self, payment_id: str) -> None:
-        """Stop delivering a pulse (for example because it was refunded)."""
-        self._outstanding.pop(payment_id, None)
-
-    def hurry(self, machine_id: str | None = None) -> None:
-        """Make pulses due now: the cabinet (or MQTT) just came back."""
-        for pulse in self._outstanding.values():
-            if machine_id in (None, pulse.machine_id):
-                pulse.next_attempt = 0.0
-
-    def next_wakeup(self) -> float | None:
-        """Return when the earliest pulse that is not held falls due, or None."""
-        times = [
-            o.next_attempt
-            for o in self._outstanding.values()
-            if not o.in_flight and not self._held(o.machine_id)
-        ]
-        return min(times, default=None)
 
 
 class AckResult(StrEnum):
