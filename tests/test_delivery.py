@@ -25,7 +25,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.ledger import PaymentState
+from custom_components.arcade_pay.ledger import LedgerError, PaymentState
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
@@ -504,3 +504,62 @@ async def test_credits_of_a_cabinet_that_reports_its_state_are_never_counted_twi
     assert hass.states.get("sensor.pac_man_credits").state == "2"
     # The credit_added event still fires: the pulse did go out.
     assert hass.states.get("event.pac_man_game").attributes["event_type"] == "credit_added"
+
+
+async def explicit_acknowledges(hass: HomeAssistant, entry: MockConfigEntry, acknowledges: bool) -> None:
+    """The owner sets the cabinet's "acknowledges credits" in its Reconfigure (which reloads)."""
+    subentry = next(iter(entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data=subentry.data | {"acknowledges": acknowledges}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def failing_ledger_writes(monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntry, name: str) -> list[str]:
+    """Make one ledger method fail as if another program held the write lock; return its calls."""
+    ledger = entry.runtime_data.ledger
+    calls: list[str] = []
+
+    def locked(payment_id: str, *args: Any) -> None:
+        calls.append(payment_id)
+        raise LedgerError("database is locked")
+
+    monkeypatch.setattr(ledger, name, locked)
+    return calls
+
+
+@pytest.mark.parametrize("acknowledges", [False, True], ids=["seed", "acknowledging"])
+async def test_a_failed_ledger_write_after_a_publish_never_republishes(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    acknowledges: bool,
+) -> None:
+    """Once the broker took a pulse it is delivered (or one more attempt) whatever the write did."""
+    await explicit_acknowledges(hass, setup_entry, acknowledges)
+    writes = failing_ledger_writes(monkeypatch, setup_entry, "mark_published")
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for seconds in (2.5, 4.5, 8.5):
+        await advance(hass, freezer, seconds)
+    sent = [p["paymentId"] for p in pulses(mqtt_mock)]
+    # A seed cabinet: once (actual: again at every wake-up). One that acknowledges: on its backoff
+    # (actual: the first wake-up's LedgerError escaped and no wake-up came again).
+    assert sent == ([session] * 4 if acknowledges else [session])
+    assert len(writes) >= len(sent)  # The write is what is retried.
+    assert "Error doing job" not in caplog.text
+    monkeypatch.undo()  # The lock is released: the retried write lands, nothing more is sent.
+    await advance(hass, freezer, 60)
+    state = await state_of(hass, setup_entry, session)
+    assert state is PaymentState.PUBLISHED
+    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session)
+    assert record is not None
+    assert record.awaiting_ack is acknowledges
+    if not acknowledges:
+        assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+        assert hass.states.get("sensor.pac_man_pending_credits").state == "0"

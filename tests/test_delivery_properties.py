@@ -474,12 +474,16 @@ def test_an_exception_does_not_strand_the_rest_of_the_batch(tmp_path: Path, fail
         asyncio.run(dispatcher.accept(payment(1)))
         asyncio.run(dispatcher.accept(payment(3)))
         dispatcher.planner.connected = True  # ...which comes back.
-        with pytest.raises((RuntimeError, LedgerError)):
+        if failing == "publish":
+            with pytest.raises(RuntimeError):
+                asyncio.run(dispatcher.flush())
+        else:  # A failed ledger write is the dispatcher's to retry: nothing escapes.
             asyncio.run(dispatcher.flush())
         now += BACKOFF_MAX + 1
         asyncio.run(dispatcher.flush())
         assert "cs_3" in sent  # Actual: cs_3 is still in flight and never sent.
         assert not any(o.in_flight for o in dispatcher.planner.outstanding())
+        assert sent.count("cs_1") == 1
     finally:
         ledger.close()
 
@@ -589,5 +593,46 @@ def test_load_makes_pulses_due_at_once(tmp_path: Path, attempts: int) -> None:
         asyncio.run(dispatcher.flush())
         assert [p.payment_id for p in sent] == ["cs_0"]
         assert dispatcher.planner.outstanding()[0].attempts == attempts + 1
+    finally:
+        ledger.close()
+
+
+# --- issue 8: a ledger write that fails after the broker took the pulse --------------------------
+
+
+def test_a_ledger_write_that_fails_after_a_publish_is_retried_not_the_publish(tmp_path: Path) -> None:
+    """Another program holding the SQLite write lock made mark_published fail: 2 pulses, 3 after a
+    restart, for a cabinet that applies every pulse it gets."""
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+        now = START
+        sent: list[str] = []
+        failing = [True]
+
+        async def publish(pulse: Pulse) -> bool:
+            sent.append(pulse.payment_id)
+            return True
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            if function == ledger.mark_published and failing[0]:
+                raise LedgerError("database is locked")
+            return function(*args)
+
+        dispatcher = CreditDispatcher(ledger, publish, lambda: now, run_blocking)
+        asyncio.run(dispatcher.accept(payment(1)))  # For the seed cabinet: sent once, never again.
+        for _ in range(5):
+            now += BACKOFF_MAX + 1
+            asyncio.run(dispatcher.flush())
+        assert sent == ["cs_1"]  # Actual: ["cs_1", "cs_1", …], once per flush.
+        assert ledger.state_of("cs_1") is PaymentState.PENDING
+        failing[0] = False  # The lock is released: the next wake-up writes what it owes.
+        assert dispatcher.next_wakeup() is not None
+        now += BACKOFF_MAX + 1
+        asyncio.run(dispatcher.flush())
+        assert sent == ["cs_1"]
+        assert ledger.state_of("cs_1") is PaymentState.PUBLISHED
+        assert ledger.undelivered() == []
+        assert dispatcher.next_wakeup() is None
     finally:
         ledger.close()

@@ -21,7 +21,8 @@ import logging
 from typing import Any
 
 from .delivery_planner import DeliveryPlanner, Outstanding
-from .ledger import Payment, PaymentLedger, PaymentSource
+from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from .resend import backoff
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,6 +44,15 @@ class Pulse:
     credits: int
     timestamp: datetime
     source: PaymentSource
+
+
+@dataclass(slots=True)
+class _Unwritten:
+    """A publish the broker took that the ledger has not noted yet (its write failed, or is running)."""
+
+    at: datetime
+    awaiting_ack: bool
+    attempts: int
 
 
 type Publish = Callable[[Pulse], Awaitable[bool]]
@@ -79,6 +89,9 @@ class CreditDispatcher:
         self._run = run_blocking
         self._delivered = delivered
         self._pulses: dict[str, Pulse] = {}
+        self._unwritten: dict[str, _Unwritten] = {}
+        self._write_failures = 0
+        self._write_retry_at: float | None = None
 
     async def load(self, known_cabinets: set[str] | None = None) -> None:
         """Read what is still outstanding from the ledger; due at once (we just restarted)."""
@@ -149,8 +162,15 @@ class CreditDispatcher:
         await self._send(self.planner.take_due(self._clock(), payment_id))
 
     async def flush(self) -> None:
-        """Publish everything that is due."""
+        """Write the publish notes the ledger still owes, then publish everything that is due."""
+        if self._write_retry_at is None or self._write_retry_at <= self._clock():
+            await self.write_notes()
         await self._send(self.planner.take_due(self._clock()))
+
+    def next_wakeup(self) -> float | None:
+        """Return when a pulse falls due or a failed ledger write is tried again, or None."""
+        retry = self._write_retry_at if self._unwritten else None
+        return min((t for t in (self.planner.next_wakeup(), retry) if t is not None), default=None)
 
     async def _send(self, due: list[Outstanding]) -> None:
         remaining = list(due)
@@ -169,13 +189,50 @@ class CreditDispatcher:
         if not await self._publish(pulse):
             self.planner.failed(pulse.payment_id, self._clock())
             return
-        awaiting_ack = self.planner.acknowledges.get(pulse.machine_id, False)
-        # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
-        await self._run(self.ledger.mark_published, pulse.payment_id, datetime.now(UTC), awaiting_ack)
+        # The broker took it: delivered (or one attempt more) in memory, whatever the ledger write
+        # does. Publishing again because a write failed doubled credits on cabinets that cannot tell.
+        earlier = self._unwritten.get(pulse.payment_id)
+        self._unwritten[pulse.payment_id] = _Unwritten(
+            earlier.at if earlier else datetime.now(UTC),
+            self.planner.acknowledges.get(pulse.machine_id, False),
+            outstanding.attempts + 1,
+        )
         if self.planner.published(pulse.payment_id, self._clock()):
             self._pulses.pop(pulse.payment_id, None)
         if first_time and self._delivered is not None:
             self._delivered(pulse)
+        # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
+        await self._write(pulse.payment_id)
+
+    async def write_notes(self) -> None:
+        """Write the publish notes the ledger still owes (oldest first, until one fails)."""
+        for payment_id in list(self._unwritten):
+            if not await self._write(payment_id):
+                return
+
+    async def _write(self, payment_id: str) -> bool:
+        """Note a publish in the ledger; on failure keep the note, to write it again later."""
+        if (note := self._unwritten.get(payment_id)) is None:
+            return True
+        try:
+            await self._run(self.ledger.mark_published, payment_id, note.at, note.awaiting_ack, note.attempts)
+        except LedgerError as err:
+            if not self._write_failures:
+                _LOGGER.warning(
+                    "Could not note in the ledger that coin pulse %s was sent (%s); the note is "
+                    "written again later, the pulse is not sent again",
+                    payment_id, err,
+                )  # fmt: skip
+            self._write_failures += 1
+            self._write_retry_at = self._clock() + backoff(self._write_failures)
+            return False
+        if self._unwritten.get(payment_id) is note:  # Not superseded by a newer publish meanwhile.
+            del self._unwritten[payment_id]
+        if self._write_failures and not self._unwritten:
+            _LOGGER.info("The ledger notes every coin pulse sent again")
+            self._write_failures = 0
+            self._write_retry_at = None
+        return True
 
     async def acknowledge(self, machine_id: str, payment_id: str) -> AckResult:
         """A cabinet acknowledged a pulse."""

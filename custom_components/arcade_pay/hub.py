@@ -431,15 +431,15 @@ class ArcadePayHub:
     async def _async_deliver(self, payment_id: str, machine_id: str) -> None:
         try:
             await self.dispatcher.deliver(payment_id)
-        except LedgerError as err:
-            # Recorded and maybe published: what the ledger says is re-sent after a restart.
-            LOGGER.warning("Could not note the delivery of %s: %s", payment_id, err)
-        self._after_delivery_change(machine_id)
+        finally:
+            self._after_delivery_change(machine_id)
 
     async def async_flush(self) -> None:
-        """Publish what is due, then sleep until the next pulse falls due."""
-        await self.dispatcher.flush()
-        self._after_delivery_change()
+        """Publish what is due, then sleep until the next pulse falls due (whatever went wrong)."""
+        try:
+            await self.dispatcher.flush()
+        finally:
+            self._after_delivery_change()
 
     @callback
     def _after_delivery_change(self, machine_id: str | None = None) -> None:
@@ -462,7 +462,7 @@ class ArcadePayHub:
         if self._wakeup is not None:
             self._wakeup()
             self._wakeup = None
-        wake_at = self.dispatcher.planner.next_wakeup()
+        wake_at = self.dispatcher.next_wakeup()
         if wake_at is None:
             return
         delay = max(0.0, wake_at - dt_util.utcnow().timestamp())

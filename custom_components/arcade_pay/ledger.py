@@ -310,17 +310,21 @@ class PaymentLedger:
             (event_id, payment_id, event_type or "", at),
         )
 
-    def mark_published(self, payment_id: str, at: datetime, awaiting_ack: bool = False) -> None:
+    def mark_published(
+        self, payment_id: str, at: datetime, awaiting_ack: bool = False, attempts: int | None = None
+    ) -> None:
         """Note that a coin pulse for a payment went out (again).
 
         ``awaiting_ack`` keeps it on the undelivered list until the cabinet acknowledges.
+        ``attempts`` (publishes so far) makes the note idempotent, so that a write retried after
+        a failure counts nothing twice; without it, one more publish is counted.
         """
         with self._transaction() as db:
             db.execute(
                 "UPDATE payments SET state = 'published', published_at = coalesce(published_at, ?),"
-                " attempts = attempts + 1, awaiting_ack = ?"
-                " WHERE payment_id = ? AND state IN ('pending', 'published')",
-                (_iso(at), int(awaiting_ack), payment_id),
+                " attempts = CASE WHEN ? IS NULL THEN attempts + 1 ELSE max(attempts, ?) END,"
+                " awaiting_ack = ? WHERE payment_id = ? AND state IN ('pending', 'published')",
+                (_iso(at), attempts, attempts, int(awaiting_ack), payment_id),
             )
 
     def mark_acknowledged(self, payment_id: str, machine_id: str, at: datetime) -> bool:
