@@ -26,6 +26,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.ledger import LedgerError, PaymentState
+from custom_components.arcade_pay.resend import MAX_SENDS_WITHOUT_ACK
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
@@ -419,11 +420,17 @@ async def test_refund_refused_by_stripe_is_tried_again_by_the_next_run(
     assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
 
 
-async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_payment(
-    hass: HomeAssistant, setup_entry: MockConfigEntry
+async def test_a_claim_to_acknowledge_is_not_proof(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    planner = setup_entry.runtime_data.dispatcher.planner
-    assert planner.acknowledges[MACHINE_ID] is False
+    """One retained state claiming acknowledgements, on an older cabinet's topic (it applies every
+    pulse and never acknowledges): one payment of 2 credits became 9 pulses in 4 minutes."""
     async_fire_mqtt_message(
         hass,
         f"{PREFIX}/state",
@@ -431,10 +438,131 @@ async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_pa
         retain=True,
     )
     await hass.async_block_till_done()
-    assert planner.acknowledges[MACHINE_ID] is True
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(8):
+        await advance(hass, freezer, 30)
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Actual: 9 of them.
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
     ledger = setup_entry.runtime_data.ledger
     memory = await hass.async_add_executor_job(ledger.cabinet_memory, [MACHINE_ID], 0)
-    assert memory[MACHINE_ID].acknowledges is True
+    assert memory[MACHINE_ID].acknowledges is False  # Nothing learned survives a restart either.
+
+
+async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """Learned only from an ack of a pulse that was sent; one that is still held stays owed."""
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    assert pulses(mqtt_mock) == []
+    await ack(hass, session)
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING  # Actual: acknowledged.
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+    await ack(hass, session)  # An ack of the pulse it got: now it is known to acknowledge.
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is True
+
+
+async def test_resends_stop_after_the_bound_and_raise_a_repair(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The owner says the cabinet acknowledges; it never does. After MAX_SENDS_WITHOUT_ACK sends
+    the pulse stays pending, not sent again (nor after a restart), and a repair says what to do."""
+    issue_id = f"credits_unacknowledged_{MACHINE_ID}"
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(20):
+        await advance(hass, freezer, 61)
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * MAX_SENDS_WITHOUT_ACK  # Actual: 25.
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "credits_unacknowledged"
+    assert issue.translation_placeholders == {
+        "cabinet": "Pac-Man",
+        "credits": "2",
+        "sends": str(MAX_SENDS_WITHOUT_ACK),
+    }
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, 61)
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    # The cabinet comes back (its agent was fixed): the credits get one more round, and its ack
+    # closes them and the repair.
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK + 1
+    await ack(hass, session)
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_turning_acknowledges_off_closes_credits_already_sent(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The repair's advice for an older cabinet: it got the pulse, so no further one is sent."""
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(20):
+        await advance(hass, freezer, 61)
+    await explicit_acknowledges(hass, setup_entry, False)
+    await advance(hass, freezer, 61)
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK  # Actual: one more.
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"credits_unacknowledged_{MACHINE_ID}") is None
+
+
+async def test_an_ack_of_another_credit_resumes_credits_given_up_on(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Its acks could not reach Home Assistant (broker ACL) and now can: Insert credit proves it."""
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(20):
+        await advance(hass, freezer, 61)
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.pac_man_insert_credit"}, blocking=True
+    )
+    manual = pulses(mqtt_mock)[-1]["paymentId"]
+    await ack(hass, manual)
+    assert [p["paymentId"] for p in pulses(mqtt_mock)][-1] == session
+    await ack(hass, session)
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 
 
 async def test_owner_setting_wins_over_what_the_cabinet_says(

@@ -38,7 +38,7 @@ from custom_components.arcade_pay.ledger import (
     PaymentSource,
     PaymentState,
 )
-from custom_components.arcade_pay.resend import BACKOFF_MAX, backoff
+from custom_components.arcade_pay.resend import BACKOFF_MAX, MAX_SENDS_WITHOUT_ACK, backoff
 
 ACK_CAB = "ack-cab"
 SEED_CAB = "seed-cab"
@@ -417,7 +417,7 @@ def test_backoff_does_not_overflow_after_many_attempts() -> None:
     assert backoff(1025) == BACKOFF_MAX
 
 
-def test_a_pulse_that_is_never_acknowledged_keeps_being_retried(tmp_path: Path) -> None:
+def test_a_pulse_sent_1024_times_is_given_up_on_and_resumes_without_overflow(tmp_path: Path) -> None:
     ledger = PaymentLedger(tmp_path / "ledger.db")
     ledger.open()
     try:
@@ -439,12 +439,36 @@ def test_a_pulse_that_is_never_acknowledged_keeps_being_retried(tmp_path: Path) 
         dispatcher.planner.acknowledges[ACK_CAB] = True
         asyncio.run(dispatcher.load(set(CABINETS)))
         asyncio.run(dispatcher.flush())
-        assert sent == ["cs_0", "cs_1"]  # Actual: OverflowError after publishing cs_0.
+        assert sent == ["cs_1"]  # cs_0 was given up on long ago: not sent again after a restart.
+        assert dispatcher.given_up_credits(ACK_CAB) == 1
+        assert dispatcher.planner.resume(ACK_CAB)  # The cabinet is back online.
+        asyncio.run(dispatcher.flush())
+        assert sent == ["cs_1", "cs_0"]  # Before the bound: OverflowError after publishing cs_0.
         now += BACKOFF_MAX
         asyncio.run(dispatcher.flush())
-        assert sent == ["cs_0", "cs_1", "cs_0"]
+        assert sent == ["cs_1", "cs_0", "cs_0"]
     finally:
         ledger.close()
+
+
+def test_a_pulse_is_sent_at_most_max_sends_without_ack_in_a_row() -> None:
+    planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
+    planner.add("cs_0", ACK_CAB)
+    now, sends = 0.0, 0
+    for _ in range(100):
+        for pulse in planner.take_due(now):
+            sends += 1
+            planner.published(pulse.payment_id, now)
+        now += BACKOFF_MAX
+    assert sends == MAX_SENDS_WITHOUT_ACK
+    assert planner.next_wakeup() is None
+    assert [o.payment_id for o in planner.given_up(ACK_CAB)] == ["cs_0"]
+    planner.hurry()  # MQTT coming back does not change that; the cabinet coming back does.
+    assert planner.take_due(now) == []
+    assert not planner.resume(SEED_CAB)
+    assert planner.resume(ACK_CAB)
+    assert [o.payment_id for o in planner.take_due(now)] == ["cs_0"]
+    assert planner.given_up() == []
 
 
 @pytest.mark.parametrize("failing", ["publish", "ledger"])

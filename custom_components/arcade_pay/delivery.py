@@ -5,8 +5,9 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
 * A pulse is held while MQTT is disconnected or its cabinet is known to be offline, or has
   never shown a sign of life (unless its owner said it never reports anything).
 * A cabinet that acknowledges credits (``…/ack`` with the ``paymentId``) gets the same pulse,
-  same ``paymentId``, again and again with a bounded backoff until it acknowledges; at once
-  when it comes back online or MQTT reconnects. Cabinets drop pulses they already applied.
+  same ``paymentId``, again with a backoff until it acknowledges, a bounded number of times
+  (resend.py: also what makes a cabinet count as acknowledging); at once when it comes back
+  online or MQTT reconnects. Cabinets drop pulses they already applied.
 * A cabinet that never acknowledges (the seed's) gets each pulse once: a QoS 1 publish the
   broker accepted while connected is all that can be known.
 """
@@ -21,7 +22,7 @@ import logging
 from typing import Any
 
 from .delivery_planner import DeliveryPlanner, Outstanding
-from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource, PaymentState
 from .resend import backoff
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class AckResult(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     REPEATED = "repeated"  # Already acknowledged: the cabinet lost our earlier view of it.
     UNKNOWN = "unknown"  # Not a payment of this cabinet.
+    NOT_SENT = "not_sent"  # Its pulse was never sent: proves nothing, the credits stay owed.
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,14 @@ class CreditDispatcher:
                     pending.source,
                 )
             )
-            # Due at once, whatever its backoff was: we just restarted.
+            if pending.attempts and not self.planner.acknowledges.get(pending.machine_id, False):
+                # Sent while the cabinet counted as acknowledging; it does not (any more): a sent
+                # pulse is delivered, as for any cabinet that does not acknowledge.
+                await self._run(
+                    self.ledger.mark_published, pending.payment_id, datetime.now(UTC), False, pending.attempts
+                )
+                continue
+            # Due at once, whatever its backoff was: we just restarted (unless given up on).
             self.planner.add(pending.payment_id, pending.machine_id, pending.attempts)
 
     def _track(self, pulse: Pulse) -> None:
@@ -120,6 +129,10 @@ class CreditDispatcher:
     def outstanding_credits(self, machine_id: str) -> int:
         """Credits recorded for a cabinet but not yet known to be delivered."""
         return sum(self._pulses[o.payment_id].credits for o in self.planner.outstanding(machine_id))
+
+    def given_up_credits(self, machine_id: str) -> int:
+        """Credits a cabinet never acknowledged, not sent again for now (resend.py)."""
+        return sum(self._pulses[o.payment_id].credits for o in self.planner.given_up(machine_id))
 
     def oldest_outstanding(self, machine_id: str | None = None) -> Pulse | None:
         """Return the oldest pulse still outstanding."""
@@ -235,18 +248,39 @@ class CreditDispatcher:
         return True
 
     async def acknowledge(self, machine_id: str, payment_id: str) -> AckResult:
-        """A cabinet acknowledged a pulse."""
+        """A cabinet acknowledged a pulse.
+
+        Only the ack of a pulse that was sent counts; it shows that the cabinet acknowledges
+        (remembered, unless its owner said otherwise) and that its acks get through, so its
+        pulses given up on get another round.
+        """
         pulse = self._pulses.get(payment_id)
         if pulse is not None and pulse.machine_id != machine_id:
             return AckResult.UNKNOWN
+        if not self._sent(payment_id):
+            record = await self._run(self.ledger.payment, payment_id)
+            if record is None or record.machine_id != machine_id:
+                return AckResult.UNKNOWN
+            if record.state is PaymentState.PENDING and not self._sent(payment_id):
+                return AckResult.NOT_SENT
         if not await self._run(self.ledger.mark_acknowledged, payment_id, machine_id, datetime.now(UTC)):
             record = await self._run(self.ledger.payment, payment_id)
             if record is None or record.machine_id != machine_id:
                 return AckResult.UNKNOWN
             return AckResult.REPEATED
-        if self.planner.acknowledged(payment_id) is not None:
-            self._pulses.pop(payment_id, None)
+        self.forget(payment_id)
+        self._unwritten.pop(payment_id, None)  # Acknowledged: the publish note has nothing to add.
+        if self.planner.learn_acknowledges(machine_id):
+            _LOGGER.info("Cabinet %s acknowledges credits: pulses are now re-sent until it does", machine_id)
+            await self._run(self.ledger.set_cabinet_acknowledges, machine_id)
+        if self.planner.resume(machine_id):
+            await self.flush()
         return AckResult.ACKNOWLEDGED
+
+    def _sent(self, payment_id: str) -> bool:
+        """Whether this process sent (or is sending) the pulse, noted in the ledger or not."""
+        outstanding = self.planner.get(payment_id)
+        return payment_id in self._unwritten or (outstanding is not None and outstanding.sent)
 
     def forget(self, payment_id: str) -> None:
         """Stop delivering a payment (it was refunded)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .resend import backoff
+from . import resend
 
 
 @dataclass(slots=True)
@@ -17,9 +17,15 @@ class Outstanding:
 
     payment_id: str
     machine_id: str
-    attempts: int = 0
+    attempts: int = 0  # publishes the broker took, across restarts
     next_attempt: float = 0.0
     in_flight: bool = False
+    round_start: int = 0  # ``attempts`` when the current round of sends began (resend.py)
+
+    @property
+    def sent(self) -> bool:
+        """Whether the pulse went (or is going) to MQTT at least once."""
+        return self.in_flight or self.attempts > 0
 
 
 @dataclass
@@ -29,6 +35,8 @@ class DeliveryPlanner:
     connected: bool = True
     online: dict[str, bool | None] = field(default_factory=dict)
     acknowledges: dict[str, bool] = field(default_factory=dict)
+    # Cabinets whose owner set "acknowledges credits": what they do does not change it.
+    explicit: set[str] = field(default_factory=set)
     # Cabinets that never showed a sign of life: a pulse sent there would reach nobody.
     waiting_first_sign: set[str] = field(default_factory=set)
     _outstanding: dict[str, Outstanding] = field(default_factory=dict)
@@ -37,6 +45,10 @@ class DeliveryPlanner:
         """Track a pulse to deliver; ``attempts`` counts earlier successful publishes."""
         if payment_id not in self._outstanding:
             self._outstanding[payment_id] = Outstanding(payment_id, machine_id, attempts, due_at)
+
+    def get(self, payment_id: str) -> Outstanding | None:
+        """Return an outstanding pulse, or None."""
+        return self._outstanding.get(payment_id)
 
     def __contains__(self, payment_id: object) -> bool:
         """Return whether a pulse is still outstanding."""
@@ -57,6 +69,30 @@ class DeliveryPlanner:
             or machine_id in self.waiting_first_sign
         )
 
+    def _gave_up(self, pulse: Outstanding) -> bool:
+        """Whether a pulse for a cabinet that acknowledges was sent too often unacknowledged."""
+        sends = pulse.attempts - pulse.round_start
+        return self.acknowledges.get(pulse.machine_id, False) and resend.gave_up(sends)
+
+    def given_up(self, machine_id: str | None = None) -> list[Outstanding]:
+        """Return the pulses (of one cabinet, or all) that are not sent again for now."""
+        return [o for o in self.outstanding(machine_id) if self._gave_up(o)]
+
+    def resume(self, machine_id: str) -> bool:
+        """The cabinet showed it is back: its pulses given up on get another round, now."""
+        given_up = self.given_up(machine_id)
+        for pulse in given_up:
+            pulse.round_start = pulse.attempts
+            pulse.next_attempt = 0.0
+        return bool(given_up)
+
+    def learn_acknowledges(self, machine_id: str) -> bool:
+        """A cabinet acknowledged a pulse sent to it; return True if that is news to remember."""
+        if machine_id in self.explicit or self.acknowledges.get(machine_id, False):
+            return False
+        self.acknowledges[machine_id] = True
+        return True
+
     def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
         """Return the pulses to publish now (or just ``payment_id``), marking them in flight.
 
@@ -71,14 +107,17 @@ class DeliveryPlanner:
         due = [
             o
             for o in candidates
-            if not o.in_flight and o.next_attempt <= now and not self._held(o.machine_id)
+            if not o.in_flight
+            and o.next_attempt <= now
+            and not self._held(o.machine_id)
+            and not self._gave_up(o)
         ]
         for pulse in due:
             pulse.in_flight = True
         return due
 
     def published(self, payment_id: str, now: float) -> bool:
-        """Note a successful publish; return True when the pulse counts as delivered."""
+        """Note a publish the broker took; return True when the pulse counts as delivered."""
         pulse = self._outstanding.get(payment_id)
         if pulse is None:
             return False
@@ -87,14 +126,14 @@ class DeliveryPlanner:
             del self._outstanding[payment_id]
             return True
         pulse.attempts += 1
-        pulse.next_attempt = now + backoff(pulse.attempts)
+        pulse.next_attempt = now + resend.backoff(pulse.attempts)
         return False
 
     def failed(self, payment_id: str, now: float) -> None:
         """A publish failed (MQTT refused it): try again after the backoff."""
         if (pulse := self._outstanding.get(payment_id)) is not None:
             pulse.in_flight = False
-            pulse.next_attempt = now + backoff(max(1, pulse.attempts))
+            pulse.next_attempt = now + resend.backoff(max(1, pulse.attempts))
 
     def acknowledged(self, payment_id: str) -> Outstanding | None:
         """The cabinet confirmed a pulse; return it, or None if it was not outstanding."""
@@ -115,6 +154,6 @@ class DeliveryPlanner:
         times = [
             o.next_attempt
             for o in self._outstanding.values()
-            if not o.in_flight and not self._held(o.machine_id)
+            if not o.in_flight and not self._held(o.machine_id) and not self._gave_up(o)
         ]
         return min(times, default=None)

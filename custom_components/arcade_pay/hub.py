@@ -50,6 +50,7 @@ from .protocol import (
     subscription,
     topic,
 )
+from .repairs import sync_unacknowledged_issue
 from .routing import AmbiguousLink, LinkIndex
 from .stripe_gateway import StripeGateway, StripeGatewayError
 
@@ -108,7 +109,6 @@ class ArcadePayHub:
         self.links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
         self.money = MoneyEvents(self)
         self.gateway = gateway
-        self._explicit_acks: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
         self.messages = CabinetMessages(self)
@@ -147,7 +147,7 @@ class ArcadePayHub:
             self.ledger.cabinet_memory, list(self.cabinets), int(utcnow().timestamp())
         )
         planner = self.dispatcher.planner
-        self._explicit_acks = set(explicit_acks or {})
+        planner.explicit = set(explicit_acks or {})
         for machine_id, cabinet in self.cabinets.items():
             remembered = memory.get(machine_id)
             explicit = (explicit_acks or {}).get(machine_id)
@@ -456,6 +456,7 @@ class ArcadePayHub:
             cabinets = {machine_id: c} if (c := self.cabinets.get(machine_id)) else {}
         for machine, cabinet in cabinets.items():
             cabinet.set_pending_credits(self.dispatcher.outstanding_credits(machine))
+            sync_unacknowledged_issue(self.hass, cabinet, self.dispatcher.given_up_credits(machine))
 
     @callback
     def _schedule_wakeup(self) -> None:
