@@ -66,7 +66,7 @@ class CabinetMessages:
             return
         LOGGER.info("MQTT is back: sending the coin pulses that waited")
         planner.hurry()
-        self._hub._spawn(self._hub.async_flush())
+        self._hub.work.spawn(self._hub.async_flush())
 
     @callback
     def on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
@@ -104,7 +104,7 @@ class CabinetMessages:
         machine_id = cabinet.machine_id
         # Every "online" is a (re)connect: pulses given up on get another round (resend.py).
         if online and planner.resume(machine_id) and online == was:
-            self._hub._spawn(self._hub.async_flush())
+            self._hub.work.spawn(self._hub.async_flush())
         if online == was:
             return
         if not online:
@@ -114,7 +114,7 @@ class CabinetMessages:
                 self._hub._offline_timers[machine_id] = async_call_later(
                     self._hub.hass,
                     self._hub.options.offline_grace,
-                    HassJob(partial(self._hub._async_offline_too_long, machine_id), cancel_on_shutdown=True),
+                    HassJob(partial(self._offline_too_long, machine_id), cancel_on_shutdown=True),
                 )
             return
         if was is False:
@@ -122,7 +122,11 @@ class CabinetMessages:
         if (cancel := self._hub._offline_timers.pop(machine_id, None)) is not None:
             cancel()
         self._hub.dispatcher.planner.hurry(machine_id)
-        self._hub._spawn(self._hub._async_back_online(cabinet))
+        self._hub.work.spawn(self._hub._async_back_online(cabinet))
+
+    @callback
+    def _offline_too_long(self, machine_id: str, _: object) -> None:
+        self._hub.work.spawn(self._hub._async_offline_too_long(machine_id), cancellable=True)
 
     @callback
     def on_state(self, msg: mqtt.ReceiveMessage) -> None:
@@ -151,7 +155,7 @@ class CabinetMessages:
             self._warn_once(msg.topic, err)
             return
         self._hub._note_sign_of_life(cabinet)
-        self._hub._spawn(self._async_acknowledged(cabinet, ack.payment_id))
+        self._hub.work.spawn(self._async_acknowledged(cabinet, ack.payment_id))
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
         try:

@@ -157,6 +157,7 @@ class CreditDispatcher:
         recorded, before anything is published.
         """
         if not await self._run(self.ledger.record, payment):
+            await self._track_if_stranded(payment.payment_id)
             return False
         if recorded is not None:
             recorded()
@@ -169,6 +170,19 @@ class CreditDispatcher:
         if deliver:
             await self.deliver(payment.payment_id)
         return True
+
+    async def _track_if_stranded(self, payment_id: str) -> None:
+        """Track a payment that is owed but not tracked: recorded, then cut off before tracking.
+
+        (A client gone mid-request did that before ``EntryWork.run``.) Now, not after a restart.
+        """
+        record = await self._run(self.ledger.payment, payment_id)
+        if record is None or not (record.state is PaymentState.PENDING or record.awaiting_ack):
+            return
+        if payment_id in self.planner or payment_id in self._unwritten:  # Tracked, or delivered.
+            return
+        self._track(Pulse(payment_id, record.machine_id, record.credits, record.received_at, record.source))
+        self.planner.add(payment_id, record.machine_id, record.attempts)
 
     async def deliver(self, payment_id: str) -> None:
         """Publish one pulse now, if it is due and not held."""
