@@ -22,8 +22,8 @@ import logging
 from typing import Any
 
 from .delivery_planner import DeliveryPlanner, Outstanding
-from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource, PaymentState
-from .resend import backoff
+from .ledger import Payment, PaymentLedger, PaymentSource, PaymentState
+from .publish_notes import PublishNotes, RunBlocking
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,17 +48,7 @@ class Pulse:
     source: PaymentSource
 
 
-@dataclass(slots=True)
-class _Unwritten:
-    """A publish the broker took that the ledger has not noted yet (its write failed, or is running)."""
-
-    at: datetime
-    awaiting_ack: bool
-    attempts: int
-
-
 type Publish = Callable[[Pulse], Awaitable[bool]]
-type RunBlocking = Callable[..., Awaitable[Any]]
 type Delivered = Callable[[Pulse], None]
 
 
@@ -91,9 +81,7 @@ class CreditDispatcher:
         self._run = run_blocking
         self._delivered = delivered
         self._pulses: dict[str, Pulse] = {}
-        self._unwritten: dict[str, _Unwritten] = {}
-        self._write_failures = 0
-        self._write_retry_at: float | None = None
+        self._notes = PublishNotes(ledger, run_blocking, clock)
 
     async def load(self, known_cabinets: set[str] | None = None) -> None:
         """Read what is still outstanding from the ledger; due at once (we just restarted)."""
@@ -179,7 +167,7 @@ class CreditDispatcher:
         record = await self._run(self.ledger.payment, payment_id)
         if record is None or not (record.state is PaymentState.PENDING or record.awaiting_ack):
             return
-        if payment_id in self.planner or payment_id in self._unwritten:  # Tracked, or delivered.
+        if payment_id in self.planner or payment_id in self._notes:  # Tracked, or delivered.
             return
         self._track(Pulse(payment_id, record.machine_id, record.credits, record.received_at, record.source))
         self.planner.add(payment_id, record.machine_id, record.attempts)
@@ -190,14 +178,14 @@ class CreditDispatcher:
 
     async def flush(self) -> None:
         """Write the publish notes the ledger still owes, then publish everything that is due."""
-        if self._write_retry_at is None or self._write_retry_at <= self._clock():
-            await self.write_notes()
+        if self._notes.due():
+            await self._notes.write_all()
         await self._send(self.planner.take_due(self._clock()))
 
     def next_wakeup(self) -> float | None:
         """Return when a pulse falls due or a failed ledger write is tried again, or None."""
-        retry = self._write_retry_at if self._unwritten else None
-        return min((t for t in (self.planner.next_wakeup(), retry) if t is not None), default=None)
+        times = (self.planner.next_wakeup(), self._notes.retry_at)
+        return min((t for t in times if t is not None), default=None)
 
     async def _send(self, due: list[Outstanding]) -> None:
         remaining = list(due)
@@ -218,48 +206,19 @@ class CreditDispatcher:
             return
         # The broker took it: delivered (or one attempt more) in memory, whatever the ledger write
         # does. Publishing again because a write failed doubled credits on cabinets that cannot tell.
-        earlier = self._unwritten.get(pulse.payment_id)
-        self._unwritten[pulse.payment_id] = _Unwritten(
-            earlier.at if earlier else datetime.now(UTC),
-            self.planner.acknowledges.get(pulse.machine_id, False),
-            outstanding.attempts + 1,
+        self._notes.add(
+            pulse.payment_id, self.planner.acknowledges.get(pulse.machine_id, False), outstanding.attempts + 1
         )
         if self.planner.published(pulse.payment_id, self._clock()):
             self._pulses.pop(pulse.payment_id, None)
         if first_time and self._delivered is not None:
             self._delivered(pulse)
         # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
-        await self._write(pulse.payment_id)
+        await self._notes.write(pulse.payment_id)
 
     async def write_notes(self) -> None:
-        """Write the publish notes the ledger still owes (oldest first, until one fails)."""
-        for payment_id in list(self._unwritten):
-            if not await self._write(payment_id):
-                return
-
-    async def _write(self, payment_id: str) -> bool:
-        """Note a publish in the ledger; on failure keep the note, to write it again later."""
-        if (note := self._unwritten.get(payment_id)) is None:
-            return True
-        try:
-            await self._run(self.ledger.mark_published, payment_id, note.at, note.awaiting_ack, note.attempts)
-        except LedgerError as err:
-            if not self._write_failures:
-                _LOGGER.warning(
-                    "Could not note in the ledger that coin pulse %s was sent (%s); the note is "
-                    "written again later, the pulse is not sent again",
-                    payment_id, err,
-                )  # fmt: skip
-            self._write_failures += 1
-            self._write_retry_at = self._clock() + backoff(self._write_failures)
-            return False
-        if self._unwritten.get(payment_id) is note:  # Not superseded by a newer publish meanwhile.
-            del self._unwritten[payment_id]
-        if self._write_failures and not self._unwritten:
-            _LOGGER.info("The ledger notes every coin pulse sent again")
-            self._write_failures = 0
-            self._write_retry_at = None
-        return True
+        """Write the publish notes the ledger still owes (publish_notes.py)."""
+        await self._notes.write_all()
 
     async def acknowledge(self, machine_id: str, payment_id: str) -> AckResult:
         """A cabinet acknowledged a pulse.
@@ -283,7 +242,7 @@ class CreditDispatcher:
                 return AckResult.UNKNOWN
             return AckResult.REPEATED
         self.forget(payment_id)
-        self._unwritten.pop(payment_id, None)  # Acknowledged: the publish note has nothing to add.
+        self._notes.discard(payment_id)  # Acknowledged: the publish note has nothing to add.
         if self.planner.learn_acknowledges(machine_id):
             _LOGGER.info("Cabinet %s acknowledges credits: pulses are now re-sent until it does", machine_id)
             await self._run(self.ledger.set_cabinet_acknowledges, machine_id)
@@ -294,7 +253,7 @@ class CreditDispatcher:
     def _sent(self, payment_id: str) -> bool:
         """Whether this process sent (or is sending) the pulse, noted in the ledger or not."""
         outstanding = self.planner.get(payment_id)
-        return payment_id in self._unwritten or (outstanding is not None and outstanding.sent)
+        return payment_id in self._notes or (outstanding is not None and outstanding.sent)
 
     def forget(self, payment_id: str) -> None:
         """Stop delivering a payment (it was refunded)."""
