@@ -27,6 +27,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.ledger import LedgerError, PaymentState
 from custom_components.arcade_pay.resend import MAX_SENDS_WITHOUT_ACK
+from custom_components.arcade_pay.stripe_gateway import StripeGatewayError
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
@@ -691,3 +692,78 @@ async def test_a_failed_ledger_write_after_a_publish_never_republishes(
     if not acknowledges:
         assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
         assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def overdue_payment(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    link: dict[str, Any],
+    entry: MockConfigEntry,
+) -> str:
+    """A payment for a cabinet that is offline, with refund-undelivered on."""
+    hass.config_entries.async_update_entry(
+        entry, options=entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    return await pay(client, fake_stripe, link, quantity=2)
+
+
+def cabinet_back_during_refund(
+    hass: HomeAssistant, entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch, fail: bool = False
+) -> list[str]:
+    """Stripe takes its time to refund; meanwhile the cabinet comes back online."""
+    gateway = entry.runtime_data.gateway
+    real_refund = gateway.refund
+    refunds: list[str] = []
+
+    async def refund(payment_intent: str) -> None:
+        async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+        for _ in range(20):  # Whatever the cabinet's return sets off runs now.
+            await asyncio.sleep(0)
+        if fail:
+            raise StripeGatewayError("Stripe is down")
+        refunds.append(payment_intent)
+        await real_refund(payment_intent)
+
+    monkeypatch.setattr(gateway, "refund", refund)
+    return refunds
+
+
+async def test_a_cabinet_back_during_the_refund_call_does_not_get_the_refunded_credits(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
+    refunds = cabinet_back_during_refund(hass, setup_entry, monkeypatch)
+    await setup_entry.runtime_data.money.async_refund_overdue(time.time() + 6 * 60)
+    await hass.async_block_till_done()
+    assert refunds == [fake_stripe.sessions[session]["payment_intent"]]
+    assert pulses(mqtt_mock) == []  # Actual: the credits went out during the refund call.
+    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def test_a_refund_that_fails_puts_the_credits_back_into_delivery(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
+    cabinet_back_during_refund(hass, setup_entry, monkeypatch, fail=True)
+    await setup_entry.runtime_data.money.async_refund_overdue(time.time() + 6 * 60)
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"

@@ -22,7 +22,7 @@ import logging
 from typing import Any
 
 from .delivery_planner import DeliveryPlanner, Outstanding
-from .ledger import Payment, PaymentLedger, PaymentSource, PaymentState
+from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource, PaymentState
 from .publish_notes import PublishNotes, RunBlocking
 
 _LOGGER = logging.getLogger(__name__)
@@ -259,3 +259,35 @@ class CreditDispatcher:
         """Stop delivering a payment (it was refunded)."""
         self.planner.forget(payment_id)
         self._pulses.pop(payment_id, None)
+
+    def withdraw(self, payment_id: str) -> Withdrawn | None:
+        """Take a pulse out of delivery, to refund it; None if it is in flight (or not owed).
+
+        Then a cabinet that comes back during the refund call cannot get credits the player
+        gets back; ``put_back`` if the refund fails.
+        """
+        outstanding = self.planner.get(payment_id)
+        if outstanding is None or outstanding.in_flight:
+            return None
+        withdrawn = Withdrawn(self._pulses[payment_id], outstanding)
+        self.forget(payment_id)
+        return withdrawn
+
+    async def put_back(self, withdrawn: Withdrawn) -> None:
+        """Deliver a withdrawn pulse again, unless the ledger settled it meanwhile (an ack, a refund)."""
+        try:
+            record = await self._run(self.ledger.payment, withdrawn.pulse.payment_id)
+        except LedgerError:
+            record = None  # Unreadable now: owing it is the state it was withdrawn in.
+        if record is not None and not (record.state is PaymentState.PENDING or record.awaiting_ack):
+            return
+        self._track(withdrawn.pulse)
+        self.planner.put_back(withdrawn.outstanding)
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """A pulse taken out of delivery while its payment is refunded."""
+
+    pulse: Pulse
+    outstanding: Outstanding

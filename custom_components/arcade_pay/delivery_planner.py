@@ -139,6 +139,11 @@ class DeliveryPlanner:
         """The cabinet confirmed a pulse; return it, or None if it was not outstanding."""
         return self._outstanding.pop(payment_id, None)
 
+    def put_back(self, pulse: Outstanding) -> None:
+        """Deliver a pulse taken out with ``acknowledged`` or ``forget`` again, due now."""
+        pulse.in_flight, pulse.next_attempt = False, 0.0
+        self._outstanding.setdefault(pulse.payment_id, pulse)
+
     def forget(self, payment_id: str) -> None:
         """Stop delivering a pulse (for example because it was refunded)."""
         self._outstanding.pop(payment_id, None)
