@@ -145,7 +145,8 @@ class CreditDispatcher:
         recorded, before anything is published.
         """
         if not await self._run(self.ledger.record, payment):
-            await self._track_if_stranded(payment.payment_id)
+            if await self._track_if_stranded(payment.payment_id) and deliver:
+                await self.deliver(payment.payment_id)
             return False
         if recorded is not None:
             recorded()
@@ -159,18 +160,20 @@ class CreditDispatcher:
             await self.deliver(payment.payment_id)
         return True
 
-    async def _track_if_stranded(self, payment_id: str) -> None:
+    async def _track_if_stranded(self, payment_id: str) -> bool:
         """Track a payment that is owed but not tracked: recorded, then cut off before tracking.
 
         (A client gone mid-request did that before ``EntryWork.run``.) Now, not after a restart.
+        Return whether it was stranded.
         """
         record = await self._run(self.ledger.payment, payment_id)
         if record is None or not (record.state is PaymentState.PENDING or record.awaiting_ack):
-            return
+            return False
         if payment_id in self.planner or payment_id in self._notes:  # Tracked, or delivered.
-            return
+            return False
         self._track(Pulse(payment_id, record.machine_id, record.credits, record.received_at, record.source))
         self.planner.add(payment_id, record.machine_id, record.attempts)
+        return True
 
     async def deliver(self, payment_id: str) -> None:
         """Publish one pulse now, if it is due and not held."""
@@ -219,6 +222,10 @@ class CreditDispatcher:
     async def write_notes(self) -> None:
         """Write the publish notes the ledger still owes (publish_notes.py)."""
         await self._notes.write_all()
+
+    def unnoted(self) -> set[str]:
+        """Payments whose publish the ledger has not noted yet."""
+        return self._notes.payment_ids()
 
     async def acknowledge(self, machine_id: str, payment_id: str) -> AckResult:
         """A cabinet acknowledged a pulse.

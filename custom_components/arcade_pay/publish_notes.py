@@ -47,6 +47,10 @@ class PublishNotes:
         """Whether a publish of this payment is not noted in the ledger yet."""
         return payment_id in self._notes
 
+    def payment_ids(self) -> set[str]:
+        """The payments with a note to write."""
+        return set(self._notes)
+
     def add(self, payment_id: str, awaiting_ack: bool, attempts: int) -> None:
         """The broker took a pulse (the ``attempts``-th); note it (the latest publish wins)."""
         earlier = self._notes.get(payment_id)
