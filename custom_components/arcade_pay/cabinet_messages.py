@@ -122,7 +122,8 @@ class CabinetMessages:
         if (cancel := self._hub._offline_timers.pop(machine_id, None)) is not None:
             cancel()
         self._hub.dispatcher.planner.hurry(machine_id)
-        self._hub.work.spawn(self._hub._async_back_online(cabinet))
+        self._hub.work.spawn(self._hub._async_back_online(cabinet), cancellable=True)
+        self._hub.work.spawn(self._hub.async_flush())
 
     @callback
     def _offline_too_long(self, machine_id: str, _: object) -> None:

@@ -3,9 +3,9 @@
 Unloading an entry (a reload too: Reconfigure, a new cabinet) closes the ledger, and the next
 hub reads what is owed from it. Work of the old hub still running then would publish what the
 new one publishes again, or write to the closed ledger. So every task the hub starts is held
-here: on unload nothing new starts, work that may be cut anywhere (reconciliation, housekeeping)
-is cancelled, and the rest (a publish and its ledger note, recording a payment, a refund) is
-waited for.
+here: on unload nothing new starts, work that may be cut anywhere is cancelled (reconciliation,
+housekeeping, changes of payment links: all done again after the next start), and the rest (a
+publish and its ledger note, recording a payment, a refund) is waited for.
 
 And Home Assistant cancels a webhook handler whose client went away: ``run`` lets the handler
 wait for its work without the work being cancelled with it.

@@ -201,7 +201,7 @@ class ArcadePayHub:
             )
         self._clear_issues_for_known_cabinets()
         await self.async_flush()
-        self.work.spawn(self.async_sync_links())
+        self.work.spawn(self.async_sync_links(), cancellable=True)
 
     @callback
     def _interval_due(self, work: Callable[[], Coroutine[Any, Any, Any]], _: object) -> None:
@@ -525,7 +525,6 @@ class ArcadePayHub:
         if cabinet.offline_stopped:
             LOGGER.info("Cabinet %s is back: its payment link may take payments again", cabinet.machine_id)
         await self._async_link_change(cabinet, self.links.async_offline_rule(cabinet, False))
-        await self.async_flush()
 
     @callback
     def _note_sign_of_life(self, cabinet: Cabinet) -> None:
@@ -537,7 +536,8 @@ class ArcadePayHub:
         LOGGER.info("Cabinet %s showed its first sign of life", cabinet.machine_id)
         self.dispatcher.planner.waiting_first_sign.discard(cabinet.machine_id)
         self.dispatcher.planner.hurry(cabinet.machine_id)
-        self.work.spawn(self._async_link_change(cabinet, self.links.async_first_sign_of_life(cabinet)))
+        change = self.links.async_first_sign_of_life(cabinet)
+        self.work.spawn(self._async_link_change(cabinet, change), cancellable=True)
         self.work.spawn(self.async_flush())
 
     # --- repairs ---------------------------------------------------------------------
