@@ -767,3 +767,50 @@ async def test_a_refund_that_fails_puts_the_credits_back_into_delivery(
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
     assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def test_a_cabinet_that_says_online_again_gets_another_round(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Every connect publishes "online", also when Home Assistant never saw it go offline."""
+    await explicit_acknowledges(hass, setup_entry, True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link)
+    for _ in range(10):
+        await advance(hass, freezer, 61)
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * (MAX_SENDS_WITHOUT_ACK + 1)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")  # Nothing given up on: nothing more.
+    await hass.async_block_till_done()
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK + 1
+
+
+async def test_an_ack_the_ledger_cannot_note_is_noted_from_the_next_one(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link)
+    failing_ledger_writes(monkeypatch, setup_entry, "mark_acknowledged")
+    await ack(hass, session)
+    assert "Could not note the acknowledgement" in caplog.text
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "1"
+    monkeypatch.undo()
+    await ack(hass, session)  # The cabinet acknowledges the next re-send again.
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"

@@ -43,6 +43,7 @@ from custom_components.arcade_pay.ledger import (
     PaymentSource,
     PaymentState,
 )
+from custom_components.arcade_pay.publish_notes import PublishNotes
 from custom_components.arcade_pay.resend import BACKOFF_MAX, MAX_SENDS_WITHOUT_ACK, backoff
 
 ACK_CAB = "ack-cab"
@@ -758,5 +759,89 @@ def test_a_ledger_write_that_fails_after_a_publish_is_retried_not_the_publish(tm
         assert ledger.state_of("cs_1") is PaymentState.PUBLISHED
         assert ledger.undelivered() == []
         assert dispatcher.next_wakeup() is None
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("meanwhile", ["nothing", "refunded", "ledger unreadable"])
+def test_a_withdrawn_pulse_is_put_back_unless_the_ledger_settled_it(tmp_path: Path, meanwhile: str) -> None:
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+
+        async def publish(pulse: Pulse) -> bool:
+            return True
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            if meanwhile == "ledger unreadable" and function == ledger.payment:
+                raise LedgerError("disk I/O error")
+            return function(*args)
+
+        dispatcher = CreditDispatcher(ledger, publish, lambda: START, run_blocking)
+        dispatcher.planner.connected = False  # Held: owed, not in flight.
+        asyncio.run(dispatcher.accept(payment(1)))
+        withdrawn = dispatcher.withdraw("cs_1")
+        assert withdrawn is not None
+        assert dispatcher.withdraw("cs_1") is None  # Out of delivery: an overlapping run skips it.
+        assert "cs_1" not in dispatcher.planner
+        if meanwhile == "refunded":  # Stripe's own refund event arrived during the call.
+            ledger.record_refund("pi_1", 200, "evt_refund")
+        asyncio.run(dispatcher.put_back(withdrawn))
+        assert ("cs_1" in dispatcher.planner) is (meanwhile != "refunded")
+    finally:
+        ledger.close()
+
+
+def test_a_pulse_in_flight_is_not_withdrawn(tmp_path: Path) -> None:
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+        dispatcher = CreditDispatcher(ledger, _never_called, lambda: START)
+        ledger.record(payment(1))
+        asyncio.run(dispatcher.load(set(CABINETS)))
+        assert dispatcher.planner.take_due(START)  # Handed to a publish that is under way.
+        assert dispatcher.withdraw("cs_1") is None
+        assert dispatcher.withdraw("cs_unknown") is None
+    finally:
+        ledger.close()
+
+
+async def _never_called(pulse: Pulse) -> bool:
+    raise AssertionError(pulse)
+
+
+def test_publish_notes_retry_a_failed_write_after_a_backoff(tmp_path: Path) -> None:
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+        ledger.record(payment(1))
+        now = START
+        failing = [True]
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            if failing[0]:
+                raise LedgerError("database is locked")
+            return function(*args)
+
+        notes = PublishNotes(ledger, run_blocking, lambda: now)
+        assert asyncio.run(notes.write("cs_unknown"))  # Nothing to note.
+        notes.add("cs_1", awaiting_ack=False, attempts=1)
+        assert not asyncio.run(notes.write("cs_1"))
+        assert notes.retry_at == START + backoff(1)
+        assert not notes.due()
+        notes.add("cs_1", awaiting_ack=False, attempts=2)  # Published again meanwhile: latest wins.
+        now += backoff(1)
+        failing[0] = False
+        assert notes.due()
+        asyncio.run(notes.write_all())
+        assert notes.payment_ids() == set()
+        assert notes.retry_at is None
+        record = ledger.payment("cs_1")
+        assert record is not None
+        assert (record.state, record.attempts) == (PaymentState.PUBLISHED, 2)
+        asyncio.run(notes.write_all())  # Written twice would count nothing twice either.
+        notes.add("cs_1", awaiting_ack=False, attempts=2)
+        asyncio.run(notes.write_all())
+        assert ledger.payment("cs_1") == record
     finally:
         ledger.close()

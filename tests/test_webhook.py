@@ -19,7 +19,13 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 
 from custom_components.arcade_pay.const import EVENT_CREDIT_ADDED
-from custom_components.arcade_pay.ledger import Payment, PaymentLedger, PaymentSource, PaymentState
+from custom_components.arcade_pay.ledger import (
+    LedgerError,
+    Payment,
+    PaymentLedger,
+    PaymentSource,
+    PaymentState,
+)
 from custom_components.arcade_pay.stripe_webhook import async_handle_stripe_webhook
 from fake_stripe import Delivery, FakeStripe, sign
 
@@ -486,4 +492,40 @@ async def test_a_delivery_reaching_an_unloading_entry_is_answered_503_and_record
     assert response.status == 503
     session_id = delivery.event["data"]["object"]["id"]
     assert await hass.async_add_executor_job(hub.ledger.state_of, session_id) is None
+    assert pulses(mqtt_mock) == []
+
+
+async def test_work_of_a_request_whose_client_went_away_says_how_it_failed(
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nobody is left to answer 500 to: the failure is logged, and Stripe delivers the event again."""
+    hub = setup_entry.runtime_data
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_failure(session: Any) -> None:
+        started.set()
+        await release.wait()
+        raise LedgerError("disk I/O error")
+
+    monkeypatch.setattr(hub, "async_handle_paid_session", slow_failure)
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    handler = hass.async_create_task(
+        async_handle_stripe_webhook(
+            hub, setup_entry.data["webhook_secret"], hass, WEBHOOK_ID, DisconnectingRequest(delivery)
+        )
+    )
+    async with asyncio.timeout(5):
+        await started.wait()
+    handler.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    release.set()
+    await hass.async_block_till_done()
+    assert "Work of a request whose client went away failed: disk I/O error" in caplog.text
     assert pulses(mqtt_mock) == []
