@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Generator
 import logging
 from pathlib import Path
+import threading
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -212,3 +214,25 @@ async def setup_entry(
     # Including the start-up reconciliation with Stripe, so that tests start from a quiet state.
     await hass.async_block_till_done(wait_background_tasks=True)
     return config_entry
+
+
+def record_then_wait(
+    monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntry
+) -> tuple[threading.Event, threading.Event]:
+    """Let the ledger commit the payment, then keep its caller waiting until released."""
+    ledger = entry.runtime_data.ledger
+    real_record = ledger.record
+    recorded, release = threading.Event(), threading.Event()
+
+    def record(payment: Any) -> bool:
+        result = real_record(payment)
+        recorded.set()
+        release.wait(5)
+        return result
+
+    monkeypatch.setattr(ledger, "record", record)
+    return recorded, release
+
+
+async def wait_for(event: threading.Event) -> None:
+    assert await asyncio.to_thread(event.wait, 5)

@@ -25,7 +25,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.ledger import PaymentState
+from custom_components.arcade_pay.ledger import LedgerError, PaymentState
+from custom_components.arcade_pay.resend import MAX_SENDS_WITHOUT_ACK
+from custom_components.arcade_pay.stripe_gateway import StripeGatewayError
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
@@ -419,11 +421,17 @@ async def test_refund_refused_by_stripe_is_tried_again_by_the_next_run(
     assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
 
 
-async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_payment(
-    hass: HomeAssistant, setup_entry: MockConfigEntry
+async def test_a_claim_to_acknowledge_is_not_proof(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    planner = setup_entry.runtime_data.dispatcher.planner
-    assert planner.acknowledges[MACHINE_ID] is False
+    """One retained state claiming acknowledgements, on an older cabinet's topic (it applies every
+    pulse and never acknowledges): one payment of 2 credits became 9 pulses in 4 minutes."""
     async_fire_mqtt_message(
         hass,
         f"{PREFIX}/state",
@@ -431,10 +439,131 @@ async def test_cabinet_that_says_it_acknowledges_is_believed_before_the_first_pa
         retain=True,
     )
     await hass.async_block_till_done()
-    assert planner.acknowledges[MACHINE_ID] is True
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(8):
+        await advance(hass, freezer, 30)
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Actual: 9 of them.
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
     ledger = setup_entry.runtime_data.ledger
     memory = await hass.async_add_executor_job(ledger.cabinet_memory, [MACHINE_ID], 0)
-    assert memory[MACHINE_ID].acknowledges is True
+    assert memory[MACHINE_ID].acknowledges is False  # Nothing learned survives a restart either.
+
+
+async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """Learned only from an ack of a pulse that was sent; one that is still held stays owed."""
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    assert pulses(mqtt_mock) == []
+    await ack(hass, session)
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING  # Actual: acknowledged.
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+    await ack(hass, session)  # An ack of the pulse it got: now it is known to acknowledge.
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is True
+
+
+async def test_resends_stop_after_the_bound_and_raise_a_repair(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The owner says the cabinet acknowledges; it never does. After MAX_SENDS_WITHOUT_ACK sends
+    the pulse stays pending, not sent again (nor after a restart), and a repair says what to do."""
+    issue_id = f"credits_unacknowledged_{MACHINE_ID}"
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(20):
+        await advance(hass, freezer, 61)
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * MAX_SENDS_WITHOUT_ACK  # Actual: 25.
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "credits_unacknowledged"
+    assert issue.translation_placeholders == {
+        "cabinet": "Pac-Man",
+        "credits": "2",
+        "sends": str(MAX_SENDS_WITHOUT_ACK),
+    }
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await advance(hass, freezer, 61)
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    # The cabinet comes back (its agent was fixed): the credits get one more round, and its ack
+    # closes them and the repair.
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK + 1
+    await ack(hass, session)
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_turning_acknowledges_off_closes_credits_already_sent(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The repair's advice for an older cabinet: it got the pulse, so no further one is sent."""
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(20):
+        await advance(hass, freezer, 61)
+    await explicit_acknowledges(hass, setup_entry, False)
+    await advance(hass, freezer, 61)
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK  # Actual: one more.
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"credits_unacknowledged_{MACHINE_ID}") is None
+
+
+async def test_an_ack_of_another_credit_resumes_credits_given_up_on(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Its acks could not reach Home Assistant (broker ACL) and now can: Insert credit proves it."""
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for _ in range(20):
+        await advance(hass, freezer, 61)
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.pac_man_insert_credit"}, blocking=True
+    )
+    manual = pulses(mqtt_mock)[-1]["paymentId"]
+    await ack(hass, manual)
+    assert [p["paymentId"] for p in pulses(mqtt_mock)][-1] == session
+    await ack(hass, session)
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 
 
 async def test_owner_setting_wins_over_what_the_cabinet_says(
@@ -504,3 +633,184 @@ async def test_credits_of_a_cabinet_that_reports_its_state_are_never_counted_twi
     assert hass.states.get("sensor.pac_man_credits").state == "2"
     # The credit_added event still fires: the pulse did go out.
     assert hass.states.get("event.pac_man_game").attributes["event_type"] == "credit_added"
+
+
+async def explicit_acknowledges(hass: HomeAssistant, entry: MockConfigEntry, acknowledges: bool) -> None:
+    """The owner sets the cabinet's "acknowledges credits" in its Reconfigure (which reloads)."""
+    subentry = next(iter(entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data=subentry.data | {"acknowledges": acknowledges}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def failing_ledger_writes(monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntry, name: str) -> list[str]:
+    """Make one ledger method fail as if another program held the write lock; return its calls."""
+    ledger = entry.runtime_data.ledger
+    calls: list[str] = []
+
+    def locked(payment_id: str, *args: Any) -> None:
+        calls.append(payment_id)
+        raise LedgerError("database is locked")
+
+    monkeypatch.setattr(ledger, name, locked)
+    return calls
+
+
+@pytest.mark.parametrize("acknowledges", [False, True], ids=["seed", "acknowledging"])
+async def test_a_failed_ledger_write_after_a_publish_never_republishes(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    acknowledges: bool,
+) -> None:
+    """Once the broker took a pulse it is delivered (or one more attempt) whatever the write did."""
+    await explicit_acknowledges(hass, setup_entry, acknowledges)
+    writes = failing_ledger_writes(monkeypatch, setup_entry, "mark_published")
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    for seconds in (2.5, 4.5, 8.5):
+        await advance(hass, freezer, seconds)
+    sent = [p["paymentId"] for p in pulses(mqtt_mock)]
+    # A seed cabinet: once (actual: again at every wake-up). One that acknowledges: on its backoff
+    # (actual: the first wake-up's LedgerError escaped and no wake-up came again).
+    assert sent == ([session] * 4 if acknowledges else [session])
+    assert len(writes) >= len(sent)  # The write is what is retried.
+    assert "Error doing job" not in caplog.text
+    monkeypatch.undo()  # The lock is released: the retried write lands, nothing more is sent.
+    await advance(hass, freezer, 60)
+    state = await state_of(hass, setup_entry, session)
+    assert state is PaymentState.PUBLISHED
+    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session)
+    assert record is not None
+    assert record.awaiting_ack is acknowledges
+    if not acknowledges:
+        assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+        assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def overdue_payment(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    link: dict[str, Any],
+    entry: MockConfigEntry,
+) -> str:
+    """A payment for a cabinet that is offline, with refund-undelivered on."""
+    hass.config_entries.async_update_entry(
+        entry, options=entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    return await pay(client, fake_stripe, link, quantity=2)
+
+
+def cabinet_back_during_refund(
+    hass: HomeAssistant, entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch, fail: bool = False
+) -> list[str]:
+    """Stripe takes its time to refund; meanwhile the cabinet comes back online."""
+    gateway = entry.runtime_data.gateway
+    real_refund = gateway.refund
+    refunds: list[str] = []
+
+    async def refund(payment_intent: str) -> None:
+        async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+        for _ in range(20):  # Whatever the cabinet's return sets off runs now.
+            await asyncio.sleep(0)
+        if fail:
+            raise StripeGatewayError("Stripe is down")
+        refunds.append(payment_intent)
+        await real_refund(payment_intent)
+
+    monkeypatch.setattr(gateway, "refund", refund)
+    return refunds
+
+
+async def test_a_cabinet_back_during_the_refund_call_does_not_get_the_refunded_credits(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
+    refunds = cabinet_back_during_refund(hass, setup_entry, monkeypatch)
+    await setup_entry.runtime_data.money.async_refund_overdue(time.time() + 6 * 60)
+    await hass.async_block_till_done()
+    assert refunds == [fake_stripe.sessions[session]["payment_intent"]]
+    assert pulses(mqtt_mock) == []  # Actual: the credits went out during the refund call.
+    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def test_a_refund_that_fails_puts_the_credits_back_into_delivery(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
+    cabinet_back_during_refund(hass, setup_entry, monkeypatch, fail=True)
+    await setup_entry.runtime_data.money.async_refund_overdue(time.time() + 6 * 60)
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def test_a_cabinet_that_says_online_again_gets_another_round(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Every connect publishes "online", also when Home Assistant never saw it go offline."""
+    await explicit_acknowledges(hass, setup_entry, True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link)
+    for _ in range(10):
+        await advance(hass, freezer, 61)
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * (MAX_SENDS_WITHOUT_ACK + 1)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")  # Nothing given up on: nothing more.
+    await hass.async_block_till_done()
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK + 1
+
+
+async def test_an_ack_the_ledger_cannot_note_is_noted_from_the_next_one(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await explicit_acknowledges(hass, setup_entry, True)
+    session = await pay(client, fake_stripe, cabinet_link)
+    failing_ledger_writes(monkeypatch, setup_entry, "mark_acknowledged")
+    await ack(hass, session)
+    assert "Could not note the acknowledgement" in caplog.text
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "1"
+    monkeypatch.undo()
+    await ack(hass, session)  # The cabinet acknowledges the next re-send again.
+    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"

@@ -7,6 +7,11 @@ Pulses the broker accepts for a cabinet that is offline are lost, like QoS 1 to 
 non-persistent session. Acknowledgements can be lost too, the process can crash between a
 publish and its ledger write, and Home Assistant can restart at any time.
 
+Issue 8 added: acknowledgements of pulses that were never sent (a claim is not proof), ledger
+writes that fail after the broker took a pulse (retried, never the publish), webhook clients
+that go away after the payment was recorded (Stripe delivers it again) and the bound on re-sends
+to a cabinet whose acks are lost (given up on, sent again when it says it is online).
+
 Safety is checked after every step, liveness (everything paid for gets there, exactly once)
 after bringing the whole world back up.
 """
@@ -29,14 +34,8 @@ from hypothesis import event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 import pytest
 
-from custom_components.arcade_pay.delivery import (
-    BACKOFF_MAX,
-    AckResult,
-    CreditDispatcher,
-    DeliveryPlanner,
-    Pulse,
-    backoff,
-)
+from custom_components.arcade_pay.delivery import AckResult, CreditDispatcher, Pulse
+from custom_components.arcade_pay.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.ledger import (
     LedgerError,
     Payment,
@@ -44,6 +43,8 @@ from custom_components.arcade_pay.ledger import (
     PaymentSource,
     PaymentState,
 )
+from custom_components.arcade_pay.publish_notes import PublishNotes
+from custom_components.arcade_pay.resend import BACKOFF_MAX, MAX_SENDS_WITHOUT_ACK, backoff
 
 ACK_CAB = "ack-cab"
 SEED_CAB = "seed-cab"
@@ -107,6 +108,11 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.now = START
         self.mqtt_up = True
         self.crash_armed = False
+        self.write_failures_armed = 0  # mark_published calls that fail (SQLite write lock held).
+        self.disconnect_armed = False  # The next record commits, then its caller is cancelled.
+        self.unanswered: set[str] = set()  # Deliveries Stripe got no answer for: it sends them again.
+        # Sends of an ack-cab pulse since it was last resumed (resend.py's bound).
+        self.sends_this_round: Counter[str] = Counter()
         self.cabinets = {ACK_CAB: Cabinet(ACK_CAB, True), SEED_CAB: Cabinet(SEED_CAB, False)}
         # Model of what was paid, refunded and crashed on.
         self.paid: dict[str, tuple[str, int]] = {}
@@ -140,6 +146,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         if pulse.payment_id in self.refunded_undelivered:
             self.violations.append(f"published {pulse.payment_id} after it was refunded and forgotten")
         self.accepted[pulse.payment_id] += 1
+        self.sends_this_round[pulse.payment_id] += 1
         cabinet = self.cabinets[pulse.machine_id]
         if cabinet.online:
             cabinet.receive(pulse)
@@ -153,8 +160,20 @@ class DeliveryMachine(RuleBasedStateMachine):
             raise SimulatedCrash(pulse.payment_id)
         return True
 
+    async def _run_blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self.write_failures_armed and function == self.ledger.mark_published:
+            self.write_failures_armed -= 1
+            event("ledger write failed after a publish")
+            raise LedgerError("database is locked")
+        result = function(*args)
+        if self.disconnect_armed and function == self.ledger.record:
+            self.disconnect_armed = False
+            event("client went away after the record committed")
+            raise asyncio.CancelledError
+        return result
+
     def _new_dispatcher(self) -> CreditDispatcher:
-        dispatcher = CreditDispatcher(self.ledger, self._publish, self._clock)
+        dispatcher = CreditDispatcher(self.ledger, self._publish, self._clock, self._run_blocking)
         # The integration remembers which cabinets acknowledge (ledger cabinet memory).
         dispatcher.planner.acknowledges[ACK_CAB] = True
         return dispatcher
@@ -171,6 +190,9 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def _restart(self) -> None:
         self.restarts += 1
+        # A publish the ledger never noted is sent again after a restart, like one a crash cut off.
+        for payment_id in self.dispatcher.unnoted():
+            self.crashed[payment_id] += 1
         old = self.dispatcher.planner
         self.ledger.close()
         self.ledger = PaymentLedger(self.directory / "ledger.db")
@@ -190,7 +212,26 @@ class DeliveryMachine(RuleBasedStateMachine):
         while cabinet.acks:
             payment_id = cabinet.acks.pop(0)
             result = self._run(self.dispatcher.acknowledge(ACK_CAB, payment_id))
-            assert result in {AckResult.ACKNOWLEDGED, AckResult.REPEATED}, (payment_id, result)
+            # Not sent: only by a process that crashed before noting it, since restarted.
+            assert result in {AckResult.ACKNOWLEDGED, AckResult.REPEATED, AckResult.NOT_SENT}, result
+            if result is AckResult.NOT_SENT:
+                assert self.crashed[payment_id], payment_id
+            if result is AckResult.ACKNOWLEDGED:  # Its acks get through: a new round for all.
+                self._resumed(ACK_CAB)
+
+    def _resumed(self, machine_id: str) -> None:
+        for payment_id, (owner, _) in self.paid.items():
+            if owner == machine_id:
+                self.sends_this_round[payment_id] = 0
+
+    def _says_online(self, machine_id: str) -> None:
+        """Its status says online (every connect): what the hub does with that."""
+        self.dispatcher.planner.online[machine_id] = True
+        self.dispatcher.planner.hurry(machine_id)
+        if self.dispatcher.planner.resume(machine_id):
+            event(f"pulses to {machine_id} given up on get another round")
+            self._resumed(machine_id)
+        self._guarded(self.dispatcher.flush)
 
     # --- rules ----------------------------------------------------------------
 
@@ -208,9 +249,44 @@ class DeliveryMachine(RuleBasedStateMachine):
         async def accept() -> None:
             result.append(await self.dispatcher.accept(record))
 
-        self._guarded(accept)
+        try:
+            self._guarded(accept)
+        except asyncio.CancelledError:
+            self.unanswered.add(record.payment_id)
+            return
+        self.unanswered.discard(record.payment_id)
         if result:  # Not when it crashed.
             assert result == [new]
+
+    @rule(index=st.integers(0, SESSIONS - 1))
+    def client_goes_away_mid_record(self, index: int) -> None:
+        """The payment is recorded, then the handler is cancelled before it tracks it."""
+        self.disconnect_armed = True
+        self.pay(index)
+        self.disconnect_armed = False
+
+    @rule(failures=st.integers(1, 4))
+    def ledger_writes_fail_after_publish(self, failures: int) -> None:
+        self.write_failures_armed = failures
+
+    @rule(index=st.integers(0, SESSIONS - 1))
+    def ack_of_a_pulse_never_sent(self, index: int) -> None:
+        """A cabinet (the seed one too) "acknowledges" a payment whose pulse was never sent: a
+        claim without an ack changes nothing, and teaches nothing."""
+        payment_id, machine_id, _ = session(index)
+        if (
+            payment_id not in self.paid
+            or self.accepted[payment_id]
+            or payment_id in self.refunded_undelivered
+        ):
+            return
+        before = self.ledger.payment(payment_id)
+        assert before is not None
+        assert before.state is PaymentState.PENDING
+        believed = dict(self.dispatcher.planner.acknowledges)
+        assert self._run(self.dispatcher.acknowledge(machine_id, payment_id)) is AckResult.NOT_SENT
+        assert self.ledger.payment(payment_id) == before
+        assert self.dispatcher.planner.acknowledges == believed
 
     @rule(seconds=st.one_of(st.sampled_from([1.0, 2.0, 4.0, 30.0, 60.0, 61.0]), st.floats(0, 130)))
     def advance(self, seconds: float) -> None:
@@ -258,15 +334,12 @@ class DeliveryMachine(RuleBasedStateMachine):
         was = self.dispatcher.planner.online.get(machine_id)
         self.dispatcher.planner.online[machine_id] = online
         if online and was is not True:
-            self.dispatcher.planner.hurry(machine_id)
-            self._guarded(self.dispatcher.flush)
+            self._says_online(machine_id)
 
     @rule(machine_id=st.sampled_from(CABINETS))
     def cabinet_online(self, machine_id: str) -> None:
         self.cabinets[machine_id].online = True
-        self.dispatcher.planner.online[machine_id] = True
-        self.dispatcher.planner.hurry(machine_id)
-        self._guarded(self.dispatcher.flush)
+        self._says_online(machine_id)
 
     @rule(lose=st.booleans())
     def deliver_acks(self, lose: bool) -> None:
@@ -318,13 +391,21 @@ class DeliveryMachine(RuleBasedStateMachine):
     def check_eventually(self) -> None:
         """Bring everything back; every paid pulse must then get where it can, exactly once."""
         self.crash_armed = False
+        self.write_failures_armed = 0
         # Only what is down comes back (and hurries its pulses): pulses to a cabinet that
-        # stayed up are retried by their backoff alone.
+        # stayed up are retried by their backoff alone, and by another round once given up on,
+        # when the cabinet reconnects (it says online again).
         if not (self.mqtt_up and self.dispatcher.planner.connected):
             self.mqtt_back()
         for name, cabinet in self.cabinets.items():
-            if not cabinet.online or self.dispatcher.planner.online.get(name) is not True:
+            if (
+                not cabinet.online
+                or self.dispatcher.planner.online.get(name) is not True
+                or self.dispatcher.planner.given_up(name)
+            ):
                 self.cabinet_online(name)
+        for payment_id in sorted(self.unanswered):  # Stripe delivers what it had no answer for.
+            self.pay(int(payment_id.removeprefix("cs_")))
         self._run(self.dispatcher.flush())
         for _ in range(10):
             self._deliver_acks()
@@ -380,9 +461,24 @@ class DeliveryMachine(RuleBasedStateMachine):
                 assert self.accepted[payment_id] <= limit, (payment_id, self.accepted[payment_id])
 
     @invariant()
+    def resends_are_bounded(self) -> None:
+        for payment_id, (machine_id, _) in self.paid.items():
+            if machine_id == ACK_CAB:
+                limit = MAX_SENDS_WITHOUT_ACK + self.crashed[payment_id]
+                assert self.sends_this_round[payment_id] <= limit, (payment_id, self.sends_this_round)
+
+    @invariant()
+    def seed_cabinet_never_counts_as_acknowledging(self) -> None:
+        assert not self.dispatcher.planner.acknowledges.get(SEED_CAB, False)
+
+    @invariant()
     def planner_follows_the_ledger(self) -> None:
         outstanding = {o.payment_id for o in self.dispatcher.planner.outstanding()}
-        assert outstanding == {u.payment_id for u in self.ledger.undelivered()}
+        undelivered = {u.payment_id for u in self.ledger.undelivered()}
+        assert outstanding <= undelivered
+        # Owed per the ledger but not tracked: sent, not noted yet; or cut off after recording,
+        # until Stripe delivers it again.
+        assert undelivered - outstanding <= self.dispatcher.unnoted() | self.unanswered
         for payment_id in outstanding:
             assert self.dispatcher.pulse(payment_id) is not None, payment_id
         assert not any(o.in_flight for o in self.dispatcher.planner.outstanding())
@@ -422,7 +518,7 @@ def test_backoff_does_not_overflow_after_many_attempts() -> None:
     assert backoff(1025) == BACKOFF_MAX
 
 
-def test_a_pulse_that_is_never_acknowledged_keeps_being_retried(tmp_path: Path) -> None:
+def test_a_pulse_sent_1024_times_is_given_up_on_and_resumes_without_overflow(tmp_path: Path) -> None:
     ledger = PaymentLedger(tmp_path / "ledger.db")
     ledger.open()
     try:
@@ -444,12 +540,36 @@ def test_a_pulse_that_is_never_acknowledged_keeps_being_retried(tmp_path: Path) 
         dispatcher.planner.acknowledges[ACK_CAB] = True
         asyncio.run(dispatcher.load(set(CABINETS)))
         asyncio.run(dispatcher.flush())
-        assert sent == ["cs_0", "cs_1"]  # Actual: OverflowError after publishing cs_0.
+        assert sent == ["cs_1"]  # cs_0 was given up on long ago: not sent again after a restart.
+        assert dispatcher.given_up_credits(ACK_CAB) == 1
+        assert dispatcher.planner.resume(ACK_CAB)  # The cabinet is back online.
+        asyncio.run(dispatcher.flush())
+        assert sent == ["cs_1", "cs_0"]  # Before the bound: OverflowError after publishing cs_0.
         now += BACKOFF_MAX
         asyncio.run(dispatcher.flush())
-        assert sent == ["cs_0", "cs_1", "cs_0"]
+        assert sent == ["cs_1", "cs_0", "cs_0"]
     finally:
         ledger.close()
+
+
+def test_a_pulse_is_sent_at_most_max_sends_without_ack_in_a_row() -> None:
+    planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
+    planner.add("cs_0", ACK_CAB)
+    now, sends = 0.0, 0
+    for _ in range(100):
+        for pulse in planner.take_due(now):
+            sends += 1
+            planner.published(pulse.payment_id, now)
+        now += BACKOFF_MAX
+    assert sends == MAX_SENDS_WITHOUT_ACK
+    assert planner.next_wakeup() is None
+    assert [o.payment_id for o in planner.given_up(ACK_CAB)] == ["cs_0"]
+    planner.hurry()  # MQTT coming back does not change that; the cabinet coming back does.
+    assert planner.take_due(now) == []
+    assert not planner.resume(SEED_CAB)
+    assert planner.resume(ACK_CAB)
+    assert [o.payment_id for o in planner.take_due(now)] == ["cs_0"]
+    assert planner.given_up() == []
 
 
 @pytest.mark.parametrize("failing", ["publish", "ledger"])
@@ -479,12 +599,16 @@ def test_an_exception_does_not_strand_the_rest_of_the_batch(tmp_path: Path, fail
         asyncio.run(dispatcher.accept(payment(1)))
         asyncio.run(dispatcher.accept(payment(3)))
         dispatcher.planner.connected = True  # ...which comes back.
-        with pytest.raises((RuntimeError, LedgerError)):
+        if failing == "publish":
+            with pytest.raises(RuntimeError):
+                asyncio.run(dispatcher.flush())
+        else:  # A failed ledger write is the dispatcher's to retry: nothing escapes.
             asyncio.run(dispatcher.flush())
         now += BACKOFF_MAX + 1
         asyncio.run(dispatcher.flush())
         assert "cs_3" in sent  # Actual: cs_3 is still in flight and never sent.
         assert not any(o.in_flight for o in dispatcher.planner.outstanding())
+        assert sent.count("cs_1") == 1
     finally:
         ledger.close()
 
@@ -594,5 +718,130 @@ def test_load_makes_pulses_due_at_once(tmp_path: Path, attempts: int) -> None:
         asyncio.run(dispatcher.flush())
         assert [p.payment_id for p in sent] == ["cs_0"]
         assert dispatcher.planner.outstanding()[0].attempts == attempts + 1
+    finally:
+        ledger.close()
+
+
+# --- issue 8: a ledger write that fails after the broker took the pulse --------------------------
+
+
+def test_a_ledger_write_that_fails_after_a_publish_is_retried_not_the_publish(tmp_path: Path) -> None:
+    """Another program holding the SQLite write lock made mark_published fail: 2 pulses, 3 after a
+    restart, for a cabinet that applies every pulse it gets."""
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+        now = START
+        sent: list[str] = []
+        failing = [True]
+
+        async def publish(pulse: Pulse) -> bool:
+            sent.append(pulse.payment_id)
+            return True
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            if function == ledger.mark_published and failing[0]:
+                raise LedgerError("database is locked")
+            return function(*args)
+
+        dispatcher = CreditDispatcher(ledger, publish, lambda: now, run_blocking)
+        asyncio.run(dispatcher.accept(payment(1)))  # For the seed cabinet: sent once, never again.
+        for _ in range(5):
+            now += BACKOFF_MAX + 1
+            asyncio.run(dispatcher.flush())
+        assert sent == ["cs_1"]  # Actual: ["cs_1", "cs_1", …], once per flush.
+        assert ledger.state_of("cs_1") is PaymentState.PENDING
+        failing[0] = False  # The lock is released: the next wake-up writes what it owes.
+        assert dispatcher.next_wakeup() is not None
+        now += BACKOFF_MAX + 1
+        asyncio.run(dispatcher.flush())
+        assert sent == ["cs_1"]
+        assert ledger.state_of("cs_1") is PaymentState.PUBLISHED
+        assert ledger.undelivered() == []
+        assert dispatcher.next_wakeup() is None
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("meanwhile", ["nothing", "refunded", "ledger unreadable"])
+def test_a_withdrawn_pulse_is_put_back_unless_the_ledger_settled_it(tmp_path: Path, meanwhile: str) -> None:
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+
+        async def publish(pulse: Pulse) -> bool:
+            return True
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            if meanwhile == "ledger unreadable" and function == ledger.payment:
+                raise LedgerError("disk I/O error")
+            return function(*args)
+
+        dispatcher = CreditDispatcher(ledger, publish, lambda: START, run_blocking)
+        dispatcher.planner.connected = False  # Held: owed, not in flight.
+        asyncio.run(dispatcher.accept(payment(1)))
+        withdrawn = dispatcher.withdraw("cs_1")
+        assert withdrawn is not None
+        assert dispatcher.withdraw("cs_1") is None  # Out of delivery: an overlapping run skips it.
+        assert "cs_1" not in dispatcher.planner
+        if meanwhile == "refunded":  # Stripe's own refund event arrived during the call.
+            ledger.record_refund("pi_1", 200, "evt_refund")
+        asyncio.run(dispatcher.put_back(withdrawn))
+        assert ("cs_1" in dispatcher.planner) is (meanwhile != "refunded")
+    finally:
+        ledger.close()
+
+
+def test_a_pulse_in_flight_is_not_withdrawn(tmp_path: Path) -> None:
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+        dispatcher = CreditDispatcher(ledger, _never_called, lambda: START)
+        ledger.record(payment(1))
+        asyncio.run(dispatcher.load(set(CABINETS)))
+        assert dispatcher.planner.take_due(START)  # Handed to a publish that is under way.
+        assert dispatcher.withdraw("cs_1") is None
+        assert dispatcher.withdraw("cs_unknown") is None
+    finally:
+        ledger.close()
+
+
+async def _never_called(pulse: Pulse) -> bool:
+    raise AssertionError(pulse)
+
+
+def test_publish_notes_retry_a_failed_write_after_a_backoff(tmp_path: Path) -> None:
+    ledger = PaymentLedger(tmp_path / "ledger.db")
+    ledger.open()
+    try:
+        ledger.record(payment(1))
+        now = START
+        failing = [True]
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            if failing[0]:
+                raise LedgerError("database is locked")
+            return function(*args)
+
+        notes = PublishNotes(ledger, run_blocking, lambda: now)
+        assert asyncio.run(notes.write("cs_unknown"))  # Nothing to note.
+        notes.add("cs_1", awaiting_ack=False, attempts=1)
+        assert not asyncio.run(notes.write("cs_1"))
+        assert notes.retry_at == START + backoff(1)
+        assert not notes.due()
+        notes.add("cs_1", awaiting_ack=False, attempts=2)  # Published again meanwhile: latest wins.
+        now += backoff(1)
+        failing[0] = False
+        assert notes.due()
+        asyncio.run(notes.write_all())
+        assert notes.payment_ids() == set()
+        assert notes.retry_at is None
+        record = ledger.payment("cs_1")
+        assert record is not None
+        assert (record.state, record.attempts) == (PaymentState.PUBLISHED, 2)
+        asyncio.run(notes.write_all())  # Written twice would count nothing twice either.
+        notes.add("cs_1", awaiting_ack=False, attempts=2)
+        asyncio.run(notes.write_all())
+        assert ledger.payment("cs_1") == record
     finally:
         ledger.close()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
 import json
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock, patch
 
+from freezegun.api import FrozenDateTimeFactory
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, get_system_health_info
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    get_system_health_info,
+)
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -17,9 +25,19 @@ from homeassistant.setup import async_setup_component
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.diagnostics import async_get_config_entry_diagnostics
+from custom_components.arcade_pay.ledger import PaymentState
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import API_KEY, MACHINE_ID, WEBHOOK_ID, cabinet_subentry, managed_link
+from .conftest import (
+    API_KEY,
+    MACHINE_ID,
+    WEBHOOK_ID,
+    cabinet_subentry,
+    managed_link,
+    published,
+    record_then_wait,
+    wait_for,
+)
 
 
 async def test_unload_and_reload(
@@ -161,3 +179,140 @@ async def test_system_health(
         "cabinets_online": "0/1",
         "stripe_reachable": "ok",
     }
+
+
+# --- issue 8, item 3: unload waits for, or stops, everything the entry started -------------------
+
+
+def closed_ledger_calls(monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntry) -> list[str]:
+    """Record every use of the entry's ledger after it was closed."""
+    ledger = entry.runtime_data.ledger
+    real_connection = ledger._connection
+    calls: list[str] = []
+
+    def connection() -> Any:
+        if ledger._db is None:
+            calls.append("ledger used after close")
+        return real_connection()
+
+    monkeypatch.setattr(ledger, "_connection", connection)
+    return calls
+
+
+def pulses(mqtt_mock: MagicMock) -> list[str]:
+    return [json.loads(p)["paymentId"] for t, p, _, _ in published(mqtt_mock) if t.endswith("/coinpulse")]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110 - Home Assistant's state has no event to wait on
+            await asyncio.sleep(0)
+
+
+async def test_a_webhook_in_flight_during_a_reload_is_published_once(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recorded while the entry reloads: the old hub published it, and the new one (reading the
+    ledger) again."""
+    client = await hass_client_no_auth()
+    recorded, release = record_then_wait(monkeypatch, setup_entry)
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
+    answer = hass.async_create_task(
+        client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
+    )
+    await wait_for(recorded)
+    reload = hass.async_create_task(hass.config_entries.async_reload(setup_entry.entry_id))
+    await until(lambda: WEBHOOK_ID not in hass.data["webhook"])  # The unload has begun.
+    release.set()
+    assert (await answer).status == 200
+    assert await reload
+    await hass.async_block_till_done(wait_background_tasks=True)
+    session = delivery.event["data"]["object"]["id"]
+    assert pulses(mqtt_mock) == [session]  # Actual: [session, session].
+    ledger = setup_entry.runtime_data.ledger
+    assert await hass.async_add_executor_job(ledger.state_of, session) is PaymentState.PUBLISHED
+
+
+async def test_unload_stops_a_reconciliation_in_progress(
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hourly reconciliation, waiting for Stripe when the entry unloads, went on afterwards
+    and wrote to the closed ledger."""
+    hub = setup_entry.runtime_data
+    session = fake_stripe.complete_checkout(cabinet_link["id"]).event["data"]["object"]
+    listing, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_listing(*args: Any) -> list[dict[str, Any]]:
+        listing.set()
+        await answer.wait()
+        return [session]
+
+    monkeypatch.setattr(hub.gateway, "completed_sessions", slow_listing)
+    closed_calls = closed_ledger_calls(monkeypatch, setup_entry)
+    freezer.tick(timedelta(hours=1))
+    async_fire_time_changed(hass)
+    async with asyncio.timeout(5):
+        await listing.wait()
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    answer.set()
+    await hass.async_block_till_done()
+    assert closed_calls == []  # Actual: the session was recorded in the closed ledger.
+    assert pulses(mqtt_mock) == []
+
+
+async def test_nothing_is_sent_after_unload(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A re-send under way when the entry unloads finishes (and is noted) before the ledger
+    closes, and leaves no timer behind to send again."""
+    subentry = next(iter(setup_entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        setup_entry, subentry, data=subentry.data | {"acknowledges": True}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    client = await hass_client_no_auth()
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    assert (await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)).ok
+    await hass.async_block_till_done()
+    closed_calls = closed_ledger_calls(monkeypatch, setup_entry)
+    sending, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_publish(*args: Any, **kwargs: Any) -> None:
+        sending.set()
+        await release.wait()
+
+    mqtt_mock.async_publish.side_effect = slow_publish
+    freezer.tick(timedelta(seconds=2.5))
+    async_fire_time_changed(hass)  # The re-send falls due.
+    async with asyncio.timeout(5):
+        await sending.wait()
+    unload = hass.async_create_task(hass.config_entries.async_unload(setup_entry.entry_id))
+    await until(lambda: WEBHOOK_ID not in hass.data["webhook"])
+    release.set()
+    assert await unload
+    sent = len(pulses(mqtt_mock))
+    for _ in range(5):
+        freezer.tick(timedelta(seconds=61))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    assert len(pulses(mqtt_mock)) == sent  # Actual: a timer left behind sent it again.
+    assert closed_calls == []

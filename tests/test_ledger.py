@@ -364,6 +364,35 @@ def test_failed_migration_is_rolled_back(path: Path) -> None:
     assert query(path, "SELECT payment_id, state FROM payments") == [("cs_old", "published")]
 
 
+def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Path) -> None:
+    """Before issue 8, one state message saying ``"acknowledges": true`` made a cabinet count as
+    acknowledging, for good. Migration 5 forgets it for cabinets that never acknowledged a payment."""
+    ledger = PaymentLedger(path)
+    ledger.open()
+    try:
+        ledger.record(make_payment())
+        ledger.mark_published("cs_test_1", NOON, awaiting_ack=True)
+        ledger.record(make_payment(payment_id="cs_test_2", payment_intent="pi_2", machine_id="agentCab"))
+        ledger.mark_published("cs_test_2", NOON, awaiting_ack=True)
+        assert ledger.mark_acknowledged("cs_test_2", "agentCab", NOON)
+        for machine_id in (MACHINE_ID, "agentCab"):
+            ledger.set_cabinet_acknowledges(machine_id)
+    finally:
+        ledger.close()
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA user_version = 4")  # As schema 4 left it.
+        db.commit()
+    ledger = PaymentLedger(path)
+    ledger.open()
+    try:
+        memory = ledger.cabinet_memory([MACHINE_ID, "agentCab"], 0)
+        assert memory[MACHINE_ID].acknowledges is False  # Actual: the claim is still believed.
+        assert memory["agentCab"].acknowledges is True
+    finally:
+        ledger.close()
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
 def test_damaged_ledger_raises_ledger_error_on_read(ledger: PaymentLedger, path: Path) -> None:
     ledger.record(make_payment())
     with closing(sqlite3.connect(path)) as db:

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 from unittest.mock import MagicMock
 
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util import dt as dt_util
 
 from custom_components.arcade_pay.const import EVENT_CREDIT_ADDED
-from custom_components.arcade_pay.ledger import PaymentLedger, PaymentState
+from custom_components.arcade_pay.ledger import (
+    LedgerError,
+    Payment,
+    PaymentLedger,
+    PaymentSource,
+    PaymentState,
+)
+from custom_components.arcade_pay.stripe_webhook import async_handle_stripe_webhook
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
+from .conftest import MACHINE_ID, WEBHOOK_ID, published, record_then_wait, settle, wait_for
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 COIN_PULSE_TOPIC = f"arcade/machine/{MACHINE_ID}/coinpulse"
@@ -380,4 +390,142 @@ async def test_unloaded_entry_credits_nothing(
     await client.post(URL, data="{}", headers={"Stripe-Signature": "t=1,v1=00"})
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
     await client.post(URL, data=delivery.body, headers=delivery.headers)
+    assert pulses(mqtt_mock) == []
+
+
+# --- issue 8, item 4: a client that goes away mid-request ----------------------------------------
+
+
+class DisconnectingRequest:
+    """What the handler reads of a request, for calling it the way Home Assistant does."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.headers = CIMultiDict(delivery.headers)
+        self.remote = "127.0.0.1"
+        self._body = delivery.body.encode() if isinstance(delivery.body, str) else delivery.body
+        self.content = self
+
+    async def read(self, size: int) -> bytes:
+        body, self._body = self._body[:size], self._body[size:]
+        return body
+
+
+async def test_a_client_that_goes_away_mid_record_does_not_strand_the_payment(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Home Assistant cancels a handler whose client went away: the ledger record committed, but
+    the payment was never tracked, Stripe's retry read "duplicate" and nothing was sent."""
+    hub = setup_entry.runtime_data
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
+    session_id = delivery.event["data"]["object"]["id"]
+    recorded, release = record_then_wait(monkeypatch, setup_entry)
+    handler = hass.async_create_task(
+        async_handle_stripe_webhook(
+            hub, setup_entry.data["webhook_secret"], hass, WEBHOOK_ID, DisconnectingRequest(delivery)
+        )
+    )
+    await wait_for(recorded)
+    handler.cancel()  # The client went away.
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session_id]  # Actual: [].
+    assert await hass.async_add_executor_job(hub.ledger.state_of, session_id) is PaymentState.PUBLISHED
+    # Stripe delivers it again (it had no answer): nothing more is sent.
+    assert (await post(client, delivery))[1]["outcome"] == "duplicate"
+    assert len(pulses(mqtt_mock)) == 1
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
+
+
+async def test_a_retried_delivery_of_a_pending_payment_nobody_tracks_delivers_it(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """Recorded but never tracked (a handler cut off half-way before this fix): Stripe's retry
+    must not just answer "duplicate" and leave it to the next restart."""
+    hub = setup_entry.runtime_data
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
+    session = delivery.event["data"]["object"]
+    stranded = Payment(
+        payment_id=session["id"],
+        machine_id=MACHINE_ID,
+        credits=2,
+        amount=session["amount_total"],
+        currency="usd",
+        source=PaymentSource.STRIPE,
+        received_at=dt_util.utcnow(),
+        payment_intent=session["payment_intent"],
+    )
+    assert await hass.async_add_executor_job(hub.ledger.record, stranded)
+    assert (await post(client, delivery))[1]["outcome"] == "duplicate"
+    assert [(p["paymentId"], p["credits"]) for p in pulses(mqtt_mock)] == [(session["id"], 2)]  # Actual: [].
+    assert await hass.async_add_executor_job(hub.ledger.state_of, session["id"]) is PaymentState.PUBLISHED
+    assert (await post(client, delivery))[1]["outcome"] == "duplicate"
+    assert len(pulses(mqtt_mock)) == 1
+
+
+async def test_a_delivery_reaching_an_unloading_entry_is_answered_503_and_records_nothing(
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """Past the webhook's unregistration, before the ledger closes: Stripe must deliver it again."""
+    hub = setup_entry.runtime_data
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    hub.async_stop()
+    response = await async_handle_stripe_webhook(
+        hub, setup_entry.data["webhook_secret"], hass, WEBHOOK_ID, DisconnectingRequest(delivery)
+    )
+    assert response.status == 503
+    session_id = delivery.event["data"]["object"]["id"]
+    assert await hass.async_add_executor_job(hub.ledger.state_of, session_id) is None
+    assert pulses(mqtt_mock) == []
+
+
+async def test_work_of_a_request_whose_client_went_away_says_how_it_failed(
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nobody is left to answer 500 to: the failure is logged, and Stripe delivers the event again."""
+    hub = setup_entry.runtime_data
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_failure(session: Any) -> None:
+        started.set()
+        await release.wait()
+        raise LedgerError("disk I/O error")
+
+    monkeypatch.setattr(hub, "async_handle_paid_session", slow_failure)
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    handler = hass.async_create_task(
+        async_handle_stripe_webhook(
+            hub, setup_entry.data["webhook_secret"], hass, WEBHOOK_ID, DisconnectingRequest(delivery)
+        )
+    )
+    async with asyncio.timeout(5):
+        await started.wait()
+    handler.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    release.set()
+    await hass.async_block_till_done()
+    assert "Work of a request whose client went away failed: disk I/O error" in caplog.text
     assert pulses(mqtt_mock) == []

@@ -180,7 +180,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     # After the entities restored their state, so that retained cabinet state wins.
     await hub.async_start()
     # Payments made while Home Assistant was down longer than Stripe retries.
-    entry.async_create_background_task(hass, hub.async_reconcile(), f"{DOMAIN} reconcile {entry.title}")
+    hub.work.hold(
+        entry.async_create_background_task(hass, hub.async_reconcile(), f"{DOMAIN} reconcile {entry.title}"),
+        cancellable=True,
+    )
 
     webhook.async_register(
         hass,
@@ -196,7 +199,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> bool:
-    """Stop taking webhooks and messages, then unload the entities."""
+    """Stop taking webhooks and messages, finish or stop the work under way, then unload.
+
+    Nothing the old hub does may outlive this: the next one (a reload) reads the ledger and
+    sends what is owed, so a pulse the old one sent after that would be sent twice.
+    """
     hub = entry.runtime_data
     webhook.async_unregister(hass, entry.data[CONF_WEBHOOK_ID])
     hub.async_stop()

@@ -16,6 +16,7 @@ from homeassistant.helpers.event import async_call_later
 from .cabinet import Cabinet, CabinetEvent
 from .const import ATTR_MACHINE_ID, EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
 from .delivery import AckResult
+from .ledger import LedgerError
 from .protocol import Ack, CabinetState, GameOver, ProtocolError, machine_id_from_topic, parse_status
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class CabinetMessages:
             return
         LOGGER.info("MQTT is back: sending the coin pulses that waited")
         planner.hurry()
-        self._hub._spawn(self._hub.async_flush())
+        self._hub.work.spawn(self._hub.async_flush())
 
     @callback
     def on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
@@ -98,10 +99,14 @@ class CabinetMessages:
         self._hub._note_sign_of_life(cabinet)
         was = cabinet.online
         cabinet.set_online(online)
-        self._hub.dispatcher.planner.online[cabinet.machine_id] = online
+        planner = self._hub.dispatcher.planner
+        planner.online[cabinet.machine_id] = online
+        machine_id = cabinet.machine_id
+        # Every "online" is a (re)connect: pulses given up on get another round (resend.py).
+        if online and planner.resume(machine_id) and online == was:
+            self._hub.work.spawn(self._hub.async_flush())
         if online == was:
             return
-        machine_id = cabinet.machine_id
         if not online:
             LOGGER.info("Cabinet %s went offline; credits for it wait until it is back", machine_id)
             self._hub._schedule_wakeup()
@@ -109,7 +114,7 @@ class CabinetMessages:
                 self._hub._offline_timers[machine_id] = async_call_later(
                     self._hub.hass,
                     self._hub.options.offline_grace,
-                    HassJob(partial(self._hub._async_offline_too_long, machine_id), cancel_on_shutdown=True),
+                    HassJob(partial(self._offline_too_long, machine_id), cancel_on_shutdown=True),
                 )
             return
         if was is False:
@@ -117,7 +122,12 @@ class CabinetMessages:
         if (cancel := self._hub._offline_timers.pop(machine_id, None)) is not None:
             cancel()
         self._hub.dispatcher.planner.hurry(machine_id)
-        self._hub._spawn(self._hub._async_back_online(cabinet))
+        self._hub.work.spawn(self._hub._async_back_online(cabinet), cancellable=True)
+        self._hub.work.spawn(self._hub.async_flush())
+
+    @callback
+    def _offline_too_long(self, machine_id: str, _: object) -> None:
+        self._hub.work.spawn(self._hub._async_offline_too_long(machine_id), cancellable=True)
 
     @callback
     def on_state(self, msg: mqtt.ReceiveMessage) -> None:
@@ -132,9 +142,8 @@ class CabinetMessages:
             self._warn_once(msg.topic, err)
             return
         self._hub._note_sign_of_life(cabinet)
+        # Its "acknowledges" is no proof (resend.py): only an ack of a pulse sent to it is.
         cabinet.report_state(state)
-        if state.acknowledges:
-            self._hub._spawn(self._async_learn_acknowledges(cabinet))
 
     @callback
     def on_ack(self, msg: mqtt.ReceiveMessage) -> None:
@@ -147,30 +156,19 @@ class CabinetMessages:
             self._warn_once(msg.topic, err)
             return
         self._hub._note_sign_of_life(cabinet)
-        self._hub._spawn(self._async_acknowledged(cabinet, ack.payment_id))
+        self._hub.work.spawn(self._async_acknowledged(cabinet, ack.payment_id))
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
-        result = await self._hub.dispatcher.acknowledge(cabinet.machine_id, payment_id)
-        if result is AckResult.UNKNOWN:
+        try:
+            result = await self._hub.dispatcher.acknowledge(cabinet.machine_id, payment_id)
+        except LedgerError as err:  # Re-sent until acknowledged: the next ack is noted instead.
+            LOGGER.warning("Could not note the acknowledgement of %s: %s", payment_id, err)
+            return
+        if result in (AckResult.UNKNOWN, AckResult.NOT_SENT):
+            what = "not a payment of this cabinet" if result is AckResult.UNKNOWN else "not sent to it yet"
             self._warn_once(
-                f"{cabinet.machine_id}/ack/unknown",
-                ProtocolError(
-                    f"acknowledgement for {payment_id[:64]!r}, which is not a payment of this cabinet"
-                ),
+                f"{cabinet.machine_id}/ack/{result.value}",
+                ProtocolError(f"acknowledgement for {payment_id[:64]!r}, which is {what}"),
             )
             return
-        await self._async_learn_acknowledges(cabinet)
         self._hub._after_delivery_change(cabinet.machine_id)
-
-    async def _async_learn_acknowledges(self, cabinet: Cabinet) -> None:
-        """The cabinet acknowledges pulses: from now on, re-send until it does.
-
-        Unless the owner set the cabinet's "acknowledges credits" option: that wins.
-        """
-        planner = self._hub.dispatcher.planner
-        machine_id = cabinet.machine_id
-        if planner.acknowledges.get(machine_id) or machine_id in self._hub._explicit_acks:
-            return
-        LOGGER.info("Cabinet %s acknowledges credits: pulses are now re-sent until it does", machine_id)
-        planner.acknowledges[machine_id] = True
-        await self._hub.hass.async_add_executor_job(self._hub.ledger.set_cabinet_acknowledges, machine_id)

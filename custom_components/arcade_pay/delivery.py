@@ -5,8 +5,9 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
 * A pulse is held while MQTT is disconnected or its cabinet is known to be offline, or has
   never shown a sign of life (unless its owner said it never reports anything).
 * A cabinet that acknowledges credits (``…/ack`` with the ``paymentId``) gets the same pulse,
-  same ``paymentId``, again and again with a bounded backoff until it acknowledges; at once
-  when it comes back online or MQTT reconnects. Cabinets drop pulses they already applied.
+  same ``paymentId``, again with a backoff until it acknowledges, a bounded number of times
+  (resend.py: also what makes a cabinet count as acknowledging); at once when it comes back
+  online or MQTT reconnects. Cabinets drop pulses they already applied.
 * A cabinet that never acknowledges (the seed's) gets each pulse once: a QoS 1 publish the
   broker accepted while connected is all that can be known.
 """
@@ -14,134 +15,17 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 import logging
-from typing import Any, Final
+from typing import Any
 
-from .ledger import Payment, PaymentLedger, PaymentSource
+from .delivery_planner import DeliveryPlanner, Outstanding
+from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource, PaymentState
+from .publish_notes import PublishNotes, RunBlocking
 
 _LOGGER = logging.getLogger(__name__)
-
-BACKOFF_INITIAL: Final = 2.0
-BACKOFF_MAX: Final = 60.0
-
-
-def backoff(attempts: int, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX) -> float:
-    """Seconds to wait after the ``attempts``-th publish before the next one (doubling, capped)."""
-    # Cap the exponent first: 2.0 ** 1024 overflows, and a cabinet whose acks never arrive
-    # is retried for as long as it takes.
-    return min(maximum, initial * 2.0 ** min(max(0, attempts - 1), 32))
-
-
-@dataclass(slots=True)
-class Outstanding:
-    """A pulse that the cabinet has not yet (knowingly) received."""
-
-    payment_id: str
-    machine_id: str
-    attempts: int = 0
-    next_attempt: float = 0.0
-    in_flight: bool = False
-
-
-@dataclass
-class DeliveryPlanner:
-    """Which pulses are due, and when to look again."""
-
-    connected: bool = True
-    online: dict[str, bool | None] = field(default_factory=dict)
-    acknowledges: dict[str, bool] = field(default_factory=dict)
-    # Cabinets that never showed a sign of life: a pulse sent there would reach nobody.
-    waiting_first_sign: set[str] = field(default_factory=set)
-    _outstanding: dict[str, Outstanding] = field(default_factory=dict)
-
-    def add(self, payment_id: str, machine_id: str, attempts: int = 0, due_at: float = 0.0) -> None:
-        """Track a pulse to deliver; ``attempts`` counts earlier successful publishes."""
-        if payment_id not in self._outstanding:
-            self._outstanding[payment_id] = Outstanding(payment_id, machine_id, attempts, due_at)
-
-    def __contains__(self, payment_id: object) -> bool:
-        """Return whether a pulse is still outstanding."""
-        return payment_id in self._outstanding
-
-    def __len__(self) -> int:
-        """Return the number of outstanding pulses."""
-        return len(self._outstanding)
-
-    def outstanding(self, machine_id: str | None = None) -> list[Outstanding]:
-        """Return the outstanding pulses, of one cabinet or all, oldest first."""
-        return [o for o in self._outstanding.values() if machine_id in (None, o.machine_id)]
-
-    def _held(self, machine_id: str) -> bool:
-        return (
-            not self.connected
-            or self.online.get(machine_id) is False
-            or machine_id in self.waiting_first_sign
-        )
-
-    def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
-        """Return the pulses to publish now (or just ``payment_id``), marking them in flight.
-
-        A pulse in flight is not handed out again until ``published`` or ``failed``, so that
-        concurrent callers never publish the same pulse twice at once.
-        """
-        candidates = (
-            self._outstanding.values()
-            if payment_id is None
-            else [p for p in (self._outstanding.get(payment_id),) if p is not None]
-        )
-        due = [
-            o
-            for o in candidates
-            if not o.in_flight and o.next_attempt <= now and not self._held(o.machine_id)
-        ]
-        for pulse in due:
-            pulse.in_flight = True
-        return due
-
-    def published(self, payment_id: str, now: float) -> bool:
-        """Note a successful publish; return True when the pulse counts as delivered."""
-        pulse = self._outstanding.get(payment_id)
-        if pulse is None:
-            return False
-        pulse.in_flight = False
-        if not self.acknowledges.get(pulse.machine_id, False):
-            del self._outstanding[payment_id]
-            return True
-        pulse.attempts += 1
-        pulse.next_attempt = now + backoff(pulse.attempts)
-        return False
-
-    def failed(self, payment_id: str, now: float) -> None:
-        """A publish failed (MQTT refused it): try again after the backoff."""
-        if (pulse := self._outstanding.get(payment_id)) is not None:
-            pulse.in_flight = False
-            pulse.next_attempt = now + backoff(max(1, pulse.attempts))
-
-    def acknowledged(self, payment_id: str) -> Outstanding | None:
-        """The cabinet confirmed a pulse; return it, or None if it was not outstanding."""
-        return self._outstanding.pop(payment_id, None)
-
-    def forget(self, payment_id: str) -> None:
-        """Stop delivering a pulse (for example because it was refunded)."""
-        self._outstanding.pop(payment_id, None)
-
-    def hurry(self, machine_id: str | None = None) -> None:
-        """Make pulses due now: the cabinet (or MQTT) just came back."""
-        for pulse in self._outstanding.values():
-            if machine_id in (None, pulse.machine_id):
-                pulse.next_attempt = 0.0
-
-    def next_wakeup(self) -> float | None:
-        """Return when the earliest pulse that is not held falls due, or None."""
-        times = [
-            o.next_attempt
-            for o in self._outstanding.values()
-            if not o.in_flight and not self._held(o.machine_id)
-        ]
-        return min(times, default=None)
 
 
 class AckResult(StrEnum):
@@ -150,6 +34,7 @@ class AckResult(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     REPEATED = "repeated"  # Already acknowledged: the cabinet lost our earlier view of it.
     UNKNOWN = "unknown"  # Not a payment of this cabinet.
+    NOT_SENT = "not_sent"  # Its pulse was never sent: proves nothing, the credits stay owed.
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +49,6 @@ class Pulse:
 
 
 type Publish = Callable[[Pulse], Awaitable[bool]]
-type RunBlocking = Callable[..., Awaitable[Any]]
 type Delivered = Callable[[Pulse], None]
 
 
@@ -197,6 +81,7 @@ class CreditDispatcher:
         self._run = run_blocking
         self._delivered = delivered
         self._pulses: dict[str, Pulse] = {}
+        self._notes = PublishNotes(ledger, run_blocking, clock)
 
     async def load(self, known_cabinets: set[str] | None = None) -> None:
         """Read what is still outstanding from the ledger; due at once (we just restarted)."""
@@ -216,7 +101,14 @@ class CreditDispatcher:
                     pending.source,
                 )
             )
-            # Due at once, whatever its backoff was: we just restarted.
+            if pending.attempts and not self.planner.acknowledges.get(pending.machine_id, False):
+                # Sent while the cabinet counted as acknowledging; it does not (any more): a sent
+                # pulse is delivered, as for any cabinet that does not acknowledge.
+                await self._run(
+                    self.ledger.mark_published, pending.payment_id, datetime.now(UTC), False, pending.attempts
+                )
+                continue
+            # Due at once, whatever its backoff was: we just restarted (unless given up on).
             self.planner.add(pending.payment_id, pending.machine_id, pending.attempts)
 
     def _track(self, pulse: Pulse) -> None:
@@ -225,6 +117,10 @@ class CreditDispatcher:
     def outstanding_credits(self, machine_id: str) -> int:
         """Credits recorded for a cabinet but not yet known to be delivered."""
         return sum(self._pulses[o.payment_id].credits for o in self.planner.outstanding(machine_id))
+
+    def given_up_credits(self, machine_id: str) -> int:
+        """Credits a cabinet never acknowledged, not sent again for now (resend.py)."""
+        return sum(self._pulses[o.payment_id].credits for o in self.planner.given_up(machine_id))
 
     def oldest_outstanding(self, machine_id: str | None = None) -> Pulse | None:
         """Return the oldest pulse still outstanding."""
@@ -249,6 +145,8 @@ class CreditDispatcher:
         recorded, before anything is published.
         """
         if not await self._run(self.ledger.record, payment):
+            if await self._track_if_stranded(payment.payment_id) and deliver:
+                await self.deliver(payment.payment_id)
             return False
         if recorded is not None:
             recorded()
@@ -262,13 +160,35 @@ class CreditDispatcher:
             await self.deliver(payment.payment_id)
         return True
 
+    async def _track_if_stranded(self, payment_id: str) -> bool:
+        """Track a payment that is owed but not tracked: recorded, then cut off before tracking.
+
+        (A client gone mid-request did that before ``EntryWork.run``.) Now, not after a restart.
+        Return whether it was stranded.
+        """
+        record = await self._run(self.ledger.payment, payment_id)
+        if record is None or not (record.state is PaymentState.PENDING or record.awaiting_ack):
+            return False
+        if payment_id in self.planner or payment_id in self._notes:  # Tracked, or delivered.
+            return False
+        self._track(Pulse(payment_id, record.machine_id, record.credits, record.received_at, record.source))
+        self.planner.add(payment_id, record.machine_id, record.attempts)
+        return True
+
     async def deliver(self, payment_id: str) -> None:
         """Publish one pulse now, if it is due and not held."""
         await self._send(self.planner.take_due(self._clock(), payment_id))
 
     async def flush(self) -> None:
-        """Publish everything that is due."""
+        """Write the publish notes the ledger still owes, then publish everything that is due."""
+        if self._notes.due():
+            await self._notes.write_all()
         await self._send(self.planner.take_due(self._clock()))
+
+    def next_wakeup(self) -> float | None:
+        """Return when a pulse falls due or a failed ledger write is tried again, or None."""
+        times = (self.planner.next_wakeup(), self._notes.retry_at)
+        return min((t for t in times if t is not None), default=None)
 
     async def _send(self, due: list[Outstanding]) -> None:
         remaining = list(due)
@@ -287,29 +207,94 @@ class CreditDispatcher:
         if not await self._publish(pulse):
             self.planner.failed(pulse.payment_id, self._clock())
             return
-        awaiting_ack = self.planner.acknowledges.get(pulse.machine_id, False)
-        # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
-        await self._run(self.ledger.mark_published, pulse.payment_id, datetime.now(UTC), awaiting_ack)
+        # The broker took it: delivered (or one attempt more) in memory, whatever the ledger write
+        # does. Publishing again because a write failed doubled credits on cabinets that cannot tell.
+        self._notes.add(
+            pulse.payment_id, self.planner.acknowledges.get(pulse.machine_id, False), outstanding.attempts + 1
+        )
         if self.planner.published(pulse.payment_id, self._clock()):
             self._pulses.pop(pulse.payment_id, None)
         if first_time and self._delivered is not None:
             self._delivered(pulse)
+        # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
+        await self._notes.write(pulse.payment_id)
+
+    async def write_notes(self) -> None:
+        """Write the publish notes the ledger still owes (publish_notes.py)."""
+        await self._notes.write_all()
+
+    def unnoted(self) -> set[str]:
+        """Payments whose publish the ledger has not noted yet."""
+        return self._notes.payment_ids()
 
     async def acknowledge(self, machine_id: str, payment_id: str) -> AckResult:
-        """A cabinet acknowledged a pulse."""
+        """A cabinet acknowledged a pulse.
+
+        Only the ack of a pulse that was sent counts; it shows that the cabinet acknowledges
+        (remembered, unless its owner said otherwise) and that its acks get through, so its
+        pulses given up on get another round.
+        """
         pulse = self._pulses.get(payment_id)
         if pulse is not None and pulse.machine_id != machine_id:
             return AckResult.UNKNOWN
+        if not self._sent(payment_id):
+            record = await self._run(self.ledger.payment, payment_id)
+            if record is None or record.machine_id != machine_id:
+                return AckResult.UNKNOWN
+            if record.state is PaymentState.PENDING and not self._sent(payment_id):
+                return AckResult.NOT_SENT
         if not await self._run(self.ledger.mark_acknowledged, payment_id, machine_id, datetime.now(UTC)):
             record = await self._run(self.ledger.payment, payment_id)
             if record is None or record.machine_id != machine_id:
                 return AckResult.UNKNOWN
             return AckResult.REPEATED
-        if self.planner.acknowledged(payment_id) is not None:
-            self._pulses.pop(payment_id, None)
+        self.forget(payment_id)
+        self._notes.discard(payment_id)  # Acknowledged: the publish note has nothing to add.
+        if self.planner.learn_acknowledges(machine_id):
+            _LOGGER.info("Cabinet %s acknowledges credits: pulses are now re-sent until it does", machine_id)
+            await self._run(self.ledger.set_cabinet_acknowledges, machine_id)
+        if self.planner.resume(machine_id):
+            await self.flush()
         return AckResult.ACKNOWLEDGED
+
+    def _sent(self, payment_id: str) -> bool:
+        """Whether this process sent (or is sending) the pulse, noted in the ledger or not."""
+        outstanding = self.planner.get(payment_id)
+        return payment_id in self._notes or (outstanding is not None and outstanding.sent)
 
     def forget(self, payment_id: str) -> None:
         """Stop delivering a payment (it was refunded)."""
         self.planner.forget(payment_id)
         self._pulses.pop(payment_id, None)
+
+    def withdraw(self, payment_id: str) -> Withdrawn | None:
+        """Take a pulse out of delivery, to refund it; None if it is in flight (or not owed).
+
+        Then a cabinet that comes back during the refund call cannot get credits the player
+        gets back; ``put_back`` if the refund fails.
+        """
+        outstanding = self.planner.get(payment_id)
+        if outstanding is None or outstanding.in_flight:
+            return None
+        withdrawn = Withdrawn(self._pulses[payment_id], outstanding)
+        self.forget(payment_id)
+        return withdrawn
+
+    async def put_back(self, withdrawn: Withdrawn) -> None:
+        """Deliver a withdrawn pulse again, unless the ledger settled it meanwhile (an ack, a refund)."""
+        try:
+            record = await self._run(self.ledger.payment, withdrawn.pulse.payment_id)
+        except LedgerError:
+            record = None  # Unreadable now: owing it is the state it was withdrawn in.
+        if record is not None and not (record.state is PaymentState.PENDING or record.awaiting_ack):
+            return
+        self._track(withdrawn.pulse)
+        self.planner.put_back(withdrawn.outstanding)
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """A pulse taken out of delivery while its payment is refunded."""
+
+    pulse: Pulse
+    outstanding: Outstanding

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +28,7 @@ from .const import (
     LOGGER,
 )
 from .delivery import CreditDispatcher, Pulse
+from .entry_work import EntryWork
 from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
 from .money_events import MoneyEvents, Outcome
 from .payment_links import PaymentLinks
@@ -50,6 +50,7 @@ from .protocol import (
     subscription,
     topic,
 )
+from .repairs import sync_unacknowledged_issue
 from .routing import AmbiguousLink, LinkIndex
 from .stripe_gateway import StripeGateway, StripeGatewayError
 
@@ -108,8 +109,7 @@ class ArcadePayHub:
         self.links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
         self.money = MoneyEvents(self)
         self.gateway = gateway
-        self._explicit_acks: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.work = EntryWork(hass)
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
         self.messages = CabinetMessages(self)
         self._unsubscribe: list[Callable[[], None]] = []
@@ -147,7 +147,7 @@ class ArcadePayHub:
             self.ledger.cabinet_memory, list(self.cabinets), int(utcnow().timestamp())
         )
         planner = self.dispatcher.planner
-        self._explicit_acks = set(explicit_acks or {})
+        planner.explicit = set(explicit_acks or {})
         for machine_id, cabinet in self.cabinets.items():
             remembered = memory.get(machine_id)
             explicit = (explicit_acks or {}).get(machine_id)
@@ -191,39 +191,35 @@ class ArcadePayHub:
         self.dispatcher.planner.connected = mqtt.is_connected(self.hass)
         for cabinet in self.cabinets.values():
             cabinet.mqtt_connected = self.dispatcher.planner.connected
-        self._unsubscribe.append(
-            async_track_time_interval(self.hass, self._async_housekeeping, HOUSEKEEPING_INTERVAL)
-        )
-        self._unsubscribe.append(
-            async_track_time_interval(self.hass, self._async_reconcile_job, RECONCILE_INTERVAL)
-        )
+        # Held by self.work and cancelled on unload: both may stop anywhere, and run again.
+        for work, interval in (
+            (self._async_housekeeping, HOUSEKEEPING_INTERVAL),
+            (self.async_reconcile, RECONCILE_INTERVAL),
+        ):
+            self._unsubscribe.append(
+                async_track_time_interval(self.hass, partial(self._interval_due, work), interval)
+            )
         self._clear_issues_for_known_cabinets()
         await self.async_flush()
-        self._spawn(self.async_sync_links())
+        self.work.spawn(self.async_sync_links(), cancellable=True)
 
-    async def _async_reconcile_job(self, _: object = None) -> None:
-        await self.async_reconcile()
+    @callback
+    def _interval_due(self, work: Callable[[], Coroutine[Any, Any, Any]], _: object) -> None:
+        self.work.spawn(work(), cancellable=True, background=True)
 
     async def async_reconcile(self) -> int:
         """Credit paid sessions the webhook never delivered; return how many were credited."""
         return await self.money.async_reconcile()
 
-    @callback
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` now (eagerly) and keep hold of it until it is done, for ``async_drain``."""
-        task = self.hass.async_create_task(work, f"{DOMAIN} delivery", eager_start=True)
-        if not task.done():
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
     async def async_drain(self) -> None:
-        """Wait for the work in progress (publishes, ledger writes) before the ledger closes."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait for the work in progress (publishes, ledger writes), then write the notes still owed."""
+        await self.work.async_wait()
+        await self.dispatcher.write_notes()
 
     @callback
     def async_stop(self) -> None:
-        """Unsubscribe from MQTT and cancel timers."""
+        """Start nothing more, unsubscribe from MQTT and cancel timers."""
+        self.work.stop()
         while self._unsubscribe:
             self._unsubscribe.pop()()
         if self._wakeup is not None:
@@ -311,6 +307,8 @@ class ArcadePayHub:
         )
         recorded = partial(cabinet.paid, payment.amount, payment.received_at)
         if not await self.dispatcher.accept(payment, recorded=recorded, deliver=False):
+            # It may have been cut off before it was tracked (accept tracks it now): send it.
+            self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
             LOGGER.info(
                 "Payment %s for %s was already credited; ignoring this delivery (event %s)",
                 session.session_id, cabinet.machine_id, session.event_id,
@@ -318,7 +316,7 @@ class ArcadePayHub:
             return Outcome.DUPLICATE
         # Recorded durably: Stripe can have its answer now. Eagerly started, the pulse is on its
         # way before the answer; waiting for the broker's PUBACK is not the webhook's business.
-        self._spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
+        self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
         LOGGER.info(
             "Payment %s: %d credit(s) for %s (%s %s)",
             session.session_id, credits, cabinet.machine_id,
@@ -392,7 +390,9 @@ class ArcadePayHub:
         return payment.payment_id
 
     async def _async_publish_pulse(self, pulse: Pulse) -> bool:
-        """Publish one coin pulse; False when MQTT refused it."""
+        """Publish one coin pulse; False when MQTT refused it, or the entry is unloading."""
+        if self.work.stopping:  # The next hub sends it, after reading the ledger.
+            return False
         message = CoinPulse(pulse.machine_id, pulse.credits, pulse.timestamp, pulse.payment_id)
         try:
             await mqtt.async_publish(
@@ -431,15 +431,15 @@ class ArcadePayHub:
     async def _async_deliver(self, payment_id: str, machine_id: str) -> None:
         try:
             await self.dispatcher.deliver(payment_id)
-        except LedgerError as err:
-            # Recorded and maybe published: what the ledger says is re-sent after a restart.
-            LOGGER.warning("Could not note the delivery of %s: %s", payment_id, err)
-        self._after_delivery_change(machine_id)
+        finally:
+            self._after_delivery_change(machine_id)
 
     async def async_flush(self) -> None:
-        """Publish what is due, then sleep until the next pulse falls due."""
-        await self.dispatcher.flush()
-        self._after_delivery_change()
+        """Publish what is due, then sleep until the next pulse falls due (whatever went wrong)."""
+        try:
+            await self.dispatcher.flush()
+        finally:
+            self._after_delivery_change()
 
     @callback
     def _after_delivery_change(self, machine_id: str | None = None) -> None:
@@ -456,23 +456,23 @@ class ArcadePayHub:
             cabinets = {machine_id: c} if (c := self.cabinets.get(machine_id)) else {}
         for machine, cabinet in cabinets.items():
             cabinet.set_pending_credits(self.dispatcher.outstanding_credits(machine))
+            sync_unacknowledged_issue(self.hass, cabinet, self.dispatcher.given_up_credits(machine))
 
     @callback
     def _schedule_wakeup(self) -> None:
         if self._wakeup is not None:
             self._wakeup()
             self._wakeup = None
-        wake_at = self.dispatcher.planner.next_wakeup()
-        if wake_at is None:
+        wake_at = self.dispatcher.next_wakeup()
+        if wake_at is None or self.work.stopping:
             return
         delay = max(0.0, wake_at - dt_util.utcnow().timestamp())
-        self._wakeup = async_call_later(
-            self.hass, delay, HassJob(self._async_wakeup, cancel_on_shutdown=True)
-        )
+        self._wakeup = async_call_later(self.hass, delay, HassJob(self._wakeup_due, cancel_on_shutdown=True))
 
-    async def _async_wakeup(self, _: object) -> None:
+    @callback
+    def _wakeup_due(self, _: object) -> None:
         self._wakeup = None
-        await self.async_flush()
+        self.work.spawn(self.async_flush())
 
     async def _async_housekeeping(self, _: object = None) -> None:
         """Refund what could not be delivered in time (if enabled) and raise stuck-credit repairs."""
@@ -513,7 +513,7 @@ class ArcadePayHub:
             return
         LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
 
-    async def _async_offline_too_long(self, machine_id: str, _: object = None) -> None:
+    async def _async_offline_too_long(self, machine_id: str) -> None:
         self._offline_timers.pop(machine_id, None)
         cabinet = self.cabinets[machine_id]
         if cabinet.online is not False:
@@ -525,7 +525,6 @@ class ArcadePayHub:
         if cabinet.offline_stopped:
             LOGGER.info("Cabinet %s is back: its payment link may take payments again", cabinet.machine_id)
         await self._async_link_change(cabinet, self.links.async_offline_rule(cabinet, False))
-        await self.async_flush()
 
     @callback
     def _note_sign_of_life(self, cabinet: Cabinet) -> None:
@@ -537,8 +536,9 @@ class ArcadePayHub:
         LOGGER.info("Cabinet %s showed its first sign of life", cabinet.machine_id)
         self.dispatcher.planner.waiting_first_sign.discard(cabinet.machine_id)
         self.dispatcher.planner.hurry(cabinet.machine_id)
-        self._spawn(self._async_link_change(cabinet, self.links.async_first_sign_of_life(cabinet)))
-        self._spawn(self.async_flush())
+        change = self.links.async_first_sign_of_life(cabinet)
+        self.work.spawn(self._async_link_change(cabinet, change), cancellable=True)
+        self.work.spawn(self.async_flush())
 
     # --- repairs ---------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from .currencies import format_amount
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 5  # 4 is issue 8's money-in schema (another branch)
 
 _MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -86,6 +86,12 @@ _MIGRATIONS: Final[dict[int, str]] = {
     ALTER TABLE cabinets ADD COLUMN offline_stopped INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE cabinets ADD COLUMN link_id TEXT;
     ALTER TABLE cabinets ADD COLUMN link_active INTEGER;
+    """,
+    # A cabinet counted as acknowledging after claiming it in its state message (issue 8): only
+    # an acknowledged payment proves it. Credits still awaiting its ack then count as delivered.
+    5: """
+    UPDATE cabinets SET acknowledges = 0 WHERE acknowledges = 1 AND machine_id NOT IN
+        (SELECT DISTINCT machine_id FROM payments WHERE acknowledged_at IS NOT NULL);
     """,
 }
 
@@ -177,7 +183,7 @@ class PaymentLedger:
             raise sqlite3.DatabaseError(
                 f"ledger schema {version} is newer than this version of Arcade Pay ({SCHEMA_VERSION})"
             )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
+        for target in sorted(v for v in _MIGRATIONS if version < v <= SCHEMA_VERSION):
             db.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _MIGRATIONS[target].split(";"):
@@ -310,17 +316,21 @@ class PaymentLedger:
             (event_id, payment_id, event_type or "", at),
         )
 
-    def mark_published(self, payment_id: str, at: datetime, awaiting_ack: bool = False) -> None:
+    def mark_published(
+        self, payment_id: str, at: datetime, awaiting_ack: bool = False, attempts: int | None = None
+    ) -> None:
         """Note that a coin pulse for a payment went out (again).
 
         ``awaiting_ack`` keeps it on the undelivered list until the cabinet acknowledges.
+        ``attempts`` (publishes so far) makes the note idempotent, so that a write retried after
+        a failure counts nothing twice; without it, one more publish is counted.
         """
         with self._transaction() as db:
             db.execute(
                 "UPDATE payments SET state = 'published', published_at = coalesce(published_at, ?),"
-                " attempts = attempts + 1, awaiting_ack = ?"
-                " WHERE payment_id = ? AND state IN ('pending', 'published')",
-                (_iso(at), int(awaiting_ack), payment_id),
+                " attempts = CASE WHEN ? IS NULL THEN attempts + 1 ELSE max(attempts, ?) END,"
+                " awaiting_ack = ? WHERE payment_id = ? AND state IN ('pending', 'published')",
+                (_iso(at), attempts, attempts, int(awaiting_ack), payment_id),
             )
 
     def mark_acknowledged(self, payment_id: str, machine_id: str, at: datetime) -> bool:

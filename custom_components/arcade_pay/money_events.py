@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from homeassistant.helpers import issue_registry as ir
 
 from .const import LOGGER
-from .ledger import PaymentSource
+from .ledger import PaymentRecord, PaymentSource
 from .payments import (
     DisputeNotice,
     PaidSession,
@@ -25,7 +25,7 @@ from .stripe_gateway import StripeGatewayError
 from .stripe_health import OUTAGE_ERRORS
 
 if TYPE_CHECKING:
-    from .delivery import Pulse
+    from .delivery import Pulse, Withdrawn
     from .hub import ArcadePayHub
 
 
@@ -47,9 +47,6 @@ class MoneyEvents:
         """Work on ``hub``'s cabinets, ledger and Stripe client."""
         self._hub = hub
         self.reconciled_until: dict[str, int] = {}
-        # Payments a housekeeping run is refunding now: a run slower than the 30-second
-        # interval overlaps the next one, which must not ask Stripe a second time.
-        self._refunding: set[str] = set()
 
     async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
         """Record a refund against its payment and take it out of revenue."""
@@ -100,46 +97,51 @@ class MoneyEvents:
 
     async def async_refund_overdue(self, now: float) -> None:
         """Refund Stripe payments whose credits did not reach their cabinet in time."""
-        for outstanding in self._hub.dispatcher.planner.outstanding():
-            pulse = self._hub.dispatcher.pulse(outstanding.payment_id)
-            # In flight: it may be on the cabinet in a moment; never refund what was delivered.
-            if (
-                pulse is None
-                or pulse.source is not PaymentSource.STRIPE
-                or outstanding.in_flight
-                or pulse.payment_id in self._refunding
-            ):
+        dispatcher = self._hub.dispatcher
+        for outstanding in dispatcher.planner.outstanding():
+            pulse = dispatcher.pulse(outstanding.payment_id)
+            if pulse is None or pulse.source is not PaymentSource.STRIPE or self._hub.work.stopping:
                 continue
             if now - pulse.timestamp.timestamp() < self._hub.options.refund_after:
                 continue
-            # Claimed before the first await, released once the refund is recorded (or failed).
-            self._refunding.add(pulse.payment_id)
-            try:
-                await self._async_refund_undelivered(pulse)
-            finally:
-                self._refunding.discard(pulse.payment_id)
+            # Out of delivery before the first await (None: in flight, it may be on the cabinet in
+            # a moment; never refund what was delivered). An overlapping run no longer sees it.
+            if (withdrawn := dispatcher.withdraw(pulse.payment_id)) is not None:
+                # The hub's own task: cancelling housekeeping (unload) must not cut a refund short.
+                await self._hub.work.run(self._async_refund_undelivered(withdrawn))
 
-    async def _async_refund_undelivered(self, pulse: Pulse) -> None:
+    async def _async_refund_undelivered(self, withdrawn: Withdrawn) -> None:
+        refunded: tuple[PaymentRecord, str] | None = None
+        try:
+            refunded = await self._async_refund(withdrawn.pulse)
+        finally:
+            if refunded is None:  # Not refunded: the credits are owed again, and due now.
+                await self._hub.dispatcher.put_back(withdrawn)
+                self._hub._after_delivery_change(withdrawn.pulse.machine_id)
+        if refunded is None:
+            return
+        record, payment_intent = refunded
+        adjustment = await self._hub.hass.async_add_executor_job(
+            self._hub.ledger.record_refund, payment_intent, record.amount, f"auto_refund:{record.payment_id}"
+        )
+        if adjustment is not None:
+            self._hub.apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
+
+    async def _async_refund(self, pulse: Pulse) -> tuple[PaymentRecord, str] | None:
+        """Refund a payment in Stripe; return its record and payment intent, or None if not refunded."""
         record = await self._hub.hass.async_add_executor_job(self._hub.ledger.payment, pulse.payment_id)
         if record is None or record.payment_intent is None:
-            return
+            return None
         try:
             await self._hub.gateway.refund(record.payment_intent)
         except StripeGatewayError as err:
             LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
-            return
+            return None
         LOGGER.warning(
             "Refunded payment %s: its %d credit(s) did not reach %s in time",
             pulse.payment_id, pulse.credits, pulse.machine_id,
         )  # fmt: skip
-        adjustment = await self._hub.hass.async_add_executor_job(
-            self._hub.ledger.record_refund,
-            record.payment_intent,
-            record.amount,
-            f"auto_refund:{record.payment_id}",
-        )
-        if adjustment is not None:
-            self._hub.apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
+        return record, record.payment_intent
 
     async def async_reconcile(self) -> int:
         """Credit paid sessions the webhook never delivered; return how many were credited."""

@@ -1,4 +1,8 @@
-"""Repairs the operator fixes from Settings → Repairs: confirming a new QR code is printed."""
+"""Repairs: the fix flow of the new QR code reminder, and the repair of unacknowledged credits.
+
+The operator fixes the first by confirming that the new QR code is printed; the second clears
+itself once the credits are acknowledged or count as delivered (resend.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
+from .cabinet import Cabinet
 from .const import DOMAIN
+from .resend import MAX_SENDS_WITHOUT_ACK
 
 NEW_QR_CODE_PREFIX = "new_qr_code_"
 
@@ -50,6 +56,29 @@ def async_clear_new_qr_code_issues(hass: HomeAssistant, entry: ConfigEntry) -> N
             and issue_id.removeprefix(NEW_QR_CODE_PREFIX) not in entry.subentries
         ):
             ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+@callback
+def sync_unacknowledged_issue(hass: HomeAssistant, cabinet: Cabinet, credits: int) -> None:
+    """Raise, update or clear the repair of credits the cabinet never acknowledged (resend.py)."""
+    issue_id = f"credits_unacknowledged_{cabinet.machine_id}"
+    if not credits:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        is_persistent=False,  # Raised again at start-up: the ledger keeps the count of sends.
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="credits_unacknowledged",
+        translation_placeholders={
+            "cabinet": cabinet.config.name,
+            "credits": str(credits),
+            "sends": str(MAX_SENDS_WITHOUT_ACK),
+        },
+    )
 
 
 async def async_create_fix_flow(

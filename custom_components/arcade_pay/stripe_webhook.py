@@ -16,6 +16,7 @@ from aiohttp import web
 from homeassistant.core import HomeAssistant
 
 from .const import LOGGER
+from .entry_work import Unloading
 from .ledger import LedgerError
 from .payments import (
     MAX_BODY_BYTES,
@@ -75,13 +76,21 @@ async def async_handle_stripe_webhook(
     if isinstance(notice, IgnoredEvent):
         LOGGER.info("Ignoring Stripe event %s (%s): %s", notice.event_id, notice.event_type, notice.reason)
         return _answer(HTTPStatus.OK, received=True, outcome="ignored")
+    if isinstance(notice, PaidSession):
+        work = hub.async_handle_paid_session(notice)
+    elif isinstance(notice, RefundNotice):
+        work = hub.money.async_handle_refund(notice)
+    else:
+        work = hub.money.async_handle_dispute(notice)
     try:
-        if isinstance(notice, PaidSession):
-            outcome = await hub.async_handle_paid_session(notice)
-        elif isinstance(notice, RefundNotice):
-            outcome = await hub.money.async_handle_refund(notice)
-        else:
-            outcome = await hub.money.async_handle_dispute(notice)
+        # Run by the hub: if the client goes away (Home Assistant then cancels this handler), the
+        # payment is still recorded and tracked, or not at all; never recorded and forgotten.
+        outcome = await hub.work.run(work)
+    except Unloading:
+        LOGGER.info(
+            "Stripe event %s arrived while Arcade Pay reloads; Stripe delivers it again", notice.event_id
+        )
+        return _answer(HTTPStatus.SERVICE_UNAVAILABLE, error="reloading, try again")
     except (LedgerError, StripeGatewayError) as err:
         LOGGER.error(
             "Could not process Stripe event %s now, Stripe will deliver it again: %s", notice.event_id, err

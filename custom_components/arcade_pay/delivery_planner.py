@@ -1,0 +1,164 @@
+"""Which pulses are due, and when to look again: the delivery rules, without any I/O.
+
+Plain Python (no Home Assistant import), driven by the dispatcher (delivery.py) and by the
+property tests. The rules are in delivery.py's docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import resend
+
+
+@dataclass(slots=True)
+class Outstanding:
+    """A pulse that the cabinet has not yet (knowingly) received."""
+
+    payment_id: str
+    machine_id: str
+    attempts: int = 0  # publishes the broker took, across restarts
+    next_attempt: float = 0.0
+    in_flight: bool = False
+    round_start: int = 0  # ``attempts`` when the current round of sends began (resend.py)
+
+    @property
+    def sent(self) -> bool:
+        """Whether the pulse went (or is going) to MQTT at least once."""
+        return self.in_flight or self.attempts > 0
+
+
+@dataclass
+class DeliveryPlanner:
+    """Which pulses are due, and when to look again."""
+
+    connected: bool = True
+    online: dict[str, bool | None] = field(default_factory=dict)
+    acknowledges: dict[str, bool] = field(default_factory=dict)
+    # Cabinets whose owner set "acknowledges credits": what they do does not change it.
+    explicit: set[str] = field(default_factory=set)
+    # Cabinets that never showed a sign of life: a pulse sent there would reach nobody.
+    waiting_first_sign: set[str] = field(default_factory=set)
+    _outstanding: dict[str, Outstanding] = field(default_factory=dict)
+
+    def add(self, payment_id: str, machine_id: str, attempts: int = 0, due_at: float = 0.0) -> None:
+        """Track a pulse to deliver; ``attempts`` counts earlier successful publishes."""
+        if payment_id not in self._outstanding:
+            self._outstanding[payment_id] = Outstanding(payment_id, machine_id, attempts, due_at)
+
+    def get(self, payment_id: str) -> Outstanding | None:
+        """Return an outstanding pulse, or None."""
+        return self._outstanding.get(payment_id)
+
+    def __contains__(self, payment_id: object) -> bool:
+        """Return whether a pulse is still outstanding."""
+        return payment_id in self._outstanding
+
+    def __len__(self) -> int:
+        """Return the number of outstanding pulses."""
+        return len(self._outstanding)
+
+    def outstanding(self, machine_id: str | None = None) -> list[Outstanding]:
+        """Return the outstanding pulses, of one cabinet or all, oldest first."""
+        return [o for o in self._outstanding.values() if machine_id in (None, o.machine_id)]
+
+    def _held(self, machine_id: str) -> bool:
+        return (
+            not self.connected
+            or self.online.get(machine_id) is False
+            or machine_id in self.waiting_first_sign
+        )
+
+    def _gave_up(self, pulse: Outstanding) -> bool:
+        """Whether a pulse for a cabinet that acknowledges was sent too often unacknowledged."""
+        sends = pulse.attempts - pulse.round_start
+        return self.acknowledges.get(pulse.machine_id, False) and resend.gave_up(sends)
+
+    def given_up(self, machine_id: str | None = None) -> list[Outstanding]:
+        """Return the pulses (of one cabinet, or all) that are not sent again for now."""
+        return [o for o in self.outstanding(machine_id) if self._gave_up(o)]
+
+    def resume(self, machine_id: str) -> bool:
+        """The cabinet showed it is back: its pulses given up on get another round, now."""
+        given_up = self.given_up(machine_id)
+        for pulse in given_up:
+            pulse.round_start = pulse.attempts
+            pulse.next_attempt = 0.0
+        return bool(given_up)
+
+    def learn_acknowledges(self, machine_id: str) -> bool:
+        """A cabinet acknowledged a pulse sent to it; return True if that is news to remember."""
+        if machine_id in self.explicit or self.acknowledges.get(machine_id, False):
+            return False
+        self.acknowledges[machine_id] = True
+        return True
+
+    def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
+        """Return the pulses to publish now (or just ``payment_id``), marking them in flight.
+
+        A pulse in flight is not handed out again until ``published`` or ``failed``, so that
+        concurrent callers never publish the same pulse twice at once.
+        """
+        candidates = (
+            self._outstanding.values()
+            if payment_id is None
+            else [p for p in (self._outstanding.get(payment_id),) if p is not None]
+        )
+        due = [
+            o
+            for o in candidates
+            if not o.in_flight
+            and o.next_attempt <= now
+            and not self._held(o.machine_id)
+            and not self._gave_up(o)
+        ]
+        for pulse in due:
+            pulse.in_flight = True
+        return due
+
+    def published(self, payment_id: str, now: float) -> bool:
+        """Note a publish the broker took; return True when the pulse counts as delivered."""
+        pulse = self._outstanding.get(payment_id)
+        if pulse is None:
+            return False
+        pulse.in_flight = False
+        if not self.acknowledges.get(pulse.machine_id, False):
+            del self._outstanding[payment_id]
+            return True
+        pulse.attempts += 1
+        pulse.next_attempt = now + resend.backoff(pulse.attempts)
+        return False
+
+    def failed(self, payment_id: str, now: float) -> None:
+        """A publish failed (MQTT refused it): try again after the backoff."""
+        if (pulse := self._outstanding.get(payment_id)) is not None:
+            pulse.in_flight = False
+            pulse.next_attempt = now + resend.backoff(max(1, pulse.attempts))
+
+    def acknowledged(self, payment_id: str) -> Outstanding | None:
+        """The cabinet confirmed a pulse; return it, or None if it was not outstanding."""
+        return self._outstanding.pop(payment_id, None)
+
+    def put_back(self, pulse: Outstanding) -> None:
+        """Deliver a pulse taken out with ``acknowledged`` or ``forget`` again, due now."""
+        pulse.in_flight, pulse.next_attempt = False, 0.0
+        self._outstanding.setdefault(pulse.payment_id, pulse)
+
+    def forget(self, payment_id: str) -> None:
+        """Stop delivering a pulse (for example because it was refunded)."""
+        self._outstanding.pop(payment_id, None)
+
+    def hurry(self, machine_id: str | None = None) -> None:
+        """Make pulses due now: the cabinet (or MQTT) just came back."""
+        for pulse in self._outstanding.values():
+            if machine_id in (None, pulse.machine_id):
+                pulse.next_attempt = 0.0
+
+    def next_wakeup(self) -> float | None:
+        """Return when the earliest pulse that is not held falls due, or None."""
+        times = [
+            o.next_attempt
+            for o in self._outstanding.values()
+            if not o.in_flight and not self._held(o.machine_id) and not self._gave_up(o)
+        ]
+        return min(times, default=None)
