@@ -199,6 +199,7 @@ class ArcadePayHub:
         )
         self._clear_issues_for_known_cabinets()
         await self.async_flush()
+        self.links.read_from_stripe_first(self.cabinets.values())
         self._spawn(self.async_sync_links())
 
     async def _async_reconcile_job(self, _: object = None) -> None:
