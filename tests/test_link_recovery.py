@@ -111,3 +111,106 @@ async def test_start_up_turns_off_a_paused_link_that_stripe_has_on(
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
     assert hass.states.get(SWITCH).state == "off"
     assert hass.states.get(PAYMENTS).state == "paused"
+
+
+# --- item 11 ---------------------------------------------------------------------------------
+
+
+class FlakyStripe:
+    """Stands in for the gateway's set_link_active: fails while ``down``, noting when it was asked."""
+
+    def __init__(self, real: Callable[[str, bool], Awaitable[None]]) -> None:
+        self.real = real
+        self.down = True
+        self.asked: list[float] = []
+
+    async def __call__(self, link_id: str, active: bool) -> None:
+        self.asked.append(dt_util.utcnow().timestamp())
+        if self.down:
+            raise StripeConnectionError("Stripe is unreachable")
+        await self.real(link_id, active)
+
+
+@pytest.fixture
+async def offline_with_stripe_down(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> FlakyStripe:
+    """The cabinet went offline; when the offline rule fires, Stripe does not answer."""
+    gateway = hub_of(setup_entry).gateway
+    flaky = FlakyStripe(gateway.set_link_active)
+    monkeypatch.setattr(gateway, "set_link_active", flaky)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 121)
+    return flaky
+
+
+async def test_offline_rule_retries_with_backoff(
+    hass: HomeAssistant, offline_with_stripe_down: FlakyStripe, freezer: FrozenDateTimeFactory
+) -> None:
+    """Item 11: after one Stripe error the link kept taking money for an offline cabinet until the
+    next housekeeping run, and then every 30 s for ever: soon first, then less and less often."""
+    flaky = offline_with_stripe_down
+    for _ in range(1000):
+        await advance(hass, freezer, 1)
+    gaps = [round(later - earlier) for earlier, later in zip(flaky.asked, flaky.asked[1:], strict=False)]
+    assert gaps[:5] == [10, 20, 40, 80, 160]
+    assert len(gaps) > 5
+    assert set(gaps[5:]) == {300}
+    assert hass.states.get(PAYMENTS).state == "stripe_pending"
+
+
+async def test_link_that_cannot_be_switched_off_is_a_repair_until_it_is(
+    hass: HomeAssistant,
+    offline_with_stripe_down: FlakyStripe,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Item 11: nothing told the owner that an offline cabinet's link still took money."""
+    flaky = offline_with_stripe_down
+    issues = ir.async_get(hass)
+    assert len(flaky.asked) == 1
+    await advance(hass, freezer, 10)
+    assert len(flaky.asked) == 2
+    assert issues.async_get_issue(DOMAIN, LINK_ISSUE) is None  # One blip is no alarm.
+    await advance(hass, freezer, 20)
+    assert len(flaky.asked) == 3
+    issue = issues.async_get_issue(DOMAIN, LINK_ISSUE)
+    assert issue is not None
+    assert issue.translation_key == "link_still_on"
+    assert issue.translation_placeholders == {"cabinet": "Pac-Man", "payment_link": cabinet_link["id"]}
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+
+    flaky.down = False
+    await advance(hass, freezer, 40)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert issues.async_get_issue(DOMAIN, LINK_ISSUE) is None
+    assert hass.states.get(PAYMENTS).state == "offline"
+    asked = len(flaky.asked)
+    await advance(hass, freezer, 600)
+    assert len(flaky.asked) == asked  # Done: no more calls.
+
+
+async def test_cabinet_back_while_retrying_clears_the_repair(
+    hass: HomeAssistant,
+    offline_with_stripe_down: FlakyStripe,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Item 11: the link need not be switched off any more once the cabinet is back."""
+    await advance(hass, freezer, 10)
+    await advance(hass, freezer, 20)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, LINK_ISSUE) is not None
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, LINK_ISSUE) is None
+    assert hass.states.get(PAYMENTS).state == "accepting"
+    asked = len(offline_with_stripe_down.asked)
+    await advance(hass, freezer, 600)
+    assert len(offline_with_stripe_down.asked) == asked
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
