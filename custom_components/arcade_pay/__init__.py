@@ -53,7 +53,8 @@ from .repairs import async_clear_new_qr_code_issues
 from .services import async_setup_services
 from .stripe_gateway import ENV_API_BASE, StripeGateway
 from .stripe_health import StripeHealth
-from .stripe_webhook import async_handle_stripe_webhook
+from .stripe_scope import key_livemode
+from .stripe_webhook import WebhookScope, async_handle_stripe_webhook
 
 PLATFORMS = [
     Platform.BINARY_SENSOR,
@@ -187,7 +188,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
         DOMAIN,
         entry.title,
         entry.data[CONF_WEBHOOK_ID],
-        partial(async_handle_stripe_webhook, hub, entry.data[CONF_WEBHOOK_SECRET]),
+        partial(
+            async_handle_stripe_webhook,
+            hub,
+            entry.data[CONF_WEBHOOK_SECRET],
+            WebhookScope(key_livemode(entry.data[CONF_API_KEY])),
+        ),
         local_only=False,
         allowed_methods=[METH_POST],
     )
