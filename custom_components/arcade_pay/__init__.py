@@ -47,7 +47,8 @@ from .const import (
     SUBENTRY_CABINET,
 )
 from .hub import ArcadePayHub, HubOptions
-from .ledger import LedgerError, PaymentLedger
+from .ledger import LedgerError
+from .ledger_setup import async_open_ledger, ledger_issue_id
 from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues
 from .services import async_setup_services
@@ -114,15 +115,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
 
-    ledger = PaymentLedger(ledger_path(hass, entry))
-    try:
-        await hass.async_add_executor_job(ledger.open)
-    except LedgerError as err:
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="ledger_unavailable",
-            translation_placeholders={"error": str(err)},
-        ) from err
+    ledger = await async_open_ledger(hass, entry, ledger_path(hass, entry))
 
     cabinets = [
         cabinet_config(subentry)
@@ -260,6 +253,8 @@ async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
             translation_key="links_left_active",
             translation_placeholders={"account": entry.title, "links": ", ".join(failed)},
         )
+    # The file is the owner's to restore or not; a repair of an entry that is gone helps nobody.
+    ir.async_delete_issue(hass, DOMAIN, ledger_issue_id(entry.entry_id))
     if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
         with suppress(cloud.CloudNotAvailable):
             await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])
