@@ -60,7 +60,7 @@ def remove(path: Path) -> None:
 def test_write_after_the_file_was_deleted_fails(ledger: PaymentLedger, path: Path) -> None:
     """Item 15: writes went on into the deleted file, and the next start began an empty ledger."""
     remove(path)
-    with pytest.raises(LedgerError, match="was (deleted|replaced by another file) while"):
+    with pytest.raises(LedgerError, match=r"was (deleted|replaced by another file) while"):
         ledger.record(payment("cs_after"))
     assert not path.exists()
 
@@ -71,7 +71,7 @@ def test_write_after_the_file_was_replaced_fails(ledger: PaymentLedger, path: Pa
     other.open()
     other.close()
     shutil.move(tmp_path / "other.sqlite3", path)
-    with pytest.raises(LedgerError, match="was (deleted|replaced by another file) while"):
+    with pytest.raises(LedgerError, match=r"was (deleted|replaced by another file) while"):
         ledger.set_cabinet_seen("arcadeCabinet-123")
 
 
