@@ -100,3 +100,15 @@ async def test_admin_user_and_automations_can_call_admin_actions(
             await hass.services.async_call(DOMAIN, action, data, blocking=True, context=context)
     assert len([p for t, p, *_ in published(mqtt_mock) if t.endswith("/coinpulse")]) == 2
     assert len(exports(hass)) >= 1
+
+
+async def test_unknown_user_is_refused(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
+) -> None:
+    """A user id Home Assistant does not know (deleted since the call was made) is no administrator."""
+    action, data = admin_actions(hass, setup_entry)[0]
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN, action, data, blocking=True, context=Context(user_id="no-such-user")
+        )
+    assert published(mqtt_mock) == []

@@ -17,7 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.payments import paid_session
-from custom_components.arcade_pay.stripe_scope import key_livemode, metadata_machine_id
+from custom_components.arcade_pay.stripe_scope import key_livemode, metadata_machine_id, refusal
 from fake_stripe import Delivery, FakeStripe, sign
 
 from .conftest import WEBHOOK_ID, published, remember_seen, settle
@@ -160,3 +160,24 @@ async def test_foreign_links_machine_id_stays_out_of_logs_and_repair_ids(
     assert issue_ids == [f"unknown_cabinet_{link['id']}"]
     assert "xxxxxxxxxx" not in caplog.text
     assert "evil" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("event", "livemode", "expected"),
+    [
+        ([], False, None),  # Not an event: the parser says so, not this check.
+        ({"livemode": False}, None, None),  # A key that names no mode: not checked.
+        ({"livemode": True}, None, None),
+        ({"livemode": False, "account": None}, False, None),
+        ({"livemode": False, "account": {"id": "acct_1"}}, False, "connected account (unreadable)"),
+        ({"livemode": False, "account": "acct 1\nforged"}, False, "connected account (unreadable)"),
+        ({"livemode": False}, True, "a test mode event, and this entry's API key is a live mode key"),
+    ],
+)
+def test_refusal(event: Any, livemode: bool | None, expected: str | None) -> None:
+    reason = refusal(event, livemode)
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert expected in reason
