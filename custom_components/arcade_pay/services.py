@@ -55,11 +55,14 @@ class AdminRequired(Unauthorized):
 
     def __init__(self, call: ServiceCall) -> None:
         """Refuse ``call``, naming the action."""
-        super().__init__(context=call.context)
-        self.translation_domain = DOMAIN
-        self.translation_key = "admin_required"
-        self.translation_placeholders = {"action": f"{call.domain}.{call.service}"}
-        self.generate_message = True
+        super().__init__(context=call.context)  # Who was refused, as Unauthorized records it.
+        # Unauthorized takes no translation: give it one, as HomeAssistantError does.
+        HomeAssistantError.__init__(
+            self,
+            translation_domain=DOMAIN,
+            translation_key="admin_required",
+            translation_placeholders={"action": f"{call.domain}.{call.service}"},
+        )
 
 
 def _admin_only(handler: ServiceHandler) -> ServiceHandler:
