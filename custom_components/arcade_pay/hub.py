@@ -202,7 +202,9 @@ class ArcadePayHub:
         self._clear_issues_for_known_cabinets()
         await self.async_flush()
         self.links.read_from_stripe_first(self.cabinets.values())
-        self._spawn(self.async_sync_links())
+        # A Stripe call per cabinet: in the background, since Home Assistant's start waits for
+        # ordinary tasks (with hundreds of cabinets that would hold it up).
+        self._spawn(self.async_sync_links(), background=True)
 
     async def _async_reconcile_job(self, _: object = None) -> None:
         await self.async_reconcile()
@@ -212,9 +214,10 @@ class ArcadePayHub:
         return await self.money.async_reconcile()
 
     @callback
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], background: bool = False) -> None:
         """Run ``work`` now (eagerly) and keep hold of it until it is done, for ``async_drain``."""
-        task = self.hass.async_create_task(work, f"{DOMAIN} delivery", eager_start=True)
+        create = self.hass.async_create_background_task if background else self.hass.async_create_task
+        task = create(work, f"{DOMAIN} delivery", eager_start=True)
         if not task.done():
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
