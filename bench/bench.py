@@ -44,7 +44,7 @@ NOOP = REPO / "bench" / "custom_components" / "bench_noop"
 class PulseClock:
     """A cabinet: records when each coin pulse arrives and acknowledges it."""
 
-    def __init__(self, port: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, port: int, loop: asyncio.AbstractEventLoop, login: tuple[str, str]) -> None:
         self.arrivals: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.credits: dict[str, int] = {}
@@ -52,6 +52,8 @@ class PulseClock:
         self._loop = loop
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-cabinet")
+        # It answers for every cabinet, which no cabinet's own user may: Home Assistant's user.
+        self.client.username_pw_set(*login)
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe("arcade/machine/+/coinpulse", qos=1)
@@ -381,7 +383,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await system.start()
         await system.add_cabinet()
-        cabinet = PulseClock(system.broker.port, asyncio.get_running_loop())
+        cabinet = PulseClock(system.broker.port, asyncio.get_running_loop(), system.mqtt_login)
         await measure_payments(system, cabinet, "warm-up", 30, 1)
         await measure_noop(system, "warm-up", 30, 1)
         n = args.payments

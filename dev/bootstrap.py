@@ -357,13 +357,16 @@ async def remove_failed_onboarding_extras(ha: HomeAssistantClient) -> None:
             )
 
 
-async def ensure_mqtt(ha: HomeAssistantClient, host: str, port: int) -> None:
-    """One MQTT entry, pointing at the private broker."""
+async def ensure_mqtt(
+    ha: HomeAssistantClient, host: str, port: int, username: str | None = None, password: str | None = None
+) -> None:
+    """One MQTT entry, pointing at the private broker (as ``username``, when it has users)."""
     if entries := await entries_of(ha, "mqtt"):
         log(f"MQTT: entry {entries[0]['title']!r} exists")
         entry_id = entries[0]["entry_id"]
     else:
-        result = await config_flow(ha, "mqtt", {"broker": host, "port": port})
+        login = {"username": username, "password": password} if username else {}
+        result = await config_flow(ha, "mqtt", {"broker": host, "port": port} | login)
         expect_created("the MQTT entry", result)
         entry_id = result["result"]["entry_id"]
         log(f"MQTT: entry created for {host}:{port}")
@@ -514,7 +517,7 @@ async def setup(args: argparse.Namespace) -> None:
         await onboard_or_login(ha, config_dir / TOKEN_FILE)
         await wait_until_running(ha, args.timeout)
         await set_core_config(ha)
-        await ensure_mqtt(ha, args.mqtt_host, args.mqtt_port)
+        await ensure_mqtt(ha, args.mqtt_host, args.mqtt_port, args.mqtt_username, args.mqtt_password)
         await remove_failed_onboarding_extras(ha)
         if not args.with_arcade_pay:
             print_guide(args, ha, fake_url, None, {}, [])
@@ -565,8 +568,10 @@ def print_guide(
     for machine_id, (link_id, known) in links.items():
         if known:
             lines.append(f"Pay {machine_id}   {fake_url}/pay/{link_id}   (choose credits, click Pay)")
+    login = f" -u {args.mqtt_username} -P '{args.mqtt_password}'" if args.mqtt_username else ""
+    broker = f"-h {args.mqtt_host} -p {args.mqtt_port}{login}"
     lines += [
-        f"Coin pulses      mosquitto_sub -h {args.mqtt_host} -p {args.mqtt_port} -t 'arcade/machine/#' -v",
+        f"Coin pulses      mosquitto_sub {broker} -t 'arcade/machine/#' -v",
         "=" * 78,
         "",
     ]
@@ -640,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_parser.add_argument("--config-dir", default="dev-config", help="where .dev-token goes")
     setup_parser.add_argument("--mqtt-host", default="127.0.0.1")
     setup_parser.add_argument("--mqtt-port", type=int, default=1883)
+    setup_parser.add_argument("--mqtt-username", help="Home Assistant's broker user, if it has users")
+    setup_parser.add_argument("--mqtt-password", help="its password (a local throwaway broker's)")
     setup_parser.add_argument("--fake-stripe-url", default="http://127.0.0.1:12111")
     setup_parser.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET)
     setup_parser.add_argument(

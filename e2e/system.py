@@ -4,6 +4,10 @@
 Assistant (``python -m homeassistant`` on a fresh config directory) and, optionally, the cabinet
 agent; onboards Home Assistant and sets up MQTT, Arcade Pay and cabinets through its REST and
 websocket APIs (``dev.bootstrap``, the same code ``scripts/develop`` uses).
+
+The broker runs as the README recommends (dev/mosquitto.acl): no anonymous clients, Home
+Assistant as user ``homeassistant``, each cabinet agent as a user named after its machine ID
+(``cabinet_login``), limited to its own topics.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,10 +30,11 @@ from aiohttp import ClientSession, ClientTimeout
 
 from dev import bootstrap
 from fake_stripe import Delivery, FakeStripe
-from tests.mosquitto import Mosquitto, free_port
+from tests.mosquitto import ACL_FILE, Mosquitto, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MACHINE_ID = "arcadeCabinet-123"
+HA_MQTT_USER = "homeassistant"
 
 CONFIGURATION_YAML = """\
 # Written by e2e/system.py: the smallest configuration that runs the UI's APIs.
@@ -112,6 +118,8 @@ class ArcadeSystem:
     entry_id: str = ""
     webhook_id: str = ""
     links: dict[str, str] = field(default_factory=dict)  # machine id -> payment link id
+    # Broker user -> password (made up per run): Home Assistant's, then one per cabinet agent.
+    broker_users: dict[str, str] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Start broker, fake Stripe and Home Assistant; onboard; set up MQTT and Arcade Pay."""
@@ -125,7 +133,14 @@ class ArcadeSystem:
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "broker").mkdir(exist_ok=True)
-        self.broker = Mosquitto(self.workdir / "broker", persistence=True, nodelay=self.broker_nodelay)
+        self.broker_users[HA_MQTT_USER] = secrets.token_urlsafe(16)
+        self.broker = Mosquitto(
+            self.workdir / "broker",
+            persistence=True,
+            nodelay=self.broker_nodelay,
+            acl=ACL_FILE.read_text(encoding="utf-8"),
+            users=self.broker_users,
+        )
         self.broker.start()
         self.fake = FakeStripe()
         await self.fake.start()
@@ -152,7 +167,19 @@ class ArcadeSystem:
         await bootstrap.onboard_or_login(self.client, config / ".token")
         await bootstrap.wait_until_running(self.client, 120)
         await bootstrap.set_core_config(self.client)
-        await bootstrap.ensure_mqtt(self.client, "127.0.0.1", self.broker.port)
+        await bootstrap.ensure_mqtt(self.client, "127.0.0.1", self.broker.port, *self.mqtt_login)
+
+    @property
+    def mqtt_login(self) -> tuple[str, str]:
+        """Home Assistant's broker user and password (the only one that may use every topic)."""
+        return HA_MQTT_USER, self.broker_users[HA_MQTT_USER]
+
+    def cabinet_login(self, machine_id: str = MACHINE_ID) -> tuple[str, str]:
+        """A broker user for one cabinet (its machine ID), made on first use."""
+        if machine_id not in self.broker_users:
+            self.broker_users[machine_id] = secrets.token_urlsafe(16)
+            self.broker.add_user(machine_id, self.broker_users[machine_id])
+        return machine_id, self.broker_users[machine_id]
 
     async def add_arcade_pay(self) -> None:
         """Add the Arcade Pay entry through its config flow; register its webhook on the fake."""
@@ -300,9 +327,17 @@ class Agent:
     """The cabinet agent (``arcade-cabinet run``) as a process; coins go into ``coins.log``."""
 
     def __init__(
-        self, workdir: Path, broker_port: int, machine_id: str = MACHINE_ID, credits_per_game: int = 1
+        self,
+        workdir: Path,
+        broker_port: int,
+        machine_id: str = MACHINE_ID,
+        credits_per_game: int = 1,
+        login: tuple[str, str] | None = None,
     ) -> None:
-        """Write the agent's config into ``workdir`` (nothing runs before ``start``)."""
+        """Write the agent's config into ``workdir`` (nothing runs before ``start``).
+
+        ``login``: the broker user and password (``ArcadeSystem.cabinet_login``).
+        """
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.state_file = workdir / "state.json"
@@ -318,7 +353,8 @@ class Agent:
             f'control_socket = "{workdir / "control.sock"}"\n'
             "[mqtt]\n"
             'host = "127.0.0.1"\n'
-            f"port = {broker_port}\n",
+            f"port = {broker_port}\n"
+            + (f"username = {json.dumps(login[0])}\npassword = {json.dumps(login[1])}\n" if login else ""),
             encoding="utf-8",
         )
         self.env = os.environ | {"PYTHONPATH": str(REPO / "cabinet")}

@@ -34,7 +34,7 @@ async def system(tmp_path: Path, socket_enabled: None) -> AsyncIterator[ArcadeSy
 
 @pytest.fixture
 def agent(system: ArcadeSystem, tmp_path: Path) -> Any:
-    cabinet = Agent(tmp_path / "agent", system.broker.port)
+    cabinet = Agent(tmp_path / "agent", system.broker.port, login=system.cabinet_login())
     cabinet.start()
     yield cabinet
     cabinet.stop()

@@ -47,13 +47,15 @@ from .const import (
     SUBENTRY_CABINET,
 )
 from .hub import ArcadePayHub, HubOptions
-from .ledger import LedgerError, PaymentLedger
+from .ledger import LedgerError
+from .ledger_setup import async_open_ledger, ledger_issue_id
 from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues
 from .services import async_setup_services
 from .stripe_gateway import ENV_API_BASE, StripeGateway
 from .stripe_health import StripeHealth
-from .stripe_webhook import async_handle_stripe_webhook
+from .stripe_scope import key_livemode
+from .stripe_webhook import WebhookScope, async_handle_stripe_webhook
 
 PLATFORMS = [
     Platform.BINARY_SENSOR,
@@ -113,15 +115,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
 
-    ledger = PaymentLedger(ledger_path(hass, entry))
-    try:
-        await hass.async_add_executor_job(ledger.open)
-    except LedgerError as err:
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="ledger_unavailable",
-            translation_placeholders={"error": str(err)},
-        ) from err
+    ledger = await async_open_ledger(hass, entry, ledger_path(hass, entry))
 
     cabinets = [
         cabinet_config(subentry)
@@ -190,7 +184,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
         DOMAIN,
         entry.title,
         entry.data[CONF_WEBHOOK_ID],
-        partial(async_handle_stripe_webhook, hub, entry.data[CONF_WEBHOOK_SECRET]),
+        partial(
+            async_handle_stripe_webhook,
+            hub,
+            entry.data[CONF_WEBHOOK_SECRET],
+            WebhookScope(key_livemode(entry.data[CONF_API_KEY])),
+        ),
         local_only=False,
         allowed_methods=[METH_POST],
     )
@@ -261,6 +260,8 @@ async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
             translation_key="links_left_active",
             translation_placeholders={"account": entry.title, "links": ", ".join(failed)},
         )
+    # The file is the owner's to restore or not; a repair of an entry that is gone helps nobody.
+    ir.async_delete_issue(hass, DOMAIN, ledger_issue_id(entry.entry_id))
     if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
         with suppress(cloud.CloudNotAvailable):
             await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])

@@ -43,6 +43,7 @@ from .const import (
 from .currencies import format_amount, normalize_currency
 from .flow_helpers import (
     TEXT,
+    cabinet_errors,
     link_data,
     price_placeholders,
     stripe_error,
@@ -53,7 +54,6 @@ from .flow_helpers import (
     with_limit,
 )
 from .payment_links import async_retire_links
-from .protocol import is_valid_machine_id
 from .repairs import async_create_new_qr_code_issue
 from .stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
 
@@ -79,17 +79,6 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
     def _default_currency(self) -> str:
         return str(self._get_entry().data.get(CONF_DEFAULT_CURRENCY, "usd"))
 
-    def _cabinet_errors(self, user_input: Mapping[str, Any]) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        if not user_input[CONF_NAME]:
-            errors[CONF_NAME] = "name_required"
-        machine_id = user_input[CONF_MACHINE_ID]
-        if not is_valid_machine_id(machine_id):
-            errors[CONF_MACHINE_ID] = "invalid_machine_id"
-        elif machine_id in {s.data.get(CONF_MACHINE_ID) for s in self._get_entry().subentries.values()}:
-            errors[CONF_MACHINE_ID] = "machine_id_taken"
-        return errors
-
     def _cabinet_using_link(self, link_id: str) -> str | None:
         """The name of the cabinet of this entry whose payment link is ``link_id``, if any."""
         return next(
@@ -109,9 +98,10 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         """Create product, price and payment link in Stripe."""
         errors: dict[str, str] = {}
         shown = self._shown_currency or self._default_currency()
+        clash = {"account": ""}  # The other Stripe account whose cabinet has this machine ID.
         if user_input is not None:
             user_input = stripped(user_input)
-            errors = self._cabinet_errors(user_input)
+            errors = cabinet_errors(self.hass, self._get_entry(), user_input, clash)
             max_quantity = whole_number(user_input, CONF_MAX_QUANTITY, 1, MAX_ADJUSTABLE_QUANTITY, errors)
             currency = normalize_currency(user_input[CONF_CURRENCY])
             unit_amount = None
@@ -157,7 +147,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 user_input,
             ),
             errors=errors,
-            description_placeholders=price_placeholders(shown),
+            description_placeholders=price_placeholders(shown) | clash,
         )
 
     async def async_step_existing_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
@@ -170,10 +160,10 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         """
         errors: dict[str, str] = {}
         # Who holds the link, for the errors that name them.
-        placeholders = {"owner": "", "link_machine_id": ""}
+        placeholders = {"owner": "", "link_machine_id": "", "account": ""}
         if user_input is not None:
             user_input = stripped(user_input)
-            errors = self._cabinet_errors(user_input)
+            errors = cabinet_errors(self.hass, self._get_entry(), user_input, placeholders)
             link_id, machine_id = user_input[CONF_PAYMENT_LINK_ID], user_input[CONF_MACHINE_ID]
             if owner := self._cabinet_using_link(link_id):
                 errors[CONF_PAYMENT_LINK_ID] = "payment_link_taken"

@@ -47,7 +47,7 @@ from .const import (
     LOGGER,
     SUBENTRY_CABINET,
 )
-from .flow_helpers import PASSWORD, TEXT, stripe_error, whole_number
+from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, stripe_error, whole_number
 from .payments import SUBSCRIBED_EVENTS
 from .protocol import is_valid_topic_prefix
 from .stripe_gateway import StripeAccount, StripeGatewayError
@@ -209,8 +209,9 @@ class ArcadePayOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and change the options."""
         errors: dict[str, str] = {}
+        clash = {"account": "", "machine_id": ""}  # Another entry's cabinet on the same topics.
         if user_input is not None:
-            user_input[CONF_TOPIC_PREFIX] = user_input[CONF_TOPIC_PREFIX].strip().rstrip("/")
+            user_input[CONF_TOPIC_PREFIX] = prefix = user_input[CONF_TOPIC_PREFIX].strip().rstrip("/")
             ranges = {
                 CONF_CREDITS_PER_GAME: MAX_CREDITS_PER_GAME,
                 CONF_OFFLINE_MINUTES: MAX_MINUTES,
@@ -219,8 +220,13 @@ class ArcadePayOptionsFlow(OptionsFlow):
             for key, high in ranges.items():
                 if (number := whole_number(user_input, key, 0, high, errors)) is not None:
                     user_input[key] = number
-            if not is_valid_topic_prefix(user_input[CONF_TOPIC_PREFIX]):
+            if not is_valid_topic_prefix(prefix):
                 errors[CONF_TOPIC_PREFIX] = "invalid_topic_prefix"
+            elif other := same_topics(
+                self.hass, self.config_entry.entry_id, prefix, machine_ids_of(self.config_entry)
+            ):
+                errors[CONF_TOPIC_PREFIX] = "topic_prefix_taken"
+                clash = {"account": other[0], "machine_id": other[1]}
             if not errors and user_input[CONF_REFUND_UNDELIVERED] and user_input[CONF_REFUND_MINUTES] < 1:
                 errors[CONF_REFUND_MINUTES] = "refund_too_soon"
             if not errors:
@@ -251,7 +257,8 @@ class ArcadePayOptionsFlow(OptionsFlow):
                 "webhook_url": webhook_url(self.hass, self.config_entry.data),
                 "max_credits_per_game": str(MAX_CREDITS_PER_GAME),
                 "max_minutes": str(MAX_MINUTES),
-            },
+            }
+            | clash,
         )
 
 

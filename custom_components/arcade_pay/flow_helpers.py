@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import CONF_NAME
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
 
 from .const import (
@@ -17,11 +20,15 @@ from .const import (
     CONF_PRICE,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
+    CONF_TOPIC_PREFIX,
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
+    DEFAULT_TOPIC_PREFIX,
+    DOMAIN,
 )
 from .currencies import PriceError, format_amount, parse_price, price_example
 from .payments import currency_exponent
+from .protocol import is_valid_machine_id, is_valid_new_machine_id
 from .stripe_gateway import (
     MAX_ADJUSTABLE_QUANTITY,
     PaymentLink,
@@ -41,6 +48,53 @@ def stripe_error(err: StripeGatewayError) -> str:
     if isinstance(err, StripeConnectionError):
         return "cannot_connect"
     return "stripe_error"
+
+
+def topic_prefix_of(entry: ConfigEntry) -> str:
+    """The MQTT topic prefix an entry's cabinets use."""
+    return str(entry.options.get(CONF_TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX)).rstrip("/")
+
+
+def machine_ids_of(entry: ConfigEntry) -> set[str]:
+    """The machine ids of an entry's cabinets."""
+    return {str(s.data[CONF_MACHINE_ID]) for s in entry.subentries.values() if CONF_MACHINE_ID in s.data}
+
+
+def same_topics(
+    hass: HomeAssistant, entry_id: str, prefix: str, machine_ids: Iterable[str]
+) -> tuple[str, str] | None:
+    """(account, machine id) of another entry's cabinet that would share topics with one of these.
+
+    Two entries with a cabinet of the same machine id under the same prefix would both publish
+    its coin pulses and both take its acknowledgements: one cabinet, two ledgers.
+    """
+    wanted = set(machine_ids)
+    for other in hass.config_entries.async_entries(DOMAIN):
+        if other.entry_id == entry_id or topic_prefix_of(other) != prefix:
+            continue
+        if clash := wanted & machine_ids_of(other):
+            return other.title, min(clash)
+    return None
+
+
+def cabinet_errors(
+    hass: HomeAssistant, entry: ConfigEntry, user_input: Mapping[str, Any], placeholders: dict[str, str]
+) -> dict[str, str]:
+    """Errors of a new cabinet's name and machine ID; the account in the way goes into ``placeholders``."""
+    errors: dict[str, str] = {}
+    if not user_input[CONF_NAME]:
+        errors[CONF_NAME] = "name_required"
+    machine_id = user_input[CONF_MACHINE_ID]
+    if not is_valid_machine_id(machine_id):
+        errors[CONF_MACHINE_ID] = "invalid_machine_id"
+    elif not is_valid_new_machine_id(machine_id):
+        errors[CONF_MACHINE_ID] = "machine_id_first_character"
+    elif machine_id in machine_ids_of(entry):
+        errors[CONF_MACHINE_ID] = "machine_id_taken"
+    elif clash := same_topics(hass, entry.entry_id, topic_prefix_of(entry), [machine_id]):
+        errors[CONF_MACHINE_ID] = "machine_id_other_account"
+        placeholders["account"] = clash[0]
+    return errors
 
 
 def whole_number(

@@ -30,6 +30,7 @@ from .const import (
 from .delivery import CreditDispatcher, Pulse
 from .entry_work import EntryWork
 from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from .link_retry import LinkRetries
 from .money_events import MoneyEvents, Outcome
 from .payment_links import PaymentLinks
 from .payments import (
@@ -107,6 +108,7 @@ class ArcadePayHub:
         )
         self._learned_prices: dict[str, LearnedPrice] = {}
         self.links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
+        self.link_retries = LinkRetries(hass, self._async_sync_link)
         self.money = MoneyEvents(self)
         self.gateway = gateway
         self.work = EntryWork(hass)
@@ -201,7 +203,10 @@ class ArcadePayHub:
             )
         self._clear_issues_for_known_cabinets()
         await self.async_flush()
-        self.work.spawn(self.async_sync_links(), cancellable=True)
+        self.links.read_from_stripe_first(self.cabinets.values())
+        # A Stripe call per cabinet: in the background, since Home Assistant's start waits for
+        # ordinary tasks (with hundreds of cabinets that would hold it up).
+        self.work.spawn(self.async_sync_links(), cancellable=True, background=True)
 
     @callback
     def _interval_due(self, work: Callable[[], Coroutine[Any, Any, Any]], _: object) -> None:
@@ -228,6 +233,7 @@ class ArcadePayHub:
         for cancel in self._offline_timers.values():
             cancel()
         self._offline_timers.clear()
+        self.link_retries.cancel()
 
     # --- lookups -----------------------------------------------------------------
 
@@ -498,20 +504,28 @@ class ArcadePayHub:
     async def async_sync_links(self) -> None:
         """Put every cabinet's link in Stripe in line with why it should (not) take money."""
         for cabinet in self.cabinets.values():
-            if self.links.out_of_line(cabinet):
-                await self._async_link_change(cabinet, self.links.async_sync(cabinet))
+            # A cabinet waiting for its retry (link_retry.py) is left alone until then: backoff.
+            if self.links.out_of_line(cabinet) and not self.link_retries.waiting(cabinet):
+                await self._async_sync_link(cabinet)
+
+    async def _async_sync_link(self, cabinet: Cabinet) -> None:
+        await self._async_link_change(cabinet, self.links.async_sync(cabinet))
 
     async def _async_link_change(self, cabinet: Cabinet, change: Coroutine[Any, Any, None]) -> None:
-        """Run a change of a cabinet's link in the background; the next housekeeping retries it."""
+        """Run a change of a cabinet's link in the background; Stripe refusing it is retried."""
+        was = cabinet.accepting_payments
         try:
             await change
         except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
             LOGGER.debug("Payment link of %s not updated yet: %s", cabinet.machine_id, err)
+            self.link_retries.failed(cabinet)
             return
         except LedgerError as err:
             LOGGER.warning("Could not remember the payment link state of %s: %s", cabinet.machine_id, err)
             return
-        LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
+        self.link_retries.succeeded(cabinet)
+        if cabinet.accepting_payments != was:
+            LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
 
     async def _async_offline_too_long(self, machine_id: str) -> None:
         self._offline_timers.pop(machine_id, None)

@@ -29,6 +29,7 @@ import threading
 from typing import Any, Final
 
 from .currencies import format_amount
+from .ledger_file import LedgerFile
 
 SCHEMA_VERSION: Final = 5  # 4 is issue 8's money-in schema (another branch)
 
@@ -145,6 +146,10 @@ class LedgerError(Exception):
     """The ledger could not be read or written."""
 
 
+class LedgerFileReplaced(LedgerError):
+    """The file at the ledger's path is not the one it opened (ledger_file.py)."""
+
+
 class PaymentLedger:
     """A SQLite file of payments; safe to call from any one thread at a time."""
 
@@ -154,6 +159,7 @@ class PaymentLedger:
         # Guards the connection: one thread at a time runs statements on it.
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self.file = LedgerFile(self.path)
         # Group commit: writes share an open transaction until one of them commits it.
         self._in_transaction = False
         self._epoch = 0  # number of the open (or next) transaction
@@ -175,6 +181,7 @@ class PaymentLedger:
             db.close()
             raise LedgerError(f"cannot open ledger {self.path.name}: {err}") from err
         self._db = db
+        self.file.opened()
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -221,6 +228,8 @@ class PaymentLedger:
         failure: BaseException | None = None
         with self._lock:
             db = self._connection()
+            if (problem := self.file.problem()) is not None:
+                raise LedgerFileReplaced(problem)
             try:
                 if not self._in_transaction:
                     db.execute("BEGIN IMMEDIATE")

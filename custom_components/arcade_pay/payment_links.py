@@ -13,6 +13,10 @@ and Stripe agree, and the reason a link is off is kept:
 
 A link takes money only when none of these holds. Nothing here overrides them: asking for
 the link to show players (the action) puts Stripe back in line with them, no more.
+
+After a start, what Stripe has is read from Stripe before anything is decided: the ledger
+may be behind it (Home Assistant stopped between a call to Stripe and the ledger write, or the
+write failed), and someone may have changed the link in Stripe's dashboard meanwhile.
 """
 
 from __future__ import annotations
@@ -66,25 +70,40 @@ class PaymentLinks:
         self.gateway = gateway
         self.ledger = ledger
         self._run = run_blocking
+        # Cabinets whose link Stripe has not been asked about since the start.
+        self._unread: set[str] = set()
+
+    def read_from_stripe_first(self, cabinets: Iterable[Cabinet]) -> None:
+        """Before the next change of these cabinets' links, ask Stripe what it has (at start-up)."""
+        self._unread.update(cabinet.machine_id for cabinet in cabinets)
 
     def out_of_line(self, cabinet: Cabinet) -> bool:
         """Whether Stripe may not have what the cabinet wants."""
         # Never told about this link (a new link after a price change, or an upgrade): say it once.
-        return not cabinet.link_state_known or cabinet.accepting_payments != cabinet.wants_payments
+        return (
+            cabinet.machine_id in self._unread
+            or not cabinet.link_state_known
+            or cabinet.accepting_payments != cabinet.wants_payments
+        )
 
     async def async_sync(self, cabinet: Cabinet) -> None:
         """Tell Stripe what the cabinet wants, if it may not have it; raise StripeGatewayError."""
+        if cabinet.machine_id in self._unread:
+            link = await self.gateway.payment_link(cabinet.config.payment_link_id)
+            self._unread.discard(cabinet.machine_id)
+            cabinet.set_accepting_payments(link.active)
         if self.out_of_line(cabinet):
             await self._async_set(cabinet, cabinet.wants_payments)
 
     async def _async_set(self, cabinet: Cabinet, active: bool) -> None:
         config = cabinet.config
         await self.gateway.set_link_active(config.payment_link_id, active)
+        # Stripe has it now, whatever the ledger write below does: the switch shows what Stripe has.
+        cabinet.set_accepting_payments(active)
         await self._run(
             self.ledger.set_cabinet_link, config.machine_id, config.payment_link_id, active,
             cabinet.offline_stopped,
         )  # fmt: skip
-        cabinet.set_accepting_payments(active)
 
     async def async_pause(self, cabinet: Cabinet, paused: bool) -> None:
         """The operator switched payments off (or on again): remembered, then applied.
@@ -127,6 +146,7 @@ class PaymentLinks:
     async def async_link_for_players(self, cabinet: Cabinet) -> LinkForPlayers:
         """Fetch the link to show players, putting Stripe in line first (never overriding a reason)."""
         link = await self.gateway.payment_link(cabinet.config.payment_link_id)
+        self._unread.discard(cabinet.machine_id)
         if link.active != cabinet.wants_payments:
             await self._async_set(cabinet, cabinet.wants_payments)
         else:

@@ -17,6 +17,7 @@ import stripe
 import voluptuous as vol
 
 from .protocol import MAX_CREDITS_PER_PULSE, strict_int
+from .stripe_scope import metadata_machine_id, refusal
 
 SIGNATURE_TOLERANCE_SECONDS: Final = 300
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -65,10 +66,11 @@ THREE_DECIMAL_CURRENCIES: Final = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 class WebhookRejected(ValueError):
     """A delivery that is not a genuine, well-formed Stripe event (HTTP 400)."""
 
-    def __init__(self, reason: str, signature_failed: bool = False) -> None:
-        """Say why; ``signature_failed`` when the signature (not the body) was wrong."""
+    def __init__(self, reason: str, signature_failed: bool = False, foreign: bool = False) -> None:
+        """Say why; ``signature_failed``: the signature was wrong; ``foreign``: another mode or account."""
         super().__init__(reason)
         self.signature_failed = signature_failed
+        self.foreign = foreign
 
 
 class CreditError(ValueError):
@@ -212,10 +214,12 @@ def verify_and_parse(
     payload: bytes,
     signature_header: str | None,
     secret: str,
+    livemode: bool | None = None,
 ) -> StripeNotice:
     """Verify a delivery and say what it means; raise WebhookRejected for bad input.
 
-    The signature is checked over the raw bytes before anything is parsed.
+    The signature is checked over the raw bytes before anything is parsed. With ``livemode``
+    (the key's mode), an event of the other mode or of a connected account is refused.
     """
     if not signature_header:
         raise WebhookRejected("missing Stripe-Signature header")
@@ -235,10 +239,10 @@ def verify_and_parse(
         raw = json.loads(text)
     except (ValueError, RecursionError) as err:  # ValueError: also ints beyond int_max_str_digits
         raise WebhookRejected("body is not JSON") from err
-    return interpret_event(raw)
+    return interpret_event(raw, livemode)
 
 
-def interpret_event(raw: Any) -> StripeNotice:
+def interpret_event(raw: Any, livemode: bool | None = None) -> StripeNotice:
     """Say what a (verified) Stripe event means for Arcade Pay."""
     if not isinstance(raw, dict):
         raise WebhookRejected("event is not a JSON object")
@@ -246,6 +250,8 @@ def interpret_event(raw: Any) -> StripeNotice:
         event = EVENT_SCHEMA(raw)
     except vol.Invalid as err:
         raise WebhookRejected(f"not a Stripe event: {err}") from None
+    if (reason := refusal(event, livemode)) is not None:
+        raise WebhookRejected(reason, foreign=True)
     event_id: str = event["id"]
     event_type: str = event["type"]
     obj = event["data"]["object"]
@@ -285,7 +291,7 @@ def paid_session(obj: Any, event_id: str, event_type: str) -> PaidSession | Igno
         event_type=event_type,
         session_id=session["id"],
         payment_link_id=session.get("payment_link"),
-        machine_id=metadata.get("machine_id"),
+        machine_id=metadata_machine_id(metadata.get("machine_id")),
         amount_subtotal=subtotal,
         amount_total=total,
         currency=currency,

@@ -65,6 +65,16 @@ def is_valid_machine_id(machine_id: str) -> bool:
     return MACHINE_ID_PATTERN.fullmatch(machine_id) is not None
 
 
+def is_valid_new_machine_id(machine_id: str) -> bool:
+    """Return whether a new cabinet may be given this machine id: it also starts with a letter or digit.
+
+    A leading ``-`` reads as an option to command-line tools (``mosquitto_passwd``, ``mosquitto_sub``,
+    ``arcade-cabinet``), where the id also serves as the cabinet's broker user name. Ids configured
+    before this rule keep working: only forms apply it.
+    """
+    return is_valid_machine_id(machine_id) and machine_id[0].isascii() and machine_id[0].isalnum()
+
+
 def is_valid_topic_prefix(prefix: str) -> bool:
     """Return whether a topic prefix can be used to publish and subscribe under.
 

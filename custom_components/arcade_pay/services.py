@@ -1,15 +1,24 @@
-"""Actions: add_credit and create_payment_link (the seed's /create-payment-link)."""
+"""Actions: add_credit, create_payment_link (the seed's /create-payment-link) and export_ledger.
+
+add_credit gives credits away and export_ledger writes every payment to a file: like Home
+Assistant's own admin services, they refuse a user who is not an administrator. Calls
+without a user (automations, scripts) are allowed, as they are for admin services: an
+administrator wrote them. create_payment_link is open to every user: it never turns a link
+on that a reason keeps off (payment_links.py), so it changes nothing a user could not see.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 
@@ -36,6 +45,41 @@ ADD_CREDIT_SCHEMA = vol.Schema(
 )
 CREATE_PAYMENT_LINK_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
 EXPORT_LEDGER_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
+
+
+type ServiceHandler = Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]
+
+
+class AdminRequired(Unauthorized):
+    """Unauthorized (as Home Assistant's admin services raise it), with a translated message."""
+
+    def __init__(self, call: ServiceCall) -> None:
+        """Refuse ``call``, naming the action."""
+        super().__init__(context=call.context)  # Who was refused, as Unauthorized records it.
+        # Unauthorized takes no translation: give it one, as HomeAssistantError does.
+        HomeAssistantError.__init__(
+            self,
+            translation_domain=DOMAIN,
+            translation_key="admin_required",
+            translation_placeholders={"action": f"{call.domain}.{call.service}"},
+        )
+
+
+def _admin_only(handler: ServiceHandler) -> ServiceHandler:
+    """Run ``handler`` only for an administrator, or without a user (as admin services do).
+
+    Not ``async_register_admin_service``: Home Assistant 2025.4's cannot return a response.
+    """
+
+    @wraps(handler)
+    async def check(call: ServiceCall) -> ServiceResponse:
+        if call.context.user_id:
+            user = await call.hass.auth.async_get_user(call.context.user_id)
+            if user is None or not user.is_admin:
+                raise AdminRequired(call)
+        return await handler(call)
+
+    return check
 
 
 def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayHub, Cabinet]:
@@ -77,6 +121,7 @@ async def async_add_credit(hub: ArcadePayHub, cabinet: Cabinet, credits: int) ->
         ) from err
 
 
+@_admin_only
 async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
     hub, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
     payment_id = await async_add_credit(hub, cabinet, call.data[ATTR_CREDITS])
@@ -96,6 +141,7 @@ async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceRespons
     }
 
 
+@_admin_only
 async def _async_handle_export_ledger(call: ServiceCall) -> ServiceResponse:
     entry_id = call.data[ATTR_CONFIG_ENTRY_ID]
     entry = call.hass.config_entries.async_get_entry(entry_id)

@@ -8,7 +8,9 @@ recorded (Stripe then retries), 200 otherwise.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from http import HTTPStatus
+import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -52,12 +54,43 @@ async def _read_body(request: web.Request) -> bytes | None:
     return b"".join(chunks)
 
 
+def _event_id(body: bytes) -> str:
+    """The id of an event that passed the signature and shape checks, for the log."""
+    event_id: str = json.loads(body)["id"]
+    return event_id
+
+
 def _answer(status: HTTPStatus, **body: Any) -> web.Response:
     return web.json_response(body, status=status)
 
 
+@dataclass(slots=True)
+class WebhookScope:
+    """What one entry's webhook accepts besides a good signature, and the refusals it logged."""
+
+    livemode: bool | None  # The API key's mode (stripe_scope.key_livemode); None: not checked.
+    logged: set[str] = field(default_factory=set)
+
+    def log_refusal(self, event_id: str, reason: str) -> None:
+        """Warn once per cause: Stripe retries each event for days, and the cause is one setting."""
+        if reason in self.logged:
+            LOGGER.debug("Refused Stripe event %s: %s", event_id, reason)
+            return
+        self.logged.add(reason)
+        LOGGER.warning(
+            "Refused Stripe event %s: %s; nothing was credited (further events refused for this "
+            "reason are logged at debug level)",
+            event_id, reason,
+        )  # fmt: skip
+
+
 async def async_handle_stripe_webhook(
-    hub: ArcadePayHub, secret: str, hass: HomeAssistant, webhook_id: str, request: web.Request
+    hub: ArcadePayHub,
+    secret: str,
+    scope: WebhookScope,
+    hass: HomeAssistant,
+    webhook_id: str,
+    request: web.Request,
 ) -> web.Response:
     """Handle one delivery from Stripe."""
     body = await _read_body(request)
@@ -65,8 +98,11 @@ async def async_handle_stripe_webhook(
         LOGGER.warning("Rejected a webhook delivery larger than %d bytes", MAX_BODY_BYTES)
         return _answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error="body too large")
     try:
-        notice = verify_and_parse(body, request.headers.get("Stripe-Signature"), secret)
+        notice = verify_and_parse(body, request.headers.get("Stripe-Signature"), secret, scope.livemode)
     except WebhookRejected as err:
+        if err.foreign:
+            scope.log_refusal(_event_id(body), str(err))
+            return _answer(HTTPStatus.BAD_REQUEST, error="event is not for this account and mode")
         # The reason never contains the secret or the signature, only what was wrong.
         LOGGER.warning("Rejected a webhook delivery from %s: %s", request.remote, err)
         if err.signature_failed:

@@ -81,7 +81,12 @@ class Journey:
         started = time.monotonic()
         await self.system.start_services()
         await bootstrap.remove_failed_onboarding_extras(self.system.client)
-        self.agent = Agent(self.workdir / "agent", self.system.broker.port, machine_id=PACMAN)
+        self.agent = Agent(
+            self.workdir / "agent",
+            self.system.broker.port,
+            machine_id=PACMAN,
+            login=self.system.cabinet_login(PACMAN),
+        )
         self.agent.start()
         self._playwright = await async_playwright().start()
         self._browser = await self._playwright.chromium.launch(

@@ -1,0 +1,216 @@
+"""Issue 8, items 10 and 11: a link follows its cabinet through restarts and Stripe errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_mqtt_message,
+    async_fire_time_changed,
+)
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+
+from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.hub import ArcadePayHub
+from custom_components.arcade_pay.ledger import LedgerError
+from custom_components.arcade_pay.stripe_gateway import StripeConnectionError
+from fake_stripe import FakeStripe
+
+from .conftest import MACHINE_ID
+
+PREFIX = f"arcade/machine/{MACHINE_ID}"
+SWITCH = "switch.pac_man_accepting_payments"
+PAYMENTS = "sensor.pac_man_payments"
+LINK_ISSUE = f"link_still_on_{MACHINE_ID}"
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+
+
+def hub_of(entry: MockConfigEntry) -> ArcadePayHub:
+    hub: ArcadePayHub = entry.runtime_data
+    return hub
+
+
+# --- item 10 ---------------------------------------------------------------------------------
+
+
+async def test_link_off_that_the_ledger_missed_is_turned_on_when_the_cabinet_is_back(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Item 10: the offline rule switched the link off in Stripe, then could not write that down:
+    the switch showed on, and the cabinet coming back left the link off for good."""
+    hub = hub_of(setup_entry)
+
+    def disk_full(*args: Any) -> None:
+        raise LedgerError("disk I/O error")
+
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    monkeypatch.setattr(hub.ledger, "set_cabinet_link", disk_full)
+    await advance(hass, freezer, 121)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert hass.states.get(SWITCH).state == "off"  # What Stripe has, whatever the disk did.
+
+    monkeypatch.undo()
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    assert hass.states.get(SWITCH).state == "on"
+    assert hass.states.get(PAYMENTS).state == "accepting"
+
+
+async def test_start_up_reads_each_links_active_from_stripe(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+) -> None:
+    """Item 10: Home Assistant stopped between the offline rule's call to Stripe and the ledger
+    write. After the restart the ledger said "on", Stripe "off": the switch showed on, and the
+    cabinet, back online, never got its link back."""
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    fake_stripe.payment_links[cabinet_link["id"]]["active"] = False  # The rule's call, just before.
+    assert await hass.config_entries.async_setup(setup_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")  # The cabinet's retained status.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    assert hass.states.get(SWITCH).state == "on"
+    assert hass.states.get(PAYMENTS).state == "accepting"
+
+
+async def test_start_up_turns_off_a_paused_link_that_stripe_has_on(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+) -> None:
+    """Item 10, the other way round: activated in Stripe's dashboard while Home Assistant was down."""
+    await hass.services.async_call("switch", "turn_off", {"entity_id": SWITCH}, blocking=True)
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    fake_stripe.payment_links[cabinet_link["id"]]["active"] = True
+    assert await hass.config_entries.async_setup(setup_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert hass.states.get(SWITCH).state == "off"
+    assert hass.states.get(PAYMENTS).state == "paused"
+
+
+# --- item 11 ---------------------------------------------------------------------------------
+
+
+class FlakyStripe:
+    """Stands in for the gateway's set_link_active: fails while ``down``, noting when it was asked."""
+
+    def __init__(self, real: Callable[[str, bool], Awaitable[None]]) -> None:
+        self.real = real
+        self.down = True
+        self.asked: list[float] = []
+
+    async def __call__(self, link_id: str, active: bool) -> None:
+        self.asked.append(dt_util.utcnow().timestamp())
+        if self.down:
+            raise StripeConnectionError("Stripe is unreachable")
+        await self.real(link_id, active)
+
+
+@pytest.fixture
+async def offline_with_stripe_down(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> FlakyStripe:
+    """The cabinet went offline; when the offline rule fires, Stripe does not answer."""
+    gateway = hub_of(setup_entry).gateway
+    flaky = FlakyStripe(gateway.set_link_active)
+    monkeypatch.setattr(gateway, "set_link_active", flaky)
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 121)
+    return flaky
+
+
+async def test_offline_rule_retries_with_backoff(
+    hass: HomeAssistant, offline_with_stripe_down: FlakyStripe, freezer: FrozenDateTimeFactory
+) -> None:
+    """Item 11: after one Stripe error the link kept taking money for an offline cabinet until the
+    next housekeeping run, and then every 30 s for ever: soon first, then less and less often."""
+    flaky = offline_with_stripe_down
+    for _ in range(1000):
+        await advance(hass, freezer, 1)
+    gaps = [round(later - earlier) for earlier, later in zip(flaky.asked, flaky.asked[1:], strict=False)]
+    assert gaps[:5] == [10, 20, 40, 80, 160]
+    assert len(gaps) > 5
+    assert set(gaps[5:]) == {300}
+    assert hass.states.get(PAYMENTS).state == "stripe_pending"
+
+
+async def test_link_that_cannot_be_switched_off_is_a_repair_until_it_is(
+    hass: HomeAssistant,
+    offline_with_stripe_down: FlakyStripe,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Item 11: nothing told the owner that an offline cabinet's link still took money."""
+    flaky = offline_with_stripe_down
+    issues = ir.async_get(hass)
+    assert len(flaky.asked) == 1
+    await advance(hass, freezer, 10)
+    assert len(flaky.asked) == 2
+    assert issues.async_get_issue(DOMAIN, LINK_ISSUE) is None  # One blip is no alarm.
+    await advance(hass, freezer, 20)
+    assert len(flaky.asked) == 3
+    issue = issues.async_get_issue(DOMAIN, LINK_ISSUE)
+    assert issue is not None
+    assert issue.translation_key == "link_still_on"
+    assert issue.translation_placeholders == {"cabinet": "Pac-Man", "payment_link": cabinet_link["id"]}
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+
+    flaky.down = False
+    await advance(hass, freezer, 40)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+    assert issues.async_get_issue(DOMAIN, LINK_ISSUE) is None
+    assert hass.states.get(PAYMENTS).state == "offline"
+    asked = len(flaky.asked)
+    await advance(hass, freezer, 600)
+    assert len(flaky.asked) == asked  # Done: no more calls.
+
+
+async def test_cabinet_back_while_retrying_clears_the_repair(
+    hass: HomeAssistant,
+    offline_with_stripe_down: FlakyStripe,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Item 11: the link need not be switched off any more once the cabinet is back."""
+    await advance(hass, freezer, 10)
+    await advance(hass, freezer, 20)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, LINK_ISSUE) is not None
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, LINK_ISSUE) is None
+    assert hass.states.get(PAYMENTS).state == "accepting"
+    asked = len(offline_with_stripe_down.asked)
+    await advance(hass, freezer, 600)
+    assert len(offline_with_stripe_down.asked) == asked
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
