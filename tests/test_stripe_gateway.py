@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,6 +13,7 @@ import aiohttp
 import pytest
 
 from custom_components.arcade_pay.stripe_gateway import (
+    RESTRICTED_KEY_PERMISSIONS,
     StripeAuthError,
     StripeConnectionError,
     StripeGateway,
@@ -97,3 +101,19 @@ async def test_completed_sessions_pages_and_filters(session: aiohttp.ClientSessi
         assert len(fake.api_requests("GET", "/v1/checkout/sessions")) == 2
     finally:
         await fake.stop()
+
+
+def test_restricted_key_permissions_are_documented_where_the_owner_reads_them() -> None:
+    """Issue 8, item 17: every permission the gateway's calls need is in the README and the setup form."""
+    root = Path(__file__).resolve().parent.parent
+    readme = next(
+        line for line in (root / "README.md").read_text(encoding="utf-8").splitlines() if "`rk_…`" in line
+    )
+    strings = json.loads((root / "custom_components/arcade_pay/strings.json").read_text(encoding="utf-8"))
+    form = strings["config"]["step"]["user"]["data_description"]["api_key"]
+    for access, resources in RESTRICTED_KEY_PERMISSIONS.items():
+        for resource in resources:
+            assert re.search(rf"{access}:[^;)]*\b{resource}\b", readme), (access, resource, readme)
+            assert re.search(rf"{access} access to [^.]*\b{resource}\b", form), (access, resource, form)
+    # Refund-undelivered and reconciliation's refund check use the Refunds API.
+    assert "Refunds" in RESTRICTED_KEY_PERMISSIONS["write"]

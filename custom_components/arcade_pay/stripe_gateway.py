@@ -44,6 +44,12 @@ ENV_API_BASE: Final = "ARCADE_PAY_STRIPE_API_BASE"
 DEFAULT_API_BASE: Final = "https://api.stripe.com"
 METADATA_MACHINE_ID: Final = "machine_id"
 MAX_ADJUSTABLE_QUANTITY: Final = 99
+# What a restricted key (rk_…) needs for the calls below; README and the setup form say the same.
+# Refunds: refund-undelivered, and reconciliation's check for refunds before it credits.
+RESTRICTED_KEY_PERMISSIONS: Final = {
+    "write": ("Products", "Prices", "Payment Links", "Refunds"),
+    "read": ("Checkout Sessions",),
+}
 
 
 class StripeGatewayError(Exception):
