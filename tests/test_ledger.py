@@ -785,6 +785,9 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "awaiting_ack",
         "refunded_amount",
         "disputed_amount",
+        "withheld_credits",
+        "payment_link",
+        "note",
     ]
     by_column = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     # Oldest first, ties by payment id.
@@ -805,6 +808,9 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "awaiting_ack": "0",
         "refunded_amount": "0.00",
         "disputed_amount": "0.00",
+        "withheld_credits": "0",
+        "payment_link": "",
+        "note": "",
     }
     assert (by_column[0]["source"], by_column[0]["payment_intent"]) == ("manual", "")
     assert (by_column[0]["amount"], by_column[3]["amount"], by_column[3]["currency"]) == (

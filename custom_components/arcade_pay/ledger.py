@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from .currencies import format_amount
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 _MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -87,6 +87,63 @@ _MIGRATIONS: Final[dict[int, str]] = {
     ALTER TABLE cabinets ADD COLUMN link_id TEXT;
     ALTER TABLE cabinets ADD COLUMN link_active INTEGER;
     """,
+    # Money after a payment (money_rules.py): payments that credit nothing (credits 0, so the
+    # table is rebuilt for its CHECK), credits withheld by a partial refund, which link was
+    # paid; refunds and disputes that arrive before their payment; a reconciliation cursor per
+    # payment link (reconciliation.py), so that links retired by a price change are reconciled.
+    4: """
+    CREATE TABLE payments_v4 (
+        payment_id TEXT PRIMARY KEY,
+        machine_id TEXT NOT NULL,
+        credits INTEGER NOT NULL CHECK (credits >= 0),
+        amount INTEGER NOT NULL CHECK (amount >= 0),
+        currency TEXT NOT NULL,
+        payment_intent TEXT,
+        source TEXT NOT NULL,
+        state TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        published_at TEXT,
+        awaiting_ack INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        acknowledged_at TEXT,
+        refunded_amount INTEGER NOT NULL DEFAULT 0,
+        disputed_amount INTEGER NOT NULL DEFAULT 0,
+        withheld_credits INTEGER NOT NULL DEFAULT 0 CHECK (withheld_credits BETWEEN 0 AND credits),
+        payment_link TEXT,
+        note TEXT
+    ) WITHOUT ROWID;
+    INSERT INTO payments_v4 (payment_id, machine_id, credits, amount, currency, payment_intent, source,
+        state, received_at, published_at, awaiting_ack, attempts, acknowledged_at, refunded_amount,
+        disputed_amount, withheld_credits)
+    SELECT payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,
+        published_at, awaiting_ack, attempts, acknowledged_at, refunded_amount, disputed_amount,
+        CASE WHEN state IN ('refunded', 'disputed') AND published_at IS NULL THEN credits ELSE 0 END
+    FROM payments;
+    DROP TABLE payments;
+    ALTER TABLE payments_v4 RENAME TO payments;
+    CREATE INDEX payments_undelivered ON payments (received_at) WHERE state = 'pending' OR awaiting_ack = 1;
+    CREATE INDEX payments_intent ON payments (payment_intent) WHERE payment_intent IS NOT NULL;
+    CREATE INDEX payments_uncreditable ON payments (received_at) WHERE state = 'uncreditable';
+    CREATE TABLE early_adjustments (
+        payment_intent TEXT PRIMARY KEY,
+        refunded_total INTEGER NOT NULL DEFAULT 0,
+        refund_event TEXT,
+        dispute_id TEXT,
+        disputed_amount INTEGER NOT NULL DEFAULT 0,
+        dispute_reason TEXT,
+        dispute_event TEXT,
+        received_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE reconcile_links (
+        link_id TEXT PRIMARY KEY,
+        machine_id TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        retired_at INTEGER
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO reconcile_links (link_id, machine_id, since)
+    SELECT link_id, machine_id, reconciled_until FROM cabinets
+    WHERE link_id IS NOT NULL AND reconciled_until IS NOT NULL
+    """,
 }
 
 
@@ -98,6 +155,8 @@ class PaymentState(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     REFUNDED = "refunded"
     DISPUTED = "disputed"
+    # Paid, but nobody can be credited (another currency, an unknown cabinet): the owner decides.
+    UNCREDITABLE = "uncreditable"
 
 
 class PaymentSource(StrEnum):
@@ -121,6 +180,7 @@ class Payment:
     payment_intent: str | None = None
     event_id: str | None = None
     event_type: str | None = None
+    payment_link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +223,9 @@ class PaymentLedger:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
+            # Off while migrating: migration 4 rebuilds the table payment_events refers to.
             self._migrate(db)
+            db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as err:
             db.close()
             raise LedgerError(f"cannot open ledger {self.path.name}: {err}") from err
@@ -265,13 +326,15 @@ class PaymentLedger:
 
         The event id is remembered either way, so that the audit trail shows retries.
         """
+        if payment.credits < 1:  # Credits 0 is only for payments that credit nothing (uncreditable).
+            raise LedgerError(f"payment {payment.payment_id} carries no credits")
         received = _iso(payment.received_at)
         with self._transaction() as db:
             inserted = (
                 db.execute(
                     "INSERT INTO payments (payment_id, machine_id, credits, amount, currency,"
-                    " payment_intent, source, state, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
+                    " payment_intent, source, state, received_at, payment_link)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
                     (
                         payment.payment_id,
                         payment.machine_id,
@@ -282,6 +345,7 @@ class PaymentLedger:
                         payment.source.value,
                         PaymentState.PENDING.value,
                         received,
+                        payment.payment_link,
                     ),
                 ).rowcount
                 == 1
@@ -341,8 +405,8 @@ class PaymentLedger:
     def undelivered(self) -> list[Undelivered]:
         """Pulses not yet known to be delivered, oldest first (indexed: cost follows their number)."""
         rows = self._query(
-            "SELECT payment_id, machine_id, credits, source, received_at, attempts FROM payments"
-            " WHERE state = 'pending' OR awaiting_ack = 1 ORDER BY received_at"
+            "SELECT payment_id, machine_id, credits - withheld_credits, source, received_at, attempts"
+            " FROM payments WHERE state = 'pending' OR awaiting_ack = 1 ORDER BY received_at"
         )
         return [
             Undelivered(pid, machine, credits, PaymentSource(source), datetime.fromisoformat(at), attempts)
@@ -537,7 +601,8 @@ def _in_currency_units(row: Any) -> list[Any]:
 
 _RECORD_COLUMNS: Final = (
     "payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,"
-    " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount"
+    " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount,"
+    " withheld_credits, payment_link, note"
 )
 _COLUMN_NAMES: Final = _RECORD_COLUMNS.split(", ")
 _CURRENCY: Final = _COLUMN_NAMES.index("currency")
@@ -565,6 +630,14 @@ class PaymentRecord:
     awaiting_ack: bool
     refunded_amount: int
     disputed_amount: int
+    withheld_credits: int = 0  # not sent because of a refund or dispute (money_rules.py)
+    payment_link: str | None = None
+    note: str | None = None  # why an uncreditable payment credits nothing
+
+    @property
+    def undelivered(self) -> bool:
+        """Whether its credits are not known to have reached the cabinet."""
+        return self.state is PaymentState.PENDING or self.awaiting_ack
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,13 +675,13 @@ class Adjustment:
 
 def _record(row: Any) -> PaymentRecord:
     (pid, machine, credits, amount, currency, intent, source, state, received, published, acked,
-     attempts, awaiting, refunded, disputed) = row  # fmt: skip
+     attempts, awaiting, refunded, disputed, withheld, link, note) = row  # fmt: skip
     return PaymentRecord(
         pid, machine, credits, amount, currency, intent, PaymentSource(source), PaymentState(state),
         datetime.fromisoformat(received),
         datetime.fromisoformat(published) if published else None,
         datetime.fromisoformat(acked) if acked else None,
-        attempts, bool(awaiting), refunded, disputed,
+        attempts, bool(awaiting), refunded, disputed, withheld, link, note,
     )  # fmt: skip
 
 
