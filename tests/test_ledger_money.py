@@ -11,11 +11,13 @@ import pytest
 from custom_components.arcade_pay.ledger import (
     _MIGRATIONS,
     SCHEMA_VERSION,
+    Adjustment,
+    CabinetTotals,
     PaymentLedger,
     PaymentState,
 )
 
-from .test_ledger import MACHINE_ID, SCHEMA_V1, make_payment, query
+from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, make_payment, query
 
 
 @pytest.fixture
@@ -100,3 +102,83 @@ def test_schema_3_is_migrated_to_4_with_its_data(path: Path) -> None:
                 "INSERT INTO payments (payment_id, machine_id, credits, amount, currency, source, state,"
                 " received_at) VALUES ('cs_y', '', -1, 100, 'eur', 'stripe', 'pending', '2024-07-02')"
             )
+
+
+# --- item 8: partial refunds of undelivered credits; each amount out of revenue once ------------------
+
+
+def undelivered_credits(ledger: PaymentLedger) -> dict[str, int]:
+    return {u.payment_id: u.credits for u in ledger.undelivered()}
+
+
+@pytest.mark.parametrize("awaiting_ack", [None, True], ids=["pending", "awaiting-ack"])
+def test_partial_refund_of_undelivered_credits_keeps_those_still_paid_for(
+    ledger: PaymentLedger, awaiting_ack: bool | None
+) -> None:
+    """3 credits for 6.00: what is still paid buys whole credits, rounded down; the rest is withheld."""
+    assert ledger.record(make_payment()) is True
+    if awaiting_ack is not None:
+        ledger.mark_published("cs_test_1", NOON, awaiting_ack=awaiting_ack)
+    adjustment = ledger.record_refund("pi_1", 100, "evt_r1")  # 5.00 left: 2.5 credits, so 2
+    assert adjustment is not None
+    assert (adjustment.revenue_delta, adjustment.credits_left) == (100, 2)
+    assert undelivered_credits(ledger) == {"cs_test_1": 2}
+    record = ledger.payment("cs_test_1")
+    assert record is not None
+    assert (record.state, record.credits, record.withheld_credits) == (
+        PaymentState.PENDING if awaiting_ack is None else PaymentState.PUBLISHED, 3, 1,
+    )  # fmt: skip
+    # Cumulative: 4.00 refunded leaves 2.00, one credit; a late, smaller event changes nothing.
+    assert ledger.record_refund("pi_1", 400, "evt_r2") == Adjustment(record, 300, 1)
+    assert ledger.record_refund("pi_1", 100, "evt_r1") is not None
+    assert undelivered_credits(ledger) == {"cs_test_1": 1}
+    # The rest: nothing left to send.
+    last = ledger.record_refund("pi_1", 600, "evt_r3")
+    assert last is not None
+    assert (last.revenue_delta, last.credits_left) == (200, 0)
+    assert ledger.state_of("cs_test_1") is PaymentState.REFUNDED
+    assert undelivered_credits(ledger) == {}
+    assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
+
+
+def test_partial_refund_of_delivered_credits_takes_nothing_back(ledger: PaymentLedger) -> None:
+    assert ledger.record(make_payment()) is True
+    ledger.mark_published("cs_test_1", NOON)
+    adjustment = ledger.record_refund("pi_1", 500, "evt_r1")
+    assert adjustment is not None
+    assert (adjustment.revenue_delta, adjustment.credits_left) == (500, 0)
+    record = ledger.payment("cs_test_1")
+    assert record is not None
+    assert (record.state, record.withheld_credits) == (PaymentState.PUBLISHED, 0)
+
+
+def test_dispute_then_refund_takes_the_money_out_of_revenue_once(ledger: PaymentLedger) -> None:
+    """The review's probe: a 3.00 payment disputed, then refunded, showed -3.00 revenue."""
+    assert ledger.record(make_payment(amount=300)) is True
+    ledger.mark_published("cs_test_1", NOON)
+    assert delta(ledger.record_dispute("pi_1", 300, "evt_d1")) == 300
+    assert delta(ledger.record_refund("pi_1", 300, "evt_r1")) == 0
+    assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
+    record = ledger.payment("cs_test_1")
+    assert record is not None
+    assert (record.state, record.refunded_amount, record.disputed_amount) == (PaymentState.DISPUTED, 300, 300)
+
+
+def test_refund_dispute_refund_never_takes_more_than_was_paid(ledger: PaymentLedger) -> None:
+    assert ledger.record(make_payment()) is True
+    ledger.mark_published("cs_test_1", NOON)
+    assert delta(ledger.record_refund("pi_1", 200, "evt_r1")) == 200
+    assert delta(ledger.record_dispute("pi_1", 400, "evt_d1")) == 400
+    assert delta(ledger.record_refund("pi_1", 300, "evt_r2")) == 0
+    assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
+
+
+def test_dispute_withholds_every_undelivered_credit(ledger: PaymentLedger) -> None:
+    assert ledger.record(make_payment()) is True
+    adjustment = ledger.record_dispute("pi_1", 100, "evt_d1")
+    assert adjustment is not None
+    assert (adjustment.revenue_delta, adjustment.credits_left) == (100, 0)
+    record = ledger.payment("cs_test_1")
+    assert record is not None
+    assert (record.state, record.withheld_credits) == (PaymentState.DISPUTED, 3)
+    assert undelivered_credits(ledger) == {}

@@ -14,7 +14,7 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 import logging
@@ -313,3 +313,10 @@ class CreditDispatcher:
         """Stop delivering a payment (it was refunded)."""
         self.planner.forget(payment_id)
         self._pulses.pop(payment_id, None)
+
+    def adjust(self, payment_id: str, credits: int) -> None:
+        """A refund or dispute: the pulse still to send carries ``credits`` (0: stop sending it)."""
+        if credits <= 0:
+            self.forget(payment_id)
+        elif (pulse := self._pulses.get(payment_id)) is not None:
+            self._pulses[payment_id] = replace(pulse, credits=credits)

@@ -357,9 +357,11 @@ class ArcadePayHub:
             self._learned_prices[link] = LearnedPrice(items.unit_amount, items.currency)
         return checked_credits(items.quantity)
 
-    def apply_adjustment(self, payment_id: str, machine_id: str, revenue_delta: int) -> None:
-        """Money given back: stop sending credits that were not delivered yet, lower revenue."""
-        self.dispatcher.forget(payment_id)
+    def apply_adjustment(
+        self, payment_id: str, machine_id: str, revenue_delta: int, credits_left: int = 0
+    ) -> None:
+        """Money given back: send only the undelivered credits still paid for, lower revenue."""
+        self.dispatcher.adjust(payment_id, credits_left)
         if (cabinet := self.cabinets.get(machine_id)) is not None and revenue_delta:
             cabinet.refunded(revenue_delta)
         self._after_delivery_change(machine_id)

@@ -29,6 +29,7 @@ import threading
 from typing import Any, Final
 
 from .currencies import format_amount
+from .money_rules import credits_to_withhold, money_out
 
 SCHEMA_VERSION: Final = 4
 
@@ -426,8 +427,8 @@ class PaymentLedger:
     def record_refund(self, payment_intent: str, refunded_total: int, event_id: str) -> Adjustment | None:
         """Stripe refunded (part of) a payment; ``refunded_total`` is the charge's cumulative refund.
 
-        Revenue drops by what is newly refunded. An undelivered payment stops being delivered;
-        delivered credits are never taken back. Return None for payments we do not know.
+        Revenue and undelivered credits follow money_rules.py. Return None for payments we do
+        not know.
         """
         with self._transaction() as db:
             row = self._by_intent(db, payment_intent)
@@ -435,49 +436,61 @@ class PaymentLedger:
                 return None
             record = _record(row)
             self._remember_event(db, event_id, record.payment_id, "charge.refunded", _iso(_now()))
-            delta = min(refunded_total, record.amount) - record.refunded_amount
-            if delta <= 0:
-                return Adjustment(record, 0)
-            undelivered = record.state is PaymentState.PENDING or record.awaiting_ack
-            db.execute(
-                "UPDATE payments SET refunded_amount = refunded_amount + ?, awaiting_ack = 0,"
-                " state = CASE WHEN ? THEN 'refunded' ELSE state END WHERE payment_id = ?",
-                (delta, undelivered or refunded_total >= record.amount, record.payment_id),
-            )
-            self._reduce_revenue(db, record, delta)
-        return Adjustment(record, delta)
+            return self._settle(db, record, refunded_total, record.disputed_amount, dispute=False)
 
     def record_dispute(self, payment_intent: str, amount: int, event_id: str) -> Adjustment | None:
-        """A player disputed a payment: record it once and take it out of revenue."""
+        """A player disputed a payment: record it once; revenue and credits follow money_rules.py."""
         with self._transaction() as db:
             row = self._by_intent(db, payment_intent)
             if row is None:
                 return None
             record = _record(row)
             self._remember_event(db, event_id, record.payment_id, "charge.dispute.created", _iso(_now()))
-            if record.disputed_amount:
+            if record.state is PaymentState.DISPUTED:
                 return Adjustment(record, 0)
-            delta = max(0, min(amount, record.amount - record.refunded_amount))
-            db.execute(
-                "UPDATE payments SET disputed_amount = ?, state = 'disputed', awaiting_ack = 0"
-                " WHERE payment_id = ?",
-                (max(amount, 1), record.payment_id),
-            )
-            self._reduce_revenue(db, record, delta)
-        return Adjustment(record, delta)
+            return self._settle(db, record, record.refunded_amount, amount, dispute=True)
 
     @staticmethod
-    def _by_intent(db: sqlite3.Connection, payment_intent: str) -> Any:
-        query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_intent = ?"  # noqa: S608 - constant
-        return db.execute(query, (payment_intent,)).fetchone()
-
-    @staticmethod
-    def _reduce_revenue(db: sqlite3.Connection, record: PaymentRecord, delta: int) -> None:
+    def _settle(
+        db: sqlite3.Connection, record: PaymentRecord, refunded_total: int, disputed: int, dispute: bool
+    ) -> Adjustment:
+        """Apply a payment's refund total and dispute (the rules are in money_rules.py)."""
+        refunded = max(record.refunded_amount, min(refunded_total, record.amount))
+        if refunded == record.refunded_amount and not dispute:
+            kept = record.credits - record.withheld_credits if record.undelivered else 0
+            return Adjustment(record, 0, kept)
+        disputed_now = dispute or record.state is PaymentState.DISPUTED
+        out = money_out(record.amount, refunded, disputed)
+        withheld = record.withheld_credits
+        if record.undelivered:
+            withheld = max(withheld, credits_to_withhold(record.credits, record.amount, out, disputed_now))
+        kept = record.credits - withheld if record.undelivered else 0
+        state = record.state
+        if dispute:
+            state = PaymentState.DISPUTED
+        elif state is not PaymentState.DISPUTED and (
+            refunded >= record.amount or (record.undelivered and kept == 0)
+        ):
+            state = PaymentState.REFUNDED
+        db.execute(
+            "UPDATE payments SET refunded_amount = ?, disputed_amount = ?, withheld_credits = ?, state = ?,"
+            " awaiting_ack = CASE WHEN ? THEN 0 ELSE awaiting_ack END WHERE payment_id = ?",
+            (refunded, disputed, withheld, state.value, kept == 0, record.payment_id),
+        )
+        if record.state is PaymentState.UNCREDITABLE:  # Never counted in revenue.
+            return Adjustment(record, 0, 0)
+        delta = out - money_out(record.amount, record.refunded_amount, record.disputed_amount)
         if delta and record.source is PaymentSource.STRIPE:
             db.execute(
                 "UPDATE cabinet_totals SET revenue = revenue - ? WHERE machine_id = ? AND currency = ?",
                 (delta, record.machine_id, record.currency),
             )
+        return Adjustment(record, delta, kept)
+
+    @staticmethod
+    def _by_intent(db: sqlite3.Connection, payment_intent: str) -> Any:
+        query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_intent = ?"  # noqa: S608 - constant
+        return db.execute(query, (payment_intent,)).fetchone()
 
     def cabinet_memory(self, machine_ids: list[str], now: int) -> dict[str, CabinetMemory]:
         """Return what the ledger remembers of each cabinet, in one transaction.
@@ -667,10 +680,15 @@ class Undelivered:
 
 @dataclass(frozen=True, slots=True)
 class Adjustment:
-    """A refund or dispute applied to a payment: the payment before, and the revenue taken off."""
+    """A refund or dispute applied to a payment.
+
+    The payment before it, the revenue taken off, and the credits still to deliver (0: nothing
+    more to send, or it was delivered already).
+    """
 
     payment: PaymentRecord
     revenue_delta: int
+    credits_left: int = 0
 
 
 def _record(row: Any) -> PaymentRecord:

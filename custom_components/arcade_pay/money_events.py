@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from homeassistant.helpers import issue_registry as ir
 
 from .const import LOGGER
-from .ledger import PaymentSource
+from .ledger import Adjustment, PaymentSource
 from .payments import (
     DisputeNotice,
     PaidSession,
@@ -61,9 +61,7 @@ class MoneyEvents:
                 "Refund for payment intent %s is not for an Arcade Pay payment", notice.payment_intent
             )
             return Outcome.IGNORED
-        self._hub.apply_adjustment(
-            adjustment.payment.payment_id, adjustment.payment.machine_id, adjustment.revenue_delta
-        )
+        self._apply(adjustment)
         if adjustment.revenue_delta:
             LOGGER.info(
                 "Payment %s was refunded (%s %s)",
@@ -82,7 +80,7 @@ class MoneyEvents:
             LOGGER.info("Dispute %s is not about an Arcade Pay payment", notice.dispute_id)
             return Outcome.IGNORED
         payment = adjustment.payment
-        self._hub.apply_adjustment(payment.payment_id, payment.machine_id, adjustment.revenue_delta)
+        self._apply(adjustment)
         cabinet = self._hub.cabinets.get(payment.machine_id)
         self._hub.raise_issue(
             f"dispute_{notice.dispute_id}",
@@ -97,6 +95,12 @@ class MoneyEvents:
             severity=ir.IssueSeverity.ERROR,
         )
         return Outcome.RECORDED
+
+    def _apply(self, adjustment: Adjustment) -> None:
+        payment = adjustment.payment
+        self._hub.apply_adjustment(
+            payment.payment_id, payment.machine_id, adjustment.revenue_delta, adjustment.credits_left
+        )
 
     async def async_refund_overdue(self, now: float) -> None:
         """Refund Stripe payments whose credits did not reach their cabinet in time."""

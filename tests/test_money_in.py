@@ -1,0 +1,82 @@
+"""Payments in, through the webhook and reconciliation: early refunds and disputes, partial
+refunds, uncreditable payments, reconciliation that never skips a session (issue 8, items 5, 6,
+8 and 9)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from unittest.mock import MagicMock
+
+from aiohttp.test_utils import TestClient
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
+
+from homeassistant.core import HomeAssistant
+
+from fake_stripe import Delivery, FakeStripe
+
+from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
+
+URL = f"/api/webhook/{WEBHOOK_ID}"
+PREFIX = f"arcade/machine/{MACHINE_ID}"
+
+
+@pytest.fixture
+async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
+    return await hass_client_no_auth()
+
+
+async def post(client: TestClient, delivery: Delivery) -> str:
+    resp = await client.post(URL, data=delivery.body, headers=delivery.headers)
+    assert resp.status == 200, await resp.text()
+    await settle(client)
+    return str((await resp.json())["outcome"])
+
+
+def session_of(delivery: Delivery) -> str:
+    return str(delivery.event["data"]["object"]["id"])
+
+
+def pulses(mqtt_mock: MagicMock) -> list[tuple[str, int]]:
+    return [
+        (message["paymentId"], message["credits"])
+        for topic, payload, *_ in published(mqtt_mock)
+        if topic.endswith("/coinpulse")
+        for message in [json.loads(payload)]
+    ]
+
+
+def state(hass: HomeAssistant, key: str) -> str:
+    return hass.states.get(f"sensor.pac_man_{key}").state
+
+
+async def cabinet_status(hass: HomeAssistant, status: str) -> None:
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", status)
+    await hass.async_block_till_done()
+
+
+# --- item 8 ---------------------------------------------------------------------------------------------
+
+
+async def test_partial_refund_of_undelivered_credits_sends_those_still_paid_for(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+) -> None:  # fmt: skip
+    await cabinet_status(hass, "offline")
+    paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)  # 3 credits, 2.00 each
+    assert await post(client, paid) == "credited"
+    assert await post(client, fake_stripe.refund_event(session_of(paid), amount_refunded=100)) == "recorded"
+    assert (state(hass, "revenue"), state(hass, "pending_credits")) == ("5.00", "2")
+    await cabinet_status(hass, "online")
+    assert pulses(mqtt_mock) == [(session_of(paid), 2)]
+
+
+async def test_dispute_then_refund_takes_the_money_out_of_revenue_once(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
+    assert await post(client, paid) == "credited"
+    assert await post(client, fake_stripe.dispute_event(session_of(paid))) == "recorded"
+    assert await post(client, fake_stripe.refund_event(session_of(paid))) == "recorded"
+    assert state(hass, "revenue") == "0.00"
