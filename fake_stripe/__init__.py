@@ -146,6 +146,7 @@ class FakeStripe:
         r.add_get("/v1/checkout/sessions/{id}", self._get_session)
         r.add_get("/v1/checkout/sessions/{id}/line_items", self._session_line_items)
         r.add_post("/v1/refunds", self._create_refund)
+        r.add_get("/v1/refunds", self._list_refunds)
         r.add_post("/v1/webhook_endpoints", self._create_endpoint)
         r.add_get("/v1/webhook_endpoints", self._list_endpoints)
         r.add_get("/", self._home)
@@ -382,6 +383,29 @@ class FakeStripe:
                   "amount": session["amount_total"], "status": "succeeded"}  # fmt: skip
         self.refunds.append(refund)
         return web.json_response(refund)
+
+    async def _list_refunds(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        intent = params.get("payment_intent")
+        return self._list(request, [r for r in self.refunds if intent in (None, r["payment_intent"])])
+
+    def refund_session(
+        self, session_id: str, amount: int | None = None, status: str = "succeeded"
+    ) -> Delivery:
+        """Refund (the rest of, or ``amount`` of) a session's payment, as from Stripe's dashboard.
+
+        Return the ``charge.refunded`` event Stripe sends (with the cumulative amount refunded).
+        """
+        session = self.sessions[session_id]
+        intent = session["payment_intent"]
+        before = sum(
+            r["amount"] for r in self.refunds if r["payment_intent"] == intent and r["status"] == "succeeded"
+        )
+        refund = {"id": self._id("re"), "object": "refund", "payment_intent": intent, "status": status,
+                  "amount": session["amount_total"] - before if amount is None else amount}  # fmt: skip
+        self.refunds.append(refund)
+        total = before + refund["amount"] if status == "succeeded" else before
+        return self.refund_event(session_id, amount_refunded=total)
 
     def refund_event(self, session_id: str, amount_refunded: int | None = None) -> Delivery:
         """A ``charge.refunded`` event for a session's payment (cumulative amount refunded)."""

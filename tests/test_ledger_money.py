@@ -13,11 +13,12 @@ from custom_components.arcade_pay.ledger import (
     SCHEMA_VERSION,
     Adjustment,
     CabinetTotals,
+    Dispute,
     PaymentLedger,
     PaymentState,
 )
 
-from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, make_payment, query
+from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
 
 
 @pytest.fixture
@@ -182,3 +183,85 @@ def test_dispute_withholds_every_undelivered_credit(ledger: PaymentLedger) -> No
     assert record is not None
     assert (record.state, record.withheld_credits) == (PaymentState.DISPUTED, 3)
     assert undelivered_credits(ledger) == {}
+
+
+# --- item 5: refunds and disputes that arrive before their payment ----------------------------------
+
+
+def test_refund_before_its_payment_is_applied_when_the_payment_is_recorded(path: Path) -> None:
+    ledger = PaymentLedger(path)
+    ledger.open()
+    assert ledger.record_refund("pi_1", 600, "evt_r1") is None
+    ledger.close()  # Kept durably: the payment may come after a restart (Stripe retries for days).
+    ledger = PaymentLedger(path)
+    ledger.open()
+    try:
+        assert ledger.record(make_payment()) is True
+        record = ledger.payment("cs_test_1")
+        assert record is not None
+        assert (record.state, record.refunded_amount, record.withheld_credits) == (
+            PaymentState.REFUNDED, 600, 3,
+        )  # fmt: skip
+        assert ledger.undelivered() == []
+        assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
+        applied = ledger.take_applied_on_record("cs_test_1")
+        assert applied is not None
+        assert (applied.revenue_delta, applied.credits_left, applied.dispute) == (600, 0, None)
+        assert ledger.take_applied_on_record("cs_test_1") is None  # Handed over once.
+        assert ("evt_r1", "charge.refunded") in events_of(path, "cs_test_1")
+        # Applied once: a retry of the payment or of the refund changes nothing.
+        assert ledger.record(make_payment(event_id="evt_2")) is False
+        assert delta(ledger.record_refund("pi_1", 600, "evt_r1")) == 0
+        assert query(path, "SELECT count(*) FROM early_adjustments") == [(0,)]
+    finally:
+        ledger.close()
+
+
+def test_partial_refund_before_its_payment_leaves_the_credits_still_paid_for(ledger: PaymentLedger) -> None:
+    assert ledger.record_refund("pi_1", 100, "evt_r1") is None
+    assert ledger.record_refund("pi_1", 50, "evt_r0") is None  # Older, late: the larger total stands.
+    assert ledger.record(make_payment()) is True
+    applied = ledger.take_applied_on_record("cs_test_1")
+    assert applied is not None
+    assert (applied.revenue_delta, applied.credits_left) == (100, 2)
+    assert undelivered_credits(ledger) == {"cs_test_1": 2}
+    assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 500, 1, 3, NOON)]
+
+
+def test_dispute_before_its_payment_is_applied_with_what_its_repair_needs(ledger: PaymentLedger) -> None:
+    assert ledger.record_dispute("pi_1", 600, "evt_d1", "dp_1", "fraudulent") is None
+    assert ledger.record(make_payment()) is True
+    assert ledger.state_of("cs_test_1") is PaymentState.DISPUTED
+    assert undelivered_credits(ledger) == {}
+    applied = ledger.take_applied_on_record("cs_test_1")
+    assert applied is not None
+    assert (applied.revenue_delta, applied.credits_left) == (600, 0)
+    assert applied.dispute == Dispute("dp_1", 600, "fraudulent")
+
+
+def test_a_payment_without_early_money_hands_nothing_over(ledger: PaymentLedger) -> None:
+    assert ledger.record_refund("pi_other", 600, "evt_r1") is None
+    assert ledger.record(make_payment()) is True
+    assert ledger.take_applied_on_record("cs_test_1") is None
+    assert ledger.state_of("cs_test_1") is PaymentState.PENDING
+
+
+def test_early_money_is_forgotten_after_a_month(ledger: PaymentLedger, path: Path) -> None:
+    """Refunds of payments that are not Arcade Pay's (another app on the account) do not pile up."""
+    assert ledger.record_refund("pi_old", 100, "evt_r0") is None
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE early_adjustments SET received_at = '2000-01-01T00:00:00+00:00'")
+    assert ledger.record_refund("pi_1", 100, "evt_r1") is None
+    assert query(path, "SELECT payment_intent FROM early_adjustments") == [("pi_1",)]
+
+
+def test_a_second_early_dispute_does_not_replace_the_first(ledger: PaymentLedger) -> None:
+    assert ledger.record_dispute("pi_1", 600, "evt_d1", "dp_1", "fraudulent") is None
+    assert ledger.record_dispute("pi_1", 100, "evt_d2", "dp_2", "duplicate") is None
+    assert ledger.record_refund("pi_1", 100, "evt_r1") is None
+    assert ledger.record(make_payment()) is True
+    applied = ledger.take_applied_on_record("cs_test_1")
+    assert applied is not None
+    assert applied.dispute == Dispute("dp_1", 600, "fraudulent")
+    assert applied.revenue_delta == 600  # refund and dispute together, once
+    assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]

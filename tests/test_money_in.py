@@ -13,7 +13,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
 
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 
+from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.ledger import PaymentState
 from fake_stripe import Delivery, FakeStripe
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
@@ -80,3 +83,81 @@ async def test_dispute_then_refund_takes_the_money_out_of_revenue_once(
     assert await post(client, fake_stripe.dispute_event(session_of(paid))) == "recorded"
     assert await post(client, fake_stripe.refund_event(session_of(paid))) == "recorded"
     assert state(hass, "revenue") == "0.00"
+
+
+# --- item 5 ---------------------------------------------------------------------------------------------
+
+
+async def test_refund_before_its_payment_is_applied_when_the_payment_arrives(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+) -> None:  # fmt: skip
+    """The refund's event came first; the checkout event's delivery failed and Stripe retries it."""
+    paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
+    assert await post(client, fake_stripe.refund_event(session_of(paid))) == "awaiting_payment"
+    assert await post(client, paid) == "recorded"
+    assert pulses(mqtt_mock) == []
+    assert (state(hass, "revenue"), state(hass, "pending_credits")) == ("0.00", "0")
+    assert await post(client, paid) == "duplicate"
+
+
+async def test_partial_refund_before_its_payment_sends_the_credits_still_paid_for(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+) -> None:  # fmt: skip
+    paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
+    assert await post(client, fake_stripe.refund_event(session_of(paid), amount_refunded=200)) == (
+        "awaiting_payment"
+    )
+    assert await post(client, paid) == "credited"
+    assert pulses(mqtt_mock) == [(session_of(paid), 2)]
+    assert state(hass, "revenue") == "4.00"
+
+
+async def test_dispute_before_its_payment_withholds_the_credits_and_raises_its_repair(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+) -> None:  # fmt: skip
+    paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
+    dispute = fake_stripe.dispute_event(session_of(paid))
+    dispute_id = dispute.event["data"]["object"]["id"]
+    assert await post(client, dispute) == "awaiting_payment"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"dispute_{dispute_id}") is None  # Whose is it?
+    assert await post(client, paid) == "recorded"
+    assert pulses(mqtt_mock) == []
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"dispute_{dispute_id}")
+    assert issue is not None
+    assert issue.translation_placeholders["session"] == session_of(paid)
+    assert issue.translation_placeholders["cabinet"] == "Pac-Man"
+
+
+async def test_reconciliation_applies_a_refund_that_came_before_the_payment(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock, setup_entry: MockConfigEntry,
+) -> None:  # fmt: skip
+    paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)  # its event never arrives
+    assert await post(client, fake_stripe.refund_event(session_of(paid))) == "awaiting_payment"
+    assert await setup_entry.runtime_data.async_reconcile() == 0
+    await hass.async_block_till_done()
+    assert pulses(mqtt_mock) == []
+    assert state(hass, "revenue") == "0.00"
+
+
+async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock, setup_entry: MockConfigEntry,
+) -> None:  # fmt: skip
+    """Neither the checkout's nor the refund's event ever arrived (wrong secret for days)."""
+    refunded = session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=3))
+    fake_stripe.refund_session(refunded)
+    partly = session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=3))
+    fake_stripe.refund_session(partly, 200)
+    kept = session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=1))
+    assert await setup_entry.runtime_data.async_reconcile() == 2
+    await hass.async_block_till_done()
+    assert sorted(pulses(mqtt_mock)) == sorted([(partly, 2), (kept, 1)])
+    ledger = setup_entry.runtime_data.ledger
+    record = await hass.async_add_executor_job(ledger.payment, refunded)
+    assert record is not None
+    assert record.state is PaymentState.REFUNDED
+    assert state(hass, "revenue") == "6.00"  # 0 + 4.00 + 2.00

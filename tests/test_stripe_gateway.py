@@ -49,6 +49,7 @@ def test_no_stripe_module_is_imported_after_ours() -> None:
                 await gateway.session_items(session_obj["id"])
                 await gateway.completed_sessions(link.id, 0)
                 await gateway.refund(session_obj["payment_intent"])
+                await gateway.refunded_amount(session_obj["payment_intent"])
                 payments.verify_and_parse(delivery.body.encode(), delivery.headers["Stripe-Signature"],
                                           fake.webhook_secret)
             await fake.stop()
@@ -99,6 +100,24 @@ async def test_completed_sessions_pages_and_filters(session: aiohttp.ClientSessi
         listed = await gateway.completed_sessions(link.id, 2000)
         assert {s["id"] for s in listed} == ids  # two pages of 100, other link and older ones left out
         assert len(fake.api_requests("GET", "/v1/checkout/sessions")) == 2
+    finally:
+        await fake.stop()
+
+
+async def test_refunded_amount_counts_refunds_that_give_money_back(session: aiohttp.ClientSession) -> None:
+    fake = FakeStripe()
+    url = await fake.start()
+    try:
+        gateway = StripeGateway("sk_test_x", session, url)
+        link = await gateway.create_cabinet_link("m1", "M", 100, "usd", 5)
+        paid = fake.complete_checkout(link.id, 5).event["data"]["object"]
+        other = fake.complete_checkout(link.id, 1).event["data"]["object"]
+        assert await gateway.refunded_amount(paid["payment_intent"]) == 0
+        fake.refund_session(paid["id"], 100)
+        fake.refund_session(paid["id"], 100, status="pending")  # on its way back: counts
+        fake.refund_session(paid["id"], 100, status="failed")
+        fake.refund_session(other["id"])
+        assert await gateway.refunded_amount(paid["payment_intent"]) == 200
     finally:
         await fake.stop()
 

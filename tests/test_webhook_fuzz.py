@@ -429,6 +429,7 @@ def signed_cases(draw: st.DrawFn, link_id: str, kinds: tuple[str, ...] = ()) -> 
             "currency": "usd",
         }
         body = event(draw, REFUNDED, add_junk(draw, charge))
+        outcome = "awaiting_payment" if charge["payment_intent"] is not None else "ignored"
     elif kind == "dispute of unknown payment":
         dispute = {
             "id": f"dp_{draw(tokens)}",
@@ -438,6 +439,7 @@ def signed_cases(draw: st.DrawFn, link_id: str, kinds: tuple[str, ...] = ()) -> 
             "reason": draw(st.none() | any_text),
         }
         body = event(draw, DISPUTED, add_junk(draw, dispute))
+        outcome = "awaiting_payment" if dispute["payment_intent"] is not None else "ignored"
     elif kind == "zero or negative quantity":
         # Built against the fake Stripe by the test (the session must exist there).
         stripe_items = StripeItems(

@@ -316,6 +316,8 @@ class ArcadePayHub:
                 session.session_id, cabinet.machine_id, session.event_id,
             )  # fmt: skip
             return Outcome.DUPLICATE
+        if not self.money.after_record(payment.payment_id):  # Refunded or disputed before it came.
+            return Outcome.RECORDED
         # Recorded durably: Stripe can have its answer now. Eagerly started, the pulse is on its
         # way before the answer; waiting for the broker's PUBACK is not the webhook's business.
         self._spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +28,9 @@ import sqlite3
 import threading
 from typing import Any, Final
 
+from . import early_money
 from .currencies import format_amount
+from .early_money import Dispute
 from .money_rules import credits_to_withhold, money_out
 
 SCHEMA_VERSION: Final = 4
@@ -213,6 +215,8 @@ class PaymentLedger:
         self._in_transaction = False
         self._epoch = 0  # number of the open (or next) transaction
         self._failed: dict[int, str] = {}  # transactions whose COMMIT failed
+        # Early refunds and disputes applied by ``record``, for its caller (take_applied_on_record).
+        self._applied_on_record: dict[str, Adjustment] = {}
 
     def open(self) -> None:
         """Open (creating or migrating) the database file."""
@@ -363,7 +367,35 @@ class PaymentLedger:
                     " last_payment_at = max(coalesce(last_payment_at, ''), excluded.last_payment_at)",
                     (payment.machine_id, payment.currency, payment.amount, payment.credits, received),
                 )
+            if inserted:
+                self._apply_early(db, payment.payment_id, payment.payment_intent, received)
         return inserted
+
+    def _apply_early(self, db: sqlite3.Connection, payment_id: str, intent: str | None, at: str) -> None:
+        """Apply refunds and disputes that came before the payment (early_money.py)."""
+        early = None if intent is None else early_money.take(db, intent)
+        if early is None:
+            return
+        for event_id, event_type in (
+            (early.refund_event, "charge.refunded"),
+            (early.dispute_event, "charge.dispute.created"),
+        ):
+            if event_id is not None:
+                self._remember_event(db, event_id, payment_id, event_type, at)
+        query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?"  # noqa: S608 - constant
+        record = _record(db.execute(query, (payment_id,)).fetchone())
+        dispute = early.dispute
+        adjustment = self._settle(
+            db, record, early.refunded_total, dispute.amount if dispute else 0, dispute is not None
+        )
+        self._applied_on_record[payment_id] = replace(adjustment, dispute=dispute)
+
+    def take_applied_on_record(self, payment_id: str) -> Adjustment | None:
+        """Hand over (once) what ``record`` applied to a new payment from early refunds and disputes.
+
+        In memory, no I/O: ``record`` returned True only after it was committed with the payment.
+        """
+        return self._applied_on_record.pop(payment_id, None)
 
     @staticmethod
     def _remember_event(
@@ -419,6 +451,16 @@ class PaymentLedger:
         rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,))  # noqa: S608 - a constant column list
         return _record(rows[0]) if rows else None
 
+    def known_payments(self, payment_ids: list[str]) -> set[str]:
+        """Return which of these payment ids are recorded (reconciliation skips them)."""
+        known: set[str] = set()
+        for start in range(0, len(payment_ids), 500):  # SQLite limits the number of parameters.
+            chunk = payment_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT payment_id FROM payments WHERE payment_id IN ({marks})"  # noqa: S608 - only ?s
+            known.update(pid for (pid,) in self._query(query, tuple(chunk)))
+        return known
+
     def state_of(self, payment_id: str) -> PaymentState | None:
         """Return a payment's state, or None if it was never recorded."""
         record = self.payment(payment_id)
@@ -428,21 +470,34 @@ class PaymentLedger:
         """Stripe refunded (part of) a payment; ``refunded_total`` is the charge's cumulative refund.
 
         Revenue and undelivered credits follow money_rules.py. Return None for payments we do
-        not know.
+        not know (yet: kept for when they arrive, early_money.py).
         """
         with self._transaction() as db:
             row = self._by_intent(db, payment_intent)
             if row is None:
+                early_money.hold_refund(db, payment_intent, refunded_total, event_id, _now())
                 return None
             record = _record(row)
             self._remember_event(db, event_id, record.payment_id, "charge.refunded", _iso(_now()))
             return self._settle(db, record, refunded_total, record.disputed_amount, dispute=False)
 
-    def record_dispute(self, payment_intent: str, amount: int, event_id: str) -> Adjustment | None:
-        """A player disputed a payment: record it once; revenue and credits follow money_rules.py."""
+    def record_dispute(
+        self,
+        payment_intent: str,
+        amount: int,
+        event_id: str,
+        dispute_id: str | None = None,
+        reason: str | None = None,
+    ) -> Adjustment | None:
+        """A player disputed a payment: record it once; revenue and credits follow money_rules.py.
+
+        Return None for payments we do not know (yet: kept for when they arrive, early_money.py).
+        """
         with self._transaction() as db:
             row = self._by_intent(db, payment_intent)
             if row is None:
+                dispute = Dispute(dispute_id or event_id, amount, reason)
+                early_money.hold_dispute(db, payment_intent, dispute, event_id, _now())
                 return None
             record = _record(row)
             self._remember_event(db, event_id, record.payment_id, "charge.dispute.created", _iso(_now()))
@@ -689,6 +744,7 @@ class Adjustment:
     payment: PaymentRecord
     revenue_delta: int
     credits_left: int = 0
+    dispute: Dispute | None = None  # a dispute that came before the payment (its repair is due now)
 
 
 def _record(row: Any) -> PaymentRecord:

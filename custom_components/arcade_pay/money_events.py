@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from homeassistant.helpers import issue_registry as ir
 
 from .const import LOGGER
-from .ledger import Adjustment, PaymentSource
+from .early_money import Dispute
+from .ledger import Adjustment, PaymentRecord, PaymentSource
 from .payments import (
     DisputeNotice,
     PaidSession,
@@ -37,6 +38,8 @@ class Outcome(StrEnum):
     UNKNOWN_CABINET = "unknown_cabinet"
     NOT_CREDITABLE = "not_creditable"
     RECORDED = "recorded"
+    # A refund or dispute of a payment not recorded (yet): kept and applied when it is.
+    AWAITING_PAYMENT = "awaiting_payment"
     IGNORED = "ignored"
 
 
@@ -58,9 +61,10 @@ class MoneyEvents:
         )
         if adjustment is None:
             LOGGER.info(
-                "Refund for payment intent %s is not for an Arcade Pay payment", notice.payment_intent
+                "Refund for payment intent %s matches no payment yet; kept for when it arrives",
+                notice.payment_intent,
             )
-            return Outcome.IGNORED
+            return Outcome.AWAITING_PAYMENT
         self._apply(adjustment)
         if adjustment.revenue_delta:
             LOGGER.info(
@@ -74,27 +78,49 @@ class MoneyEvents:
     async def async_handle_dispute(self, notice: DisputeNotice) -> Outcome:
         """Record a dispute, take it out of revenue and tell the owner."""
         adjustment = await self._hub.hass.async_add_executor_job(
-            self._hub.ledger.record_dispute, notice.payment_intent, notice.amount, notice.event_id
-        )
+            self._hub.ledger.record_dispute,
+            notice.payment_intent, notice.amount, notice.event_id, notice.dispute_id, notice.reason,
+        )  # fmt: skip
         if adjustment is None:
-            LOGGER.info("Dispute %s is not about an Arcade Pay payment", notice.dispute_id)
-            return Outcome.IGNORED
-        payment = adjustment.payment
+            LOGGER.info("Dispute %s matches no payment yet; kept for when it arrives", notice.dispute_id)
+            return Outcome.AWAITING_PAYMENT
         self._apply(adjustment)
+        self._raise_dispute_issue(
+            adjustment.payment, Dispute(notice.dispute_id, notice.amount, notice.reason)
+        )
+        return Outcome.RECORDED
+
+    def _raise_dispute_issue(self, payment: PaymentRecord, dispute: Dispute) -> None:
         cabinet = self._hub.cabinets.get(payment.machine_id)
         self._hub.raise_issue(
-            f"dispute_{notice.dispute_id}",
+            f"dispute_{dispute.dispute_id}",
             "payment_disputed",
             {
                 "cabinet": cabinet.config.name if cabinet else payment.machine_id,
-                "amount": f"{from_minor_units(notice.amount, payment.currency)} {payment.currency.upper()}",
+                "amount": f"{from_minor_units(dispute.amount, payment.currency)} {payment.currency.upper()}",
                 "session": payment.payment_id,
-                "reason": notice.reason or "unknown",
-                "url": f"https://dashboard.stripe.com/disputes/{notice.dispute_id}",
+                "reason": dispute.reason or "unknown",
+                "url": f"https://dashboard.stripe.com/disputes/{dispute.dispute_id}",
             },
             severity=ir.IssueSeverity.ERROR,
         )
-        return Outcome.RECORDED
+
+    def after_record(self, payment_id: str) -> bool:
+        """Follow up what recording a payment applied from early refunds and disputes.
+
+        Return whether it still has credits to deliver.
+        """
+        applied = self._hub.ledger.take_applied_on_record(payment_id)
+        if applied is None:
+            return True
+        self._apply(applied)
+        LOGGER.info(
+            "Payment %s was refunded or disputed before it arrived: %d of its %d credit(s) are sent",
+            payment_id, applied.credits_left, applied.payment.credits,
+        )  # fmt: skip
+        if applied.dispute is not None:
+            self._raise_dispute_issue(applied.payment, applied.dispute)
+        return applied.credits_left > 0
 
     def _apply(self, adjustment: Adjustment) -> None:
         payment = adjustment.payment
@@ -145,6 +171,18 @@ class MoneyEvents:
         if adjustment is not None:
             self._hub.apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
 
+    async def _async_check_refunds(self, notice: PaidSession) -> None:
+        """Ask Stripe whether a payment the webhook never delivered was refunded, before crediting it.
+
+        Its refund's event may be lost too; recorded first, the refund applies as the payment is.
+        """
+        if notice.payment_intent is None:
+            return
+        refunded = await self._hub.gateway.refunded_amount(notice.payment_intent)
+        if refunded:
+            event_id = f"reconcile_refund:{notice.payment_intent}:{refunded}"
+            await self.async_handle_refund(RefundNotice(event_id, notice.payment_intent, refunded))
+
     async def async_reconcile(self) -> int:
         """Credit paid sessions the webhook never delivered; return how many were credited."""
         credited = 0
@@ -158,6 +196,7 @@ class MoneyEvents:
                 log("Could not check Stripe for missed payments of %s: %s", machine_id, err)
                 continue
             newest = since
+            paid: list[PaidSession] = []
             for obj in sessions:
                 created = obj.get("created")
                 if isinstance(created, int) and not isinstance(created, bool):
@@ -167,9 +206,16 @@ class MoneyEvents:
                 except WebhookRejected as err:
                     LOGGER.warning("Skipping a session Stripe listed for %s: %s", machine_id, err)
                     continue
-                if not isinstance(notice, PaidSession):
+                if isinstance(notice, PaidSession):
+                    paid.append(notice)
+            known = await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.known_payments, [notice.session_id for notice in paid]
+            )
+            for notice in paid:
+                if notice.session_id in known:
                     continue
                 try:
+                    await self._async_check_refunds(notice)
                     outcome = await self._hub.async_handle_paid_session(notice)
                 except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
                     LOGGER.debug("Could not reconcile %s now: %s", notice.session_id, err)

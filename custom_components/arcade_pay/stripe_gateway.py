@@ -43,6 +43,7 @@ for _module in _LAZY_STRIPE_MODULES:
 ENV_API_BASE: Final = "ARCADE_PAY_STRIPE_API_BASE"
 DEFAULT_API_BASE: Final = "https://api.stripe.com"
 METADATA_MACHINE_ID: Final = "machine_id"
+_REFUNDS_THAT_GIVE_NOTHING_BACK: Final = frozenset({"failed", "canceled"})
 MAX_ADJUSTABLE_QUANTITY: Final = 99
 # What a restricted key (rk_…) needs for the calls below; README and the setup form say the same.
 # Refunds: refund-undelivered, and reconciliation's check for refunds before it credits.
@@ -264,6 +265,16 @@ class StripeGateway:
             async for session in page.auto_paging_iter():
                 sessions.append(session.to_dict())
         return sessions
+
+    async def refunded_amount(self, payment_intent: str) -> int:
+        """Return how much of a payment is refunded, or on its way back (pending) to the player."""
+        total = 0
+        async with self._translated_errors():
+            page = await self._client.v1.refunds.list_async({"payment_intent": payment_intent, "limit": 100})
+            async for refund in page.auto_paging_iter():
+                if refund.status not in _REFUNDS_THAT_GIVE_NOTHING_BACK:
+                    total += refund.amount
+        return total
 
     async def refund(self, payment_intent: str) -> None:
         """Refund a payment in full."""
