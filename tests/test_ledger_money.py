@@ -14,6 +14,7 @@ from custom_components.arcade_pay.ledger import (
     Adjustment,
     CabinetTotals,
     Dispute,
+    Payment,
     PaymentLedger,
     PaymentState,
 )
@@ -265,3 +266,51 @@ def test_a_second_early_dispute_does_not_replace_the_first(ledger: PaymentLedger
     assert applied.dispute == Dispute("dp_1", 600, "fraudulent")
     assert applied.revenue_delta == 600  # refund and dispute together, once
     assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
+
+
+# --- item 9: payments that cannot be credited ----------------------------------------------------------
+
+
+def uncreditable_payment(**overrides: object) -> Payment:
+    defaults: dict[str, object] = {
+        "payment_id": "cs_eur", "credits": 0, "currency": "eur", "payment_intent": "pi_eur",
+        "event_id": "evt_eur", "payment_link": "plink_a",
+    }  # fmt: skip
+    return make_payment(**(defaults | overrides))
+
+
+def test_uncreditable_payment_is_recorded_once_and_is_not_revenue(
+    ledger: PaymentLedger, tmp_path: Path
+) -> None:
+    record = ledger.record_uncreditable(uncreditable_payment(), "paid in EUR, priced in USD")
+    assert (record.state, record.credits, record.note, record.payment_link) == (
+        PaymentState.UNCREDITABLE, 0, "paid in EUR, priced in USD", "plink_a",
+    )  # fmt: skip
+    again = ledger.record_uncreditable(uncreditable_payment(event_id="evt_retry"), "another reason")
+    assert again == record  # the first record stands
+    assert ledger.totals() == []
+    assert ledger.undelivered() == []
+    assert ledger.count_by_state() == {"uncreditable": 1}
+    assert ledger.uncreditable() == [record]
+    assert ledger.export_csv(tmp_path / "export.csv") == 1
+    # A payment id that is uncreditable is never credited afterwards.
+    assert ledger.record(make_payment(payment_id="cs_eur")) is False
+
+
+def test_refund_of_an_uncreditable_payment_settles_it(ledger: PaymentLedger) -> None:
+    ledger.record_uncreditable(uncreditable_payment(), "paid in EUR, priced in USD")
+    partly = ledger.record_refund("pi_eur", 100, "evt_r1")
+    assert partly is not None
+    assert (partly.revenue_delta, partly.credits_left) == (0, 0)
+    assert ledger.state_of("cs_eur") is PaymentState.UNCREDITABLE  # still partly paid
+    ledger.record_refund("pi_eur", 600, "evt_r2")
+    assert ledger.state_of("cs_eur") is PaymentState.REFUNDED
+    assert ledger.uncreditable() == []
+    assert ledger.totals() == []
+
+
+def test_uncreditable_payment_refunded_before_it_came(ledger: PaymentLedger) -> None:
+    assert ledger.record_refund("pi_eur", 600, "evt_r1") is None
+    record = ledger.record_uncreditable(uncreditable_payment(), "paid in EUR, priced in USD")
+    assert record.state is PaymentState.REFUNDED
+    assert ledger.uncreditable() == []

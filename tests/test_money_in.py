@@ -161,3 +161,77 @@ async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
     assert record is not None
     assert record.state is PaymentState.REFUNDED
     assert state(hass, "revenue") == "6.00"  # 0 + 4.00 + 2.00
+
+
+# --- item 9 ---------------------------------------------------------------------------------------------
+
+
+async def forget_issues_and_restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """What Home Assistant's restart does: repairs that are not persistent are gone, then setup runs."""
+    registry = ir.async_get(hass)
+    for domain, issue_id in list(registry.issues):
+        if domain == DOMAIN:
+            registry.async_delete(domain, issue_id)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_payment_in_another_currency_is_recorded_and_its_repair_survives_a_restart(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    setup_entry: MockConfigEntry,
+) -> None:  # fmt: skip
+    session = fake_stripe.complete_checkout(cabinet_link["id"]).event["data"]["object"] | {"currency": "eur"}
+    assert await post(client, fake_stripe.event_delivery("checkout.session.completed", session)) == (
+        "not_creditable"
+    )
+    ledger = setup_entry.runtime_data.ledger
+    record = await hass.async_add_executor_job(ledger.payment, session["id"])
+    assert record is not None
+    assert (record.state, record.machine_id, record.credits, record.amount, record.currency) == (
+        PaymentState.UNCREDITABLE, MACHINE_ID, 0, 200, "eur",
+    )  # fmt: skip
+    assert state(hass, "revenue") == "0.00"
+
+    await forget_issues_and_restart(hass, setup_entry)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"not_credited_{session['id']}")
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "session": session["id"], "cabinet": "Pac-Man", "reason": "paid in EUR, priced in USD",
+    }  # fmt: skip
+
+    # Refunding it settles it: the repair goes.
+    assert await post(client, fake_stripe.refund_event(session["id"])) == "recorded"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"not_credited_{session['id']}") is None
+    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session["id"])
+    assert record is not None
+    assert record.state is PaymentState.REFUNDED
+
+
+async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survives_a_restart(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, setup_entry: MockConfigEntry,
+) -> None:  # fmt: skip
+    link = fake_stripe.add_seed_link("ghost", 100)
+    paid = fake_stripe.complete_checkout(link["id"])
+    assert await post(client, paid) == "unknown_cabinet"
+    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session_of(paid))
+    assert record is not None
+    assert (record.state, record.machine_id, record.payment_link) == (
+        PaymentState.UNCREDITABLE,
+        "ghost",
+        link["id"],
+    )
+
+    await forget_issues_and_restart(hass, setup_entry)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "unknown_cabinet_ghost")
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "session": session_of(paid), "machine_id": "ghost", "payment_link": link["id"],
+    }  # fmt: skip
+    response = await hass.services.async_call(
+        DOMAIN,
+        "export_ledger",
+        {"config_entry_id": setup_entry.entry_id},
+        blocking=True,
+        return_response=True,
+    )
+    assert response["rows"] == 1

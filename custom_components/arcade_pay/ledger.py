@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 import csv
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -28,10 +28,9 @@ import sqlite3
 import threading
 from typing import Any, Final
 
-from . import early_money
+from . import early_money, ledger_money
 from .currencies import format_amount
 from .early_money import Dispute
-from .money_rules import credits_to_withhold, money_out
 
 SCHEMA_VERSION: Final = 4
 
@@ -90,63 +89,8 @@ _MIGRATIONS: Final[dict[int, str]] = {
     ALTER TABLE cabinets ADD COLUMN link_id TEXT;
     ALTER TABLE cabinets ADD COLUMN link_active INTEGER;
     """,
-    # Money after a payment (money_rules.py): payments that credit nothing (credits 0, so the
-    # table is rebuilt for its CHECK), credits withheld by a partial refund, which link was
-    # paid; refunds and disputes that arrive before their payment; a reconciliation cursor per
-    # payment link (reconciliation.py), so that links retired by a price change are reconciled.
-    4: """
-    CREATE TABLE payments_v4 (
-        payment_id TEXT PRIMARY KEY,
-        machine_id TEXT NOT NULL,
-        credits INTEGER NOT NULL CHECK (credits >= 0),
-        amount INTEGER NOT NULL CHECK (amount >= 0),
-        currency TEXT NOT NULL,
-        payment_intent TEXT,
-        source TEXT NOT NULL,
-        state TEXT NOT NULL,
-        received_at TEXT NOT NULL,
-        published_at TEXT,
-        awaiting_ack INTEGER NOT NULL DEFAULT 0,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        acknowledged_at TEXT,
-        refunded_amount INTEGER NOT NULL DEFAULT 0,
-        disputed_amount INTEGER NOT NULL DEFAULT 0,
-        withheld_credits INTEGER NOT NULL DEFAULT 0 CHECK (withheld_credits BETWEEN 0 AND credits),
-        payment_link TEXT,
-        note TEXT
-    ) WITHOUT ROWID;
-    INSERT INTO payments_v4 (payment_id, machine_id, credits, amount, currency, payment_intent, source,
-        state, received_at, published_at, awaiting_ack, attempts, acknowledged_at, refunded_amount,
-        disputed_amount, withheld_credits)
-    SELECT payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,
-        published_at, awaiting_ack, attempts, acknowledged_at, refunded_amount, disputed_amount,
-        CASE WHEN state IN ('refunded', 'disputed') AND published_at IS NULL THEN credits ELSE 0 END
-    FROM payments;
-    DROP TABLE payments;
-    ALTER TABLE payments_v4 RENAME TO payments;
-    CREATE INDEX payments_undelivered ON payments (received_at) WHERE state = 'pending' OR awaiting_ack = 1;
-    CREATE INDEX payments_intent ON payments (payment_intent) WHERE payment_intent IS NOT NULL;
-    CREATE INDEX payments_uncreditable ON payments (received_at) WHERE state = 'uncreditable';
-    CREATE TABLE early_adjustments (
-        payment_intent TEXT PRIMARY KEY,
-        refunded_total INTEGER NOT NULL DEFAULT 0,
-        refund_event TEXT,
-        dispute_id TEXT,
-        disputed_amount INTEGER NOT NULL DEFAULT 0,
-        dispute_reason TEXT,
-        dispute_event TEXT,
-        received_at TEXT NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE reconcile_links (
-        link_id TEXT PRIMARY KEY,
-        machine_id TEXT NOT NULL,
-        since INTEGER NOT NULL,
-        retired_at INTEGER
-    ) WITHOUT ROWID;
-    INSERT OR IGNORE INTO reconcile_links (link_id, machine_id, since)
-    SELECT link_id, machine_id, reconciled_until FROM cabinets
-    WHERE link_id IS NOT NULL AND reconciled_until IS NOT NULL
-    """,
+    # Money after a payment: ledger_money.py says what and why.
+    4: ledger_money.SCHEMA_4,
 }
 
 
@@ -385,10 +329,33 @@ class PaymentLedger:
         query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?"  # noqa: S608 - constant
         record = _record(db.execute(query, (payment_id,)).fetchone())
         dispute = early.dispute
-        adjustment = self._settle(
-            db, record, early.refunded_total, dispute.amount if dispute else 0, dispute is not None
+        disputed = 0 if dispute is None else dispute.amount
+        delta, left = ledger_money.settle(db, record, early.refunded_total, disputed, dispute is not None)
+        self._applied_on_record[payment_id] = Adjustment(record, delta, left, dispute)
+
+    def record_uncreditable(self, payment: Payment, reason: str) -> PaymentRecord:
+        """Record a paid session nobody can be credited for (another currency, an unknown cabinet).
+
+        State ``uncreditable``, no credits, not in any cabinet's revenue: the owner refunds it or
+        gives the credits by hand. Recorded once (the first reason stands); its payment id is
+        never credited afterwards. Return the payment as recorded.
+        """
+        received = _iso(payment.received_at)
+        with self._transaction() as db:
+            inserted = ledger_money.insert_uncreditable(db, payment, reason, received)
+            if payment.event_id is not None:
+                self._remember_event(db, payment.event_id, payment.payment_id, payment.event_type, received)
+            if inserted:
+                self._apply_early(db, payment.payment_id, payment.payment_intent, received)
+            query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?"  # noqa: S608 - constant
+            return _record(db.execute(query, (payment.payment_id,)).fetchone())
+
+    def uncreditable(self) -> list[PaymentRecord]:
+        """Payments still waiting for the owner to refund them or credit them by hand (indexed)."""
+        rows = self._query(
+            f"SELECT {_RECORD_COLUMNS} FROM payments WHERE state = 'uncreditable' ORDER BY received_at"  # noqa: S608 - constant
         )
-        self._applied_on_record[payment_id] = replace(adjustment, dispute=dispute)
+        return [_record(row) for row in rows]
 
     def take_applied_on_record(self, payment_id: str) -> Adjustment | None:
         """Hand over (once) what ``record`` applied to a new payment from early refunds and disputes.
@@ -479,7 +446,9 @@ class PaymentLedger:
                 return None
             record = _record(row)
             self._remember_event(db, event_id, record.payment_id, "charge.refunded", _iso(_now()))
-            return self._settle(db, record, refunded_total, record.disputed_amount, dispute=False)
+            return Adjustment(
+                record, *ledger_money.settle(db, record, refunded_total, record.disputed_amount, False)
+            )
 
     def record_dispute(
         self,
@@ -503,44 +472,7 @@ class PaymentLedger:
             self._remember_event(db, event_id, record.payment_id, "charge.dispute.created", _iso(_now()))
             if record.state is PaymentState.DISPUTED:
                 return Adjustment(record, 0)
-            return self._settle(db, record, record.refunded_amount, amount, dispute=True)
-
-    @staticmethod
-    def _settle(
-        db: sqlite3.Connection, record: PaymentRecord, refunded_total: int, disputed: int, dispute: bool
-    ) -> Adjustment:
-        """Apply a payment's refund total and dispute (the rules are in money_rules.py)."""
-        refunded = max(record.refunded_amount, min(refunded_total, record.amount))
-        if refunded == record.refunded_amount and not dispute:
-            kept = record.credits - record.withheld_credits if record.undelivered else 0
-            return Adjustment(record, 0, kept)
-        disputed_now = dispute or record.state is PaymentState.DISPUTED
-        out = money_out(record.amount, refunded, disputed)
-        withheld = record.withheld_credits
-        if record.undelivered:
-            withheld = max(withheld, credits_to_withhold(record.credits, record.amount, out, disputed_now))
-        kept = record.credits - withheld if record.undelivered else 0
-        state = record.state
-        if dispute:
-            state = PaymentState.DISPUTED
-        elif state is not PaymentState.DISPUTED and (
-            refunded >= record.amount or (record.undelivered and kept == 0)
-        ):
-            state = PaymentState.REFUNDED
-        db.execute(
-            "UPDATE payments SET refunded_amount = ?, disputed_amount = ?, withheld_credits = ?, state = ?,"
-            " awaiting_ack = CASE WHEN ? THEN 0 ELSE awaiting_ack END WHERE payment_id = ?",
-            (refunded, disputed, withheld, state.value, kept == 0, record.payment_id),
-        )
-        if record.state is PaymentState.UNCREDITABLE:  # Never counted in revenue.
-            return Adjustment(record, 0, 0)
-        delta = out - money_out(record.amount, record.refunded_amount, record.disputed_amount)
-        if delta and record.source is PaymentSource.STRIPE:
-            db.execute(
-                "UPDATE cabinet_totals SET revenue = revenue - ? WHERE machine_id = ? AND currency = ?",
-                (delta, record.machine_id, record.currency),
-            )
-        return Adjustment(record, delta, kept)
+            return Adjustment(record, *ledger_money.settle(db, record, record.refunded_amount, amount, True))
 
     @staticmethod
     def _by_intent(db: sqlite3.Connection, payment_intent: str) -> Any:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from homeassistant.helpers import issue_registry as ir
 
+from . import not_credited
 from .const import LOGGER
 from .early_money import Dispute
-from .ledger import Adjustment, PaymentRecord, PaymentSource
+from .ledger import Adjustment, PaymentRecord, PaymentSource, PaymentState
 from .payments import (
     DisputeNotice,
     PaidSession,
@@ -66,6 +67,7 @@ class MoneyEvents:
             )
             return Outcome.AWAITING_PAYMENT
         self._apply(adjustment)
+        await self._async_settled(adjustment)
         if adjustment.revenue_delta:
             LOGGER.info(
                 "Payment %s was refunded (%s %s)",
@@ -85,12 +87,12 @@ class MoneyEvents:
             LOGGER.info("Dispute %s matches no payment yet; kept for when it arrives", notice.dispute_id)
             return Outcome.AWAITING_PAYMENT
         self._apply(adjustment)
-        self._raise_dispute_issue(
-            adjustment.payment, Dispute(notice.dispute_id, notice.amount, notice.reason)
-        )
+        await self._async_settled(adjustment)
+        self.raise_dispute_issue(adjustment.payment, Dispute(notice.dispute_id, notice.amount, notice.reason))
         return Outcome.RECORDED
 
-    def _raise_dispute_issue(self, payment: PaymentRecord, dispute: Dispute) -> None:
+    def raise_dispute_issue(self, payment: PaymentRecord, dispute: Dispute) -> None:
+        """Tell the owner to respond to a dispute in Stripe."""
         cabinet = self._hub.cabinets.get(payment.machine_id)
         self._hub.raise_issue(
             f"dispute_{dispute.dispute_id}",
@@ -104,6 +106,23 @@ class MoneyEvents:
             },
             severity=ir.IssueSeverity.ERROR,
         )
+
+    async def async_not_creditable(
+        self, session: PaidSession, machine_id: str | None, reason: str
+    ) -> Outcome:
+        """A paid session nobody can be credited for: recorded, with a repair (not_credited.py)."""
+        if await not_credited.async_record(self._hub, session, machine_id, reason):
+            return Outcome.UNKNOWN_CABINET
+        return Outcome.NOT_CREDITABLE
+
+    async def _async_settled(self, adjustment: Adjustment) -> None:
+        """An uncreditable payment was refunded or disputed: its repair goes once it is settled."""
+        if adjustment.payment.state is PaymentState.UNCREDITABLE:
+            record = await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.payment, adjustment.payment.payment_id
+            )
+            if record is not None:
+                not_credited.raise_repair(self._hub, record)
 
     def after_record(self, payment_id: str) -> bool:
         """Follow up what recording a payment applied from early refunds and disputes.
@@ -119,7 +138,7 @@ class MoneyEvents:
             payment_id, applied.credits_left, applied.payment.credits,
         )  # fmt: skip
         if applied.dispute is not None:
-            self._raise_dispute_issue(applied.payment, applied.dispute)
+            self.raise_dispute_issue(applied.payment, applied.dispute)
         return applied.credits_left > 0
 
     def _apply(self, adjustment: Adjustment) -> None:
