@@ -465,8 +465,15 @@ class FakeStripe:
         event_type: str = "checkout.session.completed",
         timestamp: int | None = None,
         secret: str | None = None,
+        status: str = "complete",
+        created: int | None = None,
     ) -> Delivery:
-        """A player pays ``quantity`` on a link: record the session and sign its event."""
+        """A player pays ``quantity`` on a link: record the session and sign its event.
+
+        ``status="open"`` (with ``payment_status="unpaid"``): the checkout page is still open;
+        ``payment_status="unpaid"``: a delayed method (bank debit) that is paid later. Either
+        becomes paid with ``pay_later``. ``created`` backdates the session.
+        """
         link = self.payment_links[link_id]
         price = self.link_items[link_id][0]["price"]
         subtotal = price["unit_amount"] * quantity
@@ -480,10 +487,10 @@ class FakeStripe:
             "amount_total": subtotal,
             "currency": price["currency"],
             "payment_status": payment_status,
-            "status": "complete",
+            "status": status,
             "payment_intent": self._id("pi"),
             "mode": "payment",
-            "created": int(time.time()),
+            "created": int(time.time()) if created is None else created,
             "livemode": False,
         }
         self.sessions[session_id] = session
@@ -499,6 +506,20 @@ class FakeStripe:
             }
         ]
         return self.event_delivery(event_type, session, timestamp=timestamp, secret=secret)
+
+    def pay_later(self, session_id: str) -> Delivery:
+        """An open checkout is paid, or a delayed payment succeeds: the session is paid now.
+
+        Return the event Stripe sends then.
+        """
+        session = self.sessions[session_id]
+        event_type = (
+            "checkout.session.completed"
+            if session["status"] == "open"
+            else "checkout.session.async_payment_succeeded"
+        )
+        session.update(status="complete", payment_status="paid")
+        return self.event_delivery(event_type, session)
 
     def event_delivery(
         self,

@@ -721,16 +721,15 @@ def test_cabinet_memory(path: Path) -> None:
     }
     ledger.set_cabinet_acknowledges("cab_a")
     ledger.set_cabinet_paused("cab_b", True)
-    ledger.set_reconciled_until("cab_a", 1500)
-    ledger.set_reconciled_until("cab_a", 1200)  # Never back.
     ledger.close()
 
     ledger = PaymentLedger(path)
     ledger.open()
     try:
-        # Known cabinets keep their cursor; a new one starts at "now"; forgotten ones are not listed.
+        # Known cabinets keep when they were first known (where reconciling a new link starts,
+        # test_ledger_money.py); a new one starts at "now"; forgotten ones are not listed.
         assert ledger.cabinet_memory(["cab_a", "cab_b", "cab_c"], 5000) == {
-            "cab_a": CabinetMemory(acknowledges=True, reconciled_until=1500, paused=False),
+            "cab_a": CabinetMemory(acknowledges=True, reconciled_until=1000, paused=False),
             "cab_b": CabinetMemory(acknowledges=False, reconciled_until=1000, paused=True),
             "cab_c": CabinetMemory(acknowledges=False, reconciled_until=5000, paused=False),
         }
@@ -743,10 +742,10 @@ def test_cabinet_memory(path: Path) -> None:
 
 
 def test_cabinet_settings_before_memory(ledger: PaymentLedger) -> None:
-    ledger.set_reconciled_until("cab_new", 42)
+    ledger.set_cabinet_acknowledges("cab_new")
     ledger.set_cabinet_paused("cab_other", True)
     assert ledger.cabinet_memory(["cab_new", "cab_other"], 1000) == {
-        "cab_new": CabinetMemory(acknowledges=False, reconciled_until=42, paused=False),
+        "cab_new": CabinetMemory(acknowledges=True, reconciled_until=1000, paused=False),
         "cab_other": CabinetMemory(acknowledges=False, reconciled_until=1000, paused=True),
     }
 
@@ -839,7 +838,11 @@ def test_new_methods_after_close_raise(ledger: PaymentLedger, tmp_path: Path) ->
         lambda: ledger.cabinet_memory(["cab_a"], 0),
         lambda: ledger.set_cabinet_acknowledges("cab_a"),
         lambda: ledger.set_cabinet_paused("cab_a", True),
-        lambda: ledger.set_reconciled_until("cab_a", 1),
+        lambda: ledger.links_to_reconcile({"cab_a": "plink_a"}, 1),
+        lambda: ledger.move_reconcile_cursor("plink_a", 1, False),
+        lambda: ledger.known_payments(["cs_1"]),
+        lambda: ledger.record_uncreditable(make_payment(credits=0), "why"),
+        ledger.uncreditable,
         lambda: ledger.export_csv(tmp_path / "x.csv"),
     ]
     for call in calls:

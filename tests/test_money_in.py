@@ -5,6 +5,7 @@ refunds, uncreditable payments, reconciliation that never skips a session (issue
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -15,11 +16,17 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
-from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.const import (
+    CONF_PAYMENT_LINK_ID,
+    CONF_PAYMENT_LINK_URL,
+    CONF_PRICE_ID,
+    CONF_UNIT_AMOUNT,
+    DOMAIN,
+)
 from custom_components.arcade_pay.ledger import PaymentState
 from fake_stripe import Delivery, FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
+from .conftest import MACHINE_ID, WEBHOOK_ID, managed_link, published, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 PREFIX = f"arcade/machine/{MACHINE_ID}"
@@ -235,3 +242,70 @@ async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survive
         return_response=True,
     )
     assert response["rows"] == 1
+
+
+# --- item 6 ---------------------------------------------------------------------------------------------
+
+
+async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(
+    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:  # fmt: skip
+    """A checkout page opened first is paid after a newer session; no webhook arrives."""
+    hub = setup_entry.runtime_data
+    now = int(time.time())
+    slow = session_of(
+        fake_stripe.complete_checkout(
+            cabinet_link["id"], 2, status="open", payment_status="unpaid", created=now
+        )
+    )
+    quick = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 1, created=now + 600))
+    assert await hub.async_reconcile() == 1
+    fake_stripe.pay_later(slow)
+    assert await hub.async_reconcile() == 1
+    assert await hub.async_reconcile() == 0
+    await hass.async_block_till_done()
+    assert pulses(mqtt_mock) == [(quick, 1), (slow, 2)]
+
+
+async def test_reconciliation_credits_a_delayed_payment_once_it_is_paid(
+    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:  # fmt: skip
+    """A bank debit: the session is complete but unpaid; it is paid two days later."""
+    hub = setup_entry.runtime_data
+    now = int(time.time())
+    debit = session_of(
+        fake_stripe.complete_checkout(cabinet_link["id"], 3, payment_status="unpaid", created=now)
+    )
+    fake_stripe.complete_checkout(cabinet_link["id"], 1, created=now + 5)
+    assert await hub.async_reconcile() == 1
+    fake_stripe.pay_later(debit)
+    assert await hub.async_reconcile() == 1
+    await hass.async_block_till_done()
+    assert (debit, 3) in pulses(mqtt_mock)
+
+
+async def test_reconciliation_covers_a_link_retired_by_a_price_change(
+    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:  # fmt: skip
+    """A player opened the old QR code's checkout before the price changed, and paid after."""
+    old_page = session_of(
+        fake_stripe.complete_checkout(cabinet_link["id"], 2, status="open", payment_status="unpaid")
+    )
+    new_link = managed_link(fake_stripe, MACHINE_ID, 300)
+    subentry = next(iter(setup_entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        setup_entry,
+        subentry,
+        data=dict(subentry.data) | {
+            CONF_PAYMENT_LINK_ID: new_link["id"], CONF_PAYMENT_LINK_URL: new_link["url"],
+            CONF_PRICE_ID: new_link["price_id"], CONF_UNIT_AMOUNT: 300,
+        },
+    )  # fmt: skip
+    await hass.async_block_till_done(wait_background_tasks=True)
+    fake_stripe.pay_later(old_page)  # its event never arrives
+    assert await setup_entry.runtime_data.async_reconcile() == 1
+    await hass.async_block_till_done()
+    assert pulses(mqtt_mock)[-1:] == [(old_page, 2)]

@@ -47,7 +47,7 @@ def test_no_stripe_module_is_imported_after_ours() -> None:
                 delivery = fake.complete_checkout(link.id, 2)
                 session_obj = delivery.event["data"]["object"]
                 await gateway.session_items(session_obj["id"])
-                await gateway.completed_sessions(link.id, 0)
+                await gateway.checkout_sessions(link.id, 0)
                 await gateway.refund(session_obj["payment_intent"])
                 await gateway.refunded_amount(session_obj["payment_intent"])
                 payments.verify_and_parse(delivery.body.encode(), delivery.headers["Stripe-Signature"],
@@ -86,7 +86,7 @@ async def test_errors_are_translated(session: aiohttp.ClientSession) -> None:
         await StripeGateway("sk_test_x", session, "http://127.0.0.1:1").account()
 
 
-async def test_completed_sessions_pages_and_filters(session: aiohttp.ClientSession) -> None:
+async def test_checkout_sessions_pages_and_filters(session: aiohttp.ClientSession) -> None:
     fake = FakeStripe()
     url = await fake.start()
     try:
@@ -97,7 +97,7 @@ async def test_completed_sessions_pages_and_filters(session: aiohttp.ClientSessi
         fake.complete_checkout(other.id, 1)
         old = fake.complete_checkout(link.id, 1).event["data"]["object"]
         old["created"] = 1000
-        listed = await gateway.completed_sessions(link.id, 2000)
+        listed = await gateway.checkout_sessions(link.id, 2000)
         assert {s["id"] for s in listed} == ids  # two pages of 100, other link and older ones left out
         assert len(fake.api_requests("GET", "/v1/checkout/sessions")) == 2
     finally:

@@ -156,7 +156,6 @@ class ArcadePayHub:
                 explicit if explicit is not None else bool(remembered and remembered.acknowledges)
             )
             if remembered is not None:
-                self.money.reconciled_until[machine_id] = remembered.reconciled_until or 0
                 cabinet.paused = remembered.paused
                 cabinet.seen = remembered.seen
                 cabinet.offline_stopped = remembered.offline_stopped

@@ -17,7 +17,7 @@ answers 2xx survives a power cut, which is the promise made to Stripe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 import csv
 from dataclasses import dataclass
@@ -28,9 +28,10 @@ import sqlite3
 import threading
 from typing import Any, Final
 
-from . import early_money, ledger_money
+from . import early_money, ledger_money, reconciliation
 from .currencies import format_amount
 from .early_money import Dispute
+from .reconciliation import LinkCursor
 
 SCHEMA_VERSION: Final = 4
 
@@ -540,15 +541,19 @@ class PaymentLedger:
                 (machine_id, link_id, int(active), int(offline_stopped)),
             )
 
-    def set_reconciled_until(self, machine_id: str, created: int) -> None:
-        """Move a cabinet's reconciliation cursor forward (never back)."""
+    def links_to_reconcile(self, current: Mapping[str, str], now: int) -> list[LinkCursor]:
+        """The payment links to reconcile and their cursors; ``current``: each cabinet's link.
+
+        A link new to reconciliation starts at the cabinet's ``reconciled_until`` (when Arcade Pay
+        first knew it, cabinet_memory); links no cabinet uses any more are retired (reconciliation.py).
+        """
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO cabinets (machine_id, reconciled_until) VALUES (?, ?)"
-                " ON CONFLICT (machine_id) DO UPDATE SET reconciled_until ="
-                " max(coalesce(reconciled_until, 0), excluded.reconciled_until)",
-                (machine_id, created),
-            )
+            return reconciliation.links_to_reconcile(db, current, now)
+
+    def move_reconcile_cursor(self, link_id: str, since: int, done: bool) -> None:
+        """Move a link's reconciliation cursor forward (never back), or forget a retired link that is done."""
+        with self._transaction() as db:
+            reconciliation.move_cursor(db, link_id, since, done)
 
     def totals(self) -> list[CabinetTotals]:
         """Return what every cabinet has taken, per currency (cost independent of history)."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from homeassistant.helpers import issue_registry as ir
 
-from . import not_credited
+from . import not_credited, reconciliation
 from .const import LOGGER
 from .early_money import Dispute
 from .ledger import Adjustment, PaymentRecord, PaymentSource, PaymentState
@@ -22,7 +22,9 @@ from .payments import (
     WebhookRejected,
     from_minor_units,
     paid_session,
+    utcnow,
 )
+from .reconciliation import LinkCursor
 from .stripe_gateway import StripeGatewayError
 from .stripe_health import OUTAGE_ERRORS
 
@@ -50,7 +52,6 @@ class MoneyEvents:
     def __init__(self, hub: ArcadePayHub) -> None:
         """Work on ``hub``'s cabinets, ledger and Stripe client."""
         self._hub = hub
-        self.reconciled_until: dict[str, int] = {}
         # Payments a housekeeping run is refunding now: a run slower than the 30-second
         # interval overlaps the next one, which must not ask Stripe a second time.
         self._refunding: set[str] = set()
@@ -203,53 +204,52 @@ class MoneyEvents:
             await self.async_handle_refund(RefundNotice(event_id, notice.payment_intent, refunded))
 
     async def async_reconcile(self) -> int:
-        """Credit paid sessions the webhook never delivered; return how many were credited."""
+        """Credit paid sessions the webhook never delivered (reconciliation.py); return how many."""
+        now = int(utcnow().timestamp())
+        current = {machine_id: c.config.payment_link_id for machine_id, c in self._hub.cabinets.items()}
+        links = await self._hub.hass.async_add_executor_job(self._hub.ledger.links_to_reconcile, current, now)
         credited = 0
-        for machine_id, cabinet in self._hub.cabinets.items():
-            since = self.reconciled_until.get(machine_id, 0)
+        for link in links:
             try:
-                sessions = await self._hub.gateway.completed_sessions(cabinet.config.payment_link_id, since)
+                credited += await self._async_reconcile_link(link, now)
             except StripeGatewayError as err:
-                # An outage is logged once by StripeHealth; a refused request is this cabinet's.
+                # An outage is logged once by StripeHealth; a refused request is this link's.
                 log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
-                log("Could not check Stripe for missed payments of %s: %s", machine_id, err)
+                log("Could not check Stripe for missed payments of %s now: %s", link.machine_id, err)
+        return credited
+
+    async def _async_reconcile_link(self, link: LinkCursor, now: int) -> int:
+        """List a link's sessions since its cursor, credit the missed ones, move the cursor.
+
+        Raises StripeGatewayError with the cursor left where it was: all is listed again next time.
+        """
+        sessions = await self._hub.gateway.checkout_sessions(link.link_id, link.since)
+        paid: list[PaidSession] = []
+        for obj in sessions:
+            try:
+                notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
+            except WebhookRejected as err:
+                LOGGER.warning("Skipping a session Stripe listed for %s: %s", link.machine_id, err)
                 continue
-            newest = since
-            paid: list[PaidSession] = []
-            for obj in sessions:
-                created = obj.get("created")
-                if isinstance(created, int) and not isinstance(created, bool):
-                    newest = max(newest, created)
-                try:
-                    notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
-                except WebhookRejected as err:
-                    LOGGER.warning("Skipping a session Stripe listed for %s: %s", machine_id, err)
-                    continue
-                if isinstance(notice, PaidSession):
-                    paid.append(notice)
-            known = await self._hub.hass.async_add_executor_job(
-                self._hub.ledger.known_payments, [notice.session_id for notice in paid]
-            )
-            for notice in paid:
-                if notice.session_id in known:
-                    continue
-                try:
-                    await self._async_check_refunds(notice)
-                    outcome = await self._hub.async_handle_paid_session(notice)
-                except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
-                    LOGGER.debug("Could not reconcile %s now: %s", notice.session_id, err)
-                    newest = since  # Look at this window again next time.
-                    break
-                if outcome is Outcome.CREDITED:
-                    credited += 1
-                    LOGGER.warning(
-                        "Credited payment %s for %s that the webhook never delivered; "
-                        "check the webhook URL and secret in Stripe",
-                        notice.session_id, machine_id,
-                    )  # fmt: skip
-            if newest > since:
-                self.reconciled_until[machine_id] = newest
-                await self._hub.hass.async_add_executor_job(
-                    self._hub.ledger.set_reconciled_until, machine_id, newest
-                )
+            if isinstance(notice, PaidSession):
+                paid.append(notice)
+        known = await self._hub.hass.async_add_executor_job(
+            self._hub.ledger.known_payments, [notice.session_id for notice in paid]
+        )
+        credited = 0
+        for notice in paid:
+            if notice.session_id in known:
+                continue
+            await self._async_check_refunds(notice)
+            if await self._hub.async_handle_paid_session(notice) is Outcome.CREDITED:
+                credited += 1
+                LOGGER.warning(
+                    "Credited payment %s for %s that the webhook never delivered; "
+                    "check the webhook URL and secret in Stripe",
+                    notice.session_id, link.machine_id,
+                )  # fmt: skip
+        moved = reconciliation.move(link, sessions, now)
+        await self._hub.hass.async_add_executor_job(
+            self._hub.ledger.move_reconcile_cursor, link.link_id, moved.since, moved.done
+        )
         return credited

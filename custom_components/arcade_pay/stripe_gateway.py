@@ -250,17 +250,15 @@ class StripeGateway:
         price_id, _, unit_amount, currency = _single_price(data)
         return SessionItems(sum(item.quantity or 0 for item in data), price_id, unit_amount, currency)
 
-    async def completed_sessions(self, link_id: str, created_since: int) -> list[dict[str, Any]]:
-        """Return the completed checkout sessions of a link created at or after a time."""
+    async def checkout_sessions(self, link_id: str, created_since: int) -> list[dict[str, Any]]:
+        """Return a link's checkout sessions created at or after a time, whatever their status.
+
+        Open and unpaid ones too: reconciliation.py must not move past one that may still be paid.
+        """
         sessions: list[dict[str, Any]] = []
         async with self._translated_errors():
             page = await self._client.v1.checkout.sessions.list_async(
-                {
-                    "payment_link": link_id,
-                    "status": "complete",
-                    "created": {"gte": created_since},
-                    "limit": 100,
-                }
+                {"payment_link": link_id, "created": {"gte": created_since}, "limit": 100}
             )
             async for session in page.auto_paging_iter():
                 sessions.append(session.to_dict())
