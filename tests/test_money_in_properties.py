@@ -5,7 +5,7 @@ world: players open checkouts, pay at once or by a delayed method (paid days lat
 the owner refunds (partly) and players dispute, also after a refund and before one; Stripe's
 events reach the webhook in any order, twice, or never; reconciliation runs now and then; the
 cabinet goes offline (pulses wait); Home Assistant restarts. The glue between them is the hub's,
-in a few lines (money_events.py: after_record, _apply, _async_reconcile_link).
+in a few lines (hub.py and money_events.py: _apply, _async_reconcile_link).
 
 Safety after every step and at every pulse: no session is applied twice; a pulse carries exactly
 the credits still paid for by what the ledger was told (money_rules.py), never any for a payment
@@ -128,15 +128,15 @@ class MoneyInMachine(RuleBasedStateMachine):
             datetime.fromtimestamp(self.now, UTC), session.intent, event_id, "checkout.session.completed",
             LINK,
         )  # fmt: skip
-        if not self._run(self.dispatcher.accept(payment, deliver=False)):
+        if not self._run(self.dispatcher.accept(payment, recorded=self._recorded, deliver=False)):
             return
         self.recorded.add(session.session_id)
-        applied = self.ledger.take_applied_on_record(session.session_id)
+        if self.dispatcher.pulse(session.session_id) is not None:
+            self._run(self.dispatcher.deliver(session.session_id))
+
+    def _recorded(self, applied: Adjustment | None) -> None:
         if applied is not None:
             event("refund or dispute applied as the payment was recorded")
-        self._apply(applied)
-        if applied is None or applied.credits_left:
-            self._run(self.dispatcher.deliver(session.session_id))
 
     def _refund(self, intent: str, total: int, event_id: str) -> None:
         if intent in self.known_dispute and total:

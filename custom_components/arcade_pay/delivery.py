@@ -20,7 +20,7 @@ from enum import StrEnum
 import logging
 from typing import Any, Final
 
-from .ledger import Payment, PaymentLedger, PaymentSource
+from .ledger import Adjustment, Payment, PaymentLedger, PaymentSource
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -241,21 +241,28 @@ class CreditDispatcher:
         return not found or found[0].attempts > 0
 
     async def accept(
-        self, payment: Payment, recorded: Callable[[], None] | None = None, deliver: bool = True
+        self,
+        payment: Payment,
+        recorded: Callable[[Adjustment | None], None] | None = None,
+        deliver: bool = True,
     ) -> bool:
         """Record a payment and (unless ``deliver`` is False) deliver it now.
 
         Return False if it was already recorded. ``recorded`` runs once the payment is durably
-        recorded, before anything is published.
+        recorded, before anything is published, with the refunds and disputes that came before
+        the payment and were applied as it was recorded (early_money.py), or None: only the
+        credits still paid for are sent, none if nothing is.
         """
         if not await self._run(self.ledger.record, payment):
             return False
+        applied = self.ledger.take_applied_on_record(payment.payment_id)
         if recorded is not None:
-            recorded()
+            recorded(applied)
+        credits = payment.credits if applied is None else applied.credits_left
+        if credits <= 0:
+            return True
         self._track(
-            Pulse(
-                payment.payment_id, payment.machine_id, payment.credits, payment.received_at, payment.source
-            )
+            Pulse(payment.payment_id, payment.machine_id, credits, payment.received_at, payment.source)
         )
         self.planner.add(payment.payment_id, payment.machine_id)
         if deliver:

@@ -281,14 +281,14 @@ class ArcadePayHub:
             event_type=session.event_type,
             payment_link=session.payment_link_id,
         )
-        recorded = partial(cabinet.paid, payment.amount, payment.received_at)
+        recorded = partial(self.money.after_record, cabinet, payment)
         if not await self.dispatcher.accept(payment, recorded=recorded, deliver=False):
             LOGGER.info(
                 "Payment %s for %s was already credited; ignoring this delivery (event %s)",
                 session.session_id, cabinet.machine_id, session.event_id,
             )  # fmt: skip
             return Outcome.DUPLICATE
-        if not self.money.after_record(payment.payment_id):  # Refunded or disputed before it came.
+        if self.dispatcher.pulse(payment.payment_id) is None:  # Refunded or disputed before it came.
             return Outcome.RECORDED
         # Recorded durably: Stripe can have its answer now. Eagerly started, the pulse is on its
         # way before the answer; waiting for the broker's PUBACK is not the webhook's business.

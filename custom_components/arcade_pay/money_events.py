@@ -14,7 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 from . import not_credited, reconciliation
 from .const import LOGGER
 from .early_money import Dispute
-from .ledger import Adjustment, PaymentRecord, PaymentSource, PaymentState
+from .ledger import Adjustment, Payment, PaymentRecord, PaymentSource, PaymentState
 from .payments import (
     DisputeNotice,
     PaidSession,
@@ -29,6 +29,7 @@ from .stripe_gateway import StripeGatewayError
 from .stripe_health import OUTAGE_ERRORS
 
 if TYPE_CHECKING:
+    from .cabinet import Cabinet
     from .delivery import Pulse
     from .hub import ArcadePayHub
 
@@ -125,22 +126,18 @@ class MoneyEvents:
             if record is not None:
                 not_credited.raise_repair(self._hub, record)
 
-    def after_record(self, payment_id: str) -> bool:
-        """Follow up what recording a payment applied from early refunds and disputes.
-
-        Return whether it still has credits to deliver.
-        """
-        applied = self._hub.ledger.take_applied_on_record(payment_id)
+    def after_record(self, cabinet: Cabinet, payment: Payment, applied: Adjustment | None) -> None:
+        """A payment was recorded: count its money, and what came back before it did (early_money.py)."""
+        cabinet.paid(payment.amount, payment.received_at)
         if applied is None:
-            return True
+            return
         self._apply(applied)
         LOGGER.info(
             "Payment %s was refunded or disputed before it arrived: %d of its %d credit(s) are sent",
-            payment_id, applied.credits_left, applied.payment.credits,
+            payment.payment_id, applied.credits_left, payment.credits,
         )  # fmt: skip
         if applied.dispute is not None:
             self.raise_dispute_issue(applied.payment, applied.dispute)
-        return applied.credits_left > 0
 
     def _apply(self, adjustment: Adjustment) -> None:
         payment = adjustment.payment
