@@ -309,3 +309,13 @@ async def test_reconciliation_covers_a_link_retired_by_a_price_change(
     assert await setup_entry.runtime_data.async_reconcile() == 1
     await hass.async_block_till_done()
     assert pulses(mqtt_mock)[-1:] == [(old_page, 2)]
+
+
+async def test_reconciliation_that_cannot_use_the_ledger_says_so_and_stops(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A background job: a ledger error is logged (the next run tries again), never left unretrieved."""
+    hub = setup_entry.runtime_data
+    await hass.async_add_executor_job(hub.ledger.close)
+    assert await hub.async_reconcile() == 0
+    assert "Could not reconcile payments with Stripe now: ledger is closed" in caplog.text

@@ -14,7 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 from . import not_credited, reconciliation
 from .const import LOGGER
 from .early_money import Dispute
-from .ledger import Adjustment, Payment, PaymentRecord, PaymentSource, PaymentState
+from .ledger import Adjustment, LedgerError, Payment, PaymentRecord, PaymentSource, PaymentState
 from .payments import (
     DisputeNotice,
     PaidSession,
@@ -204,15 +204,20 @@ class MoneyEvents:
         """Credit paid sessions the webhook never delivered (reconciliation.py); return how many."""
         now = int(utcnow().timestamp())
         current = {machine_id: c.config.payment_link_id for machine_id, c in self._hub.cabinets.items()}
-        links = await self._hub.hass.async_add_executor_job(self._hub.ledger.links_to_reconcile, current, now)
         credited = 0
-        for link in links:
-            try:
-                credited += await self._async_reconcile_link(link, now)
-            except StripeGatewayError as err:
-                # An outage is logged once by StripeHealth; a refused request is this link's.
-                log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
-                log("Could not check Stripe for missed payments of %s now: %s", link.machine_id, err)
+        try:
+            links = await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.links_to_reconcile, current, now
+            )
+            for link in links:
+                try:
+                    credited += await self._async_reconcile_link(link, now)
+                except StripeGatewayError as err:
+                    # An outage is logged once by StripeHealth; a refused request is this link's.
+                    log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
+                    log("Could not check Stripe for missed payments of %s now: %s", link.machine_id, err)
+        except LedgerError as err:  # A background job: say it, the next run tries again.
+            LOGGER.warning("Could not reconcile payments with Stripe now: %s", err)
         return credited
 
     async def _async_reconcile_link(self, link: LinkCursor, now: int) -> int:
@@ -246,7 +251,8 @@ class MoneyEvents:
                     notice.session_id, link.machine_id,
                 )  # fmt: skip
         moved = reconciliation.move(link, sessions, now)
-        await self._hub.hass.async_add_executor_job(
-            self._hub.ledger.move_reconcile_cursor, link.link_id, moved.since, moved.done
-        )
+        if moved.done or moved.since != link.since:
+            await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.move_reconcile_cursor, link.link_id, moved.since, moved.done
+            )
         return credited
