@@ -18,6 +18,7 @@ from custom_components.arcade_pay.ledger import (
     PaymentLedger,
     PaymentState,
 )
+from custom_components.arcade_pay.money_rules import credits_to_withhold
 
 from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
 
@@ -314,3 +315,24 @@ def test_uncreditable_payment_refunded_before_it_came(ledger: PaymentLedger) -> 
     record = ledger.record_uncreditable(uncreditable_payment(), "paid in EUR, priced in USD")
     assert record.state is PaymentState.REFUNDED
     assert ledger.uncreditable() == []
+
+
+@pytest.mark.parametrize(
+    ("credits", "amount", "out", "disputed", "withheld"),
+    [
+        (3, 600, 0, False, 0),
+        (3, 600, 1, False, 1),  # any refund of a credit's worth of money: rounded down
+        (3, 600, 200, False, 1),
+        (3, 600, 201, False, 2),
+        (3, 600, 600, False, 3),
+        (3, 600, 0, True, 3),  # a dispute withholds everything undelivered
+        (3, 0, 0, False, 0),  # nothing was paid (a 100 % coupon): nothing can be refunded
+    ],
+)
+def test_credits_to_withhold(credits: int, amount: int, out: int, disputed: bool, withheld: int) -> None:
+    assert credits_to_withhold(credits, amount, out, disputed) == withheld
+
+
+def test_uncreditable_payment_without_an_event(ledger: PaymentLedger, path: Path) -> None:
+    ledger.record_uncreditable(uncreditable_payment(event_id=None), "why")
+    assert query(path, "SELECT count(*) FROM payment_events") == [(0,)]

@@ -23,7 +23,8 @@ from custom_components.arcade_pay.const import (
     CONF_UNIT_AMOUNT,
     DOMAIN,
 )
-from custom_components.arcade_pay.ledger import PaymentState
+from custom_components.arcade_pay.ledger import LedgerError, PaymentState
+from custom_components.arcade_pay.not_credited import async_raise_repairs
 from fake_stripe import Delivery, FakeStripe
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, managed_link, published, settle
@@ -319,3 +320,46 @@ async def test_reconciliation_that_cannot_use_the_ledger_says_so_and_stops(
     await hass.async_add_executor_job(hub.ledger.close)
     assert await hub.async_reconcile() == 0
     assert "Could not reconcile payments with Stripe now: ledger is closed" in caplog.text
+
+
+async def test_reconciliation_skips_what_it_cannot_read(
+    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    mangled = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 1))
+    del fake_stripe.sessions[mangled]["amount_total"]
+    no_intent = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 2))
+    fake_stripe.sessions[no_intent]["payment_intent"] = None  # nothing to ask refunds about
+    assert await setup_entry.runtime_data.async_reconcile() == 1
+    await hass.async_block_till_done()
+    assert pulses(mqtt_mock) == [(no_intent, 2)]
+    assert f"Skipping a session Stripe listed for {MACHINE_ID}" in caplog.text
+
+
+async def test_dispute_of_an_uncreditable_payment_that_came_first_raises_its_repair(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
+) -> None:
+    session = fake_stripe.complete_checkout(cabinet_link["id"]).event["data"]["object"] | {"currency": "eur"}
+    fake_stripe.sessions[session["id"]] = session
+    dispute = fake_stripe.dispute_event(session["id"])
+    assert await post(client, dispute) == "awaiting_payment"
+    assert await post(client, fake_stripe.event_delivery("checkout.session.completed", session)) == (
+        "not_creditable"
+    )
+    registry = ir.async_get(hass)
+    assert registry.async_get_issue(DOMAIN, f"dispute_{dispute.event['data']['object']['id']}") is not None
+    assert registry.async_get_issue(DOMAIN, f"not_credited_{session['id']}") is None  # settled: disputed
+
+
+async def test_repairs_at_start_up_survive_a_ledger_that_cannot_be_read(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    hub = setup_entry.runtime_data
+
+    def broken() -> None:
+        raise LedgerError("disk I/O error")
+
+    monkeypatch.setattr(hub.ledger, "uncreditable", broken)
+    await async_raise_repairs(hub)
+    assert "Could not read the payments that were not credited: disk I/O error" in caplog.text

@@ -27,9 +27,9 @@ def money_out(amount: int, refunded: int, disputed: int) -> int:
 
 def credits_to_withhold(credits: int, amount: int, out: int, disputed: bool) -> int:
     """How many of a payment's undelivered credits must not be sent (see the module docstring)."""
-    if disputed or out >= amount:
+    if disputed:
         return credits
-    if amount <= 0:  # Nothing was paid, so nothing was refunded either.
+    if amount <= 0:  # Nothing was paid (a 100 % coupon), so nothing was refunded either.
         return 0
     still_paid = credits * (amount - out) // amount
     return credits - still_paid
