@@ -146,6 +146,7 @@ class FakeStripe:
         r.add_get("/v1/checkout/sessions/{id}", self._get_session)
         r.add_get("/v1/checkout/sessions/{id}/line_items", self._session_line_items)
         r.add_post("/v1/refunds", self._create_refund)
+        r.add_get("/v1/refunds", self._list_refunds)
         r.add_post("/v1/webhook_endpoints", self._create_endpoint)
         r.add_get("/v1/webhook_endpoints", self._list_endpoints)
         r.add_get("/", self._home)
@@ -383,6 +384,29 @@ class FakeStripe:
         self.refunds.append(refund)
         return web.json_response(refund)
 
+    async def _list_refunds(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        intent = params.get("payment_intent")
+        return self._list(request, [r for r in self.refunds if intent in (None, r["payment_intent"])])
+
+    def refund_session(
+        self, session_id: str, amount: int | None = None, status: str = "succeeded"
+    ) -> Delivery:
+        """Refund (the rest of, or ``amount`` of) a session's payment, as from Stripe's dashboard.
+
+        Return the ``charge.refunded`` event Stripe sends (with the cumulative amount refunded).
+        """
+        session = self.sessions[session_id]
+        intent = session["payment_intent"]
+        before = sum(
+            r["amount"] for r in self.refunds if r["payment_intent"] == intent and r["status"] == "succeeded"
+        )
+        refund = {"id": self._id("re"), "object": "refund", "payment_intent": intent, "status": status,
+                  "amount": session["amount_total"] - before if amount is None else amount}  # fmt: skip
+        self.refunds.append(refund)
+        total = before + refund["amount"] if status == "succeeded" else before
+        return self.refund_event(session_id, amount_refunded=total)
+
     def refund_event(self, session_id: str, amount_refunded: int | None = None) -> Delivery:
         """A ``charge.refunded`` event for a session's payment (cumulative amount refunded)."""
         session = self.sessions[session_id]
@@ -441,8 +465,15 @@ class FakeStripe:
         event_type: str = "checkout.session.completed",
         timestamp: int | None = None,
         secret: str | None = None,
+        status: str = "complete",
+        created: int | None = None,
     ) -> Delivery:
-        """A player pays ``quantity`` on a link: record the session and sign its event."""
+        """A player pays ``quantity`` on a link: record the session and sign its event.
+
+        ``status="open"`` (with ``payment_status="unpaid"``): the checkout page is still open;
+        ``payment_status="unpaid"``: a delayed method (bank debit) that is paid later. Either
+        becomes paid with ``pay_later``. ``created`` backdates the session.
+        """
         link = self.payment_links[link_id]
         price = self.link_items[link_id][0]["price"]
         subtotal = price["unit_amount"] * quantity
@@ -456,10 +487,10 @@ class FakeStripe:
             "amount_total": subtotal,
             "currency": price["currency"],
             "payment_status": payment_status,
-            "status": "complete",
+            "status": status,
             "payment_intent": self._id("pi"),
             "mode": "payment",
-            "created": int(time.time()),
+            "created": int(time.time()) if created is None else created,
             "livemode": False,
         }
         self.sessions[session_id] = session
@@ -475,6 +506,20 @@ class FakeStripe:
             }
         ]
         return self.event_delivery(event_type, session, timestamp=timestamp, secret=secret)
+
+    def pay_later(self, session_id: str) -> Delivery:
+        """An open checkout is paid, or a delayed payment succeeds: the session is paid now.
+
+        Return the event Stripe sends then.
+        """
+        session = self.sessions[session_id]
+        event_type = (
+            "checkout.session.completed"
+            if session["status"] == "open"
+            else "checkout.session.async_payment_succeeded"
+        )
+        session.update(status="complete", payment_status="paid")
+        return self.event_delivery(event_type, session)
 
     def event_delivery(
         self,

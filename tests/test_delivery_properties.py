@@ -366,8 +366,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         before = self.ledger.payment(record.payment_id)
         assert record.payment_intent is not None
         adjustment = self.ledger.record_refund(record.payment_intent, record.amount, f"evt_refund_{index}")
-        if before is None:
+        if before is None:  # Kept, and applied when the payment comes: never sent (issue 8, item 5).
             assert adjustment is None
+            self.refunded_undelivered.add(record.payment_id)
             return
         assert adjustment is not None
         self.dispatcher.forget(record.payment_id)  # What the hub does with every adjustment.

@@ -687,10 +687,11 @@ def test_refund_of_an_undelivered_payment_stops_its_delivery(
     _stripe_payment(ledger)
     if awaiting_ack is not None:
         ledger.mark_published("cs_test_1", NOON, awaiting_ack=awaiting_ack)
-    assert delta(ledger.record_refund("pi_1", 100, "evt_r1")) == 100
+    # A refund of everything; partial refunds: test_ledger_money.py (issue 8, item 8).
+    assert delta(ledger.record_refund("pi_1", 600, "evt_r1")) == 600
     assert ledger.state_of("cs_test_1") is PaymentState.REFUNDED
     assert ledger.undelivered() == []
-    assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 500, 1, 3, NOON)]
+    assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
 
 
 def test_refund_of_free_credits_is_not_revenue(ledger: PaymentLedger) -> None:
@@ -749,16 +750,15 @@ def test_cabinet_memory(path: Path) -> None:
     }
     ledger.set_cabinet_acknowledges("cab_a")
     ledger.set_cabinet_paused("cab_b", True)
-    ledger.set_reconciled_until("cab_a", 1500)
-    ledger.set_reconciled_until("cab_a", 1200)  # Never back.
     ledger.close()
 
     ledger = PaymentLedger(path)
     ledger.open()
     try:
-        # Known cabinets keep their cursor; a new one starts at "now"; forgotten ones are not listed.
+        # Known cabinets keep when they were first known (where reconciling a new link starts,
+        # test_ledger_money.py); a new one starts at "now"; forgotten ones are not listed.
         assert ledger.cabinet_memory(["cab_a", "cab_b", "cab_c"], 5000) == {
-            "cab_a": CabinetMemory(acknowledges=True, reconciled_until=1500, paused=False),
+            "cab_a": CabinetMemory(acknowledges=True, reconciled_until=1000, paused=False),
             "cab_b": CabinetMemory(acknowledges=False, reconciled_until=1000, paused=True),
             "cab_c": CabinetMemory(acknowledges=False, reconciled_until=5000, paused=False),
         }
@@ -771,10 +771,10 @@ def test_cabinet_memory(path: Path) -> None:
 
 
 def test_cabinet_settings_before_memory(ledger: PaymentLedger) -> None:
-    ledger.set_reconciled_until("cab_new", 42)
+    ledger.set_cabinet_acknowledges("cab_new")
     ledger.set_cabinet_paused("cab_other", True)
     assert ledger.cabinet_memory(["cab_new", "cab_other"], 1000) == {
-        "cab_new": CabinetMemory(acknowledges=False, reconciled_until=42, paused=False),
+        "cab_new": CabinetMemory(acknowledges=True, reconciled_until=1000, paused=False),
         "cab_other": CabinetMemory(acknowledges=False, reconciled_until=1000, paused=True),
     }
 
@@ -814,6 +814,9 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "awaiting_ack",
         "refunded_amount",
         "disputed_amount",
+        "withheld_credits",
+        "payment_link",
+        "note",
     ]
     by_column = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     # Oldest first, ties by payment id.
@@ -834,6 +837,9 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "awaiting_ack": "0",
         "refunded_amount": "0.00",
         "disputed_amount": "0.00",
+        "withheld_credits": "0",
+        "payment_link": "",
+        "note": "",
     }
     assert (by_column[0]["source"], by_column[0]["payment_intent"]) == ("manual", "")
     assert (by_column[0]["amount"], by_column[3]["amount"], by_column[3]["currency"]) == (
@@ -861,7 +867,11 @@ def test_new_methods_after_close_raise(ledger: PaymentLedger, tmp_path: Path) ->
         lambda: ledger.cabinet_memory(["cab_a"], 0),
         lambda: ledger.set_cabinet_acknowledges("cab_a"),
         lambda: ledger.set_cabinet_paused("cab_a", True),
-        lambda: ledger.set_reconciled_until("cab_a", 1),
+        lambda: ledger.links_to_reconcile({"cab_a": "plink_a"}, 1),
+        lambda: ledger.move_reconcile_cursor("plink_a", 1, False),
+        lambda: ledger.known_payments(["cs_1"]),
+        lambda: ledger.record_uncreditable(make_payment(credits=0), "why"),
+        ledger.uncreditable,
         lambda: ledger.export_csv(tmp_path / "x.csv"),
     ]
     for call in calls:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,6 +13,7 @@ import aiohttp
 import pytest
 
 from custom_components.arcade_pay.stripe_gateway import (
+    RESTRICTED_KEY_PERMISSIONS,
     StripeAuthError,
     StripeConnectionError,
     StripeGateway,
@@ -43,8 +47,9 @@ def test_no_stripe_module_is_imported_after_ours() -> None:
                 delivery = fake.complete_checkout(link.id, 2)
                 session_obj = delivery.event["data"]["object"]
                 await gateway.session_items(session_obj["id"])
-                await gateway.completed_sessions(link.id, 0)
+                await gateway.checkout_sessions(link.id, 0)
                 await gateway.refund(session_obj["payment_intent"])
+                await gateway.refunded_amount(session_obj["payment_intent"])
                 payments.verify_and_parse(delivery.body.encode(), delivery.headers["Stripe-Signature"],
                                           fake.webhook_secret)
             await fake.stop()
@@ -81,7 +86,7 @@ async def test_errors_are_translated(session: aiohttp.ClientSession) -> None:
         await StripeGateway("sk_test_x", session, "http://127.0.0.1:1").account()
 
 
-async def test_completed_sessions_pages_and_filters(session: aiohttp.ClientSession) -> None:
+async def test_checkout_sessions_pages_and_filters(session: aiohttp.ClientSession) -> None:
     fake = FakeStripe()
     url = await fake.start()
     try:
@@ -92,8 +97,42 @@ async def test_completed_sessions_pages_and_filters(session: aiohttp.ClientSessi
         fake.complete_checkout(other.id, 1)
         old = fake.complete_checkout(link.id, 1).event["data"]["object"]
         old["created"] = 1000
-        listed = await gateway.completed_sessions(link.id, 2000)
+        listed = await gateway.checkout_sessions(link.id, 2000)
         assert {s["id"] for s in listed} == ids  # two pages of 100, other link and older ones left out
         assert len(fake.api_requests("GET", "/v1/checkout/sessions")) == 2
     finally:
         await fake.stop()
+
+
+async def test_refunded_amount_counts_refunds_that_give_money_back(session: aiohttp.ClientSession) -> None:
+    fake = FakeStripe()
+    url = await fake.start()
+    try:
+        gateway = StripeGateway("sk_test_x", session, url)
+        link = await gateway.create_cabinet_link("m1", "M", 100, "usd", 5)
+        paid = fake.complete_checkout(link.id, 5).event["data"]["object"]
+        other = fake.complete_checkout(link.id, 1).event["data"]["object"]
+        assert await gateway.refunded_amount(paid["payment_intent"]) == 0
+        fake.refund_session(paid["id"], 100)
+        fake.refund_session(paid["id"], 100, status="pending")  # on its way back: counts
+        fake.refund_session(paid["id"], 100, status="failed")
+        fake.refund_session(other["id"])
+        assert await gateway.refunded_amount(paid["payment_intent"]) == 200
+    finally:
+        await fake.stop()
+
+
+def test_restricted_key_permissions_are_documented_where_the_owner_reads_them() -> None:
+    """Issue 8, item 17: every permission the gateway's calls need is in the README and the setup form."""
+    root = Path(__file__).resolve().parent.parent
+    readme = next(
+        line for line in (root / "README.md").read_text(encoding="utf-8").splitlines() if "`rk_…`" in line
+    )
+    strings = json.loads((root / "custom_components/arcade_pay/strings.json").read_text(encoding="utf-8"))
+    form = strings["config"]["step"]["user"]["data_description"]["api_key"]
+    for access, resources in RESTRICTED_KEY_PERMISSIONS.items():
+        for resource in resources:
+            assert re.search(rf"{access}:[^;)]*\b{resource}\b", readme), (access, resource, readme)
+            assert re.search(rf"{access} access to [^.]*\b{resource}\b", form), (access, resource, form)
+    # Refund-undelivered and reconciliation's refund check use the Refunds API.
+    assert "Refunds" in RESTRICTED_KEY_PERMISSIONS["write"]

@@ -49,6 +49,7 @@ from .const import (
 from .hub import ArcadePayHub, HubOptions
 from .ledger import LedgerError
 from .ledger_setup import async_open_ledger, ledger_issue_id
+from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
 from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues
 from .services import async_setup_services
@@ -173,6 +174,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # After the entities restored their state, so that retained cabinet state wins.
     await hub.async_start()
+    # Repairs are not kept across restarts; the ledger knows which payments still need one.
+    await async_raise_not_credited_repairs(hub)
     # Payments made while Home Assistant was down longer than Stripe retries.
     hub.work.hold(
         entry.async_create_background_task(hass, hub.async_reconcile(), f"{DOMAIN} reconcile {entry.title}"),

@@ -15,14 +15,14 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 import logging
 from typing import Any
 
 from .delivery_planner import DeliveryPlanner, Outstanding
-from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource, PaymentState
+from .ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentSource, PaymentState
 from .publish_notes import PublishNotes, RunBlocking
 
 _LOGGER = logging.getLogger(__name__)
@@ -137,23 +137,30 @@ class CreditDispatcher:
         return not found or found[0].attempts > 0
 
     async def accept(
-        self, payment: Payment, recorded: Callable[[], None] | None = None, deliver: bool = True
+        self,
+        payment: Payment,
+        recorded: Callable[[Adjustment | None], None] | None = None,
+        deliver: bool = True,
     ) -> bool:
         """Record a payment and (unless ``deliver`` is False) deliver it now.
 
         Return False if it was already recorded. ``recorded`` runs once the payment is durably
-        recorded, before anything is published.
+        recorded, before anything is published, with the refunds and disputes that came before
+        the payment and were applied as it was recorded (early_money.py), or None: only the
+        credits still paid for are sent, none if nothing is.
         """
         if not await self._run(self.ledger.record, payment):
             if await self._track_if_stranded(payment.payment_id) and deliver:
                 await self.deliver(payment.payment_id)
             return False
+        applied = self.ledger.take_applied_on_record(payment.payment_id)
         if recorded is not None:
-            recorded()
+            recorded(applied)
+        credits = payment.credits if applied is None else applied.credits_left
+        if credits <= 0:
+            return True
         self._track(
-            Pulse(
-                payment.payment_id, payment.machine_id, payment.credits, payment.received_at, payment.source
-            )
+            Pulse(payment.payment_id, payment.machine_id, credits, payment.received_at, payment.source)
         )
         self.planner.add(payment.payment_id, payment.machine_id)
         if deliver:
@@ -267,6 +274,13 @@ class CreditDispatcher:
         self.planner.forget(payment_id)
         self._pulses.pop(payment_id, None)
 
+    def adjust(self, payment_id: str, credits: int) -> None:
+        """A refund or dispute: the pulse still to send carries ``credits`` (0: stop sending it)."""
+        if credits <= 0:
+            self.forget(payment_id)
+        elif (pulse := self._pulses.get(payment_id)) is not None:
+            self._pulses[payment_id] = replace(pulse, credits=credits)
+
     def withdraw(self, payment_id: str) -> Withdrawn | None:
         """Take a pulse out of delivery, to refund it; None if it is in flight (or not owed).
 
@@ -286,9 +300,15 @@ class CreditDispatcher:
             record = await self._run(self.ledger.payment, withdrawn.pulse.payment_id)
         except LedgerError:
             record = None  # Unreadable now: owing it is the state it was withdrawn in.
-        if record is not None and not (record.state is PaymentState.PENDING or record.awaiting_ack):
-            return
-        self._track(withdrawn.pulse)
+        pulse = withdrawn.pulse
+        if record is not None:
+            if not (record.state is PaymentState.PENDING or record.awaiting_ack):
+                return
+            # A partial refund or a dispute that came meanwhile left fewer credits to send.
+            pulse = replace(pulse, credits=record.credits - record.withheld_credits)
+            if pulse.credits <= 0:
+                return
+        self._track(pulse)
         self.planner.put_back(withdrawn.outstanding)
 
 

@@ -32,6 +32,7 @@ from .entry_work import EntryWork
 from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
 from .link_retry import LinkRetries
 from .money_events import MoneyEvents, Outcome
+from .not_credited import NO_CABINET
 from .payment_links import PaymentLinks
 from .payments import (
     CreditError,
@@ -157,7 +158,6 @@ class ArcadePayHub:
                 explicit if explicit is not None else bool(remembered and remembered.acknowledges)
             )
             if remembered is not None:
-                self.money.reconciled_until[machine_id] = remembered.reconciled_until or 0
                 cabinet.paused = remembered.paused
                 cabinet.seen = remembered.seen
                 cabinet.offline_stopped = remembered.offline_stopped
@@ -258,47 +258,18 @@ class ArcadePayHub:
         """
         try:
             cabinet = self.cabinet_for_session(session)
-        except AmbiguousLink as err:
-            LOGGER.error(
-                "Payment %s is on payment link %s, which cabinets %s all use; no credit sent. "
-                "Give each cabinet its own link, then credit or refund the payment by hand",
-                session.session_id, session.payment_link_id, err,
-            )  # fmt: skip
-            self.raise_issue(
-                f"not_credited_{session.session_id}",
-                "payment_not_credited",
-                {
-                    "session": session.session_id,
-                    "cabinet": str(err),
-                    "reason": f"payment link {session.payment_link_id} is used by several cabinets",
-                },
-            )
-            return Outcome.NOT_CREDITABLE
+        except AmbiguousLink:  # The repair names the cabinets (not_credited.py).
+            reason = f"payment link {session.payment_link_id} is used by several cabinets"
+            return await self.money.async_not_creditable(session, session.machine_id, reason)
         if cabinet is None:
-            LOGGER.warning(
-                "Payment %s is for an unknown cabinet (payment link %s, machine_id %s); no credit sent",
-                session.session_id, session.payment_link_id, session.machine_id,
-            )  # fmt: skip
-            self.raise_issue(
-                f"unknown_cabinet_{session.machine_id or session.payment_link_id}",
-                "unknown_cabinet",
-                {
-                    "session": session.session_id,
-                    "machine_id": session.machine_id or "-",
-                    "payment_link": session.payment_link_id or "-",
-                },
-            )
-            return Outcome.UNKNOWN_CABINET
+            return await self.money.async_not_creditable(session, session.machine_id, NO_CABINET)
         if session.currency != cabinet.config.currency:
-            return self._not_creditable(
-                session,
-                cabinet,
-                f"paid in {session.currency.upper()}, priced in {cabinet.config.currency.upper()}",
-            )
+            reason = f"paid in {session.currency.upper()}, priced in {cabinet.config.currency.upper()}"
+            return await self.money.async_not_creditable(session, cabinet.machine_id, reason)
         try:
             credits = await self._async_credits_for(cabinet, session)
         except CreditError as err:
-            return self._not_creditable(session, cabinet, str(err))
+            return await self.money.async_not_creditable(session, cabinet.machine_id, str(err))
         payment = Payment(
             payment_id=session.session_id,
             machine_id=cabinet.machine_id,
@@ -310,8 +281,9 @@ class ArcadePayHub:
             payment_intent=session.payment_intent,
             event_id=session.event_id,
             event_type=session.event_type,
+            payment_link=session.payment_link_id,
         )
-        recorded = partial(cabinet.paid, payment.amount, payment.received_at)
+        recorded = partial(self.money.after_record, cabinet, payment)
         if not await self.dispatcher.accept(payment, recorded=recorded, deliver=False):
             # It may have been cut off before it was tracked (accept tracks it now): send it.
             self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
@@ -320,6 +292,8 @@ class ArcadePayHub:
                 session.session_id, cabinet.machine_id, session.event_id,
             )  # fmt: skip
             return Outcome.DUPLICATE
+        if self.dispatcher.pulse(payment.payment_id) is None:  # Refunded or disputed before it came.
+            return Outcome.RECORDED
         # Recorded durably: Stripe can have its answer now. Eagerly started, the pulse is on its
         # way before the answer; waiting for the broker's PUBACK is not the webhook's business.
         self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
@@ -329,18 +303,6 @@ class ArcadePayHub:
             from_minor_units(session.amount_total, session.currency), session.currency.upper(),
         )  # fmt: skip
         return Outcome.CREDITED
-
-    def _not_creditable(self, session: PaidSession, cabinet: Cabinet, reason: str) -> Outcome:
-        LOGGER.error(
-            "Payment %s for %s cannot be credited (%s); no credit sent. Refund it or credit it by hand",
-            session.session_id, cabinet.machine_id, reason,
-        )  # fmt: skip
-        self.raise_issue(
-            f"not_credited_{session.session_id}",
-            "payment_not_credited",
-            {"session": session.session_id, "cabinet": cabinet.config.name, "reason": reason},
-        )
-        return Outcome.NOT_CREDITABLE
 
     async def _async_credits_for(self, cabinet: Cabinet, session: PaidSession) -> int:
         """Credits bought, from the event when the price is known, else from Stripe."""
@@ -361,9 +323,11 @@ class ArcadePayHub:
             self._learned_prices[link] = LearnedPrice(items.unit_amount, items.currency)
         return checked_credits(items.quantity)
 
-    def apply_adjustment(self, payment_id: str, machine_id: str, revenue_delta: int) -> None:
-        """Money given back: stop sending credits that were not delivered yet, lower revenue."""
-        self.dispatcher.forget(payment_id)
+    def apply_adjustment(
+        self, payment_id: str, machine_id: str, revenue_delta: int, credits_left: int = 0
+    ) -> None:
+        """Money given back: send only the undelivered credits still paid for, lower revenue."""
+        self.dispatcher.adjust(payment_id, credits_left)
         if (cabinet := self.cabinets.get(machine_id)) is not None and revenue_delta:
             cabinet.refunded(revenue_delta)
         self._after_delivery_change(machine_id)

@@ -17,7 +17,7 @@ answers 2xx survives a power cut, which is the promise made to Stripe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 import csv
 from dataclasses import dataclass
@@ -28,10 +28,13 @@ import sqlite3
 import threading
 from typing import Any, Final
 
+from . import early_money, ledger_money, reconciliation
 from .currencies import format_amount
+from .early_money import Dispute
 from .ledger_file import LedgerFile
+from .reconciliation import LinkCursor
 
-SCHEMA_VERSION: Final = 5  # 4 is issue 8's money-in schema (another branch)
+SCHEMA_VERSION: Final = 5
 
 _MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -88,6 +91,8 @@ _MIGRATIONS: Final[dict[int, str]] = {
     ALTER TABLE cabinets ADD COLUMN link_id TEXT;
     ALTER TABLE cabinets ADD COLUMN link_active INTEGER;
     """,
+    # Money after a payment: ledger_money.py says what and why.
+    4: ledger_money.SCHEMA_4,
     # A cabinet counted as acknowledging after claiming it in its state message (issue 8): only
     # an acknowledged payment proves it. Credits still awaiting its ack then count as delivered.
     5: """
@@ -105,6 +110,8 @@ class PaymentState(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     REFUNDED = "refunded"
     DISPUTED = "disputed"
+    # Paid, but nobody can be credited (another currency, an unknown cabinet): the owner decides.
+    UNCREDITABLE = "uncreditable"
 
 
 class PaymentSource(StrEnum):
@@ -128,6 +135,7 @@ class Payment:
     payment_intent: str | None = None
     event_id: str | None = None
     event_type: str | None = None
+    payment_link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +172,8 @@ class PaymentLedger:
         self._in_transaction = False
         self._epoch = 0  # number of the open (or next) transaction
         self._failed: dict[int, str] = {}  # transactions whose COMMIT failed
+        # Early refunds and disputes applied by ``record``, for its caller (take_applied_on_record).
+        self._applied_on_record: dict[str, Adjustment] = {}
 
     def open(self) -> None:
         """Open (creating or migrating) the database file."""
@@ -175,8 +185,9 @@ class PaymentLedger:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
+            # Off while migrating: migration 4 rebuilds the table payment_events refers to.
             self._migrate(db)
+            db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as err:
             db.close()
             raise LedgerError(f"cannot open ledger {self.path.name}: {err}") from err
@@ -280,13 +291,15 @@ class PaymentLedger:
 
         The event id is remembered either way, so that the audit trail shows retries.
         """
+        if payment.credits < 1:  # Credits 0 is only for payments that credit nothing (uncreditable).
+            raise LedgerError(f"payment {payment.payment_id} carries no credits")
         received = _iso(payment.received_at)
         with self._transaction() as db:
             inserted = (
                 db.execute(
                     "INSERT INTO payments (payment_id, machine_id, credits, amount, currency,"
-                    " payment_intent, source, state, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
+                    " payment_intent, source, state, received_at, payment_link)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
                     (
                         payment.payment_id,
                         payment.machine_id,
@@ -297,6 +310,7 @@ class PaymentLedger:
                         payment.source.value,
                         PaymentState.PENDING.value,
                         received,
+                        payment.payment_link,
                     ),
                 ).rowcount
                 == 1
@@ -313,7 +327,58 @@ class PaymentLedger:
                     " last_payment_at = max(coalesce(last_payment_at, ''), excluded.last_payment_at)",
                     (payment.machine_id, payment.currency, payment.amount, payment.credits, received),
                 )
+            if inserted:
+                self._apply_early(db, payment.payment_id, payment.payment_intent, received)
         return inserted
+
+    def _apply_early(self, db: sqlite3.Connection, payment_id: str, intent: str | None, at: str) -> None:
+        """Apply refunds and disputes that came before the payment (early_money.py)."""
+        early = None if intent is None else early_money.take(db, intent)
+        if early is None:
+            return
+        for event_id, event_type in (
+            (early.refund_event, "charge.refunded"),
+            (early.dispute_event, "charge.dispute.created"),
+        ):
+            if event_id is not None:
+                self._remember_event(db, event_id, payment_id, event_type, at)
+        query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?"  # noqa: S608 - constant
+        record = _record(db.execute(query, (payment_id,)).fetchone())
+        dispute = early.dispute
+        disputed = 0 if dispute is None else dispute.amount
+        delta, left = ledger_money.settle(db, record, early.refunded_total, disputed, dispute is not None)
+        self._applied_on_record[payment_id] = Adjustment(record, delta, left, dispute)
+
+    def record_uncreditable(self, payment: Payment, reason: str) -> PaymentRecord:
+        """Record a paid session nobody can be credited for (another currency, an unknown cabinet).
+
+        State ``uncreditable``, no credits, not in any cabinet's revenue: the owner refunds it or
+        gives the credits by hand. Recorded once (the first reason stands); its payment id is
+        never credited afterwards. Return the payment as recorded.
+        """
+        received = _iso(payment.received_at)
+        with self._transaction() as db:
+            inserted = ledger_money.insert_uncreditable(db, payment, reason, received)
+            if payment.event_id is not None:
+                self._remember_event(db, payment.event_id, payment.payment_id, payment.event_type, received)
+            if inserted:
+                self._apply_early(db, payment.payment_id, payment.payment_intent, received)
+            query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?"  # noqa: S608 - constant
+            return _record(db.execute(query, (payment.payment_id,)).fetchone())
+
+    def uncreditable(self) -> list[PaymentRecord]:
+        """Payments still waiting for the owner to refund them or credit them by hand (indexed)."""
+        rows = self._query(
+            f"SELECT {_RECORD_COLUMNS} FROM payments WHERE state = 'uncreditable' ORDER BY received_at"  # noqa: S608 - constant
+        )
+        return [_record(row) for row in rows]
+
+    def take_applied_on_record(self, payment_id: str) -> Adjustment | None:
+        """Hand over (once) what ``record`` applied to a new payment from early refunds and disputes.
+
+        In memory, no I/O: ``record`` returned True only after it was committed with the payment.
+        """
+        return self._applied_on_record.pop(payment_id, None)
 
     @staticmethod
     def _remember_event(
@@ -360,8 +425,8 @@ class PaymentLedger:
     def undelivered(self) -> list[Undelivered]:
         """Pulses not yet known to be delivered, oldest first (indexed: cost follows their number)."""
         rows = self._query(
-            "SELECT payment_id, machine_id, credits, source, received_at, attempts FROM payments"
-            " WHERE state = 'pending' OR awaiting_ack = 1 ORDER BY received_at"
+            "SELECT payment_id, machine_id, credits - withheld_credits, source, received_at, attempts"
+            " FROM payments WHERE state = 'pending' OR awaiting_ack = 1 ORDER BY received_at"
         )
         return [
             Undelivered(pid, machine, credits, PaymentSource(source), datetime.fromisoformat(at), attempts)
@@ -373,6 +438,16 @@ class PaymentLedger:
         rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,))  # noqa: S608 - a constant column list
         return _record(rows[0]) if rows else None
 
+    def known_payments(self, payment_ids: list[str]) -> set[str]:
+        """Return which of these payment ids are recorded (reconciliation skips them)."""
+        known: set[str] = set()
+        for start in range(0, len(payment_ids), 500):  # SQLite limits the number of parameters.
+            chunk = payment_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT payment_id FROM payments WHERE payment_id IN ({marks})"  # noqa: S608 - only ?s
+            known.update(pid for (pid,) in self._query(query, tuple(chunk)))
+        return known
+
     def state_of(self, payment_id: str) -> PaymentState | None:
         """Return a payment's state, or None if it was never recorded."""
         record = self.payment(payment_id)
@@ -381,58 +456,48 @@ class PaymentLedger:
     def record_refund(self, payment_intent: str, refunded_total: int, event_id: str) -> Adjustment | None:
         """Stripe refunded (part of) a payment; ``refunded_total`` is the charge's cumulative refund.
 
-        Revenue drops by what is newly refunded. An undelivered payment stops being delivered;
-        delivered credits are never taken back. Return None for payments we do not know.
+        Revenue and undelivered credits follow money_rules.py. Return None for payments we do
+        not know (yet: kept for when they arrive, early_money.py).
         """
         with self._transaction() as db:
             row = self._by_intent(db, payment_intent)
             if row is None:
+                early_money.hold_refund(db, payment_intent, refunded_total, event_id, _now())
                 return None
             record = _record(row)
             self._remember_event(db, event_id, record.payment_id, "charge.refunded", _iso(_now()))
-            delta = min(refunded_total, record.amount) - record.refunded_amount
-            if delta <= 0:
-                return Adjustment(record, 0)
-            undelivered = record.state is PaymentState.PENDING or record.awaiting_ack
-            db.execute(
-                "UPDATE payments SET refunded_amount = refunded_amount + ?, awaiting_ack = 0,"
-                " state = CASE WHEN ? THEN 'refunded' ELSE state END WHERE payment_id = ?",
-                (delta, undelivered or refunded_total >= record.amount, record.payment_id),
+            return Adjustment(
+                record, *ledger_money.settle(db, record, refunded_total, record.disputed_amount, False)
             )
-            self._reduce_revenue(db, record, delta)
-        return Adjustment(record, delta)
 
-    def record_dispute(self, payment_intent: str, amount: int, event_id: str) -> Adjustment | None:
-        """A player disputed a payment: record it once and take it out of revenue."""
+    def record_dispute(
+        self,
+        payment_intent: str,
+        amount: int,
+        event_id: str,
+        dispute_id: str | None = None,
+        reason: str | None = None,
+    ) -> Adjustment | None:
+        """A player disputed a payment: record it once; revenue and credits follow money_rules.py.
+
+        Return None for payments we do not know (yet: kept for when they arrive, early_money.py).
+        """
         with self._transaction() as db:
             row = self._by_intent(db, payment_intent)
             if row is None:
+                dispute = Dispute(dispute_id or event_id, amount, reason)
+                early_money.hold_dispute(db, payment_intent, dispute, event_id, _now())
                 return None
             record = _record(row)
             self._remember_event(db, event_id, record.payment_id, "charge.dispute.created", _iso(_now()))
-            if record.disputed_amount:
+            if record.state is PaymentState.DISPUTED:
                 return Adjustment(record, 0)
-            delta = max(0, min(amount, record.amount - record.refunded_amount))
-            db.execute(
-                "UPDATE payments SET disputed_amount = ?, state = 'disputed', awaiting_ack = 0"
-                " WHERE payment_id = ?",
-                (max(amount, 1), record.payment_id),
-            )
-            self._reduce_revenue(db, record, delta)
-        return Adjustment(record, delta)
+            return Adjustment(record, *ledger_money.settle(db, record, record.refunded_amount, amount, True))
 
     @staticmethod
     def _by_intent(db: sqlite3.Connection, payment_intent: str) -> Any:
         query = f"SELECT {_RECORD_COLUMNS} FROM payments WHERE payment_intent = ?"  # noqa: S608 - constant
         return db.execute(query, (payment_intent,)).fetchone()
-
-    @staticmethod
-    def _reduce_revenue(db: sqlite3.Connection, record: PaymentRecord, delta: int) -> None:
-        if delta and record.source is PaymentSource.STRIPE:
-            db.execute(
-                "UPDATE cabinet_totals SET revenue = revenue - ? WHERE machine_id = ? AND currency = ?",
-                (delta, record.machine_id, record.currency),
-            )
 
     def cabinet_memory(self, machine_ids: list[str], now: int) -> dict[str, CabinetMemory]:
         """Return what the ledger remembers of each cabinet, in one transaction.
@@ -495,15 +560,19 @@ class PaymentLedger:
                 (machine_id, link_id, int(active), int(offline_stopped)),
             )
 
-    def set_reconciled_until(self, machine_id: str, created: int) -> None:
-        """Move a cabinet's reconciliation cursor forward (never back)."""
+    def links_to_reconcile(self, current: Mapping[str, str], now: int) -> list[LinkCursor]:
+        """The payment links to reconcile and their cursors; ``current``: each cabinet's link.
+
+        A link new to reconciliation starts at the cabinet's ``reconciled_until`` (when Arcade Pay
+        first knew it, cabinet_memory); links no cabinet uses any more are retired (reconciliation.py).
+        """
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO cabinets (machine_id, reconciled_until) VALUES (?, ?)"
-                " ON CONFLICT (machine_id) DO UPDATE SET reconciled_until ="
-                " max(coalesce(reconciled_until, 0), excluded.reconciled_until)",
-                (machine_id, created),
-            )
+            return reconciliation.links_to_reconcile(db, current, now)
+
+    def move_reconcile_cursor(self, link_id: str, since: int, done: bool) -> None:
+        """Move a link's reconciliation cursor forward (never back), or forget a retired link that is done."""
+        with self._transaction() as db:
+            reconciliation.move_cursor(db, link_id, since, done)
 
     def totals(self) -> list[CabinetTotals]:
         """Return what every cabinet has taken, per currency (cost independent of history)."""
@@ -556,7 +625,8 @@ def _in_currency_units(row: Any) -> list[Any]:
 
 _RECORD_COLUMNS: Final = (
     "payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,"
-    " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount"
+    " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount,"
+    " withheld_credits, payment_link, note"
 )
 _COLUMN_NAMES: Final = _RECORD_COLUMNS.split(", ")
 _CURRENCY: Final = _COLUMN_NAMES.index("currency")
@@ -584,6 +654,14 @@ class PaymentRecord:
     awaiting_ack: bool
     refunded_amount: int
     disputed_amount: int
+    withheld_credits: int = 0  # not sent because of a refund or dispute (money_rules.py)
+    payment_link: str | None = None
+    note: str | None = None  # why an uncreditable payment credits nothing
+
+    @property
+    def undelivered(self) -> bool:
+        """Whether its credits are not known to have reached the cabinet."""
+        return self.state is PaymentState.PENDING or self.awaiting_ack
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,21 +691,27 @@ class Undelivered:
 
 @dataclass(frozen=True, slots=True)
 class Adjustment:
-    """A refund or dispute applied to a payment: the payment before, and the revenue taken off."""
+    """A refund or dispute applied to a payment.
+
+    The payment before it, the revenue taken off, and the credits still to deliver (0: nothing
+    more to send, or it was delivered already).
+    """
 
     payment: PaymentRecord
     revenue_delta: int
+    credits_left: int = 0
+    dispute: Dispute | None = None  # a dispute that came before the payment (its repair is due now)
 
 
 def _record(row: Any) -> PaymentRecord:
     (pid, machine, credits, amount, currency, intent, source, state, received, published, acked,
-     attempts, awaiting, refunded, disputed) = row  # fmt: skip
+     attempts, awaiting, refunded, disputed, withheld, link, note) = row  # fmt: skip
     return PaymentRecord(
         pid, machine, credits, amount, currency, intent, PaymentSource(source), PaymentState(state),
         datetime.fromisoformat(received),
         datetime.fromisoformat(published) if published else None,
         datetime.fromisoformat(acked) if acked else None,
-        attempts, bool(awaiting), refunded, disputed,
+        attempts, bool(awaiting), refunded, disputed, withheld, link, note,
     )  # fmt: skip
 
 

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 from homeassistant.helpers import issue_registry as ir
 
+from . import not_credited, reconciliation
 from .const import LOGGER
-from .ledger import PaymentRecord, PaymentSource
+from .early_money import Dispute
+from .ledger import Adjustment, LedgerError, Payment, PaymentRecord, PaymentSource, PaymentState
 from .payments import (
     DisputeNotice,
     PaidSession,
@@ -20,11 +22,14 @@ from .payments import (
     WebhookRejected,
     from_minor_units,
     paid_session,
+    utcnow,
 )
+from .reconciliation import LinkCursor
 from .stripe_gateway import StripeGatewayError
 from .stripe_health import OUTAGE_ERRORS
 
 if TYPE_CHECKING:
+    from .cabinet import Cabinet
     from .delivery import Pulse, Withdrawn
     from .hub import ArcadePayHub
 
@@ -37,6 +42,8 @@ class Outcome(StrEnum):
     UNKNOWN_CABINET = "unknown_cabinet"
     NOT_CREDITABLE = "not_creditable"
     RECORDED = "recorded"
+    # A refund or dispute of a payment not recorded (yet): kept and applied when it is.
+    AWAITING_PAYMENT = "awaiting_payment"
     IGNORED = "ignored"
 
 
@@ -46,7 +53,6 @@ class MoneyEvents:
     def __init__(self, hub: ArcadePayHub) -> None:
         """Work on ``hub``'s cabinets, ledger and Stripe client."""
         self._hub = hub
-        self.reconciled_until: dict[str, int] = {}
 
     async def async_handle_refund(self, notice: RefundNotice) -> Outcome:
         """Record a refund against its payment and take it out of revenue."""
@@ -55,12 +61,12 @@ class MoneyEvents:
         )
         if adjustment is None:
             LOGGER.info(
-                "Refund for payment intent %s is not for an Arcade Pay payment", notice.payment_intent
+                "Refund for payment intent %s matches no payment yet; kept for when it arrives",
+                notice.payment_intent,
             )
-            return Outcome.IGNORED
-        self._hub.apply_adjustment(
-            adjustment.payment.payment_id, adjustment.payment.machine_id, adjustment.revenue_delta
-        )
+            return Outcome.AWAITING_PAYMENT
+        self._apply(adjustment)
+        await self._async_settled(adjustment)
         if adjustment.revenue_delta:
             LOGGER.info(
                 "Payment %s was refunded (%s %s)",
@@ -73,27 +79,68 @@ class MoneyEvents:
     async def async_handle_dispute(self, notice: DisputeNotice) -> Outcome:
         """Record a dispute, take it out of revenue and tell the owner."""
         adjustment = await self._hub.hass.async_add_executor_job(
-            self._hub.ledger.record_dispute, notice.payment_intent, notice.amount, notice.event_id
-        )
+            self._hub.ledger.record_dispute,
+            notice.payment_intent, notice.amount, notice.event_id, notice.dispute_id, notice.reason,
+        )  # fmt: skip
         if adjustment is None:
-            LOGGER.info("Dispute %s is not about an Arcade Pay payment", notice.dispute_id)
-            return Outcome.IGNORED
-        payment = adjustment.payment
-        self._hub.apply_adjustment(payment.payment_id, payment.machine_id, adjustment.revenue_delta)
+            LOGGER.info("Dispute %s matches no payment yet; kept for when it arrives", notice.dispute_id)
+            return Outcome.AWAITING_PAYMENT
+        self._apply(adjustment)
+        await self._async_settled(adjustment)
+        self.raise_dispute_issue(adjustment.payment, Dispute(notice.dispute_id, notice.amount, notice.reason))
+        return Outcome.RECORDED
+
+    def raise_dispute_issue(self, payment: PaymentRecord, dispute: Dispute) -> None:
+        """Tell the owner to respond to a dispute in Stripe."""
         cabinet = self._hub.cabinets.get(payment.machine_id)
         self._hub.raise_issue(
-            f"dispute_{notice.dispute_id}",
+            f"dispute_{dispute.dispute_id}",
             "payment_disputed",
             {
                 "cabinet": cabinet.config.name if cabinet else payment.machine_id,
-                "amount": f"{from_minor_units(notice.amount, payment.currency)} {payment.currency.upper()}",
+                "amount": f"{from_minor_units(dispute.amount, payment.currency)} {payment.currency.upper()}",
                 "session": payment.payment_id,
-                "reason": notice.reason or "unknown",
-                "url": f"https://dashboard.stripe.com/disputes/{notice.dispute_id}",
+                "reason": dispute.reason or "unknown",
+                "url": f"https://dashboard.stripe.com/disputes/{dispute.dispute_id}",
             },
             severity=ir.IssueSeverity.ERROR,
         )
-        return Outcome.RECORDED
+
+    async def async_not_creditable(
+        self, session: PaidSession, machine_id: str | None, reason: str
+    ) -> Outcome:
+        """A paid session nobody can be credited for: recorded, with a repair (not_credited.py)."""
+        if await not_credited.async_record(self._hub, session, machine_id, reason):
+            return Outcome.UNKNOWN_CABINET
+        return Outcome.NOT_CREDITABLE
+
+    async def _async_settled(self, adjustment: Adjustment) -> None:
+        """An uncreditable payment was refunded or disputed: its repair goes once it is settled."""
+        if adjustment.payment.state is PaymentState.UNCREDITABLE:
+            record = await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.payment, adjustment.payment.payment_id
+            )
+            if record is not None:
+                not_credited.raise_repair(self._hub, record)
+
+    def after_record(self, cabinet: Cabinet, payment: Payment, applied: Adjustment | None) -> None:
+        """A payment was recorded: count its money, and what came back before it did (early_money.py)."""
+        cabinet.paid(payment.amount, payment.received_at)
+        if applied is None:
+            return
+        self._apply(applied)
+        LOGGER.info(
+            "Payment %s was refunded or disputed before it arrived: %d of its %d credit(s) are sent",
+            payment.payment_id, applied.credits_left, payment.credits,
+        )  # fmt: skip
+        if applied.dispute is not None:
+            self.raise_dispute_issue(applied.payment, applied.dispute)
+
+    def _apply(self, adjustment: Adjustment) -> None:
+        payment = adjustment.payment
+        self._hub.apply_adjustment(
+            payment.payment_id, payment.machine_id, adjustment.revenue_delta, adjustment.credits_left
+        )
 
     async def async_refund_overdue(self, now: float) -> None:
         """Refund Stripe payments whose credits did not reach their cabinet in time."""
@@ -125,7 +172,7 @@ class MoneyEvents:
             self._hub.ledger.record_refund, payment_intent, record.amount, f"auto_refund:{record.payment_id}"
         )
         if adjustment is not None:
-            self._hub.apply_adjustment(record.payment_id, record.machine_id, adjustment.revenue_delta)
+            self._apply(adjustment)
 
     async def _async_refund(self, pulse: Pulse) -> tuple[PaymentRecord, str] | None:
         """Refund a payment in Stripe; return its record and payment intent, or None if not refunded."""
@@ -143,46 +190,71 @@ class MoneyEvents:
         )  # fmt: skip
         return record, record.payment_intent
 
+    async def _async_check_refunds(self, notice: PaidSession) -> None:
+        """Ask Stripe whether a payment the webhook never delivered was refunded, before crediting it.
+
+        Its refund's event may be lost too; recorded first, the refund applies as the payment is.
+        """
+        if notice.payment_intent is None:
+            return
+        refunded = await self._hub.gateway.refunded_amount(notice.payment_intent)
+        if refunded:
+            event_id = f"reconcile_refund:{notice.payment_intent}:{refunded}"
+            await self.async_handle_refund(RefundNotice(event_id, notice.payment_intent, refunded))
+
     async def async_reconcile(self) -> int:
-        """Credit paid sessions the webhook never delivered; return how many were credited."""
+        """Credit paid sessions the webhook never delivered (reconciliation.py); return how many."""
+        now = int(utcnow().timestamp())
+        current = {machine_id: c.config.payment_link_id for machine_id, c in self._hub.cabinets.items()}
         credited = 0
-        for machine_id, cabinet in self._hub.cabinets.items():
-            since = self.reconciled_until.get(machine_id, 0)
+        try:
+            links = await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.links_to_reconcile, current, now
+            )
+            for link in links:
+                try:
+                    credited += await self._async_reconcile_link(link, now)
+                except StripeGatewayError as err:
+                    # An outage is logged once by StripeHealth; a refused request is this link's.
+                    log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
+                    log("Could not check Stripe for missed payments of %s now: %s", link.machine_id, err)
+        except LedgerError as err:  # A background job: say it, the next run tries again.
+            LOGGER.warning("Could not reconcile payments with Stripe now: %s", err)
+        return credited
+
+    async def _async_reconcile_link(self, link: LinkCursor, now: int) -> int:
+        """List a link's sessions since its cursor, credit the missed ones, move the cursor.
+
+        Raises StripeGatewayError with the cursor left where it was: all is listed again next time.
+        """
+        sessions = await self._hub.gateway.checkout_sessions(link.link_id, link.since)
+        paid: list[PaidSession] = []
+        for obj in sessions:
             try:
-                sessions = await self._hub.gateway.completed_sessions(cabinet.config.payment_link_id, since)
-            except StripeGatewayError as err:
-                # An outage is logged once by StripeHealth; a refused request is this cabinet's.
-                log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
-                log("Could not check Stripe for missed payments of %s: %s", machine_id, err)
+                notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
+            except WebhookRejected as err:
+                LOGGER.warning("Skipping a session Stripe listed for %s: %s", link.machine_id, err)
                 continue
-            newest = since
-            for obj in sessions:
-                created = obj.get("created")
-                if isinstance(created, int) and not isinstance(created, bool):
-                    newest = max(newest, created)
-                try:
-                    notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
-                except WebhookRejected as err:
-                    LOGGER.warning("Skipping a session Stripe listed for %s: %s", machine_id, err)
-                    continue
-                if not isinstance(notice, PaidSession):
-                    continue
-                try:
-                    outcome = await self._hub.async_handle_paid_session(notice)
-                except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
-                    LOGGER.debug("Could not reconcile %s now: %s", notice.session_id, err)
-                    newest = since  # Look at this window again next time.
-                    break
-                if outcome is Outcome.CREDITED:
-                    credited += 1
-                    LOGGER.warning(
-                        "Credited payment %s for %s that the webhook never delivered; "
-                        "check the webhook URL and secret in Stripe",
-                        notice.session_id, machine_id,
-                    )  # fmt: skip
-            if newest > since:
-                self.reconciled_until[machine_id] = newest
-                await self._hub.hass.async_add_executor_job(
-                    self._hub.ledger.set_reconciled_until, machine_id, newest
-                )
+            if isinstance(notice, PaidSession):
+                paid.append(notice)
+        known = await self._hub.hass.async_add_executor_job(
+            self._hub.ledger.known_payments, [notice.session_id for notice in paid]
+        )
+        credited = 0
+        for notice in paid:
+            if notice.session_id in known:
+                continue
+            await self._async_check_refunds(notice)
+            if await self._hub.async_handle_paid_session(notice) is Outcome.CREDITED:
+                credited += 1
+                LOGGER.warning(
+                    "Credited payment %s for %s that the webhook never delivered; "
+                    "check the webhook URL and secret in Stripe",
+                    notice.session_id, link.machine_id,
+                )  # fmt: skip
+        moved = reconciliation.move(link, sessions, now)
+        if moved.done or moved.since != link.since:
+            await self._hub.hass.async_add_executor_job(
+                self._hub.ledger.move_reconcile_cursor, link.link_id, moved.since, moved.done
+            )
         return credited

@@ -43,7 +43,14 @@ for _module in _LAZY_STRIPE_MODULES:
 ENV_API_BASE: Final = "ARCADE_PAY_STRIPE_API_BASE"
 DEFAULT_API_BASE: Final = "https://api.stripe.com"
 METADATA_MACHINE_ID: Final = "machine_id"
+_REFUNDS_THAT_GIVE_NOTHING_BACK: Final = frozenset({"failed", "canceled"})
 MAX_ADJUSTABLE_QUANTITY: Final = 99
+# What a restricted key (rk_…) needs for the calls below; README and the setup form say the same.
+# Refunds: refund-undelivered, and reconciliation's check for refunds before it credits.
+RESTRICTED_KEY_PERMISSIONS: Final = {
+    "write": ("Products", "Prices", "Payment Links", "Refunds"),
+    "read": ("Checkout Sessions",),
+}
 
 
 class StripeGatewayError(Exception):
@@ -243,21 +250,29 @@ class StripeGateway:
         price_id, _, unit_amount, currency = _single_price(data)
         return SessionItems(sum(item.quantity or 0 for item in data), price_id, unit_amount, currency)
 
-    async def completed_sessions(self, link_id: str, created_since: int) -> list[dict[str, Any]]:
-        """Return the completed checkout sessions of a link created at or after a time."""
+    async def checkout_sessions(self, link_id: str, created_since: int) -> list[dict[str, Any]]:
+        """Return a link's checkout sessions created at or after a time, whatever their status.
+
+        Open and unpaid ones too: reconciliation.py must not move past one that may still be paid.
+        """
         sessions: list[dict[str, Any]] = []
         async with self._translated_errors():
             page = await self._client.v1.checkout.sessions.list_async(
-                {
-                    "payment_link": link_id,
-                    "status": "complete",
-                    "created": {"gte": created_since},
-                    "limit": 100,
-                }
+                {"payment_link": link_id, "created": {"gte": created_since}, "limit": 100}
             )
             async for session in page.auto_paging_iter():
                 sessions.append(session.to_dict())
         return sessions
+
+    async def refunded_amount(self, payment_intent: str) -> int:
+        """Return how much of a payment is refunded, or on its way back (pending) to the player."""
+        total = 0
+        async with self._translated_errors():
+            page = await self._client.v1.refunds.list_async({"payment_intent": payment_intent, "limit": 100})
+            async for refund in page.auto_paging_iter():
+                if refund.status not in _REFUNDS_THAT_GIVE_NOTHING_BACK:
+                    total += refund.amount
+        return total
 
     async def refund(self, payment_intent: str) -> None:
         """Refund a payment in full."""

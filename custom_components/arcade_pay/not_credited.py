@@ -1,0 +1,103 @@
+"""Paid sessions Arcade Pay cannot credit: recorded, and a repair for each until it is settled.
+
+Another currency than the cabinet's, a quantity that cannot be worked out, a link several
+cabinets use, or no cabinet at all: the money was taken and nobody gets credits. The ledger
+keeps the payment (state ``uncreditable``, no credits, not in revenue) so that the export shows
+it, its payment id is never credited later, and its repair is raised again at every start-up
+(Home Assistant does not keep repairs that are not persistent across restarts; one the owner
+ignored stays ignored). Refunding it in Stripe (or a dispute) settles it and the repair goes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN, LOGGER
+from .ledger import LedgerError, Payment, PaymentRecord, PaymentSource, PaymentState
+from .payments import PaidSession, utcnow
+from .routing import AmbiguousLink
+
+if TYPE_CHECKING:
+    from .hub import ArcadePayHub
+
+NO_CABINET = "no cabinet of Arcade Pay has its payment link or machine ID"
+
+
+async def async_record(hub: ArcadePayHub, session: PaidSession, machine_id: str | None, reason: str) -> bool:
+    """Record a paid session that credits nothing, log it, raise its repair.
+
+    Return whether the repair is about an unknown cabinet (the webhook answers ``unknown_cabinet``).
+    """
+    payment = Payment(
+        payment_id=session.session_id,
+        machine_id=machine_id or "",
+        credits=0,
+        amount=session.amount_total,
+        currency=session.currency,
+        source=PaymentSource.STRIPE,
+        received_at=utcnow(),
+        payment_intent=session.payment_intent,
+        event_id=session.event_id,
+        event_type=session.event_type,
+        payment_link=session.payment_link_id,
+    )
+    record = await hub.hass.async_add_executor_job(hub.ledger.record_uncreditable, payment, reason)
+    if (applied := hub.ledger.take_applied_on_record(record.payment_id)) and applied.dispute:
+        hub.money.raise_dispute_issue(applied.payment, applied.dispute)
+    if reason == NO_CABINET:
+        LOGGER.warning(
+            "Payment %s is for an unknown cabinet (payment link %s, machine_id %s); no credit sent",
+            session.session_id, session.payment_link_id, session.machine_id,
+        )  # fmt: skip
+    else:
+        LOGGER.error(
+            "Payment %s for %s cannot be credited (%s); no credit sent. Refund it or credit it by hand",
+            session.session_id, machine_id, reason,
+        )  # fmt: skip
+    raise_repair(hub, record)  # The first record of a session stands; the answer is about this one.
+    return reason == NO_CABINET
+
+
+def raise_repair(hub: ArcadePayHub, record: PaymentRecord) -> None:
+    """Raise the repair of an uncreditable payment, or delete it once the payment is settled."""
+    if record.state is not PaymentState.UNCREDITABLE:
+        ir.async_delete_issue(hub.hass, DOMAIN, f"not_credited_{record.payment_id}")
+        return
+    session = record.payment_id
+    reason = record.note or "-"
+    paid = PaidSession(
+        "", "", session, record.payment_link, record.machine_id or None, None, record.amount,
+        record.currency, record.payment_intent,
+    )  # fmt: skip
+    try:  # Routed as when it was paid (routing.py): the cabinets may have changed since.
+        cabinet = hub.cabinet_for_session(paid)
+    except AmbiguousLink as err:
+        placeholders = {"session": session, "cabinet": str(err), "reason": reason}
+        hub.raise_issue(f"not_credited_{session}", "payment_not_credited", placeholders)
+        return
+    if cabinet is None:
+        hub.raise_issue(
+            f"unknown_cabinet_{record.machine_id or record.payment_link}",
+            "unknown_cabinet",
+            {
+                "session": session,
+                "machine_id": record.machine_id or "-",
+                "payment_link": record.payment_link or "-",
+            },
+        )
+        return
+    placeholders = {"session": session, "cabinet": cabinet.config.name, "reason": reason}
+    hub.raise_issue(f"not_credited_{session}", "payment_not_credited", placeholders)
+
+
+async def async_raise_repairs(hub: ArcadePayHub) -> None:
+    """At start-up: the repair of every payment still uncreditable, from the ledger."""
+    try:
+        records = await hub.hass.async_add_executor_job(hub.ledger.uncreditable)
+    except LedgerError as err:
+        LOGGER.warning("Could not read the payments that were not credited: %s", err)
+        return
+    for record in records:
+        raise_repair(hub, record)
