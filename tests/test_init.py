@@ -259,7 +259,7 @@ async def test_unload_stops_a_reconciliation_in_progress(
         await answer.wait()
         return [session]
 
-    monkeypatch.setattr(hub.gateway, "completed_sessions", slow_listing)
+    monkeypatch.setattr(hub.gateway, "checkout_sessions", slow_listing)
     closed_calls = closed_ledger_calls(monkeypatch, setup_entry)
     freezer.tick(timedelta(hours=1))
     async_fire_time_changed(hass)

@@ -26,7 +26,7 @@ from custom_components.arcade_pay.ledger import (
     PaymentSource,
     PaymentState,
 )
-from custom_components.arcade_pay.stripe_webhook import async_handle_stripe_webhook
+from custom_components.arcade_pay.stripe_webhook import WebhookScope, async_handle_stripe_webhook
 from fake_stripe import Delivery, FakeStripe, sign
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, record_then_wait, settle, wait_for
@@ -427,7 +427,12 @@ async def test_a_client_that_goes_away_mid_record_does_not_strand_the_payment(
     recorded, release = record_then_wait(monkeypatch, setup_entry)
     handler = hass.async_create_task(
         async_handle_stripe_webhook(
-            hub, setup_entry.data["webhook_secret"], hass, WEBHOOK_ID, DisconnectingRequest(delivery)
+            hub,
+            setup_entry.data["webhook_secret"],
+            WebhookScope(livemode=False),
+            hass,
+            WEBHOOK_ID,
+            DisconnectingRequest(delivery),
         )
     )
     await wait_for(recorded)
@@ -487,7 +492,12 @@ async def test_a_delivery_reaching_an_unloading_entry_is_answered_503_and_record
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
     hub.async_stop()
     response = await async_handle_stripe_webhook(
-        hub, setup_entry.data["webhook_secret"], hass, WEBHOOK_ID, DisconnectingRequest(delivery)
+        hub,
+        setup_entry.data["webhook_secret"],
+        WebhookScope(livemode=False),
+        hass,
+        WEBHOOK_ID,
+        DisconnectingRequest(delivery),
     )
     assert response.status == 503
     session_id = delivery.event["data"]["object"]["id"]
@@ -517,7 +527,12 @@ async def test_work_of_a_request_whose_client_went_away_says_how_it_failed(
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
     handler = hass.async_create_task(
         async_handle_stripe_webhook(
-            hub, setup_entry.data["webhook_secret"], hass, WEBHOOK_ID, DisconnectingRequest(delivery)
+            hub,
+            setup_entry.data["webhook_secret"],
+            WebhookScope(livemode=False),
+            hass,
+            WEBHOOK_ID,
+            DisconnectingRequest(delivery),
         )
     )
     async with asyncio.timeout(5):
