@@ -270,19 +270,7 @@ class ArcadePayHub:
             credits = await self._async_credits_for(cabinet, session)
         except CreditError as err:
             return await self.money.async_not_creditable(session, cabinet.machine_id, str(err))
-        payment = Payment(
-            payment_id=session.session_id,
-            machine_id=cabinet.machine_id,
-            credits=credits,
-            amount=session.amount_total,
-            currency=session.currency,
-            source=PaymentSource.STRIPE,
-            received_at=utcnow(),
-            payment_intent=session.payment_intent,
-            event_id=session.event_id,
-            event_type=session.event_type,
-            payment_link=session.payment_link_id,
-        )
+        payment = Payment.of_session(session, cabinet.machine_id, credits, utcnow())
         recorded = partial(self.money.after_record, cabinet, payment)
         if not await self.dispatcher.accept(payment, recorded=recorded, deliver=False):
             # It may have been cut off before it was tracked (accept tracks it now): send it.

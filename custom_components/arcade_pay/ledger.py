@@ -26,13 +26,16 @@ from enum import StrEnum
 from pathlib import Path
 import sqlite3
 import threading
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from . import early_money, ledger_money, reconciliation
 from .currencies import format_amount
 from .early_money import Dispute
 from .ledger_file import LedgerFile
 from .reconciliation import LinkCursor
+
+if TYPE_CHECKING:
+    from .payments import PaidSession
 
 SCHEMA_VERSION: Final = 5
 
@@ -136,6 +139,25 @@ class Payment:
     event_id: str | None = None
     event_type: str | None = None
     payment_link: str | None = None
+
+    @classmethod
+    def of_session(
+        cls, session: PaidSession, machine_id: str, credits: int, received_at: datetime
+    ) -> Payment:
+        """The record of a paid checkout session (``credits`` 0: one that credits nobody)."""
+        return cls(
+            payment_id=session.session_id,
+            machine_id=machine_id,
+            credits=credits,
+            amount=session.amount_total,
+            currency=session.currency,
+            source=PaymentSource.STRIPE,
+            received_at=received_at,
+            payment_intent=session.payment_intent,
+            event_id=session.event_id,
+            event_type=session.event_type,
+            payment_link=session.payment_link_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, LOGGER
-from .ledger import LedgerError, Payment, PaymentRecord, PaymentSource, PaymentState
+from .ledger import LedgerError, Payment, PaymentRecord, PaymentState
 from .payments import PaidSession, utcnow
 from .routing import AmbiguousLink
 
@@ -30,19 +30,7 @@ async def async_record(hub: ArcadePayHub, session: PaidSession, machine_id: str 
 
     Return whether the repair is about an unknown cabinet (the webhook answers ``unknown_cabinet``).
     """
-    payment = Payment(
-        payment_id=session.session_id,
-        machine_id=machine_id or "",
-        credits=0,
-        amount=session.amount_total,
-        currency=session.currency,
-        source=PaymentSource.STRIPE,
-        received_at=utcnow(),
-        payment_intent=session.payment_intent,
-        event_id=session.event_id,
-        event_type=session.event_type,
-        payment_link=session.payment_link_id,
-    )
+    payment = Payment.of_session(session, machine_id or "", 0, utcnow())
     record = await hub.hass.async_add_executor_job(hub.ledger.record_uncreditable, payment, reason)
     if (applied := hub.ledger.take_applied_on_record(record.payment_id)) and applied.dispute:
         hub.money.raise_dispute_issue(applied.payment, applied.dispute)
