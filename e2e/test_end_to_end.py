@@ -138,17 +138,39 @@ async def test_broker_and_agent_restarts_in_a_burst_lose_and_double_nothing(
             f"missing {sorted(set(paid) - set(agent.balance().get('applied_payment_ids', [])))}"
         )
 
-    async def all_acknowledged() -> bool:
+    # Every payment is delivered: acknowledged, or sent once before Home Assistant learned that
+    # this cabinet acknowledges. Learning needs an ack of a pulse actually sent (issue 8, item 1),
+    # and the acks of the pulses sent at once on reconnecting reach the broker before Home
+    # Assistant has subscribed again (2026.2 resubscribes about 0.1 s later), so the broker drops
+    # them; none of the payments is pending.
+    async def all_delivered() -> bool:
         states = (await system.diagnostics())["ledger"]["payments_by_state"]
-        return states == {"acknowledged": len(paid)}
+        return set(states) <= {"acknowledged", "published"} and sum(states.values()) == len(paid)
 
     try:
-        await system.wait_for(all_acknowledged, limit=60, interval=0.5)
+        await system.wait_for(all_delivered, limit=60, interval=0.5)
     except TimeoutError:
         diagnostics = await system.diagnostics()
-        pytest.fail(
-            f"not all acknowledged: delivery {diagnostics['delivery']}, ledger {diagnostics['ledger']}"
+        pytest.fail(f"not all delivered: delivery {diagnostics['delivery']}, ledger {diagnostics['ledger']}")
+    # Once Home Assistant has restored its subscriptions (it resubscribes a moment after it
+    # reconnects), the next payment's ack arrives: it is acknowledged, and the cabinet is now
+    # known to acknowledge.
+    await asyncio.sleep(2)
+    await pay(1)
+
+    async def learned() -> bool:
+        diagnostics = await system.diagnostics()
+        return (
+            diagnostics["ledger"]["payments_by_state"].get("acknowledged", 0) >= 1
+            and diagnostics["delivery"]["acknowledging_cabinets"] != []
         )
+
+    try:
+        await system.wait_for(learned, limit=60, interval=0.5)
+    except TimeoutError:
+        diagnostics = await system.diagnostics()
+        pytest.fail(f"ack not learned: delivery {diagnostics['delivery']}, ledger {diagnostics['ledger']}")
+    await system.wait_for(delivered, limit=30, interval=0.5)
     state = agent.balance()
     assert set(state["applied_payment_ids"]) >= set(paid)
     # Nothing doubled: a few more seconds of possible re-sends change nothing.
