@@ -119,6 +119,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.refunded_undelivered: set[str] = set()  # Refunded before it was known delivered.
         self.refunded_delivered: set[str] = set()
         self.crashed: Counter[str] = Counter()  # Publishes MQTT accepted that the ledger never saw.
+        # Sends since the ledger last noted one: all of them are sent again after a restart.
+        self.unnoted_sends: Counter[str] = Counter()
         # What the broker saw.
         self.accepted: Counter[str] = Counter()
         self.lost_offline: Counter[str] = Counter()
@@ -147,6 +149,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.violations.append(f"published {pulse.payment_id} after it was refunded and forgotten")
         self.accepted[pulse.payment_id] += 1
         self.sends_this_round[pulse.payment_id] += 1
+        self.unnoted_sends[pulse.payment_id] += 1
         cabinet = self.cabinets[pulse.machine_id]
         if cabinet.online:
             cabinet.receive(pulse)
@@ -166,6 +169,8 @@ class DeliveryMachine(RuleBasedStateMachine):
             event("ledger write failed after a publish")
             raise LedgerError("database is locked")
         result = function(*args)
+        if function == self.ledger.mark_published:
+            self.unnoted_sends[args[0]] = 0
         if self.disconnect_armed and function == self.ledger.record:
             self.disconnect_armed = False
             event("client went away after the record committed")
@@ -190,9 +195,11 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def _restart(self) -> None:
         self.restarts += 1
-        # A publish the ledger never noted is sent again after a restart, like one a crash cut off.
+        # Publishes the ledger never noted are sent again after a restart, like one a crash cut
+        # off: as many as there were (several, when the ledger write failed several times).
         for payment_id in self.dispatcher.unnoted():
-            self.crashed[payment_id] += 1
+            self.crashed[payment_id] += max(1, self.unnoted_sends[payment_id])
+        self.unnoted_sends.clear()
         old = self.dispatcher.planner
         self.ledger.close()
         self.ledger = PaymentLedger(self.directory / "ledger.db")
@@ -844,5 +851,44 @@ def test_publish_notes_retry_a_failed_write_after_a_backoff(tmp_path: Path) -> N
         notes.add("cs_1", awaiting_ack=False, attempts=2)
         asyncio.run(notes.write_all())
         assert ledger.payment("cs_1") == record
+    finally:
+        ledger.close()
+
+
+def test_a_duplicate_delivery_read_while_the_first_is_sent_does_not_send_it_again(tmp_path: Path) -> None:
+    """Found by the webhook fuzz test: a duplicate delivery read the payment as pending, the first
+    delivery published it and wrote its note meanwhile, and the duplicate then took it for stranded
+    and published it again (a doubled credit on a cabinet that cannot tell)."""
+    ledger = PaymentLedger(tmp_path / "ledger.sqlite3")
+    ledger.open()
+    sent: list[str] = []
+
+    async def publish(pulse: Pulse) -> bool:
+        sent.append(pulse.payment_id)
+        return True
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        read = asyncio.Event()
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            result = function(*args)
+            if function == ledger.payment:  # The duplicate's look at the ledger: answered late.
+                read.set()
+                await release.wait()
+            return result
+
+        dispatcher = CreditDispatcher(ledger, publish, lambda: START, run_blocking)
+        first = payment(1)  # A cabinet that does not acknowledge.
+        assert await dispatcher.accept(first, deliver=False)
+        duplicate = asyncio.ensure_future(dispatcher.accept(first))
+        await read.wait()
+        await dispatcher.deliver(first.payment_id)  # Published, and its note written.
+        release.set()
+        assert await duplicate is False
+
+    try:
+        asyncio.run(scenario())
+        assert sent == ["cs_1"]
     finally:
         ledger.close()

@@ -81,6 +81,8 @@ class CreditDispatcher:
         self._run = run_blocking
         self._delivered = delivered
         self._pulses: dict[str, Pulse] = {}
+        # Every payment tracked since start-up (a few dozen bytes each): none of them is stranded.
+        self._ever_tracked: set[str] = set()
         self._notes = PublishNotes(ledger, run_blocking, clock)
 
     async def load(self, known_cabinets: set[str] | None = None) -> None:
@@ -113,6 +115,7 @@ class CreditDispatcher:
 
     def _track(self, pulse: Pulse) -> None:
         self._pulses[pulse.payment_id] = pulse
+        self._ever_tracked.add(pulse.payment_id)
 
     def outstanding_credits(self, machine_id: str) -> int:
         """Credits recorded for a cabinet but not yet known to be delivered."""
@@ -176,7 +179,10 @@ class CreditDispatcher:
         record = await self._run(self.ledger.payment, payment_id)
         if record is None or not (record.state is PaymentState.PENDING or record.awaiting_ack):
             return False
-        if payment_id in self.planner or payment_id in self._notes:  # Tracked, or delivered.
+        # Tracked by this process once: its fate is known here (sent, acknowledged, refunded)
+        # even if the record just read is older than that (the first delivery published it
+        # while this one read). Only a payment never tracked here is stranded.
+        if payment_id in self._ever_tracked:
             return False
         self._track(Pulse(payment_id, record.machine_id, record.credits, record.received_at, record.source))
         self.planner.add(payment_id, record.machine_id, record.attempts)
