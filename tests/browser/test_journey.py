@@ -169,6 +169,16 @@ async def test_05_unknown_currency_is_refused(journey: Journey) -> None:
         )
 
 
+async def test_05_machine_id_must_start_with_a_letter_or_digit(journey: Journey) -> None:
+    """Issue 8, item 16: refused at the Machine ID field, with nothing made in Stripe."""
+    async with journey.step("cabinet-machine-id-dash", needs="arcade_pay") as problems:
+        problems.extend(
+            await _try_bad_cabinet(
+                journey, "-dash-1", {"Name": "Dash", "Price per credit": "1"}, "Machine ID"
+            )
+        )
+
+
 async def test_06_add_cabinet(journey: Journey) -> None:
     page = journey.page
     async with journey.step("add-cabinet", needs="arcade_pay") as problems:
