@@ -892,3 +892,41 @@ def test_a_duplicate_delivery_read_while_the_first_is_sent_does_not_send_it_agai
         assert sent == ["cs_1"]
     finally:
         ledger.close()
+
+
+def test_a_duplicate_delivery_answered_before_the_first_does_not_send_it_twice(tmp_path: Path) -> None:
+    """Found by the webhook fuzz test on a fresh clone: a duplicate saw the record while the first
+    delivery's write was still being committed, took the payment for stranded and sent it; the
+    first then tracked and sent it once more."""
+    ledger = PaymentLedger(tmp_path / "ledger.sqlite3")
+    ledger.open()
+    sent: list[str] = []
+
+    async def publish(pulse: Pulse) -> bool:
+        sent.append(pulse.payment_id)
+        return True
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        recorded = asyncio.Event()
+
+        async def run_blocking(function: Callable[..., Any], *args: Any) -> Any:
+            result = function(*args)
+            if function == ledger.record and result is True:  # The first: answered late.
+                recorded.set()
+                await release.wait()
+            return result
+
+        dispatcher = CreditDispatcher(ledger, publish, lambda: START, run_blocking)
+        first_payment = payment(1)  # A cabinet that does not acknowledge.
+        first = asyncio.ensure_future(dispatcher.accept(first_payment))
+        await recorded.wait()
+        assert await dispatcher.accept(first_payment) is False  # Seen as stranded: sent.
+        release.set()
+        assert await first is True
+
+    try:
+        asyncio.run(scenario())
+        assert sent == ["cs_1"]
+    finally:
+        ledger.close()

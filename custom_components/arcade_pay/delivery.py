@@ -160,7 +160,9 @@ class CreditDispatcher:
         if recorded is not None:
             recorded(applied)
         credits = payment.credits if applied is None else applied.credits_left
-        if credits <= 0:
+        # A duplicate delivery can see the record before this call returns (group commit) and
+        # take the payment for stranded: it is then tracked, maybe sent already. Once is enough.
+        if credits <= 0 or payment.payment_id in self._ever_tracked:
             return True
         self._track(
             Pulse(payment.payment_id, payment.machine_id, credits, payment.received_at, payment.source)
@@ -184,7 +186,10 @@ class CreditDispatcher:
         # while this one read). Only a payment never tracked here is stranded.
         if payment_id in self._ever_tracked:
             return False
-        self._track(Pulse(payment_id, record.machine_id, record.credits, record.received_at, record.source))
+        credits = record.credits - record.withheld_credits  # What a refund or dispute left.
+        if credits <= 0:
+            return False
+        self._track(Pulse(payment_id, record.machine_id, credits, record.received_at, record.source))
         self.planner.add(payment_id, record.machine_id, record.attempts)
         return True
 
