@@ -5,6 +5,7 @@ refunds, uncreditable payments, reconciliation that never skips a session (issue
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 from unittest.mock import MagicMock
@@ -363,3 +364,41 @@ async def test_repairs_at_start_up_survive_a_ledger_that_cannot_be_read(
     monkeypatch.setattr(hub.ledger, "uncreditable", broken)
     await async_raise_repairs(hub)
     assert "Could not read the payments that were not credited: disk I/O error" in caplog.text
+
+
+# --- a duplicate that sees the record first -------------------------------------------------------------
+
+
+async def test_duplicate_that_sees_the_record_first_leaves_the_first_delivery_credited(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Group commit lets Stripe's retry see the record before the first delivery is told it
+    recorded it: the retry sends the pulse, and the first delivery still answers "credited"
+    (not "recorded", which means a refund or dispute left nothing to send). Found by the fuzz test."""
+    await cabinet_status(hass, "online")
+    ledger = setup_entry.runtime_data.ledger
+    record = ledger.record
+    first_recorded = threading.Event()
+
+    def record_then_stall(payment: Any) -> bool:
+        new = record(payment)
+        if new and not first_recorded.is_set():
+            first_recorded.set()
+            time.sleep(0.5)  # the retry reads the record, tracks and sends it meanwhile
+        return bool(new)
+
+    monkeypatch.setattr(ledger, "record", record_then_stall)
+    paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
+
+    async def deliver() -> str:
+        resp = await client.post(URL, data=paid.body, headers=paid.headers)
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["outcome"])
+
+    first = hass.async_create_task(deliver())
+    await hass.async_add_executor_job(first_recorded.wait, 5)
+    retry = await deliver()
+    assert (await first, retry) == ("credited", "duplicate")
+    await settle(client)
+    assert pulses(mqtt_mock) == [(session_of(paid), 2)]

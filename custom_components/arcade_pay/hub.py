@@ -29,7 +29,7 @@ from .const import (
 )
 from .delivery import CreditDispatcher, Pulse
 from .entry_work import EntryWork
-from .ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from .ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentSource
 from .link_retry import LinkRetries
 from .money_events import MoneyEvents, Outcome
 from .not_credited import NO_CABINET
@@ -271,7 +271,12 @@ class ArcadePayHub:
         except CreditError as err:
             return await self.money.async_not_creditable(session, cabinet.machine_id, str(err))
         payment = Payment.of_session(session, cabinet.machine_id, credits, utcnow())
-        recorded = partial(self.money.after_record, cabinet, payment)
+        came_before: list[Adjustment | None] = []
+
+        def recorded(applied: Adjustment | None) -> None:
+            came_before.append(applied)
+            self.money.after_record(cabinet, payment, applied)
+
         if not await self.dispatcher.accept(payment, recorded=recorded, deliver=False):
             # It may have been cut off before it was tracked (accept tracks it now): send it.
             self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
@@ -280,8 +285,10 @@ class ArcadePayHub:
                 session.session_id, cabinet.machine_id, session.event_id,
             )  # fmt: skip
             return Outcome.DUPLICATE
-        if self.dispatcher.pulse(payment.payment_id) is None:  # Refunded or disputed before it came.
+        early = came_before[0] if came_before else None
+        if early is not None and early.credits_left <= 0:  # Refunded or disputed before it came.
             return Outcome.RECORDED
+        # (A retry that saw the record first may have sent it already: still this delivery's credit.)
         # Recorded durably: Stripe can have its answer now. Eagerly started, the pulse is on its
         # way before the answer; waiting for the broker's PUBACK is not the webhook's business.
         self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
