@@ -34,7 +34,7 @@ from paho.mqtt import client as mqtt
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from custom_components.arcade_pay.ledger import Payment, PaymentLedger, PaymentSource  # noqa: E402
+from custom_components.arcade_pay.core.ledger import Payment, PaymentLedger, PaymentSource  # noqa: E402
 from e2e.system import ArcadeSystem  # noqa: E402
 from fake_stripe import Delivery, sign  # noqa: E402
 
@@ -204,9 +204,18 @@ async def profile(system: ArcadeSystem, cabinet: PulseClock, out: Path, count: i
     raw = out / "profile-concurrency8.txt"
     assert system.ha.process is not None
     spy = await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--format", "raw", "--rate", "100", "--nonblocking", "-o", str(raw),
-        "-p", str(system.ha.process.pid),
-    )  # fmt: skip
+        "py-spy",
+        "record",
+        "--format",
+        "raw",
+        "--rate",
+        "100",
+        "--nonblocking",
+        "-o",
+        str(raw),
+        "-p",
+        str(system.ha.process.pid),
+    )
     await asyncio.sleep(1)
     await measure_payments(system, cabinet, "profile", count * 4, 8)
     spy.send_signal(2)

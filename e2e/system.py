@@ -5,7 +5,7 @@ Assistant (``python -m homeassistant`` on a fresh config directory) and, optiona
 agent; onboards Home Assistant and sets up MQTT, Arcade Pay and cabinets through its REST and
 websocket APIs (``dev.bootstrap``, the same code ``scripts/develop`` uses).
 
-The broker runs as the README recommends (dev/mosquitto.acl): no anonymous clients, Home
+The broker runs as the README recommends (tools/dev/mosquitto.acl): no anonymous clients, Home
 Assistant as user ``homeassistant``, each cabinet agent as a user named after its machine ID
 (``cabinet_login``), limited to its own topics.
 """
@@ -278,7 +278,7 @@ class ArcadeSystem:
         subentries = []
         for index in range(count):
             machine_id = f"cab-{index:04d}"
-            link = self.fake.add_seed_link(machine_id, 200)
+            link = self.fake.add_older_link(machine_id, 200)
             price = self.fake.link_items[link["id"]][0]["price"]
             data = template["data"] | {
                 "machine_id": machine_id,

@@ -42,8 +42,8 @@ from custom_components.arcade_pay.const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from custom_components.arcade_pay.ledger import PaymentLedger
-from custom_components.arcade_pay.stripe_gateway import ENV_API_BASE
+from custom_components.arcade_pay.core.ledger import PaymentLedger
+from custom_components.arcade_pay.core.stripe_gateway import ENV_API_BASE
 from fake_stripe import ACCOUNT_ID, DEFAULT_WEBHOOK_SECRET, FakeStripe
 
 API_KEY = "sk_test_arcadepay_1234567890"
@@ -165,7 +165,7 @@ def managed_link(
     fake: FakeStripe, machine_id: str = MACHINE_ID, unit_amount: int = UNIT_AMOUNT
 ) -> dict[str, Any]:
     """Create in the fake what the integration creates for a new cabinet."""
-    link = fake.add_seed_link(machine_id, unit_amount)
+    link = fake.add_older_link(machine_id, unit_amount)
     price = fake.link_items[link["id"]][0]["price"]
     return link | {"price_id": price["id"], "product_id": price["product"]}
 

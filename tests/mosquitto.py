@@ -18,7 +18,7 @@ import subprocess
 import time
 
 # The ACL the README shows, scripts/develop and the end-to-end test run.
-ACL_FILE = Path(__file__).resolve().parent.parent / "dev" / "mosquitto.acl"
+ACL_FILE = Path(__file__).resolve().parent.parent / "tools" / "dev" / "mosquitto.acl"
 
 
 def find_mosquitto() -> str | None:

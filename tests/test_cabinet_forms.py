@@ -31,7 +31,7 @@ from custom_components.arcade_pay.const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from custom_components.arcade_pay.stripe_gateway import PaymentLink
+from custom_components.arcade_pay.core.stripe_gateway import PaymentLink
 from fake_stripe import FakeStripe
 
 from .conftest import API_KEY, MACHINE_ID
@@ -127,14 +127,14 @@ async def test_never_reports_is_stored(
     await hass.config_entries.subentries.async_configure(
         result["flow_id"], NEW_CABINET | {CONF_NEVER_REPORTS: never_reports}
     )
-    seed = fake_stripe.add_seed_link("legacy-1", 100)
+    earlier = fake_stripe.add_older_link("legacy-1", 100)
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {
             CONF_MACHINE_ID: "legacy-1",
             CONF_NAME: "Legacy",
-            CONF_PAYMENT_LINK_ID: f" {seed['id']} ",
+            CONF_PAYMENT_LINK_ID: f" {earlier['id']} ",
             CONF_NEVER_REPORTS: never_reports,
         },
     )
@@ -175,7 +175,7 @@ async def test_existing_link_of_another_cabinet_is_refused(
     assert result["description_placeholders"]["owner"] == "Pac-Man"
 
     # A link Stripe says is for another machine (even one not set up here) is refused too.
-    other = fake_stripe.add_seed_link("donkeyKong", 100)
+    other = fake_stripe.add_older_link("donkeyKong", 100)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], legacy | {CONF_PAYMENT_LINK_ID: other["id"]}
     )
@@ -184,7 +184,7 @@ async def test_existing_link_of_another_cabinet_is_refused(
     assert {s.unique_id for s in setup_entry.subentries.values()} == {MACHINE_ID}
 
     # A link without machine_id metadata is matched by its id alone, and accepted.
-    bare = fake_stripe.add_seed_link("unused", 100)
+    bare = fake_stripe.add_older_link("unused", 100)
     fake_stripe.payment_links[bare["id"]]["metadata"] = {}
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], legacy | {CONF_PAYMENT_LINK_ID: bare["id"]}
@@ -337,7 +337,7 @@ async def test_link_selling_several_prices_is_adopted_in_the_account_currency(
     several = PaymentLink("plink_several", "https://buy.example/x", True, None, None, None, None, None)
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     with patch(
-        "custom_components.arcade_pay.stripe_gateway.StripeGateway.payment_link", return_value=several
+        "custom_components.arcade_pay.core.stripe_gateway.StripeGateway.payment_link", return_value=several
     ):
         result = await hass.config_entries.subentries.async_configure(
             result["flow_id"],

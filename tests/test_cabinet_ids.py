@@ -19,7 +19,7 @@ from custom_components.arcade_pay.const import (
     CONF_TOPIC_PREFIX,
     DOMAIN,
 )
-from custom_components.arcade_pay.protocol import is_valid_machine_id, is_valid_new_machine_id
+from custom_components.arcade_pay.core.protocol import is_valid_machine_id, is_valid_new_machine_id
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID, cabinet_subentry, managed_link
@@ -63,19 +63,19 @@ async def test_form_refuses_a_machine_id_that_starts_with_a_sign(
 ) -> None:
     """Item 16: "-galaga" was accepted; command-line tools read it as an option."""
     links_before = len(fake_stripe.payment_links)
-    seed = fake_stripe.add_seed_link(machine_id, 100)
+    earlier = fake_stripe.add_older_link(machine_id, 100)
     result = await start_cabinet_flow(hass, setup_entry, step)
     user_input = (
         NEW_CABINET
         if step == "new_link"
-        else {CONF_NAME: "Galaga", CONF_PAYMENT_LINK_ID: seed["id"], CONF_NEVER_REPORTS: False}
+        else {CONF_NAME: "Galaga", CONF_PAYMENT_LINK_ID: earlier["id"], CONF_NEVER_REPORTS: False}
     )
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], user_input | {CONF_MACHINE_ID: machine_id}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_MACHINE_ID: "machine_id_first_character"}
-    assert len(fake_stripe.payment_links) == links_before + 1  # Only the seed link.
+    assert len(fake_stripe.payment_links) == links_before + 1  # Only the earlier system's link.
     assert len(setup_entry.subentries) == 1
 
 
@@ -86,7 +86,7 @@ async def test_form_refuses_a_machine_id_another_account_uses_on_the_same_topics
     """Item 16: two entries both published pulses to, and took acks from, the same cabinet topic."""
     other_account(fake_stripe, "arcade/machine").add_to_hass(hass)
     links_before = len(fake_stripe.payment_links)
-    seed = fake_stripe.add_seed_link("galaga-2", 100)
+    earlier = fake_stripe.add_older_link("galaga-2", 100)
     result = await start_cabinet_flow(hass, setup_entry, step)
     assert result["description_placeholders"]["account"] == ""
     user_input = (
@@ -95,7 +95,7 @@ async def test_form_refuses_a_machine_id_another_account_uses_on_the_same_topics
         else {
             CONF_MACHINE_ID: "galaga-2",
             CONF_NAME: "Galaga",
-            CONF_PAYMENT_LINK_ID: seed["id"],
+            CONF_PAYMENT_LINK_ID: earlier["id"],
             CONF_NEVER_REPORTS: False,
         }
     )

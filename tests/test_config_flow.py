@@ -31,7 +31,7 @@ from custom_components.arcade_pay.const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from custom_components.arcade_pay.stripe_gateway import StripeAccount, StripeGateway, StripeGatewayError
+from custom_components.arcade_pay.core.stripe_gateway import StripeAccount, StripeGateway, StripeGatewayError
 from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
 
 from .conftest import API_KEY, MACHINE_ID
@@ -209,7 +209,7 @@ async def test_reconfigure_rejects_other_account(
     monkeypatch.setattr("fake_stripe.ACCOUNT_ID", "acct_other")
     result = await setup_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
-    with patch("custom_components.arcade_pay.stripe_gateway.StripeGateway.account") as account:
+    with patch("custom_components.arcade_pay.core.stripe_gateway.StripeGateway.account") as account:
         account.return_value = StripeAccount("acct_other", "Other", "usd")
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
@@ -341,10 +341,10 @@ async def test_add_cabinet_stripe_down(
     assert result["errors"] == {"base": "stripe_error"}
 
 
-async def test_adopt_existing_seed_link(
+async def test_adopt_existing_link_of_the_earlier_system(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    seed = fake_stripe.add_seed_link("donkeyKong", 100, "gbp")
+    old = fake_stripe.add_older_link("donkeyKong", 100, "gbp")
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
@@ -354,7 +354,7 @@ async def test_adopt_existing_seed_link(
     assert result["errors"] == {CONF_PAYMENT_LINK_ID: "payment_link_not_found"}
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: seed["id"]} | NEVER,
+        {CONF_MACHINE_ID: "donkeyKong", CONF_NAME: "Donkey Kong", CONF_PAYMENT_LINK_ID: old["id"]} | NEVER,
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     subentry = next(s for s in setup_entry.subentries.values() if s.unique_id == "donkeyKong")
@@ -490,11 +490,11 @@ async def test_reconfigure_errors(
 async def test_reconfigure_adopted_link_only_renames(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    seed = fake_stripe.add_seed_link("frogger", 100)
+    old = fake_stripe.add_older_link("frogger", 100)
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     await hass.config_entries.subentries.async_configure(
         result["flow_id"],
-        {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: seed["id"]} | NEVER,
+        {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: old["id"]} | NEVER,
     )
     await hass.async_block_till_done()
     subentry_id = next(s.subentry_id for s in setup_entry.subentries.values() if s.unique_id == "frogger")

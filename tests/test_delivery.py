@@ -25,9 +25,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.ledger import LedgerError, PaymentState
-from custom_components.arcade_pay.resend import MAX_SENDS_WITHOUT_ACK
-from custom_components.arcade_pay.stripe_gateway import StripeGatewayError
+from custom_components.arcade_pay.core.ledger import LedgerError, PaymentState
+from custom_components.arcade_pay.core.resend import MAX_SENDS_WITHOUT_ACK
+from custom_components.arcade_pay.core.stripe_gateway import StripeGatewayError
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
@@ -81,7 +81,7 @@ async def test_cabinet_that_acknowledges_gets_retries_until_it_does(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     first = await pay(client, fake_stripe, cabinet_link)
-    # A seed cabinet until it acknowledges: one pulse, delivered once published.
+    # An older cabinet until it acknowledges: one pulse, delivered once published.
     assert await state_of(hass, setup_entry, first) is PaymentState.PUBLISHED
     await ack(hass, first)
     assert await state_of(hass, setup_entry, first) is PaymentState.ACKNOWLEDGED
@@ -657,7 +657,7 @@ def failing_ledger_writes(monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntr
     return calls
 
 
-@pytest.mark.parametrize("acknowledges", [False, True], ids=["seed", "acknowledging"])
+@pytest.mark.parametrize("acknowledges", [False, True], ids=["older", "acknowledging"])
 async def test_a_failed_ledger_write_after_a_publish_never_republishes(
     hass: HomeAssistant,
     client: TestClient,
@@ -677,7 +677,7 @@ async def test_a_failed_ledger_write_after_a_publish_never_republishes(
     for seconds in (2.5, 4.5, 8.5):
         await advance(hass, freezer, seconds)
     sent = [p["paymentId"] for p in pulses(mqtt_mock)]
-    # A seed cabinet: once (actual: again at every wake-up). One that acknowledges: on its backoff
+    # An older cabinet: once (actual: again at every wake-up). One that acknowledges: on its backoff
     # (actual: the first wake-up's LedgerError escaped and no wake-up came again).
     assert sent == ([session] * 4 if acknowledges else [session])
     assert len(writes) >= len(sent)  # The write is what is retried.

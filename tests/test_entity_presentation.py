@@ -52,7 +52,7 @@ async def test_price_per_credit_on_the_device_page(hass: HomeAssistant, setup_en
 async def test_yen_is_shown_without_decimals(
     hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe, config_entry: MockConfigEntry
 ) -> None:
-    link: dict[str, Any] = fake_stripe.add_seed_link("yen-1", 200, "jpy")
+    link: dict[str, Any] = fake_stripe.add_older_link("yen-1", 200, "jpy")
     price = fake_stripe.link_items[link["id"]][0]["price"]
     yen = cabinet_subentry(
         link | {"price_id": price["id"], "product_id": price["product"]}, machine_id="yen-1", title="Tokyo"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from custom_components.arcade_pay.protocol import (
+from custom_components.arcade_pay.core.protocol import (
     DEFAULT_TOPIC_PREFIX,
     STATUS_OFFLINE,
     STATUS_ONLINE,

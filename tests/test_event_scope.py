@@ -16,8 +16,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.payments import paid_session
-from custom_components.arcade_pay.stripe_scope import key_livemode, metadata_machine_id, refusal
+from custom_components.arcade_pay.core.payments import paid_session
+from custom_components.arcade_pay.core.stripe_scope import key_livemode, metadata_machine_id, refusal
 from fake_stripe import Delivery, FakeStripe, sign
 
 from .conftest import WEBHOOK_ID, published, remember_seen, settle
@@ -153,7 +153,7 @@ async def test_foreign_links_machine_id_stays_out_of_logs_and_repair_ids(
 ) -> None:
     """Item 14: a link made elsewhere put its metadata, unchecked, into the log and a repair id."""
     junk = "evil\n" + "x" * 400
-    link = fake_stripe.add_seed_link("made-elsewhere", 100)
+    link = fake_stripe.add_older_link("made-elsewhere", 100)
     link["metadata"] = {"machine_id": junk}
     assert await post(client, fake_stripe.complete_checkout(link["id"], 1)) == 200
     issue_ids = [i for (d, i) in ir.async_get(hass).issues if d == DOMAIN]

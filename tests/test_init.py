@@ -24,8 +24,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 
 from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.diagnostics import async_get_config_entry_diagnostics
-from custom_components.arcade_pay.ledger import PaymentState
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
 from .conftest import (

@@ -18,7 +18,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from custom_components.arcade_pay import ledger_path
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.ledger import LedgerError, Payment, PaymentLedger, PaymentSource
+from custom_components.arcade_pay.core.ledger import LedgerError, Payment, PaymentLedger, PaymentSource
 from fake_stripe import FakeStripe
 
 from .conftest import WEBHOOK_ID, published

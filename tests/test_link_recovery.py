@@ -19,9 +19,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.core.ledger import LedgerError
+from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError
 from custom_components.arcade_pay.hub import ArcadePayHub
-from custom_components.arcade_pay.ledger import LedgerError
-from custom_components.arcade_pay.stripe_gateway import StripeConnectionError
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID

@@ -18,7 +18,7 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.ledger import PaymentState
+from custom_components.arcade_pay.core.ledger import PaymentState
 from fake_stripe import Delivery, FakeStripe, sign
 
 from .conftest import WEBHOOK_ID, published, settle
@@ -83,7 +83,7 @@ async def test_refund_of_unknown_payment_is_kept_for_when_it_arrives(
     client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
     """Not ours, or not arrived yet: nothing tells which (issue 8, item 5; test_money_in.py)."""
-    other = fake_stripe.add_seed_link("notOurs", 100)
+    other = fake_stripe.add_older_link("notOurs", 100)
     delivery = fake_stripe.complete_checkout(other["id"])
     refund = fake_stripe.refund_event(delivery.event["data"]["object"]["id"])
     assert (await post(client, refund))["outcome"] == "awaiting_payment"
@@ -208,7 +208,7 @@ async def test_missing_signatures_do_not_count_as_a_wrong_secret(
 async def test_unknown_cabinet_and_uncreditable_payments_raise_repairs(
     hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    link = fake_stripe.add_seed_link("ghost", 100)
+    link = fake_stripe.add_older_link("ghost", 100)
     delivery = fake_stripe.complete_checkout(link["id"])
     await post(client, delivery)
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "unknown_cabinet_ghost")

@@ -24,7 +24,7 @@ from custom_components.arcade_pay.const import (
     CONF_UNIT_AMOUNT,
     DOMAIN,
 )
-from custom_components.arcade_pay.ledger import LedgerError, PaymentState
+from custom_components.arcade_pay.core.ledger import LedgerError, PaymentState
 from custom_components.arcade_pay.not_credited import async_raise_repairs
 from fake_stripe import Delivery, FakeStripe
 
@@ -72,9 +72,12 @@ async def cabinet_status(hass: HomeAssistant, status: str) -> None:
 
 
 async def test_partial_refund_of_undelivered_credits_sends_those_still_paid_for(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
-) -> None:  # fmt: skip
+) -> None:
     await cabinet_status(hass, "offline")
     paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)  # 3 credits, 2.00 each
     assert await post(client, paid) == "credited"
@@ -98,9 +101,12 @@ async def test_dispute_then_refund_takes_the_money_out_of_revenue_once(
 
 
 async def test_refund_before_its_payment_is_applied_when_the_payment_arrives(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
-) -> None:  # fmt: skip
+) -> None:
     """The refund's event came first; the checkout event's delivery failed and Stripe retries it."""
     paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
     assert await post(client, fake_stripe.refund_event(session_of(paid))) == "awaiting_payment"
@@ -111,9 +117,12 @@ async def test_refund_before_its_payment_is_applied_when_the_payment_arrives(
 
 
 async def test_partial_refund_before_its_payment_sends_the_credits_still_paid_for(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
-) -> None:  # fmt: skip
+) -> None:
     paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
     assert await post(client, fake_stripe.refund_event(session_of(paid), amount_refunded=200)) == (
         "awaiting_payment"
@@ -124,9 +133,12 @@ async def test_partial_refund_before_its_payment_sends_the_credits_still_paid_fo
 
 
 async def test_dispute_before_its_payment_withholds_the_credits_and_raises_its_repair(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
-) -> None:  # fmt: skip
+) -> None:
     paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
     dispute = fake_stripe.dispute_event(session_of(paid))
     dispute_id = dispute.event["data"]["object"]["id"]
@@ -141,9 +153,13 @@ async def test_dispute_before_its_payment_withholds_the_credits_and_raises_its_r
 
 
 async def test_reconciliation_applies_a_refund_that_came_before_the_payment(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
-    mqtt_mock: MagicMock, setup_entry: MockConfigEntry,
-) -> None:  # fmt: skip
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
     paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)  # its event never arrives
     assert await post(client, fake_stripe.refund_event(session_of(paid))) == "awaiting_payment"
     assert await setup_entry.runtime_data.async_reconcile() == 0
@@ -153,9 +169,13 @@ async def test_reconciliation_applies_a_refund_that_came_before_the_payment(
 
 
 async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
-    mqtt_mock: MagicMock, setup_entry: MockConfigEntry,
-) -> None:  # fmt: skip
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
     """Neither the checkout's nor the refund's event ever arrived (wrong secret for days)."""
     refunded = session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=3))
     fake_stripe.refund_session(refunded)
@@ -186,9 +206,12 @@ async def forget_issues_and_restart(hass: HomeAssistant, entry: MockConfigEntry)
 
 
 async def test_payment_in_another_currency_is_recorded_and_its_repair_survives_a_restart(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
     setup_entry: MockConfigEntry,
-) -> None:  # fmt: skip
+) -> None:
     session = fake_stripe.complete_checkout(cabinet_link["id"]).event["data"]["object"] | {"currency": "eur"}
     assert await post(client, fake_stripe.event_delivery("checkout.session.completed", session)) == (
         "not_creditable"
@@ -197,16 +220,22 @@ async def test_payment_in_another_currency_is_recorded_and_its_repair_survives_a
     record = await hass.async_add_executor_job(ledger.payment, session["id"])
     assert record is not None
     assert (record.state, record.machine_id, record.credits, record.amount, record.currency) == (
-        PaymentState.UNCREDITABLE, MACHINE_ID, 0, 200, "eur",
-    )  # fmt: skip
+        PaymentState.UNCREDITABLE,
+        MACHINE_ID,
+        0,
+        200,
+        "eur",
+    )
     assert state(hass, "revenue") == "0.00"
 
     await forget_issues_and_restart(hass, setup_entry)
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"not_credited_{session['id']}")
     assert issue is not None
     assert issue.translation_placeholders == {
-        "session": session["id"], "cabinet": "Pac-Man", "reason": "paid in EUR, priced in USD",
-    }  # fmt: skip
+        "session": session["id"],
+        "cabinet": "Pac-Man",
+        "reason": "paid in EUR, priced in USD",
+    }
 
     # Refunding it settles it: the repair goes.
     assert await post(client, fake_stripe.refund_event(session["id"])) == "recorded"
@@ -217,9 +246,12 @@ async def test_payment_in_another_currency_is_recorded_and_its_repair_survives_a
 
 
 async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survives_a_restart(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, setup_entry: MockConfigEntry,
-) -> None:  # fmt: skip
-    link = fake_stripe.add_seed_link("ghost", 100)
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    setup_entry: MockConfigEntry,
+) -> None:
+    link = fake_stripe.add_older_link("ghost", 100)
     paid = fake_stripe.complete_checkout(link["id"])
     assert await post(client, paid) == "unknown_cabinet"
     record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session_of(paid))
@@ -234,8 +266,10 @@ async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survive
     issue = ir.async_get(hass).async_get_issue(DOMAIN, "unknown_cabinet_ghost")
     assert issue is not None
     assert issue.translation_placeholders == {
-        "session": session_of(paid), "machine_id": "ghost", "payment_link": link["id"],
-    }  # fmt: skip
+        "session": session_of(paid),
+        "machine_id": "ghost",
+        "payment_link": link["id"],
+    }
     response = await hass.services.async_call(
         DOMAIN,
         "export_ledger",
@@ -250,9 +284,12 @@ async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survive
 
 
 async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(
-    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
-) -> None:  # fmt: skip
+) -> None:
     """A checkout page opened first is paid after a newer session; no webhook arrives."""
     hub = setup_entry.runtime_data
     now = int(time.time())
@@ -271,9 +308,12 @@ async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(
 
 
 async def test_reconciliation_credits_a_delayed_payment_once_it_is_paid(
-    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
-) -> None:  # fmt: skip
+) -> None:
     """A bank debit: the session is complete but unpaid; it is paid two days later."""
     hub = setup_entry.runtime_data
     now = int(time.time())
@@ -289,9 +329,12 @@ async def test_reconciliation_credits_a_delayed_payment_once_it_is_paid(
 
 
 async def test_reconciliation_covers_a_link_retired_by_a_price_change(
-    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
-) -> None:  # fmt: skip
+) -> None:
     """A player opened the old QR code's checkout before the price changed, and paid after."""
     old_page = session_of(
         fake_stripe.complete_checkout(cabinet_link["id"], 2, status="open", payment_status="unpaid")
@@ -301,11 +344,14 @@ async def test_reconciliation_covers_a_link_retired_by_a_price_change(
     hass.config_entries.async_update_subentry(
         setup_entry,
         subentry,
-        data=dict(subentry.data) | {
-            CONF_PAYMENT_LINK_ID: new_link["id"], CONF_PAYMENT_LINK_URL: new_link["url"],
-            CONF_PRICE_ID: new_link["price_id"], CONF_UNIT_AMOUNT: 300,
+        data=dict(subentry.data)
+        | {
+            CONF_PAYMENT_LINK_ID: new_link["id"],
+            CONF_PAYMENT_LINK_URL: new_link["url"],
+            CONF_PRICE_ID: new_link["price_id"],
+            CONF_UNIT_AMOUNT: 300,
         },
-    )  # fmt: skip
+    )
     await hass.async_block_till_done(wait_background_tasks=True)
     fake_stripe.pay_later(old_page)  # its event never arrives
     assert await setup_entry.runtime_data.async_reconcile() == 1
@@ -324,9 +370,13 @@ async def test_reconciliation_that_cannot_use_the_ledger_says_so_and_stops(
 
 
 async def test_reconciliation_skips_what_it_cannot_read(
-    hass: HomeAssistant, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], mqtt_mock: MagicMock,
-    setup_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     mangled = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 1))
     del fake_stripe.sessions[mangled]["amount_total"]
     no_intent = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 2))
@@ -353,9 +403,11 @@ async def test_dispute_of_an_uncreditable_payment_that_came_first_raises_its_rep
 
 
 async def test_repairs_at_start_up_survive_a_ledger_that_cannot_be_read(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture,
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     hub = setup_entry.runtime_data
 
     def broken() -> None:
@@ -370,9 +422,14 @@ async def test_repairs_at_start_up_survive_a_ledger_that_cannot_be_read(
 
 
 async def test_duplicate_that_sees_the_record_first_leaves_the_first_delivery_credited(
-    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any],
-    mqtt_mock: MagicMock, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Group commit lets Stripe's retry see the record before the first delivery is told it
     recorded it: the retry sends the pulse, and the first delivery still answers "credited"
     (not "recorded", which means a refund or dispute left nothing to send). Found by the fuzz test."""

@@ -15,9 +15,9 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
-from custom_components.arcade_pay.cabinet import Cabinet, CabinetConfig
 from custom_components.arcade_pay.const import CONF_MANAGED_LINK, CONF_UNIT_AMOUNT, DOMAIN, SUBENTRY_CABINET
-from custom_components.arcade_pay.routing import AmbiguousLink, LinkIndex
+from custom_components.arcade_pay.core.cabinet import Cabinet, CabinetConfig
+from custom_components.arcade_pay.core.routing import AmbiguousLink, LinkIndex
 from fake_stripe import FakeStripe
 
 from .conftest import WEBHOOK_ID, cabinet_subentry, managed_link, published

@@ -15,7 +15,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.ledger import LedgerError
+from custom_components.arcade_pay.core.ledger import LedgerError
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
 from .conftest import MACHINE_ID

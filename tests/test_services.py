@@ -16,7 +16,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
-from custom_components.arcade_pay.stripe_gateway import StripeGateway
+from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
 from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
 
 from .conftest import MACHINE_ID, published

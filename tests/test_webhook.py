@@ -19,7 +19,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 
 from custom_components.arcade_pay.const import EVENT_CREDIT_ADDED
-from custom_components.arcade_pay.ledger import (
+from custom_components.arcade_pay.core.ledger import (
     LedgerError,
     Payment,
     PaymentLedger,
@@ -58,7 +58,7 @@ def ledger(hass: HomeAssistant, entry: MockConfigEntry) -> PaymentLedger:
     return hub.ledger
 
 
-async def test_paid_checkout_publishes_seed_compatible_coin_pulse(
+async def test_paid_checkout_publishes_the_earlier_systems_coin_pulse(
     hass: HomeAssistant,
     client: TestClient,
     fake_stripe: FakeStripe,
@@ -268,7 +268,7 @@ async def test_other_event_types_answer_200(
 async def test_unknown_cabinet_answers_200_without_credit(
     client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    link = fake_stripe.add_seed_link("someOtherCabinet", 100)
+    link = fake_stripe.add_older_link("someOtherCabinet", 100)
     status, body = await post(client, fake_stripe.complete_checkout(link["id"]))
     assert (status, body["outcome"]) == (200, "unknown_cabinet")
     assert pulses(mqtt_mock) == []
@@ -288,8 +288,8 @@ async def test_currency_mismatch_does_not_credit(
 async def test_link_made_elsewhere_is_matched_by_metadata_and_priced_once(
     client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
 ) -> None:
-    """A seed-made link that is not the cabinet's: matched by metadata, quantity from Stripe, then cached."""
-    other = fake_stripe.add_seed_link(MACHINE_ID, 150)
+    """An older link that is not the cabinet's: matched by metadata, quantity from Stripe, then cached."""
+    other = fake_stripe.add_older_link(MACHINE_ID, 150)
     for quantity in (2, 4):
         assert (await post(client, fake_stripe.complete_checkout(other["id"], quantity=quantity)))[0] == 200
     assert [p["credits"] for p in pulses(mqtt_mock)] == [2, 4]
@@ -310,7 +310,7 @@ async def test_subtotal_that_does_not_fit_the_price_asks_stripe(
 async def test_stripe_unreachable_answers_500_so_stripe_retries(
     client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
 ) -> None:
-    other = fake_stripe.add_seed_link(MACHINE_ID, 150)
+    other = fake_stripe.add_older_link(MACHINE_ID, 150)
     delivery = fake_stripe.complete_checkout(other["id"], quantity=2)
     fake_stripe.fail_next, fake_stripe.fail_status = 10, 503
     assert (await post(client, delivery))[0] == 500
@@ -323,7 +323,7 @@ async def test_stripe_unreachable_answers_500_so_stripe_retries(
 async def test_zero_quantity_from_stripe_does_not_credit(
     client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
 ) -> None:
-    other = fake_stripe.add_seed_link(MACHINE_ID, 150)
+    other = fake_stripe.add_older_link(MACHINE_ID, 150)
     delivery = fake_stripe.complete_checkout(other["id"], quantity=1)
     fake_stripe.session_items[delivery.event["data"]["object"]["id"]][0]["quantity"] = 0
     assert (await post(client, delivery))[1]["outcome"] == "not_creditable"

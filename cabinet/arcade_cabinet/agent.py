@@ -156,9 +156,12 @@ class Agent:
         ledger = self._ledger
         _LOGGER.info(
             "Cabinet %s: %d credit(s), state file %s, broker %s:%d",
-            self.config.machine_id, ledger.credits, self.config.state_path,
-            self.config.host, self.config.broker_port,
-        )  # fmt: skip
+            self.config.machine_id,
+            ledger.credits,
+            self.config.state_path,
+            self.config.host,
+            self.config.broker_port,
+        )
         if ledger.pending_coins:
             _LOGGER.info("Inserting %d coin(s) that were paid but not inserted before", ledger.pending_coins)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -240,9 +243,10 @@ class Agent:
         self._connect_error = None
         _LOGGER.info(
             "Connected to %s:%d (%s)",
-            self.config.host, self.config.broker_port,
+            self.config.host,
+            self.config.broker_port,
             "session resumed" if flags.session_present else "new session",
-        )  # fmt: skip
+        )
         client.subscribe(self._topics[TOPIC_COIN_PULSE], qos=1)
         client.publish(self._topics[TOPIC_STATUS], STATUS_ONLINE, qos=1, retain=True)
         with self._lock:
@@ -253,8 +257,12 @@ class Agent:
         log = _LOGGER.warning if error != self._connect_error else _LOGGER.debug
         log(
             "Cannot reach the broker at %s:%d (%s); retrying every %d-%d s",
-            self.config.host, self.config.broker_port, error, RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY,
-        )  # fmt: skip
+            self.config.host,
+            self.config.broker_port,
+            error,
+            RECONNECT_MIN_DELAY,
+            RECONNECT_MAX_DELAY,
+        )
         self._connect_error = error
 
     def _on_disconnect(
@@ -317,8 +325,10 @@ class Agent:
             self._coins_due.notify_all()
         _LOGGER.info(
             "+%d credit(s) (%s): %d on the cabinet",
-            pulse.credits, payment or "no payment id", ledger.credits,
-        )  # fmt: skip
+            pulse.credits,
+            payment or "no payment id",
+            ledger.credits,
+        )
 
     def _publish_ack(self, payment_id: str) -> None:
         self._client.publish(self._topics[TOPIC_ACK], Ack(payment_id).to_json(), qos=1)
@@ -349,8 +359,10 @@ class Agent:
                 log = _LOGGER.error if failures == 1 else _LOGGER.debug
                 log(
                     "Coin command failed (%s); trying again in %.0f s until it works (%d coin(s) waiting)",
-                    problem, delay, self._ledger.pending_coins,
-                )  # fmt: skip
+                    problem,
+                    delay,
+                    self._ledger.pending_coins,
+                )
                 if self._stopping.wait(delay):
                     return
                 continue

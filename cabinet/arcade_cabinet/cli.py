@@ -141,17 +141,34 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", "print the balance"),
     ):
         commands.add_parser(
-            name, parents=[options], help=summary, description=summary, epilog=EPILOG,
+            name,
+            parents=[options],
+            help=summary,
+            description=summary,
+            epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
-        )  # fmt: skip
+        )
     return parser
 
 
 CONFIG_KEYS: Final = (
-    "machine_id", "topic_prefix", "state_file", "control_socket", "credits_per_game", "coin_command",
-    "coin_gap_ms", "host", "port", "username", "password", "tls", "ca_file", "cert_file", "key_file",
+    "machine_id",
+    "topic_prefix",
+    "state_file",
+    "control_socket",
+    "credits_per_game",
+    "coin_command",
+    "coin_gap_ms",
+    "host",
+    "port",
+    "username",
+    "password",
+    "tls",
+    "ca_file",
+    "cert_file",
+    "key_file",
     "keepalive",
-)  # fmt: skip
+)
 
 
 def _setup_logging(verbosity: int) -> None:

@@ -1,1 +1,1 @@
-../../custom_components/arcade_pay/protocol.py
+../../custom_components/arcade_pay/core/protocol.py

@@ -80,12 +80,12 @@ def test_repeated_payment_is_acknowledged_again_but_not_applied(ha, agent):
     assert "Payment cs_dup was already applied; acknowledging it again" in agent.log_text()
 
 
-def test_seed_pulse_without_payment_id_is_applied_without_ack(ha, agent):
+def test_earlier_system_pulse_without_payment_id_is_applied_without_ack(ha, agent):
     agent.start_online(ha)
     mark = ha.mark()
     ha.pulse(2)
     wait_until(lambda: agent.credits() == 2, what="2 credits")
-    # No dedupe is possible without an id: the seed's pulses are applied every time.
+    # No dedupe is possible without an id: the earlier system's pulses are applied every time.
     ha.pulse(1)
     wait_until(lambda: agent.credits() == 3, what="3 credits")
     ha.wait_for(
@@ -100,7 +100,7 @@ def test_seed_pulse_without_payment_id_is_applied_without_ack(ha, agent):
 
 
 def test_malformed_foreign_and_retained_pulses_are_ignored_once_warned(ha, agent):
-    # A retained pulse (here without a payment id, as the seed's) reaches every new subscription:
+    # A retained pulse (here without a payment id, as the earlier system's) reaches every new subscription:
     # applying it would credit the cabinet again at every reconnect.
     ha.publish("coinpulse", pulse_json(5), retain=True)
     agent.start_online(ha)

@@ -122,8 +122,18 @@ def test_help_documents_commands_and_options(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for word in ("run", "game-over", "status", "--coin-command", "--coin-gap-ms", "--tls", "--ca-file",
-                 "ARCADE_CABINET_PASSWORD", "ARCADE_CABINET_CRASH_AT", "[mqtt]"):  # fmt: skip
+    for word in (
+        "run",
+        "game-over",
+        "status",
+        "--coin-command",
+        "--coin-gap-ms",
+        "--tls",
+        "--ca-file",
+        "ARCADE_CABINET_PASSWORD",
+        "ARCADE_CABINET_CRASH_AT",
+        "[mqtt]",
+    ):
         assert word in text
 
 
@@ -146,10 +156,24 @@ def test_usage_errors(tmp_path, capsys):
 def test_unknown_crash_point_is_refused(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(CABINET_DIR), "ARCADE_CABINET_CRASH_AT": "sometime"}
     result = subprocess.run(
-        [sys.executable, "-m", "arcade_cabinet", "run", "--machine-id", "cab", "--coin-command", "true",
-         "--state-file", str(tmp_path / "s.json")],
-        env=env, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "arcade_cabinet",
+            "run",
+            "--machine-id",
+            "cab",
+            "--coin-command",
+            "true",
+            "--state-file",
+            str(tmp_path / "s.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 1
     assert "ARCADE_CABINET_CRASH_AT must be one of" in result.stderr
 
@@ -157,5 +181,5 @@ def test_unknown_crash_point_is_refused(tmp_path):
 def test_protocol_is_the_integrations_module_not_a_copy():
     link = CABINET_DIR / "arcade_cabinet" / "protocol.py"
     assert link.is_symlink()
-    assert str(link.readlink()) == "../../custom_components/arcade_pay/protocol.py"
-    assert link.resolve() == (CABINET_DIR.parent / "custom_components/arcade_pay/protocol.py").resolve()
+    assert str(link.readlink()) == "../../custom_components/arcade_pay/core/protocol.py"
+    assert link.resolve() == (CABINET_DIR.parent / "custom_components/arcade_pay/core/protocol.py").resolve()

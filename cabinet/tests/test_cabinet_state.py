@@ -18,11 +18,11 @@ def test_ledger_operations():
     assert ledger.state is GameState.PLAYING
     assert ledger.has_applied("cs_a")
     assert not ledger.has_applied("cs_b")
-    seed = ledger.with_pulse(1, None)
-    assert (seed.credits, list(seed.applied)) == (4, ["cs_a"])
-    assert seed.with_coin_inserted().pending_coins == 3
+    unkeyed = ledger.with_pulse(1, None)
+    assert (unkeyed.credits, list(unkeyed.applied)) == (4, ["cs_a"])
+    assert unkeyed.with_coin_inserted().pending_coins == 3
     assert Ledger().with_coin_inserted().pending_coins == 0
-    over = seed.with_game_over(3)
+    over = unkeyed.with_game_over(3)
     assert (over.credits, over.pending_coins, over.state) == (1, 4, GameState.PLAYING)
     assert over.with_game_over(3).credits == 0
     assert over.with_game_over(3).state is GameState.ATTRACT

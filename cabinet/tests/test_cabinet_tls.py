@@ -30,13 +30,54 @@ def tls_broker(tmp_path):
     """A mosquitto with a TLS listener (certificate from a throwaway CA) and a plain one."""
     pki = tmp_path / "pki"
     pki.mkdir()
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-             "-days", "2", "-subj", "/CN=arcade test CA", cwd=pki)  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1", cwd=pki)  # fmt: skip
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=arcade test CA",
+        cwd=pki,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=pki,
+    )
     (pki / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "server.pem", "-days", "2", "-extfile", "ext", cwd=pki)  # fmt: skip
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        cwd=pki,
+    )
     for key in pki.glob("*.key"):
         key.chmod(0o644)  # mosquitto may read it as its own user.
     tls_port, plain_port = free_port(), free_port()
@@ -75,11 +116,30 @@ def _run(tmp_path: Path, port: int, *tls: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCADE_CABINET_")}
     env["PYTHONPATH"] = str(CABINET_DIR)
     return subprocess.Popen(
-        [sys.executable, "-m", "arcade_cabinet", "run",
-         "--machine-id", MACHINE_ID, "--host", "127.0.0.1", "--port", str(port), "--coin-command", "true",
-         "--state-file", str(tmp_path / "state.json"), "--control-socket", str(tmp_path / "c.sock"), *tls],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "arcade_cabinet",
+            "run",
+            "--machine-id",
+            MACHINE_ID,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--coin-command",
+            "true",
+            "--state-file",
+            str(tmp_path / "state.json"),
+            "--control-socket",
+            str(tmp_path / "c.sock"),
+            *tls,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_tls_with_a_private_ca(tmp_path, tls_broker):

@@ -17,7 +17,6 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .cabinet import CabinetConfig
 from .const import (
     CONF_ACKNOWLEDGES,
     CONF_CLOUDHOOK_URL,
@@ -46,16 +45,17 @@ from .const import (
     LOGGER,
     SUBENTRY_CABINET,
 )
+from .core.cabinet import CabinetConfig
+from .core.ledger import LedgerError
+from .core.stripe_gateway import ENV_API_BASE, StripeGateway
+from .core.stripe_health import StripeHealth
+from .core.stripe_scope import key_livemode
 from .hub import ArcadePayHub, HubOptions
-from .ledger import LedgerError
 from .ledger_setup import async_open_ledger, ledger_issue_id
 from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
 from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues
 from .services import async_setup_services
-from .stripe_gateway import ENV_API_BASE, StripeGateway
-from .stripe_health import StripeHealth
-from .stripe_scope import key_livemode
 from .stripe_webhook import WebhookScope, async_handle_stripe_webhook
 
 PLATFORMS = [
@@ -226,8 +226,10 @@ async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntr
             LOGGER.warning(
                 "Cabinet %s was deleted but its payment link %s could not be deactivated: %s; "
                 "deactivate it in the Stripe dashboard",
-                cabinet.machine_id, link_id, failed[link_id],
-            )  # fmt: skip
+                cabinet.machine_id,
+                link_id,
+                failed[link_id],
+            )
         else:
             LOGGER.info("Deactivated payment link %s of deleted cabinet %s", link_id, cabinet.machine_id)
     await hass.config_entries.async_reload(entry.entry_id)
@@ -250,8 +252,9 @@ async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
         LOGGER.error(
             "Arcade Pay was removed but payment link %s could not be deactivated (%s); players can "
             "still pay on it and nobody credits them: deactivate it in the Stripe dashboard",
-            link_id, error,
-        )  # fmt: skip
+            link_id,
+            error,
+        )
     if failed:
         ir.async_create_issue(
             hass,

@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
-from .cabinet import Cabinet
+from .core.cabinet import Cabinet
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .hub import ArcadePayHub
 from .services import async_add_credit

@@ -40,7 +40,8 @@ from .const import (
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
 )
-from .currencies import format_amount, normalize_currency
+from .core.currencies import format_amount, normalize_currency
+from .core.stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
 from .flow_helpers import (
     TEXT,
     cabinet_errors,
@@ -55,7 +56,6 @@ from .flow_helpers import (
 )
 from .payment_links import async_retire_links
 from .repairs import async_create_new_qr_code_issue
-from .stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
 
 # No min or max: the form checks the range itself and says so in words (a selector's own
 # check would show Home Assistant's untranslated "Value 0.0 is too small").
@@ -91,7 +91,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """New payment link, or one made before (for example by the seed system)."""
+        """New payment link, or one made before (for example by the earlier system)."""
         return self.async_show_menu(step_id="user", menu_options=["new_link", "existing_link"])
 
     async def async_step_new_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:

@@ -13,11 +13,11 @@ from homeassistant.components import mqtt
 from homeassistant.core import HassJob, callback
 from homeassistant.helpers.event import async_call_later
 
-from .cabinet import Cabinet, CabinetEvent
 from .const import ATTR_MACHINE_ID, EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
-from .delivery import AckResult
-from .ledger import LedgerError
-from .protocol import Ack, CabinetState, GameOver, ProtocolError, machine_id_from_topic, parse_status
+from .core.cabinet import Cabinet, CabinetEvent
+from .core.delivery import AckResult
+from .core.ledger import LedgerError
+from .core.protocol import Ack, CabinetState, GameOver, ProtocolError, machine_id_from_topic, parse_status
 
 if TYPE_CHECKING:
     from .hub import ArcadePayHub
@@ -47,8 +47,9 @@ class CabinetMessages:
         self._warned_topics.add(message_topic)
         LOGGER.warning(
             "Ignoring malformed message on %s: %s (further ones on this topic are logged at debug level)",
-            message_topic, err,
-        )  # fmt: skip
+            message_topic,
+            err,
+        )
 
     @callback
     def on_mqtt_connection(self, connected: bool) -> None:

@@ -47,10 +47,10 @@ from .const import (
     LOGGER,
     SUBENTRY_CABINET,
 )
+from .core.payments import SUBSCRIBED_EVENTS
+from .core.protocol import is_valid_topic_prefix
+from .core.stripe_gateway import StripeAccount, StripeGatewayError
 from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, stripe_error, whole_number
-from .payments import SUBSCRIBED_EVENTS
-from .protocol import is_valid_topic_prefix
-from .stripe_gateway import StripeAccount, StripeGatewayError
 
 MAX_CREDITS_PER_GAME = 100
 MAX_MINUTES = 1440  # A day.

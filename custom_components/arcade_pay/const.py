@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from .protocol import DEFAULT_TOPIC_PREFIX
+from .core.protocol import DEFAULT_TOPIC_PREFIX
 
 DOMAIN: Final = "arcade_pay"
 LOGGER = logging.getLogger(__package__)

@@ -10,8 +10,8 @@ from homeassistant.core import HomeAssistant
 
 from . import ArcadePayConfigEntry
 from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET
+from .core.ledger import LedgerError
 from .hub import ArcadePayHub
-from .ledger import LedgerError
 
 TO_REDACT = {CONF_API_KEY, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID, CONF_CLOUDHOOK_URL}
 

@@ -9,8 +9,8 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .cabinet import Cabinet, CabinetEvent
 from .const import DOMAIN
+from .core.cabinet import Cabinet, CabinetEvent
 
 if TYPE_CHECKING:
     from . import ArcadePayConfigEntry

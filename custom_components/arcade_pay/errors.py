@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from homeassistant.exceptions import HomeAssistantError
 
 from .const import DOMAIN
-from .ledger import LedgerError
-from .stripe_gateway import StripeGatewayError
+from .core.ledger import LedgerError
+from .core.stripe_gateway import StripeGatewayError
 
 
 @contextmanager

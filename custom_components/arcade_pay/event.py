@@ -7,8 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
-from .cabinet import CabinetEvent
 from .const import EVENT_TYPE_CREDIT_ADDED, EVENT_TYPE_GAME_OVER
+from .core.cabinet import CabinetEvent
 from .entity import ArcadePayEntity, add_cabinet_entities
 
 PARALLEL_UPDATES = 0

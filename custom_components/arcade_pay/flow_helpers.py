@@ -26,10 +26,10 @@ from .const import (
     DEFAULT_TOPIC_PREFIX,
     DOMAIN,
 )
-from .currencies import PriceError, format_amount, parse_price, price_example
-from .payments import currency_exponent
-from .protocol import is_valid_machine_id, is_valid_new_machine_id
-from .stripe_gateway import (
+from .core.currencies import PriceError, format_amount, parse_price, price_example
+from .core.payments import currency_exponent
+from .core.protocol import is_valid_machine_id, is_valid_new_machine_id
+from .core.stripe_gateway import (
     MAX_ADJUSTABLE_QUANTITY,
     PaymentLink,
     StripeAuthError,

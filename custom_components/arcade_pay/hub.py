@@ -16,7 +16,6 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.util import dt as dt_util
 
-from .cabinet import Cabinet, CabinetConfig, CabinetEvent
 from .cabinet_messages import CabinetMessages
 from .const import (
     ATTR_CREDITS,
@@ -27,14 +26,10 @@ from .const import (
     EVENT_TYPE_CREDIT_ADDED,
     LOGGER,
 )
-from .delivery import CreditDispatcher, Pulse
-from .entry_work import EntryWork
-from .ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentSource
-from .link_retry import LinkRetries
-from .money_events import MoneyEvents, Outcome
-from .not_credited import NO_CABINET
-from .payment_links import PaymentLinks
-from .payments import (
+from .core.cabinet import Cabinet, CabinetConfig, CabinetEvent
+from .core.delivery import CreditDispatcher, Pulse
+from .core.ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentSource
+from .core.payments import (
     CreditError,
     PaidSession,
     checked_credits,
@@ -42,7 +37,7 @@ from .payments import (
     from_minor_units,
     utcnow,
 )
-from .protocol import (
+from .core.protocol import (
     TOPIC_ACK,
     TOPIC_COIN_PULSE,
     TOPIC_GAME_OVER,
@@ -52,9 +47,14 @@ from .protocol import (
     subscription,
     topic,
 )
+from .core.routing import AmbiguousLink, LinkIndex
+from .core.stripe_gateway import StripeGateway, StripeGatewayError
+from .entry_work import EntryWork
+from .link_retry import LinkRetries
+from .money_events import MoneyEvents, Outcome
+from .not_credited import NO_CABINET
+from .payment_links import PaymentLinks
 from .repairs import sync_unacknowledged_issue
-from .routing import AmbiguousLink, LinkIndex
-from .stripe_gateway import StripeGateway, StripeGatewayError
 
 RECONCILE_INTERVAL = timedelta(hours=1)
 HOUSEKEEPING_INTERVAL = timedelta(seconds=30)
@@ -282,8 +282,10 @@ class ArcadePayHub:
             self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
             LOGGER.info(
                 "Payment %s for %s was already credited; ignoring this delivery (event %s)",
-                session.session_id, cabinet.machine_id, session.event_id,
-            )  # fmt: skip
+                session.session_id,
+                cabinet.machine_id,
+                session.event_id,
+            )
             return Outcome.DUPLICATE
         early = came_before[0] if came_before else None
         if early is not None and early.credits_left <= 0:  # Refunded or disputed before it came.
@@ -294,9 +296,12 @@ class ArcadePayHub:
         self.work.spawn(self._async_deliver(payment.payment_id, cabinet.machine_id))
         LOGGER.info(
             "Payment %s: %d credit(s) for %s (%s %s)",
-            session.session_id, credits, cabinet.machine_id,
-            from_minor_units(session.amount_total, session.currency), session.currency.upper(),
-        )  # fmt: skip
+            session.session_id,
+            credits,
+            cabinet.machine_id,
+            from_minor_units(session.amount_total, session.currency),
+            session.currency.upper(),
+        )
         return Outcome.CREDITED
 
     async def _async_credits_for(self, cabinet: Cabinet, session: PaidSession) -> int:

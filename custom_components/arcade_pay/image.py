@@ -13,7 +13,7 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.util import dt as dt_util
 
 from . import ArcadePayConfigEntry
-from .cabinet import Cabinet
+from .core.cabinet import Cabinet
 from .entity import ArcadePayEntity, add_cabinet_entities
 
 PARALLEL_UPDATES = 0

@@ -16,7 +16,7 @@ from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, LOGGER
-from .ledger import LedgerError, PaymentLedger
+from .core.ledger import LedgerError, PaymentLedger
 
 
 def ledger_issue_id(entry_id: str) -> str:

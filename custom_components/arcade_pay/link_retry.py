@@ -17,8 +17,8 @@ from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 
-from .cabinet import Cabinet
 from .const import DOMAIN
+from .core.cabinet import Cabinet
 
 FIRST_RETRY: Final = 10.0  # seconds
 LONGEST_WAIT: Final = 300.0

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from homeassistant.helpers import issue_registry as ir
 
-from . import not_credited, reconciliation
+from . import not_credited
 from .const import LOGGER
-from .early_money import Dispute
-from .ledger import Adjustment, LedgerError, Payment, PaymentRecord, PaymentSource, PaymentState
-from .payments import (
+from .core import reconciliation
+from .core.early_money import Dispute
+from .core.ledger import Adjustment, LedgerError, Payment, PaymentRecord, PaymentSource, PaymentState
+from .core.payments import (
     DisputeNotice,
     PaidSession,
     RefundNotice,
@@ -24,13 +25,13 @@ from .payments import (
     paid_session,
     utcnow,
 )
-from .reconciliation import LinkCursor
-from .stripe_gateway import StripeGatewayError
-from .stripe_health import OUTAGE_ERRORS
+from .core.reconciliation import LinkCursor
+from .core.stripe_gateway import StripeGatewayError
+from .core.stripe_health import OUTAGE_ERRORS
 
 if TYPE_CHECKING:
-    from .cabinet import Cabinet
-    from .delivery import Pulse, Withdrawn
+    from .core.cabinet import Cabinet
+    from .core.delivery import Pulse, Withdrawn
     from .hub import ArcadePayHub
 
 
@@ -80,8 +81,12 @@ class MoneyEvents:
         """Record a dispute, take it out of revenue and tell the owner."""
         adjustment = await self._hub.hass.async_add_executor_job(
             self._hub.ledger.record_dispute,
-            notice.payment_intent, notice.amount, notice.event_id, notice.dispute_id, notice.reason,
-        )  # fmt: skip
+            notice.payment_intent,
+            notice.amount,
+            notice.event_id,
+            notice.dispute_id,
+            notice.reason,
+        )
         if adjustment is None:
             LOGGER.info("Dispute %s matches no payment yet; kept for when it arrives", notice.dispute_id)
             return Outcome.AWAITING_PAYMENT
@@ -131,8 +136,10 @@ class MoneyEvents:
         self._apply(applied)
         LOGGER.info(
             "Payment %s was refunded or disputed before it arrived: %d of its %d credit(s) are sent",
-            payment.payment_id, applied.credits_left, payment.credits,
-        )  # fmt: skip
+            payment.payment_id,
+            applied.credits_left,
+            payment.credits,
+        )
         if applied.dispute is not None:
             self.raise_dispute_issue(applied.payment, applied.dispute)
 
@@ -186,8 +193,10 @@ class MoneyEvents:
             return None
         LOGGER.warning(
             "Refunded payment %s: its %d credit(s) did not reach %s in time",
-            pulse.payment_id, pulse.credits, pulse.machine_id,
-        )  # fmt: skip
+            pulse.payment_id,
+            pulse.credits,
+            pulse.machine_id,
+        )
         return record, record.payment_intent
 
     async def _async_check_refunds(self, notice: PaidSession) -> None:
@@ -250,8 +259,9 @@ class MoneyEvents:
                 LOGGER.warning(
                     "Credited payment %s for %s that the webhook never delivered; "
                     "check the webhook URL and secret in Stripe",
-                    notice.session_id, link.machine_id,
-                )  # fmt: skip
+                    notice.session_id,
+                    link.machine_id,
+                )
         moved = reconciliation.move(link, sessions, now)
         if moved.done or moved.since != link.since:
             await self._hub.hass.async_add_executor_job(

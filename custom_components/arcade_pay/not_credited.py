@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, LOGGER
-from .ledger import LedgerError, Payment, PaymentRecord, PaymentState
-from .payments import PaidSession, utcnow
-from .routing import AmbiguousLink
+from .core.ledger import LedgerError, Payment, PaymentRecord, PaymentState
+from .core.payments import PaidSession, utcnow
+from .core.routing import AmbiguousLink
 
 if TYPE_CHECKING:
     from .hub import ArcadePayHub
@@ -37,13 +37,17 @@ async def async_record(hub: ArcadePayHub, session: PaidSession, machine_id: str 
     if reason == NO_CABINET:
         LOGGER.warning(
             "Payment %s is for an unknown cabinet (payment link %s, machine_id %s); no credit sent",
-            session.session_id, session.payment_link_id, session.machine_id,
-        )  # fmt: skip
+            session.session_id,
+            session.payment_link_id,
+            session.machine_id,
+        )
     else:
         LOGGER.error(
             "Payment %s for %s cannot be credited (%s); no credit sent. Refund it or credit it by hand",
-            session.session_id, machine_id, reason,
-        )  # fmt: skip
+            session.session_id,
+            machine_id,
+            reason,
+        )
     raise_repair(hub, record)  # The first record of a session stands; the answer is about this one.
     return reason == NO_CABINET
 
@@ -56,9 +60,16 @@ def raise_repair(hub: ArcadePayHub, record: PaymentRecord) -> None:
     session = record.payment_id
     reason = record.note or "-"
     paid = PaidSession(
-        "", "", session, record.payment_link, record.machine_id or None, None, record.amount,
-        record.currency, record.payment_intent,
-    )  # fmt: skip
+        "",
+        "",
+        session,
+        record.payment_link,
+        record.machine_id or None,
+        None,
+        record.amount,
+        record.currency,
+        record.payment_intent,
+    )
     try:  # Routed as when it was paid (routing.py): the cabinets may have changed since.
         cabinet = hub.cabinet_for_session(paid)
     except AmbiguousLink as err:

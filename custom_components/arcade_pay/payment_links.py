@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .cabinet import Cabinet
-from .ledger import PaymentLedger
-from .stripe_gateway import PaymentLink, StripeGatewayError
+from .core.cabinet import Cabinet
+from .core.ledger import PaymentLedger
+from .core.stripe_gateway import PaymentLink, StripeGatewayError
 
 type RunBlocking = Callable[..., Awaitable[Any]]
 
@@ -101,9 +101,12 @@ class PaymentLinks:
         # Stripe has it now, whatever the ledger write below does: the switch shows what Stripe has.
         cabinet.set_accepting_payments(active)
         await self._run(
-            self.ledger.set_cabinet_link, config.machine_id, config.payment_link_id, active,
+            self.ledger.set_cabinet_link,
+            config.machine_id,
+            config.payment_link_id,
+            active,
             cabinet.offline_stopped,
-        )  # fmt: skip
+        )
 
     async def async_pause(self, cabinet: Cabinet, paused: bool) -> None:
         """The operator switched payments off (or on again): remembered, then applied.
@@ -132,9 +135,12 @@ class PaymentLinks:
         if not self.out_of_line(cabinet):
             # Nothing to tell Stripe (the link is off for another reason too): remember why.
             await self._run(
-                self.ledger.set_cabinet_link, cabinet.machine_id, cabinet.config.payment_link_id,
-                cabinet.accepting_payments, stopped,
-            )  # fmt: skip
+                self.ledger.set_cabinet_link,
+                cabinet.machine_id,
+                cabinet.config.payment_link_id,
+                cabinet.accepting_payments,
+                stopped,
+            )
             return
         await self.async_sync(cabinet)
 

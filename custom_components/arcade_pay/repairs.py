@@ -11,9 +11,9 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .cabinet import Cabinet
 from .const import DOMAIN
-from .resend import MAX_SENDS_WITHOUT_ACK
+from .core.cabinet import Cabinet
+from .core.resend import MAX_SENDS_WITHOUT_ACK
 
 NEW_QR_CODE_PREFIX = "new_qr_code_"
 

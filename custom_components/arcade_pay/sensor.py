@@ -18,10 +18,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import ArcadePayConfigEntry
-from .cabinet import Cabinet, PaymentsState
+from .core.cabinet import Cabinet, PaymentsState
+from .core.payments import currency_exponent, from_minor_units
+from .core.protocol import GameState
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .payments import currency_exponent, from_minor_units
-from .protocol import GameState
 
 PARALLEL_UPDATES = 0
 

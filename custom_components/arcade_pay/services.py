@@ -1,4 +1,4 @@
-"""Actions: add_credit, create_payment_link (the seed's /create-payment-link) and export_ledger.
+"""Actions: add_credit, create_payment_link (the earlier system's /create-payment-link) and export_ledger.
 
 add_credit gives credits away and export_ledger writes every payment to a file: like Home
 Assistant's own admin services, they refuse a user who is not an administrator. Calls
@@ -23,11 +23,11 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .const import ATTR_CREDITS, DOMAIN
+from .core.ledger import LedgerError
 from .errors import translated_errors
-from .ledger import LedgerError
 
 if TYPE_CHECKING:
-    from .cabinet import Cabinet
+    from .core.cabinet import Cabinet
     from .hub import ArcadePayHub
 
 SERVICE_ADD_CREDIT = "add_credit"

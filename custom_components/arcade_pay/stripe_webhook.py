@@ -18,9 +18,8 @@ from aiohttp import web
 from homeassistant.core import HomeAssistant
 
 from .const import LOGGER
-from .entry_work import Unloading
-from .ledger import LedgerError
-from .payments import (
+from .core.ledger import LedgerError
+from .core.payments import (
     MAX_BODY_BYTES,
     IgnoredEvent,
     PaidSession,
@@ -28,7 +27,8 @@ from .payments import (
     WebhookRejected,
     verify_and_parse,
 )
-from .stripe_gateway import StripeGatewayError
+from .core.stripe_gateway import StripeGatewayError
+from .entry_work import Unloading
 
 if TYPE_CHECKING:
     from .hub import ArcadePayHub
@@ -80,8 +80,9 @@ class WebhookScope:
         LOGGER.warning(
             "Refused Stripe event %s: %s; nothing was credited (further events refused for this "
             "reason are logged at debug level)",
-            event_id, reason,
-        )  # fmt: skip
+            event_id,
+            reason,
+        )
 
 
 async def async_handle_stripe_webhook(

@@ -253,18 +253,18 @@ async def test_08_existing_link_of_another_cabinet_is_refused(journey: Journey) 
 
 async def test_09_add_cabinet_with_a_link_of_the_earlier_system(journey: Journey) -> None:
     page = journey.page
-    seed = journey.system.fake.add_seed_link(LEGACY, 100)  # Made by the earlier Flask system.
+    earlier = journey.system.fake.add_older_link(LEGACY, 100)  # Made by the earlier Flask system.
     async with journey.step("add-legacy-cabinet", needs="arcade_pay"):
         await ui.open_add_cabinet(journey)
         await ui.choose(page, "Use an existing payment link")
         await ui.fill(ui.field(page, "Machine ID"), LEGACY)
         await ui.fill(ui.field(page, "Name"), "Legacy")
-        await ui.fill(ui.field(page, "Payment link ID"), seed["id"])
+        await ui.fill(ui.field(page, "Payment link ID"), earlier["id"])
         await ui.submit(page)
         await expect(page.get_by_role("button", name=re.compile("^finish$", re.IGNORECASE))).to_be_visible()
         await ui.close_dialog(page)
         assert [s["title"] for s in await journey.subentries() if s["unique_id"] == LEGACY] == ["Legacy"]
-        journey.facts["legacy_link"] = seed["id"]
+        journey.facts["legacy_link"] = earlier["id"]
         journey.reached("legacy")
 
 

@@ -8,7 +8,7 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
   same ``paymentId``, again with a backoff until it acknowledges, a bounded number of times
   (resend.py: also what makes a cabinet count as acknowledging); at once when it comes back
   online or MQTT reconnects. Cabinets drop pulses they already applied.
-* A cabinet that never acknowledges (the seed's) gets each pulse once: a QoS 1 publish the
+* A cabinet that never acknowledges (the earlier system's) gets each pulse once: a QoS 1 publish the
   broker accepted while connected is all that can be known.
 """
 
@@ -91,8 +91,10 @@ class CreditDispatcher:
             if known_cabinets is not None and pending.machine_id not in known_cabinets:
                 _LOGGER.warning(
                     "%d credit(s) of %s wait for cabinet %s, which is not configured",
-                    pending.credits, pending.payment_id, pending.machine_id,
-                )  # fmt: skip
+                    pending.credits,
+                    pending.payment_id,
+                    pending.machine_id,
+                )
                 continue
             self._track(
                 Pulse(

@@ -726,15 +726,46 @@ class Adjustment:
 
 
 def _record(row: Any) -> PaymentRecord:
-    (pid, machine, credits, amount, currency, intent, source, state, received, published, acked,
-     attempts, awaiting, refunded, disputed, withheld, link, note) = row  # fmt: skip
+    (
+        pid,
+        machine,
+        credits,
+        amount,
+        currency,
+        intent,
+        source,
+        state,
+        received,
+        published,
+        acked,
+        attempts,
+        awaiting,
+        refunded,
+        disputed,
+        withheld,
+        link,
+        note,
+    ) = row
     return PaymentRecord(
-        pid, machine, credits, amount, currency, intent, PaymentSource(source), PaymentState(state),
+        pid,
+        machine,
+        credits,
+        amount,
+        currency,
+        intent,
+        PaymentSource(source),
+        PaymentState(state),
         datetime.fromisoformat(received),
         datetime.fromisoformat(published) if published else None,
         datetime.fromisoformat(acked) if acked else None,
-        attempts, bool(awaiting), refunded, disputed, withheld, link, note,
-    )  # fmt: skip
+        attempts,
+        bool(awaiting),
+        refunded,
+        disputed,
+        withheld,
+        link,
+        note,
+    )
 
 
 def _iso(moment: datetime) -> str:

@@ -1,4 +1,4 @@
-"""The MQTT wire protocol: topics, the seed system's JSON, and what is refused."""
+"""The MQTT wire protocol: topics, the earlier system's JSON, and what is refused."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings, strategies as st
 import pytest
 
-from custom_components.arcade_pay.protocol import (
+from custom_components.arcade_pay.core.protocol import (
     DEFAULT_TOPIC_PREFIX,
     MAX_CREDITS_PER_PULSE,
     MAX_MESSAGE_BYTES,
@@ -36,10 +36,10 @@ type Parser = Callable[[Any], Any]
 
 MACHINE_ID = "arcadeCabinet-123"
 NOON = datetime(2024, 7, 1, 12, 0, 0, tzinfo=UTC)
-SEED_COIN_PULSE = (
+EARLIER_COIN_PULSE = (
     '{"machineId":"arcadeCabinet-123","credits":1,"timestamp":"2024-07-01T12:00:00Z","paymentId":"cs_test_1"}'
 )
-SEED_GAME_OVER = '{"machineId":"arcadeCabinet-123","status":"game_over","timestamp":"2024-07-01T12:00:00Z"}'
+OLDER_GAME_OVER = '{"machineId":"arcadeCabinet-123","status":"game_over","timestamp":"2024-07-01T12:00:00Z"}'
 
 JSON_PARSERS: list[Parser] = [
     CoinPulse.from_payload,
@@ -75,7 +75,7 @@ def _json(**fields: object) -> str:
 # --- topics -------------------------------------------------------------------------
 
 
-def test_topic_names_are_the_seed_systems() -> None:
+def test_topic_names_are_the_earlier_systems() -> None:
     assert DEFAULT_TOPIC_PREFIX == "arcade/machine"
     assert (TOPIC_COIN_PULSE, TOPIC_GAME_OVER, TOPIC_STATUS, TOPIC_STATE, TOPIC_ACK) == (
         "coinpulse",
@@ -231,9 +231,9 @@ def test_format_timestamp() -> None:
 # --- coin pulse ---------------------------------------------------------------------------
 
 
-def test_coin_pulse_to_json_is_the_seed_wire_format() -> None:
+def test_coin_pulse_to_json_is_the_earlier_wire_format() -> None:
     pulse = CoinPulse(MACHINE_ID, 1, NOON, "cs_test_1")
-    assert pulse.to_json() == SEED_COIN_PULSE
+    assert pulse.to_json() == EARLIER_COIN_PULSE
 
 
 def test_coin_pulse_to_json_without_payment_id() -> None:
@@ -245,7 +245,7 @@ def test_coin_pulse_to_json_without_payment_id() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [SEED_COIN_PULSE, SEED_COIN_PULSE.encode(), bytearray(SEED_COIN_PULSE.encode())],
+    [EARLIER_COIN_PULSE, EARLIER_COIN_PULSE.encode(), bytearray(EARLIER_COIN_PULSE.encode())],
     ids=["str", "bytes", "bytearray"],
 )
 def test_coin_pulse_from_payload(payload: str | bytes | bytearray) -> None:
@@ -336,7 +336,7 @@ def test_coin_pulse_round_trip_any_offset(moment: datetime, offset_minutes: int)
 
 
 @pytest.mark.parametrize(
-    "payload", [SEED_GAME_OVER, SEED_GAME_OVER.encode(), bytearray(SEED_GAME_OVER.encode())]
+    "payload", [OLDER_GAME_OVER, OLDER_GAME_OVER.encode(), bytearray(OLDER_GAME_OVER.encode())]
 )
 def test_game_over_from_payload(payload: str | bytes | bytearray) -> None:
     game_over = GameOver.from_payload(payload)
@@ -397,7 +397,7 @@ def test_game_over_invalid(message: dict[str, object]) -> None:
 
 
 def test_game_over_to_json() -> None:
-    assert GameOver(MACHINE_ID, NOON).to_json() == SEED_GAME_OVER
+    assert GameOver(MACHINE_ID, NOON).to_json() == OLDER_GAME_OVER
     assert GameOver(MACHINE_ID, None).to_json() == '{"machineId":"arcadeCabinet-123","status":"game_over"}'
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.arcade_pay.ledger import PaymentLedger
-from custom_components.arcade_pay.reconciliation import (
+from custom_components.arcade_pay.core.ledger import PaymentLedger
+from custom_components.arcade_pay.core.reconciliation import (
     DELAYED_PAYMENT_WINDOW,
     OPEN_WINDOW,
     CursorMove,

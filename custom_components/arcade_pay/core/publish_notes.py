@@ -88,8 +88,9 @@ class PublishNotes:
                 _LOGGER.warning(
                     "Could not note in the ledger that coin pulse %s was sent (%s); the note is "
                     "written again later, the pulse is not sent again",
-                    payment_id, err,
-                )  # fmt: skip
+                    payment_id,
+                    err,
+                )
             self._failures += 1
             self._retry_at = self._clock() + backoff(self._failures)
             return False

@@ -266,7 +266,7 @@ class FakeStripe:
         return web.json_response(self.add_payment_link(items, params.get("metadata", {})))
 
     def add_payment_link(self, items: list[dict[str, Any]], metadata: dict[str, str]) -> dict[str, Any]:
-        """Create a payment link directly (also how tests make 'seed' links)."""
+        """Create a payment link directly (also how tests make links of the earlier system)."""
         link_id = self._id("plink")
         base = self.public_url or self.url
         link = {
@@ -281,8 +281,8 @@ class FakeStripe:
         self.link_items[link_id] = items
         return link
 
-    def add_seed_link(self, machine_id: str, unit_amount: int, currency: str = "usd") -> dict[str, Any]:
-        """A link as the seed system made it: a price, metadata machine_id."""
+    def add_older_link(self, machine_id: str, unit_amount: int, currency: str = "usd") -> dict[str, Any]:
+        """A link as the earlier system made it: a price, metadata machine_id."""
         product = {"id": self._id("prod"), "object": "product", "name": machine_id, "metadata": {}}
         self.products[product["id"]] = product
         price = {
@@ -379,8 +379,13 @@ class FakeStripe:
         if session.get("refunded"):
             return _error(400, "Charge has already been refunded.", code="charge_already_refunded")
         session["refunded"] = True
-        refund = {"id": self._id("re"), "object": "refund", "payment_intent": intent,
-                  "amount": session["amount_total"], "status": "succeeded"}  # fmt: skip
+        refund = {
+            "id": self._id("re"),
+            "object": "refund",
+            "payment_intent": intent,
+            "amount": session["amount_total"],
+            "status": "succeeded",
+        }
         self.refunds.append(refund)
         return web.json_response(refund)
 
@@ -401,8 +406,13 @@ class FakeStripe:
         before = sum(
             r["amount"] for r in self.refunds if r["payment_intent"] == intent and r["status"] == "succeeded"
         )
-        refund = {"id": self._id("re"), "object": "refund", "payment_intent": intent, "status": status,
-                  "amount": session["amount_total"] - before if amount is None else amount}  # fmt: skip
+        refund = {
+            "id": self._id("re"),
+            "object": "refund",
+            "payment_intent": intent,
+            "status": status,
+            "amount": session["amount_total"] - before if amount is None else amount,
+        }
         self.refunds.append(refund)
         total = before + refund["amount"] if status == "succeeded" else before
         return self.refund_event(session_id, amount_refunded=total)

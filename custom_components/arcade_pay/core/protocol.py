@@ -1,7 +1,7 @@
 """The MQTT wire protocol that cabinets speak.
 
 Plain Python (no Home Assistant import) so that the cabinet agent can use the same
-definitions. Topics and the coin pulse / game over JSON are those of the seed system,
+definitions. Topics and the coin pulse / game over JSON are those of the earlier system,
 so cabinets built for it keep working; ``paymentId`` is an addition they ignore.
 
 Topic layout, under a configurable prefix (default ``arcade/machine``):
@@ -109,7 +109,7 @@ def machine_id_from_topic(prefix: str, message_topic: str) -> str | None:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """Format as the seed did: ISO 8601, UTC, whole seconds, ``Z`` suffix."""
+    """Format as the earlier system did: ISO 8601, UTC, whole seconds, ``Z`` suffix."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -184,7 +184,7 @@ class CoinPulse:
     payment_id: str | None = None
 
     def to_json(self) -> str:
-        """Serialize exactly as the seed did, plus ``paymentId``."""
+        """Serialize exactly as the earlier system did, plus ``paymentId``."""
         message: dict[str, Any] = {
             "machineId": self.machine_id,
             "credits": self.credits,
@@ -209,7 +209,7 @@ class GameOver:
     timestamp: datetime | None
 
     def to_json(self) -> str:
-        """Serialize as the seed's cabinets do."""
+        """Serialize as the earlier system's cabinets do."""
         message: dict[str, Any] = {"machineId": self.machine_id, "status": "game_over"}
         if self.timestamp is not None:
             message["timestamp"] = format_timestamp(self.timestamp)

@@ -28,9 +28,9 @@ from typing import Any
 from hypothesis import event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from custom_components.arcade_pay.delivery import CreditDispatcher, Pulse
-from custom_components.arcade_pay.ledger import Adjustment, Payment, PaymentLedger, PaymentSource
-from custom_components.arcade_pay.reconciliation import DELAYED_PAYMENT_WINDOW, OPEN_WINDOW, move
+from custom_components.arcade_pay.core.delivery import CreditDispatcher, Pulse
+from custom_components.arcade_pay.core.ledger import Adjustment, Payment, PaymentLedger, PaymentSource
+from custom_components.arcade_pay.core.reconciliation import DELAYED_PAYMENT_WINDOW, OPEN_WINDOW, move
 
 CABINET = "cab"
 LINK = "plink_cab"
@@ -52,8 +52,12 @@ class Session:
     disputed: int | None = None
 
     def listed(self) -> dict[str, Any]:
-        return {"id": self.session_id, "created": self.created, "status": self.status,
-                "payment_status": self.payment_status}  # fmt: skip
+        return {
+            "id": self.session_id,
+            "created": self.created,
+            "status": self.status,
+            "payment_status": self.payment_status,
+        }
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,11 @@ class MoneyInMachine(RuleBasedStateMachine):
         session = self.stripe[pulse.payment_id]
         assert pulse.payment_id not in self.applied, "a session applied twice"
         expected = kept(
-            session.credits, session.amount,
-            self.known_refund.get(session.intent, 0), self.known_dispute.get(session.intent),
-        )  # fmt: skip
+            session.credits,
+            session.amount,
+            self.known_refund.get(session.intent, 0),
+            self.known_dispute.get(session.intent),
+        )
         assert expected > 0, "credits sent for a payment refunded or disputed before delivery"
         assert pulse.credits == expected, (pulse.credits, expected)
         self.applied[pulse.payment_id] = pulse.credits
@@ -124,10 +130,18 @@ class MoneyInMachine(RuleBasedStateMachine):
 
     def _paid(self, session: Session, event_id: str) -> None:
         payment = Payment(
-            session.session_id, CABINET, session.credits, session.amount, "usd", PaymentSource.STRIPE,
-            datetime.fromtimestamp(self.now, UTC), session.intent, event_id, "checkout.session.completed",
+            session.session_id,
+            CABINET,
+            session.credits,
+            session.amount,
+            "usd",
+            PaymentSource.STRIPE,
+            datetime.fromtimestamp(self.now, UTC),
+            session.intent,
+            event_id,
+            "checkout.session.completed",
             LINK,
-        )  # fmt: skip
+        )
         if not self._run(self.dispatcher.accept(payment, recorded=self._recorded, deliver=False)):
             return
         self.recorded.add(session.session_id)
@@ -184,10 +198,12 @@ class MoneyInMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def delayed_payment_succeeds(self, data: st.DataObject) -> None:
         waiting = [
-            s for s in self.stripe.values()
-            if s.payment_status == "unpaid" and s.status == "complete"
+            s
+            for s in self.stripe.values()
+            if s.payment_status == "unpaid"
+            and s.status == "complete"
             and self.now - s.created < DELAYED_PAYMENT_WINDOW
-        ]  # fmt: skip
+        ]
         if waiting:
             session = data.draw(st.sampled_from(waiting))
             session.payment_status = "paid"
@@ -292,9 +308,11 @@ class MoneyInMachine(RuleBasedStateMachine):
             assert session.session_id in self.recorded, f"{session.session_id} was never credited"
             if session.session_id not in self.applied:
                 owed = kept(
-                    session.credits, session.amount,
-                    self.known_refund.get(session.intent, 0), self.known_dispute.get(session.intent),
-                )  # fmt: skip
+                    session.credits,
+                    session.amount,
+                    self.known_refund.get(session.intent, 0),
+                    self.known_dispute.get(session.intent),
+                )
                 assert owed == 0, f"{session.session_id} never got its {owed} credit(s)"
 
     # --- safety -------------------------------------------------------------------------------------------
@@ -315,9 +333,11 @@ class MoneyInMachine(RuleBasedStateMachine):
         for pending in self.ledger.undelivered():
             session = self.stripe[pending.payment_id]
             expected = kept(
-                session.credits, session.amount,
-                self.known_refund.get(session.intent, 0), self.known_dispute.get(session.intent),
-            )  # fmt: skip
+                session.credits,
+                session.amount,
+                self.known_refund.get(session.intent, 0),
+                self.known_dispute.get(session.intent),
+            )
             assert pending.credits == expected > 0, (pending, expected)
 
     def teardown(self) -> None:

@@ -1,6 +1,6 @@
 """Issue 8, item 13: with the README's ACL a cabinet's broker user speaks for that cabinet only.
 
-A real mosquitto (tests/mosquitto.py) runs dev/mosquitto.acl, the file scripts/develop and the
+A real mosquitto (tests/mosquitto.py) runs tools/dev/mosquitto.acl, the file scripts/develop and the
 end-to-end test use, with a user for Home Assistant and one per cabinet.
 """
 
@@ -15,11 +15,11 @@ import time
 from paho.mqtt import client as mqtt
 import pytest
 
-from .mosquitto import ACL_FILE, Mosquitto, find_mosquitto
+from ..mosquitto import ACL_FILE, Mosquitto, find_mosquitto
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 USERS = {"homeassistant": "ha-secret", "cab1": "cab1-secret", "cab2": "cab2-secret"}
 WAIT = 5.0  # seconds; every wait below is bounded
 
@@ -126,7 +126,7 @@ def test_anonymous_and_wrong_passwords_are_refused(
 
 
 def test_readme_shows_the_acl_that_is_tested() -> None:
-    """The README's example is dev/mosquitto.acl, word for word."""
+    """The README's example is tools/dev/mosquitto.acl, word for word."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```text\n(.*?)```", readme, re.DOTALL)
     assert ACL_FILE.read_text(encoding="utf-8") in blocks

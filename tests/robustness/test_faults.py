@@ -55,12 +55,12 @@ from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.helpers import frame
 
 from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from custom_components.arcade_pay.hub import ArcadePayHub
-from custom_components.arcade_pay.ledger import PaymentLedger, PaymentState
 from fake_stripe import Delivery, FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, clean_mqtt_client
-from .mosquitto import Mosquitto, find_mosquitto
+from ..conftest import MACHINE_ID, WEBHOOK_ID, clean_mqtt_client
+from ..mosquitto import Mosquitto, find_mosquitto
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
 
@@ -473,7 +473,7 @@ async def real_mqtt(hass: HomeAssistant, brokers: Callable[..., Mosquitto]) -> A
 # --- a. the broker stops while payments arrive ---------------------------------------------------
 
 
-@pytest.mark.parametrize("acknowledges", [True, False], ids=["acknowledging", "seed"])
+@pytest.mark.parametrize("acknowledges", [True, False], ids=["acknowledging", "older"])
 async def test_broker_stopped_while_payments_arrive(
     hass: HomeAssistant,
     hass_client_no_auth: ClientFactory,
@@ -489,10 +489,10 @@ async def test_broker_stopped_while_payments_arrive(
     """20 payments; the broker is down for the middle 10. All reach the cabinet, once each.
 
     A cabinet that never acknowledges only gets its pulses if the broker keeps its session
-    across the restart (persistence), since each pulse is sent once: that is the seed's setup.
+    across the restart (persistence), since each pulse is sent once: that is the earlier system's setup.
     """
     started = time.monotonic()
-    tally = Tally(f"broker stopped ({'acknowledging' if acknowledges else 'seed'} cabinet)")
+    tally = Tally(f"broker stopped ({'acknowledging' if acknowledges else 'older'} cabinet)")
     rng = random.Random(1)
     broker = brokers(persistence=not acknowledges)
     cabinet = cabinets(broker.port, acknowledges=acknowledges)
@@ -545,7 +545,7 @@ async def test_broker_stopped_while_payments_arrive(
     held = [p for p in received if p["paymentId"] in while_down]
     assert {p["paymentId"] for p in held} == set(while_down)
     if not acknowledges:
-        # A seed cabinet cannot drop repeats: it must get each pulse exactly once.
+        # An older cabinet cannot drop repeats: it must get each pulse exactly once.
         assert stats["repeats_dropped_by_cabinet"] == 0, Counter(p["paymentId"] for p in received)
         assert not planner.acknowledges.get(MACHINE_ID)
     assert first in cabinet.applied()
@@ -811,7 +811,7 @@ NO_PUBACK_BUG = (
 
 
 @pytest.mark.xfail(strict=True, reason=NO_PUBACK_BUG)
-async def test_pulse_without_puback_survives_restart_seed_cabinet(
+async def test_pulse_without_puback_survives_restart_older_cabinet(
     hass: HomeAssistant,
     aiohttp_client: Any,
     fake_stripe: FakeStripe,
@@ -822,7 +822,7 @@ async def test_pulse_without_puback_survives_restart_seed_cabinet(
     monkeypatch: pytest.MonkeyPatch,
     record_property: Callable[[str, object], None],
 ) -> None:
-    """The broker hangs (SIGSTOP) while a pulse for a seed cabinet (no acks) is on its way, then
+    """The broker hangs (SIGSTOP) while a pulse for an older cabinet (no acks) is on its way, then
     crashes; Home Assistant is restarted before it could reconnect. The credit must still reach
     the cabinet. (A cabinet that acknowledges gets it: the pulse waits for its ack, and
     test_home_assistant_restart_with_pulses_pending shows such pulses survive a restart.)
@@ -830,7 +830,7 @@ async def test_pulse_without_puback_survives_restart_seed_cabinet(
     # Home Assistant gives up waiting for a PUBACK after 10 s; only that wait is shortened.
     monkeypatch.setattr(mqtt_client_module, "TIMEOUT_ACK", 1)
     started = time.monotonic()
-    tally = Tally("broker hung on a pulse, then Home Assistant restarted (seed cabinet)")
+    tally = Tally("broker hung on a pulse, then Home Assistant restarted (older cabinet)")
     broker = brokers(persistence=True)
     cabinet = cabinets(broker.port, acknowledges=False)
     config_dir = hass.config.config_dir
@@ -871,7 +871,7 @@ async def test_pulse_without_puback_survives_restart_seed_cabinet(
         await setup_mqtt(second_hass, broker.port)
         hub = await setup_arcade_pay(second_hass, same_entry(config_entry))
         try:
-            # Outstanding pulses go out at start-up; a seed cabinet needs no more than that.
+            # Outstanding pulses go out at start-up; an older cabinet needs no more than that.
             await wait_for_delivery(
                 second_hass, hub, cabinet, tally, PaymentState.PUBLISHED, "the hung pulse", deadline=3
             )

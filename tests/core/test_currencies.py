@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.arcade_pay.currencies import (
+from custom_components.arcade_pay.core.currencies import (
     STRIPE_CURRENCIES,
     PriceError,
     format_amount,
@@ -12,7 +12,7 @@ from custom_components.arcade_pay.currencies import (
     parse_price,
     price_example,
 )
-from custom_components.arcade_pay.payments import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES
+from custom_components.arcade_pay.core.payments import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import re
 import subprocess
@@ -12,7 +13,7 @@ import textwrap
 import aiohttp
 import pytest
 
-from custom_components.arcade_pay.stripe_gateway import (
+from custom_components.arcade_pay.core.stripe_gateway import (
     RESTRICTED_KEY_PERMISSIONS,
     StripeAuthError,
     StripeConnectionError,
@@ -21,6 +22,8 @@ from custom_components.arcade_pay.stripe_gateway import (
 )
 from fake_stripe import REJECTED_KEY, FakeStripe
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_no_stripe_module_is_imported_after_ours() -> None:
     """Stripe's SDK imports lazily; in Home Assistant's event loop that is a blocking call."""
@@ -28,8 +31,8 @@ def test_no_stripe_module_is_imported_after_ours() -> None:
         """
         import asyncio, sys
         import aiohttp
-        from custom_components.arcade_pay.stripe_gateway import StripeGateway
-        from custom_components.arcade_pay import payments
+        from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
+        from custom_components.arcade_pay.core import payments
         from fake_stripe import FakeStripe, sign
 
         async def main():
@@ -59,7 +62,12 @@ def test_no_stripe_module_is_imported_after_ours() -> None:
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(map(str, (ROOT, ROOT / "tools")))},
     )
     assert result.stdout.strip() == "[]"
 
@@ -124,7 +132,7 @@ async def test_refunded_amount_counts_refunds_that_give_money_back(session: aioh
 
 def test_restricted_key_permissions_are_documented_where_the_owner_reads_them() -> None:
     """Issue 8, item 17: every permission the gateway's calls need is in the README and the setup form."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     readme = next(
         line for line in (root / "README.md").read_text(encoding="utf-8").splitlines() if "`rk_…`" in line
     )

@@ -25,7 +25,7 @@ from hypothesis.stateful import (
 )
 import pytest
 
-from custom_components.arcade_pay.ledger import (
+from custom_components.arcade_pay.core.ledger import (
     SCHEMA_VERSION,
     Adjustment,
     CabinetMemory,

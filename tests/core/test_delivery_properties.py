@@ -2,7 +2,7 @@
 
 The world has a clock, a broker that can go down (with Home Assistant noticing at once or
 only later), and two cabinets that can go offline (noticed at once, or only when their
-status arrives): "ack-cab" acknowledges every pulse it receives, "seed-cab" never does.
+status arrives): "ack-cab" acknowledges every pulse it receives, "older-cab" never does.
 Pulses the broker accepts for a cabinet that is offline are lost, like QoS 1 to a
 non-persistent session. Acknowledgements can be lost too, the process can crash between a
 publish and its ledger write, and Home Assistant can restart at any time.
@@ -34,21 +34,21 @@ from hypothesis import event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 import pytest
 
-from custom_components.arcade_pay.delivery import AckResult, CreditDispatcher, Pulse
-from custom_components.arcade_pay.delivery_planner import DeliveryPlanner
-from custom_components.arcade_pay.ledger import (
+from custom_components.arcade_pay.core.delivery import AckResult, CreditDispatcher, Pulse
+from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
+from custom_components.arcade_pay.core.ledger import (
     LedgerError,
     Payment,
     PaymentLedger,
     PaymentSource,
     PaymentState,
 )
-from custom_components.arcade_pay.publish_notes import PublishNotes
-from custom_components.arcade_pay.resend import BACKOFF_MAX, MAX_SENDS_WITHOUT_ACK, backoff
+from custom_components.arcade_pay.core.publish_notes import PublishNotes
+from custom_components.arcade_pay.core.resend import BACKOFF_MAX, MAX_SENDS_WITHOUT_ACK, backoff
 
 ACK_CAB = "ack-cab"
-SEED_CAB = "seed-cab"
-CABINETS = (ACK_CAB, SEED_CAB)
+OLDER_CAB = "older-cab"
+CABINETS = (ACK_CAB, OLDER_CAB)
 SESSIONS = 8
 NOON = datetime(2024, 7, 1, 12, 0, 0, tzinfo=UTC)
 START = NOON.timestamp()
@@ -56,7 +56,7 @@ START = NOON.timestamp()
 
 def session(index: int) -> tuple[str, str, int]:
     """payment id, cabinet and credits of a Checkout session: always the same for one index."""
-    return f"cs_{index}", (ACK_CAB if index % 2 == 0 else SEED_CAB), 1 + index % 3
+    return f"cs_{index}", (ACK_CAB if index % 2 == 0 else OLDER_CAB), 1 + index % 3
 
 
 def payment(index: int) -> Payment:
@@ -113,7 +113,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.unanswered: set[str] = set()  # Deliveries Stripe got no answer for: it sends them again.
         # Sends of an ack-cab pulse since it was last resumed (resend.py's bound).
         self.sends_this_round: Counter[str] = Counter()
-        self.cabinets = {ACK_CAB: Cabinet(ACK_CAB, True), SEED_CAB: Cabinet(SEED_CAB, False)}
+        self.cabinets = {ACK_CAB: Cabinet(ACK_CAB, True), OLDER_CAB: Cabinet(OLDER_CAB, False)}
         # Model of what was paid, refunded and crashed on.
         self.paid: dict[str, tuple[str, int]] = {}
         self.refunded_undelivered: set[str] = set()  # Refunded before it was known delivered.
@@ -278,7 +278,7 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, SESSIONS - 1))
     def ack_of_a_pulse_never_sent(self, index: int) -> None:
-        """A cabinet (the seed one too) "acknowledges" a payment whose pulse was never sent: a
+        """A cabinet (an older one too) "acknowledges" a payment whose pulse was never sent: a
         claim without an ack changes nothing, and teaches nothing."""
         payment_id, machine_id, _ = session(index)
         if (
@@ -462,9 +462,9 @@ class DeliveryMachine(RuleBasedStateMachine):
             assert sum(cabinet.applied.values()) == sum(self.paid[p][1] for p in cabinet.applied)
 
     @invariant()
-    def seed_pulses_are_sent_once(self) -> None:
+    def older_cabinet_pulses_are_sent_once(self) -> None:
         for payment_id, (machine_id, _) in self.paid.items():
-            if machine_id == SEED_CAB:
+            if machine_id == OLDER_CAB:
                 limit = 1 + self.crashed[payment_id]
                 assert self.accepted[payment_id] <= limit, (payment_id, self.accepted[payment_id])
 
@@ -476,8 +476,8 @@ class DeliveryMachine(RuleBasedStateMachine):
                 assert self.sends_this_round[payment_id] <= limit, (payment_id, self.sends_this_round)
 
     @invariant()
-    def seed_cabinet_never_counts_as_acknowledging(self) -> None:
-        assert not self.dispatcher.planner.acknowledges.get(SEED_CAB, False)
+    def older_cabinet_never_counts_as_acknowledging(self) -> None:
+        assert not self.dispatcher.planner.acknowledges.get(OLDER_CAB, False)
 
     @invariant()
     def planner_follows_the_ledger(self) -> None:
@@ -574,7 +574,7 @@ def test_a_pulse_is_sent_at_most_max_sends_without_ack_in_a_row() -> None:
     assert [o.payment_id for o in planner.given_up(ACK_CAB)] == ["cs_0"]
     planner.hurry()  # MQTT coming back does not change that; the cabinet coming back does.
     assert planner.take_due(now) == []
-    assert not planner.resume(SEED_CAB)
+    assert not planner.resume(OLDER_CAB)
     assert planner.resume(ACK_CAB)
     assert [o.payment_id for o in planner.take_due(now)] == ["cs_0"]
     assert planner.given_up() == []
@@ -624,7 +624,7 @@ def test_an_exception_does_not_strand_the_rest_of_the_batch(tmp_path: Path, fail
 def test_take_due_never_hands_out_a_pulse_in_flight_twice() -> None:
     planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
     planner.add("cs_1", ACK_CAB)
-    planner.add("cs_2", SEED_CAB)
+    planner.add("cs_2", OLDER_CAB)
     assert {o.payment_id for o in planner.take_due(0.0)} == {"cs_1", "cs_2"}
     assert planner.take_due(0.0) == []
     assert planner.take_due(1e9) == []
@@ -660,18 +660,18 @@ def test_held_pulses_are_not_handed_out() -> None:
 
 
 def test_next_wakeup_ignores_held_and_in_flight_pulses() -> None:
-    planner = DeliveryPlanner(acknowledges={ACK_CAB: True, SEED_CAB: True})
+    planner = DeliveryPlanner(acknowledges={ACK_CAB: True, OLDER_CAB: True})
     assert planner.next_wakeup() is None
     planner.add("cs_1", ACK_CAB, due_at=50.0)
-    planner.add("cs_2", SEED_CAB, due_at=30.0)
+    planner.add("cs_2", OLDER_CAB, due_at=30.0)
     assert planner.next_wakeup() == 30.0
 
-    planner.online[SEED_CAB] = False
+    planner.online[OLDER_CAB] = False
     assert planner.next_wakeup() == 50.0
     planner.connected = False
     assert planner.next_wakeup() is None
     planner.connected = True
-    planner.online[SEED_CAB] = True
+    planner.online[OLDER_CAB] = True
 
     [in_flight] = planner.take_due(40.0)
     assert in_flight.payment_id == "cs_2"
@@ -679,14 +679,14 @@ def test_next_wakeup_ignores_held_and_in_flight_pulses() -> None:
     planner.published("cs_2", 40.0)
     assert planner.next_wakeup() == 40.0 + backoff(1)
     planner.online[ACK_CAB] = False
-    planner.online[SEED_CAB] = False
+    planner.online[OLDER_CAB] = False
     assert planner.next_wakeup() is None
 
 
 def test_hurry_makes_one_cabinets_pulses_or_all_due_now() -> None:
     planner = DeliveryPlanner()
     planner.add("cs_1", ACK_CAB, due_at=500.0)
-    planner.add("cs_2", SEED_CAB, due_at=500.0)
+    planner.add("cs_2", OLDER_CAB, due_at=500.0)
     planner.hurry(ACK_CAB)
     assert [o.payment_id for o in planner.take_due(0.0)] == ["cs_1"]
     planner.hurry()
@@ -753,7 +753,7 @@ def test_a_ledger_write_that_fails_after_a_publish_is_retried_not_the_publish(tm
             return function(*args)
 
         dispatcher = CreditDispatcher(ledger, publish, lambda: now, run_blocking)
-        asyncio.run(dispatcher.accept(payment(1)))  # For the seed cabinet: sent once, never again.
+        asyncio.run(dispatcher.accept(payment(1)))  # For the older cabinet: sent once, never again.
         for _ in range(5):
             now += BACKOFF_MAX + 1
             asyncio.run(dispatcher.flush())

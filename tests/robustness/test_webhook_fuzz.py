@@ -37,12 +37,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from homeassistant.core import HomeAssistant
 
+from custom_components.arcade_pay.core.ledger import PaymentState
+from custom_components.arcade_pay.core.payments import MAX_AMOUNT, MAX_BODY_BYTES
 from custom_components.arcade_pay.hub import ArcadePayHub
-from custom_components.arcade_pay.ledger import PaymentState
-from custom_components.arcade_pay.payments import MAX_AMOUNT, MAX_BODY_BYTES
 from fake_stripe import DEFAULT_WEBHOOK_SECRET, FakeStripe, sign
 
-from .conftest import API_KEY, MACHINE_ID, UNIT_AMOUNT, WEBHOOK_ID, managed_link, published
+from ..conftest import API_KEY, MACHINE_ID, UNIT_AMOUNT, WEBHOOK_ID, managed_link, published
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 SECRETS = (DEFAULT_WEBHOOK_SECRET, API_KEY)
@@ -580,7 +580,7 @@ def stripe_items_delivery(
         session = session | {"amount_subtotal": session["amount_subtotal"] + items.subtotal_offset}
         delivery = fake.event_delivery(COMPLETED, session)
     else:
-        link = fake.add_seed_link(MACHINE_ID, items.unit_amount)  # new: its price is not known yet
+        link = fake.add_older_link(MACHINE_ID, items.unit_amount)  # new: its price is not known yet
         delivery = fake.complete_checkout(link["id"], quantity=items.checkout_quantity)
         session = delivery.event["data"]["object"]
     fake.session_items[session["id"]][0]["quantity"] = items.quantity
@@ -802,7 +802,7 @@ def unstorable_delivery(fake: FakeStripe, cabinet_link: dict[str, Any], case: st
             COMPLETED, session | {"amount_subtotal": UNIT_AMOUNT * 2**63, "amount_total": 1}
         )
     else:  # "Stripe line items, quantity 2**64"
-        link = fake.add_seed_link(MACHINE_ID, FOREIGN_UNIT_AMOUNT)
+        link = fake.add_older_link(MACHINE_ID, FOREIGN_UNIT_AMOUNT)
         delivery = fake.complete_checkout(link["id"], quantity=1)
         fake.session_items[delivery.event["data"]["object"]["id"]][0]["quantity"] = 2**64
     return delivery.body, delivery.headers["Stripe-Signature"]

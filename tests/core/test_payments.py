@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from custom_components.arcade_pay.payments import (
+from custom_components.arcade_pay.core.payments import (
     EVENT_CHARGE_REFUNDED,
     EVENT_DISPUTE_CREATED,
     EVENT_SESSION_ASYNC_FAILED,

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from custom_components.arcade_pay.ledger import (
+from custom_components.arcade_pay.core.ledger import (
     _MIGRATIONS,
     SCHEMA_VERSION,
     Adjustment,
@@ -18,7 +18,7 @@ from custom_components.arcade_pay.ledger import (
     PaymentLedger,
     PaymentState,
 )
-from custom_components.arcade_pay.money_rules import credits_to_withhold
+from custom_components.arcade_pay.core.money_rules import credits_to_withhold
 
 from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
 
@@ -75,8 +75,10 @@ def test_schema_3_is_migrated_to_4_with_its_data(path: Path) -> None:
         assert (old.state, old.credits, old.withheld_credits) == (PaymentState.PUBLISHED, 3, 0)
         # Refunded before it was ever sent: its credits were withheld.
         assert (refunded.state, refunded.refunded_amount, refunded.withheld_credits) == (
-            PaymentState.REFUNDED, 400, 2,
-        )  # fmt: skip
+            PaymentState.REFUNDED,
+            400,
+            2,
+        )
         assert ledger.record(make_payment(payment_id="cs_old", event_id="evt_retry")) is False
         assert ledger.record(make_payment(payment_id="cs_new", payment_intent="pi_new")) is True
         assert [u.payment_id for u in ledger.undelivered()] == ["cs_new"]
@@ -129,8 +131,10 @@ def test_partial_refund_of_undelivered_credits_keeps_those_still_paid_for(
     record = ledger.payment("cs_test_1")
     assert record is not None
     assert (record.state, record.credits, record.withheld_credits) == (
-        PaymentState.PENDING if awaiting_ack is None else PaymentState.PUBLISHED, 3, 1,
-    )  # fmt: skip
+        PaymentState.PENDING if awaiting_ack is None else PaymentState.PUBLISHED,
+        3,
+        1,
+    )
     # Cumulative: 4.00 refunded leaves 2.00, one credit; a late, smaller event changes nothing.
     assert ledger.record_refund("pi_1", 400, "evt_r2") == Adjustment(record, 300, 1)
     assert ledger.record_refund("pi_1", 100, "evt_r1") is not None
@@ -202,8 +206,10 @@ def test_refund_before_its_payment_is_applied_when_the_payment_is_recorded(path:
         record = ledger.payment("cs_test_1")
         assert record is not None
         assert (record.state, record.refunded_amount, record.withheld_credits) == (
-            PaymentState.REFUNDED, 600, 3,
-        )  # fmt: skip
+            PaymentState.REFUNDED,
+            600,
+            3,
+        )
         assert ledger.undelivered() == []
         assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
         applied = ledger.take_applied_on_record("cs_test_1")
@@ -274,9 +280,13 @@ def test_a_second_early_dispute_does_not_replace_the_first(ledger: PaymentLedger
 
 def uncreditable_payment(**overrides: object) -> Payment:
     defaults: dict[str, object] = {
-        "payment_id": "cs_eur", "credits": 0, "currency": "eur", "payment_intent": "pi_eur",
-        "event_id": "evt_eur", "payment_link": "plink_a",
-    }  # fmt: skip
+        "payment_id": "cs_eur",
+        "credits": 0,
+        "currency": "eur",
+        "payment_intent": "pi_eur",
+        "event_id": "evt_eur",
+        "payment_link": "plink_a",
+    }
     return make_payment(**(defaults | overrides))
 
 
@@ -285,8 +295,11 @@ def test_uncreditable_payment_is_recorded_once_and_is_not_revenue(
 ) -> None:
     record = ledger.record_uncreditable(uncreditable_payment(), "paid in EUR, priced in USD")
     assert (record.state, record.credits, record.note, record.payment_link) == (
-        PaymentState.UNCREDITABLE, 0, "paid in EUR, priced in USD", "plink_a",
-    )  # fmt: skip
+        PaymentState.UNCREDITABLE,
+        0,
+        "paid in EUR, priced in USD",
+        "plink_a",
+    )
     again = ledger.record_uncreditable(uncreditable_payment(event_id="evt_retry"), "another reason")
     assert again == record  # the first record stands
     assert ledger.totals() == []

@@ -1,0 +1,1 @@
+"""Fuzzing and faults: hostile webhooks, a broker that stops, a ledger that fails, a strict broker ACL."""
