@@ -2,7 +2,8 @@
 
 Used by the test suite and by ``scripts/develop``: products, prices, payment links
 (create, update, retrieve, line items), checkout sessions (retrieve, list, line items),
-webhook endpoints, and a checkout page that "pays" a link and delivers a correctly
+webhook endpoints (create, retrieve, update, delete, list: webhook_endpoints.py), and a
+checkout page that "pays" a link and delivers a correctly
 signed event to every webhook endpoint, exactly as Stripe signs them.
 
 It speaks Stripe's wire format (form-encoded requests with nested ``a[b][0]=c`` keys,
@@ -24,6 +25,8 @@ import time
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
+
+from .webhook_endpoints import EndpointError, apply_update, new_endpoint, public, receives
 
 DEFAULT_WEBHOOK_SECRET = "whsec_arcadepay_fake_stripe_secret"  # Only ever valid against this fake.
 ACCOUNT_ID = "acct_1FakeArcadePay"
@@ -84,6 +87,10 @@ def _error(
     status: int, message: str, error_type: str = "invalid_request_error", code: str | None = None
 ) -> web.Response:
     return web.json_response({"error": {"type": error_type, "message": message, "code": code}}, status=status)
+
+
+def _api_key(request: web.Request) -> str:
+    return request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
 
 
 @dataclass
@@ -149,6 +156,9 @@ class FakeStripe:
         r.add_get("/v1/refunds", self._list_refunds)
         r.add_post("/v1/webhook_endpoints", self._create_endpoint)
         r.add_get("/v1/webhook_endpoints", self._list_endpoints)
+        r.add_get("/v1/webhook_endpoints/{id}", self._get_endpoint)
+        r.add_post("/v1/webhook_endpoints/{id}", self._update_endpoint)
+        r.add_delete("/v1/webhook_endpoints/{id}", self._delete_endpoint)
         r.add_get("/", self._home)
         r.add_post("/", self._home_add_endpoint)
         r.add_get("/pay/{id}", self._checkout_page)
@@ -160,8 +170,7 @@ class FakeStripe:
         if not request.path.startswith("/v1/"):
             return await handler(request)
         self.requests.append((request.method, request.path))
-        auth = request.headers.get("Authorization", "")
-        key = auth.removeprefix("Bearer ").strip()
+        key = _api_key(request)
         if not key.startswith(("sk_", "rk_")) or key == REJECTED_KEY:
             return _error(401, "Invalid API Key provided: " + key[:8] + "****")
         if self.fail_next > 0:
@@ -446,23 +455,68 @@ class FakeStripe:
         }
         return self.event_delivery("charge.dispute.created", dispute)
 
+    # --- webhook endpoints (rules in webhook_endpoints.py) -----------------------------
+
     async def _create_endpoint(self, request: web.Request) -> web.Response:
         params = await self._params(request)
-        return web.json_response(self.add_webhook_endpoint(params["url"]))
+        try:
+            endpoint = new_endpoint(self._id("we"), params, _api_key(request), len(self.webhook_endpoints))
+        except EndpointError as err:
+            return _error(err.status, str(err), code=err.code or None)
+        self.webhook_endpoints[endpoint["id"]] = endpoint
+        return web.json_response(endpoint)  # The only answer that carries the secret.
 
     def add_webhook_endpoint(self, url: str) -> dict[str, Any]:
-        """Register a URL to deliver events to (signed with ``webhook_secret``)."""
+        """Register a URL by hand (the manual path): every event, signed with ``webhook_secret``."""
         endpoint = {
             "id": self._id("we"),
             "object": "webhook_endpoint",
             "url": url,
+            "enabled_events": ["*"],
+            "metadata": {},
+            "status": "enabled",
             "secret": self.webhook_secret,
         }
         self.webhook_endpoints[endpoint["id"]] = endpoint
         return endpoint
 
+    def disable_endpoint(self, endpoint_id: str) -> None:
+        """What Stripe does to an endpoint whose deliveries have failed for days."""
+        self.webhook_endpoints[endpoint_id]["status"] = "disabled"
+
+    def _endpoint(self, request: web.Request) -> dict[str, Any]:
+        endpoint = self.webhook_endpoints.get(request.match_info["id"])
+        if endpoint is None:
+            raise EndpointError(
+                404, f"No such webhook endpoint: '{request.match_info['id']}'", "resource_missing"
+            )
+        return endpoint
+
+    async def _get_endpoint(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response(public(self._endpoint(request)))
+        except EndpointError as err:
+            return _error(err.status, str(err), code=err.code)
+
+    async def _update_endpoint(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        try:
+            endpoint = self._endpoint(request)
+            apply_update(endpoint, params, _api_key(request))
+        except EndpointError as err:
+            return _error(err.status, str(err), code=err.code)
+        return web.json_response(public(endpoint))
+
+    async def _delete_endpoint(self, request: web.Request) -> web.Response:
+        try:
+            endpoint = self._endpoint(request)
+        except EndpointError as err:
+            return _error(err.status, str(err), code=err.code)
+        del self.webhook_endpoints[endpoint["id"]]
+        return web.json_response({"id": endpoint["id"], "object": "webhook_endpoint", "deleted": True})
+
     async def _list_endpoints(self, request: web.Request) -> web.Response:
-        return self._list(request, list(self.webhook_endpoints.values()))
+        return self._list(request, [public(e) for e in self.webhook_endpoints.values()])
 
     # --- paying -------------------------------------------------------------------
 
@@ -555,13 +609,20 @@ class FakeStripe:
         return Delivery(event, body, {"Stripe-Signature": header, "Content-Type": "application/json"})
 
     async def deliver(self, delivery: Delivery) -> list[int]:
-        """POST a delivery to every webhook endpoint; return their HTTP statuses."""
+        """POST a delivery to every endpoint that receives its event type; return their HTTP statuses.
+
+        Each endpoint gets the body signed with its own secret, as Stripe signs it.
+        """
         statuses = []
+        event_type = str(delivery.event.get("type", ""))
         async with ClientSession(timeout=ClientTimeout(total=30)) as session:
-            for endpoint in self.webhook_endpoints.values():
-                async with session.post(
-                    endpoint["url"], data=delivery.body, headers=delivery.headers
-                ) as resp:
+            for endpoint in list(self.webhook_endpoints.values()):
+                if not receives(endpoint, event_type):
+                    continue
+                headers = delivery.headers
+                if endpoint["secret"] != self.webhook_secret:  # Made through the API: its own secret.
+                    headers = headers | {"Stripe-Signature": sign(delivery.body, endpoint["secret"])}
+                async with session.post(endpoint["url"], data=delivery.body, headers=headers) as resp:
                     statuses.append(resp.status)
         return statuses
 
