@@ -3,8 +3,8 @@
 Used by the test suite and by ``scripts/develop``: products, prices, payment links
 (create, update, retrieve, line items), checkout sessions (retrieve, list, line items),
 webhook endpoints (create, retrieve, update, delete, list: webhook_endpoints.py), and a
-checkout page that "pays" a link and delivers a correctly
-signed event to every webhook endpoint, exactly as Stripe signs them.
+checkout page that "pays" a link and delivers the event, signed exactly as Stripe signs it, to
+every endpoint that receives it.
 
 It speaks Stripe's wire format (form-encoded requests with nested ``a[b][0]=c`` keys,
 JSON answers with ``object`` fields, Stripe-shaped errors) so that the real ``stripe``
