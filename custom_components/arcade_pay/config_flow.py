@@ -27,7 +27,6 @@ from homeassistant.helpers.selector import (
     NumberSelectorMode,
 )
 
-from . import create_gateway
 from .cabinet_flow import CabinetSubentryFlow
 from .const import (
     CONF_ACCOUNT_NAME,
@@ -39,10 +38,6 @@ from .const import (
     CONF_REFUND_UNDELIVERED,
     CONF_TOPIC_PREFIX,
     CONF_WEBHOOK_SECRET,
-    DEFAULT_CREDITS_PER_GAME,
-    DEFAULT_OFFLINE_MINUTES,
-    DEFAULT_REFUND_MINUTES,
-    DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     LOGGER,
     SUBENTRY_CABINET,
@@ -50,7 +45,9 @@ from .const import (
 from .core.payments import SUBSCRIBED_EVENTS
 from .core.protocol import is_valid_topic_prefix
 from .core.stripe_gateway import StripeAccount, StripeGatewayError
-from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, stripe_error, whole_number
+from .errors import stripe_form_error
+from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, whole_number
+from .runtime import EntryOptions, create_gateway
 
 MAX_CREDITS_PER_GAME = 100
 MAX_MINUTES = 1440  # A day.
@@ -108,7 +105,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         try:
             return await create_gateway(self.hass, user_input[CONF_API_KEY]).account(), {}
         except StripeGatewayError as err:
-            return None, {"base": stripe_error(err)}
+            return None, {"base": stripe_form_error(err)}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the Stripe keys and check them."""
@@ -148,13 +145,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_create_entry(
             title=account.name,
             data=data,
-            options={
-                CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
-                CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
-                CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
-                CONF_REFUND_UNDELIVERED: False,
-                CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
-            },
+            options=EntryOptions().as_options(),
             description_placeholders={
                 "webhook_url": webhook_url(self.hass, data),
                 "events": ", ".join(SUBSCRIBED_EVENTS),
@@ -231,13 +222,7 @@ class ArcadePayOptionsFlow(OptionsFlow):
                 errors[CONF_REFUND_MINUTES] = "refund_too_soon"
             if not errors:
                 return self.async_create_entry(data=user_input)
-        current = {
-            CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
-            CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
-            CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
-            CONF_REFUND_UNDELIVERED: False,
-            CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
-        } | dict(self.config_entry.options)
+        current = EntryOptions.of(self.config_entry.options).as_options()
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
