@@ -17,9 +17,8 @@ from homeassistant.config_entries import (
     OptionsFlow,
 )
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -48,6 +47,7 @@ from .core.stripe_gateway import StripeAccount, StripeGatewayError
 from .errors import stripe_form_error
 from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, whole_number
 from .runtime import EntryOptions, create_gateway
+from .webhook import webhook_url
 
 MAX_CREDITS_PER_GAME = 100
 MAX_MINUTES = 1440  # A day.
@@ -65,16 +65,6 @@ def _credentials_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
     if not user_input[CONF_WEBHOOK_SECRET].startswith("whsec_"):
         errors[CONF_WEBHOOK_SECRET] = "invalid_webhook_secret"
     return errors
-
-
-def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
-    """The URL to give Stripe: the cloudhook, else the external URL, else the path."""
-    if url := entry_data.get(CONF_CLOUDHOOK_URL):
-        return str(url)
-    try:
-        return webhook.async_generate_url(hass, entry_data[CONF_WEBHOOK_ID])
-    except NoURLAvailableError:
-        return webhook.async_generate_path(entry_data[CONF_WEBHOOK_ID])
 
 
 class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):

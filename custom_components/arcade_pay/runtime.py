@@ -36,9 +36,6 @@ from .const import (
     CONF_REFUND_MINUTES,
     CONF_REFUND_UNDELIVERED,
     CONF_TOPIC_PREFIX,
-    DEFAULT_CREDITS_PER_GAME,
-    DEFAULT_OFFLINE_MINUTES,
-    DEFAULT_REFUND_MINUTES,
     DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     LOGGER,
@@ -69,11 +66,11 @@ type ArcadePayConfigEntry = ConfigEntry[ArcadePayData]
 class EntryOptions:
     """The entry's options, with the defaults of an entry that has none (older entries)."""
 
-    topic_prefix: str = DEFAULT_TOPIC_PREFIX
-    credits_per_game: int = DEFAULT_CREDITS_PER_GAME
-    offline_minutes: float = DEFAULT_OFFLINE_MINUTES  # 0 = never stop taking payments
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX  # The earlier system's (protocol.py).
+    credits_per_game: int = 1
+    offline_minutes: float = 2  # 0 = never stop taking payments
     refund_undelivered: bool = False
-    refund_minutes: float = DEFAULT_REFUND_MINUTES
+    refund_minutes: float = 30
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> EntryOptions:

@@ -1,4 +1,4 @@
-"""The Stripe webhook: its registration, its cloudhook, and each delivery verified and answered.
+"""The Stripe webhook: its registration, URL and cloudhook, and each delivery verified and answered.
 
 The first stop of a payment: a verified event goes to intake.py, run by the entry's work
 (entry_work.py), and the answer says what intake did.
@@ -11,6 +11,7 @@ recorded (Stripe then retries), 200 otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,6 +26,7 @@ from homeassistant.components import cloud, webhook
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.network import NoURLAvailableError
 
 from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET, DOMAIN, LOGGER
 from .core.ledger import LedgerError
@@ -147,6 +149,16 @@ async def async_handle_stripe_webhook(
         LOGGER.exception("Unexpected error processing Stripe event %s", notice.event_id)
         return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, error="internal error")
     return _answer(HTTPStatus.OK, received=True, outcome=outcome.value)
+
+
+def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
+    """The URL to give Stripe: the cloudhook, else the external URL, else the path."""
+    if url := entry_data.get(CONF_CLOUDHOOK_URL):
+        return str(url)
+    try:
+        return webhook.async_generate_url(hass, entry_data[CONF_WEBHOOK_ID])
+    except NoURLAvailableError:
+        return webhook.async_generate_path(entry_data[CONF_WEBHOOK_ID])
 
 
 @callback
