@@ -250,7 +250,7 @@ async def test_options_flow(hass: HomeAssistant, setup_entry: MockConfigEntry) -
     await hass.async_block_till_done()
     assert setup_entry.options == {CONF_TOPIC_PREFIX: "venue/cabinets", CONF_CREDITS_PER_GAME: 2} | others
     # The reload picked the new prefix up.
-    assert setup_entry.runtime_data.topic_prefix == "venue/cabinets"
+    assert setup_entry.runtime_data.options.topic_prefix == "venue/cabinets"
 
 
 # --- cabinets -------------------------------------------------------------------------

@@ -104,7 +104,7 @@ async def test_cabinet_that_acknowledges_gets_retries_until_it_does(
     # The learned behaviour survives a restart.
     assert await hass.config_entries.async_reload(setup_entry.entry_id)
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is True
+    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is True
 
 
 async def test_pending_pulses_are_sent_after_restart(
@@ -254,7 +254,7 @@ async def test_bad_acknowledgements_are_ignored(
 ) -> None:
     async_fire_mqtt_message(hass, f"{PREFIX}/ack", payload)
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
     assert caplog.text.count("Ignoring malformed message") == 1
 
 
@@ -406,7 +406,7 @@ async def test_refund_refused_by_stripe_is_tried_again_by_the_next_run(
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     session = await pay(client, fake_stripe, cabinet_link)
-    money = setup_entry.runtime_data.money
+    money = setup_entry.runtime_data.catch_up
     # Time passed without freezer.tick, so that no interval run joins in.
     later = time.time() + 6 * 60
     fake_stripe.fail_next, fake_stripe.fail_status = 1, 400
@@ -444,7 +444,7 @@ async def test_a_claim_to_acknowledge_is_not_proof(
         await advance(hass, freezer, 30)
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Actual: 9 of them.
     assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
-    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
     ledger = setup_entry.runtime_data.ledger
     memory = await hass.async_add_executor_job(ledger.cabinet_memory, [MACHINE_ID], 0)
     assert memory[MACHINE_ID].acknowledges is False  # Nothing learned survives a restart either.
@@ -464,7 +464,7 @@ async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
     assert pulses(mqtt_mock) == []
     await ack(hass, session)
-    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
     assert await state_of(hass, setup_entry, session) is PaymentState.PENDING  # Actual: acknowledged.
     assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
@@ -472,7 +472,7 @@ async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
     await ack(hass, session)  # An ack of the pulse it got: now it is known to acknowledge.
     assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
-    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is True
+    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is True
 
 
 async def test_resends_stop_after_the_bound_and_raise_a_repair(
@@ -579,7 +579,7 @@ async def test_owner_setting_wins_over_what_the_cabinet_says(
     )
     async_fire_mqtt_message(hass, f"{PREFIX}/ack", json.dumps({"paymentId": "cs_whatever"}))
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
 
 
 async def test_unload_waits_for_a_pulse_in_flight(
@@ -743,7 +743,7 @@ async def test_a_cabinet_back_during_the_refund_call_does_not_get_the_refunded_c
 ) -> None:
     session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
     refunds = cabinet_back_during_refund(hass, setup_entry, monkeypatch)
-    await setup_entry.runtime_data.money.async_refund_overdue(time.time() + 6 * 60)
+    await setup_entry.runtime_data.catch_up.async_refund_overdue(time.time() + 6 * 60)
     await hass.async_block_till_done()
     assert refunds == [fake_stripe.sessions[session]["payment_intent"]]
     assert pulses(mqtt_mock) == []  # Actual: the credits went out during the refund call.
@@ -762,7 +762,7 @@ async def test_a_refund_that_fails_puts_the_credits_back_into_delivery(
 ) -> None:
     session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
     cabinet_back_during_refund(hass, setup_entry, monkeypatch, fail=True)
-    await setup_entry.runtime_data.money.async_refund_overdue(time.time() + 6 * 60)
+    await setup_entry.runtime_data.catch_up.async_refund_overdue(time.time() + 6 * 60)
     await hass.async_block_till_done()
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
     assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED

@@ -21,7 +21,7 @@ from homeassistant.util import dt as dt_util
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import LedgerError
 from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError
-from custom_components.arcade_pay.hub import ArcadePayHub
+from custom_components.arcade_pay.runtime import ArcadePayData
 from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID
@@ -38,8 +38,8 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
     await hass.async_block_till_done()
 
 
-def hub_of(entry: MockConfigEntry) -> ArcadePayHub:
-    hub: ArcadePayHub = entry.runtime_data
+def hub_of(entry: MockConfigEntry) -> ArcadePayData:
+    hub: ArcadePayData = entry.runtime_data
     return hub
 
 

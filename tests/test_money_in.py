@@ -414,7 +414,7 @@ async def test_repairs_at_start_up_survive_a_ledger_that_cannot_be_read(
         raise LedgerError("disk I/O error")
 
     monkeypatch.setattr(hub.ledger, "uncreditable", broken)
-    await async_raise_repairs(hub)
+    await async_raise_repairs(hub.intake)
     assert "Could not read the payments that were not credited: disk I/O error" in caplog.text
 
 

@@ -26,7 +26,7 @@ from custom_components.arcade_pay.core.ledger import (
     PaymentSource,
     PaymentState,
 )
-from custom_components.arcade_pay.stripe_webhook import WebhookScope, async_handle_stripe_webhook
+from custom_components.arcade_pay.webhook import WebhookScope, async_handle_stripe_webhook
 from fake_stripe import Delivery, FakeStripe, sign
 
 from .conftest import MACHINE_ID, WEBHOOK_ID, published, record_then_wait, settle, wait_for
@@ -355,7 +355,7 @@ async def test_unexpected_error_is_a_500_not_a_200(
     async def broken(*args: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(setup_entry.runtime_data, "async_handle_paid_session", broken)
+    monkeypatch.setattr(setup_entry.runtime_data.intake, "async_handle_paid_session", broken)
     assert (await post(client, fake_stripe.complete_checkout(cabinet_link["id"])))[0] == 500
 
 
@@ -523,7 +523,7 @@ async def test_work_of_a_request_whose_client_went_away_says_how_it_failed(
         await release.wait()
         raise LedgerError("disk I/O error")
 
-    monkeypatch.setattr(hub, "async_handle_paid_session", slow_failure)
+    monkeypatch.setattr(hub.intake, "async_handle_paid_session", slow_failure)
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
     handler = hass.async_create_task(
         async_handle_stripe_webhook(

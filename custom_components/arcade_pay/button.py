@@ -6,10 +6,9 @@ from homeassistant.components.button import ButtonEntity, ButtonEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import ArcadePayConfigEntry
 from .core.cabinet import Cabinet
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .hub import ArcadePayHub
+from .runtime import ArcadePayConfigEntry, ArcadePayData
 from .services import async_add_credit
 
 PARALLEL_UPDATES = 1
@@ -26,7 +25,7 @@ async def async_setup_entry(
     add_cabinet_entities(
         entry,
         async_add_entities,
-        lambda account, hub, cabinet: [ArcadePayInsertCreditButton(account, hub, cabinet)],
+        lambda account, data, cabinet: [ArcadePayInsertCreditButton(account, data, cabinet)],
     )
 
 
@@ -35,10 +34,10 @@ class ArcadePayInsertCreditButton(ArcadePayEntity, ButtonEntity):
 
     _needs_mqtt = True
 
-    def __init__(self, account_id: str, hub: ArcadePayHub, cabinet: Cabinet) -> None:
-        """Remember the hub that publishes."""
+    def __init__(self, account_id: str, data: ArcadePayData, cabinet: Cabinet) -> None:
+        """Remember the intake, which records the credit."""
         super().__init__(account_id, cabinet, INSERT_CREDIT)
-        self._hub = hub
+        self._data = data
         self._attr_available_written = True
 
     def _handle_cabinet_change(self, event: object) -> None:
@@ -49,4 +48,4 @@ class ArcadePayInsertCreditButton(ArcadePayEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Publish one credit."""
-        await async_add_credit(self._hub, self.cabinet, 1)
+        await async_add_credit(self._data, self.cabinet, 1)

@@ -24,7 +24,6 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
 )
 
-from . import create_gateway
 from .const import (
     CONF_ACKNOWLEDGES,
     CONF_CURRENCY,
@@ -42,12 +41,12 @@ from .const import (
 )
 from .core.currencies import format_amount, normalize_currency
 from .core.stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
+from .errors import stripe_form_error
 from .flow_helpers import (
     TEXT,
     cabinet_errors,
     link_data,
     price_placeholders,
-    stripe_error,
     stripped,
     summary,
     unit_amount_or_error,
@@ -56,6 +55,7 @@ from .flow_helpers import (
 )
 from .payment_links import async_retire_links
 from .repairs import async_create_new_qr_code_issue
+from .runtime import create_gateway
 
 # No min or max: the form checks the range itself and says so in words (a selector's own
 # check would show Home Assistant's untranslated "Value 0.0 is too small").
@@ -120,7 +120,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                         machine_id, name, unit_amount, currency, max_quantity
                     )
                 except StripeGatewayError as err:
-                    errors["base"] = stripe_error(err)
+                    errors["base"] = stripe_form_error(err)
                 else:
                     data = link_data(machine_id, link, max_quantity, managed=True)
                     data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
@@ -173,7 +173,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 try:
                     link = await self._gateway().payment_link(link_id)
                 except StripeGatewayError as err:
-                    errors["base"] = stripe_error(err)
+                    errors["base"] = stripe_form_error(err)
                     if errors["base"] == "stripe_error":
                         errors = {CONF_PAYMENT_LINK_ID: "payment_link_not_found"}
             if link is not None and link.machine_id not in (None, machine_id):
@@ -230,7 +230,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                 if managed and not errors:
                     data = await self._async_update_managed_link(data, name, user_input, errors)
             except StripeGatewayError as err:
-                errors["base"] = stripe_error(err)
+                errors["base"] = stripe_form_error(err)
             if not errors:
                 data[CONF_ACKNOWLEDGES] = user_input[CONF_ACKNOWLEDGES]
                 data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
@@ -278,7 +278,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         entry = self._get_entry()
         if entry.state is not ConfigEntryState.LOADED:
             return False
-        return bool(entry.runtime_data.dispatcher.planner.acknowledges.get(data[CONF_MACHINE_ID], False))
+        return bool(entry.runtime_data.courier.acknowledges(data[CONF_MACHINE_ID]))
 
     async def _async_update_managed_link(
         self, data: dict[str, Any], name: str, user_input: Mapping[str, Any], errors: dict[str, str]

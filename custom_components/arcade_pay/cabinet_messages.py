@@ -1,43 +1,89 @@
 """What cabinets publish over MQTT (game over, status, state, acks) and MQTT's own state.
 
-Split from hub.py: each handler checks the message, then tells the cabinet, the delivery
-planner or payment_links.py (through the hub) what it means.
+MQTT in: each handler checks the message, then tells the cabinet, the courier (courier.py:
+pulses, acks, wake-ups) or the link keeper (link_keeper.py: first sign of life, the offline
+rule) what it means. Both are called, never calling back; runtime.py subscribes at start.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
 from homeassistant.components import mqtt
-from homeassistant.core import HassJob, callback
-from homeassistant.helpers.event import async_call_later
+from homeassistant.core import HomeAssistant, callback
 
-from .const import ATTR_MACHINE_ID, EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
+from .const import EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
 from .core.cabinet import Cabinet, CabinetEvent
 from .core.delivery import AckResult
 from .core.ledger import LedgerError
-from .core.protocol import Ack, CabinetState, GameOver, ProtocolError, machine_id_from_topic, parse_status
-
-if TYPE_CHECKING:
-    from .hub import ArcadePayHub
+from .core.protocol import (
+    TOPIC_ACK,
+    TOPIC_GAME_OVER,
+    TOPIC_STATE,
+    TOPIC_STATUS,
+    Ack,
+    CabinetState,
+    GameOver,
+    ProtocolError,
+    machine_id_from_topic,
+    parse_status,
+    subscription,
+)
+from .courier import Courier, event_data
+from .entry_work import EntryWork
+from .link_keeper import LinkKeeper
 
 
 class CabinetMessages:
-    """The MQTT handlers of one hub."""
+    """The MQTT handlers of one entry."""
 
-    def __init__(self, hub: ArcadePayHub) -> None:
-        """Handle messages for ``hub``'s cabinets."""
-        self._hub = hub
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        cabinets: Mapping[str, Cabinet],
+        topic_prefix: str,
+        credits_per_game: int,
+        courier: Courier,
+        links: LinkKeeper,
+        work: EntryWork,
+    ) -> None:
+        """Handle messages for ``cabinets`` under ``topic_prefix``."""
+        self._hass = hass
+        self._cabinets = cabinets
+        self._topic_prefix = topic_prefix
+        self._credits_per_game = credits_per_game
+        self._courier = courier
+        self._links = links
+        self._work = work
         self._warned_topics: set[str] = set()
 
-    def event_data(self, cabinet: Cabinet) -> dict[str, str | None]:
-        """Bus event data naming the cabinet."""
-        return {ATTR_MACHINE_ID: cabinet.machine_id, "device_id": cabinet.device_id}
+    async def async_subscribe(self) -> list[Callable[[], None]]:
+        """Subscribe to what cabinets publish and to MQTT's state; return the unsubscribers."""
+        unsubscribe = []
+        for kind, handler, qos in (
+            (TOPIC_GAME_OVER, self.on_game_over, 1),
+            (TOPIC_STATUS, self.on_status, 1),
+            (TOPIC_STATE, self.on_state, 1),
+            # QoS 0: a lost ack only costs a re-sent pulse (which the cabinet acks again), while
+            # answering each ack with a PUBACK stalls the next coin pulse behind Nagle's algorithm
+            # (Home Assistant's MQTT socket does not set TCP_NODELAY): 40 ms per payment.
+            (TOPIC_ACK, self.on_ack, 0),
+        ):
+            unsubscribe.append(
+                await mqtt.async_subscribe(
+                    self._hass, subscription(self._topic_prefix, kind), handler, qos=qos, encoding=None
+                )
+            )
+        unsubscribe.append(mqtt.async_subscribe_connection_status(self._hass, self.on_mqtt_connection))
+        connected = mqtt.is_connected(self._hass)
+        self._courier.planner.connected = connected
+        for cabinet in self._cabinets.values():
+            cabinet.mqtt_connected = connected
+        return unsubscribe
 
     def _cabinet_for_topic(self, message_topic: str) -> Cabinet | None:
-        machine_id = machine_id_from_topic(self._hub.topic_prefix, message_topic)
-        return None if machine_id is None else self._hub.cabinets.get(machine_id)
+        machine_id = machine_id_from_topic(self._topic_prefix, message_topic)
+        return None if machine_id is None else self._cabinets.get(machine_id)
 
     def _warn_once(self, message_topic: str, err: ProtocolError) -> None:
         """Warn once per topic about malformed messages; a chatty cabinet must not flood the log."""
@@ -54,20 +100,20 @@ class CabinetMessages:
     @callback
     def on_mqtt_connection(self, connected: bool) -> None:
         """MQTT connected or lost its broker: hold or resume pulses, update availability."""
-        planner = self._hub.dispatcher.planner
+        planner = self._courier.planner
         if connected == planner.connected:
             return
         planner.connected = connected
-        for cabinet in self._hub.cabinets.values():
+        for cabinet in self._cabinets.values():
             cabinet.mqtt_connected = connected
             cabinet.changed()
         if not connected:
             LOGGER.info("MQTT is disconnected: coin pulses wait until it is back")
-            self._hub._schedule_wakeup()
+            self._courier.schedule_wakeup()
             return
         LOGGER.info("MQTT is back: sending the coin pulses that waited")
         planner.hurry()
-        self._hub.work.spawn(self._hub.async_flush())
+        self._courier.flush_soon()
 
     @callback
     def on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
@@ -81,9 +127,9 @@ class CabinetMessages:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
-        self._hub._note_sign_of_life(cabinet)
-        cabinet.game_over(self._hub.options.credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
-        self._hub.hass.bus.async_fire(EVENT_GAME_OVER, self.event_data(cabinet))
+        self._note_sign_of_life(cabinet)
+        cabinet.game_over(self._credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
+        self._hass.bus.async_fire(EVENT_GAME_OVER, event_data(cabinet))
 
     @callback
     def on_status(self, msg: mqtt.ReceiveMessage) -> None:
@@ -97,38 +143,27 @@ class CabinetMessages:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
-        self._hub._note_sign_of_life(cabinet)
+        self._note_sign_of_life(cabinet)
         was = cabinet.online
         cabinet.set_online(online)
-        planner = self._hub.dispatcher.planner
+        planner = self._courier.planner
         planner.online[cabinet.machine_id] = online
         machine_id = cabinet.machine_id
         # Every "online" is a (re)connect: pulses given up on get another round (resend.py).
         if online and planner.resume(machine_id) and online == was:
-            self._hub.work.spawn(self._hub.async_flush())
+            self._courier.flush_soon()
         if online == was:
             return
         if not online:
             LOGGER.info("Cabinet %s went offline; credits for it wait until it is back", machine_id)
-            self._hub._schedule_wakeup()
-            if self._hub.options.offline_grace > 0 and machine_id not in self._hub._offline_timers:
-                self._hub._offline_timers[machine_id] = async_call_later(
-                    self._hub.hass,
-                    self._hub.options.offline_grace,
-                    HassJob(partial(self._offline_too_long, machine_id), cancel_on_shutdown=True),
-                )
+            self._courier.schedule_wakeup()
+            self._links.cabinet_offline(machine_id)
             return
         if was is False:
             LOGGER.info("Cabinet %s is back online", machine_id)
-        if (cancel := self._hub._offline_timers.pop(machine_id, None)) is not None:
-            cancel()
-        self._hub.dispatcher.planner.hurry(machine_id)
-        self._hub.work.spawn(self._hub._async_back_online(cabinet), cancellable=True)
-        self._hub.work.spawn(self._hub.async_flush())
-
-    @callback
-    def _offline_too_long(self, machine_id: str, _: object) -> None:
-        self._hub.work.spawn(self._hub._async_offline_too_long(machine_id), cancellable=True)
+        planner.hurry(machine_id)
+        self._links.cabinet_back(cabinet)
+        self._courier.flush_soon()
 
     @callback
     def on_state(self, msg: mqtt.ReceiveMessage) -> None:
@@ -142,7 +177,7 @@ class CabinetMessages:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
-        self._hub._note_sign_of_life(cabinet)
+        self._note_sign_of_life(cabinet)
         # Its "acknowledges" is no proof (resend.py): only an ack of a pulse sent to it is.
         cabinet.report_state(state)
 
@@ -156,12 +191,12 @@ class CabinetMessages:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
-        self._hub._note_sign_of_life(cabinet)
-        self._hub.work.spawn(self._async_acknowledged(cabinet, ack.payment_id))
+        self._note_sign_of_life(cabinet)
+        self._work.spawn(self._async_acknowledged(cabinet, ack.payment_id))
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
         try:
-            result = await self._hub.dispatcher.acknowledge(cabinet.machine_id, payment_id)
+            result = await self._courier.async_acknowledged(cabinet.machine_id, payment_id)
         except LedgerError as err:  # Re-sent until acknowledged: the next ack is noted instead.
             LOGGER.warning("Could not note the acknowledgement of %s: %s", payment_id, err)
             return
@@ -171,5 +206,16 @@ class CabinetMessages:
                 f"{cabinet.machine_id}/ack/{result.value}",
                 ProtocolError(f"acknowledgement for {payment_id[:64]!r}, which is {what}"),
             )
+
+    @callback
+    def _note_sign_of_life(self, cabinet: Cabinet) -> None:
+        """The cabinet published on its topics: it exists, so credits and payments can flow."""
+        if cabinet.seen:
             return
-        self._hub._after_delivery_change(cabinet.machine_id)
+        cabinet.seen = True
+        cabinet.changed()
+        LOGGER.info("Cabinet %s showed its first sign of life", cabinet.machine_id)
+        self._courier.planner.waiting_first_sign.discard(cabinet.machine_id)
+        self._courier.planner.hurry(cabinet.machine_id)
+        self._links.first_sign_of_life(cabinet)
+        self._courier.flush_soon()

@@ -17,9 +17,8 @@ from homeassistant.config_entries import (
     OptionsFlow,
 )
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -27,7 +26,6 @@ from homeassistant.helpers.selector import (
     NumberSelectorMode,
 )
 
-from . import create_gateway
 from .cabinet_flow import CabinetSubentryFlow
 from .const import (
     CONF_ACCOUNT_NAME,
@@ -39,10 +37,6 @@ from .const import (
     CONF_REFUND_UNDELIVERED,
     CONF_TOPIC_PREFIX,
     CONF_WEBHOOK_SECRET,
-    DEFAULT_CREDITS_PER_GAME,
-    DEFAULT_OFFLINE_MINUTES,
-    DEFAULT_REFUND_MINUTES,
-    DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     LOGGER,
     SUBENTRY_CABINET,
@@ -50,7 +44,10 @@ from .const import (
 from .core.payments import SUBSCRIBED_EVENTS
 from .core.protocol import is_valid_topic_prefix
 from .core.stripe_gateway import StripeAccount, StripeGatewayError
-from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, stripe_error, whole_number
+from .errors import stripe_form_error
+from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, whole_number
+from .runtime import EntryOptions, create_gateway
+from .webhook import webhook_url
 
 MAX_CREDITS_PER_GAME = 100
 MAX_MINUTES = 1440  # A day.
@@ -68,16 +65,6 @@ def _credentials_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
     if not user_input[CONF_WEBHOOK_SECRET].startswith("whsec_"):
         errors[CONF_WEBHOOK_SECRET] = "invalid_webhook_secret"
     return errors
-
-
-def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
-    """The URL to give Stripe: the cloudhook, else the external URL, else the path."""
-    if url := entry_data.get(CONF_CLOUDHOOK_URL):
-        return str(url)
-    try:
-        return webhook.async_generate_url(hass, entry_data[CONF_WEBHOOK_ID])
-    except NoURLAvailableError:
-        return webhook.async_generate_path(entry_data[CONF_WEBHOOK_ID])
 
 
 class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -108,7 +95,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         try:
             return await create_gateway(self.hass, user_input[CONF_API_KEY]).account(), {}
         except StripeGatewayError as err:
-            return None, {"base": stripe_error(err)}
+            return None, {"base": stripe_form_error(err)}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the Stripe keys and check them."""
@@ -148,13 +135,7 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_create_entry(
             title=account.name,
             data=data,
-            options={
-                CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
-                CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
-                CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
-                CONF_REFUND_UNDELIVERED: False,
-                CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
-            },
+            options=EntryOptions().as_options(),
             description_placeholders={
                 "webhook_url": webhook_url(self.hass, data),
                 "events": ", ".join(SUBSCRIBED_EVENTS),
@@ -231,13 +212,7 @@ class ArcadePayOptionsFlow(OptionsFlow):
                 errors[CONF_REFUND_MINUTES] = "refund_too_soon"
             if not errors:
                 return self.async_create_entry(data=user_input)
-        current = {
-            CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
-            CONF_CREDITS_PER_GAME: DEFAULT_CREDITS_PER_GAME,
-            CONF_OFFLINE_MINUTES: DEFAULT_OFFLINE_MINUTES,
-            CONF_REFUND_UNDELIVERED: False,
-            CONF_REFUND_MINUTES: DEFAULT_REFUND_MINUTES,
-        } | dict(self.config_entry.options)
+        current = EntryOptions.of(self.config_entry.options).as_options()
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(

@@ -16,15 +16,12 @@ CONF_CLOUDHOOK_URL: Final = "cloudhook_url"
 CONF_ACCOUNT_NAME: Final = "account_name"
 CONF_DEFAULT_CURRENCY: Final = "default_currency"
 
-# Entry options.
+# Entry options (their defaults: runtime.EntryOptions).
 CONF_TOPIC_PREFIX: Final = "topic_prefix"
 CONF_CREDITS_PER_GAME: Final = "credits_per_game"
-DEFAULT_CREDITS_PER_GAME: Final = 1
 CONF_OFFLINE_MINUTES: Final = "offline_minutes"
-DEFAULT_OFFLINE_MINUTES: Final = 2
 CONF_REFUND_UNDELIVERED: Final = "refund_undelivered"
 CONF_REFUND_MINUTES: Final = "refund_minutes"
-DEFAULT_REFUND_MINUTES: Final = 30
 
 # Cabinet subentries.
 SUBENTRY_CABINET: Final = "cabinet"

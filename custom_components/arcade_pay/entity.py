@@ -13,21 +13,20 @@ from .const import DOMAIN
 from .core.cabinet import Cabinet, CabinetEvent
 
 if TYPE_CHECKING:
-    from . import ArcadePayConfigEntry
-    from .hub import ArcadePayHub
+    from .runtime import ArcadePayConfigEntry, ArcadePayData
 
 
 def add_cabinet_entities(
     entry: ArcadePayConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    build: Callable[[str, ArcadePayHub, Cabinet], Iterable[Entity]],
+    build: Callable[[str, ArcadePayData, Cabinet], Iterable[Entity]],
 ) -> None:
     """Add a platform's entities for every cabinet, each under its cabinet's subentry."""
     assert entry.unique_id is not None
-    hub = entry.runtime_data
-    for cabinet in hub.cabinets.values():
+    data = entry.runtime_data
+    for cabinet in data.cabinets.values():
         async_add_entities(
-            list(build(entry.unique_id, hub, cabinet)), config_subentry_id=cabinet.config.subentry_id
+            list(build(entry.unique_id, data, cabinet)), config_subentry_id=cabinet.config.subentry_id
         )
 
 

@@ -1,8 +1,8 @@
-"""Everything a hub starts, so that unloading its entry waits for it or stops it first.
+"""Everything a loaded entry starts, so that unloading it waits for it or stops it first.
 
 Unloading an entry (a reload too: Reconfigure, a new cabinet) closes the ledger, and the next
-hub reads what is owed from it. Work of the old hub still running then would publish what the
-new one publishes again, or write to the closed ledger. So every task the hub starts is held
+start reads what is owed from it. Work of the old one still running then would publish what the
+new one publishes again, or write to the closed ledger. So every task the entry starts is held
 here: on unload nothing new starts, work that may be cut anywhere is cancelled (reconciliation,
 housekeeping, changes of payment links: all done again after the next start), and the rest (a
 publish and its ledger note, recording a payment, a refund) is waited for.
@@ -27,7 +27,7 @@ class Unloading(Exception):
 
 
 class EntryWork:
-    """The tasks of one hub."""
+    """The tasks of one loaded entry (shared by its collaborators, runtime.py)."""
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Hold tasks created on ``hass``."""

@@ -6,10 +6,10 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import ArcadePayConfigEntry
 from .const import EVENT_TYPE_CREDIT_ADDED, EVENT_TYPE_GAME_OVER
 from .core.cabinet import CabinetEvent
 from .entity import ArcadePayEntity, add_cabinet_entities
+from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -20,10 +20,8 @@ from .const import (
     CONF_PRICE,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
-    CONF_TOPIC_PREFIX,
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
-    DEFAULT_TOPIC_PREFIX,
     DOMAIN,
 )
 from .core.currencies import PriceError, format_amount, parse_price, price_example
@@ -32,27 +30,16 @@ from .core.protocol import is_valid_machine_id, is_valid_new_machine_id
 from .core.stripe_gateway import (
     MAX_ADJUSTABLE_QUANTITY,
     PaymentLink,
-    StripeAuthError,
-    StripeConnectionError,
-    StripeGatewayError,
 )
+from .runtime import EntryOptions
 
 PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 TEXT = TextSelector()
 
 
-def stripe_error(err: StripeGatewayError) -> str:
-    """Form error key for a failed Stripe call."""
-    if isinstance(err, StripeAuthError):
-        return "invalid_auth"
-    if isinstance(err, StripeConnectionError):
-        return "cannot_connect"
-    return "stripe_error"
-
-
 def topic_prefix_of(entry: ConfigEntry) -> str:
     """The MQTT topic prefix an entry's cabinets use."""
-    return str(entry.options.get(CONF_TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX)).rstrip("/")
+    return EntryOptions.of(entry.options).topic_prefix.rstrip("/")
 
 
 def machine_ids_of(entry: ConfigEntry) -> set[str]:

@@ -12,9 +12,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.util import dt as dt_util
 
-from . import ArcadePayConfigEntry
 from .core.cabinet import Cabinet
 from .entity import ArcadePayEntity, add_cabinet_entities
+from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -17,6 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN, LOGGER
 from .core.ledger import LedgerError, PaymentLedger
+from .errors import ledger_unavailable
 
 
 def ledger_issue_id(entry_id: str) -> str:
@@ -38,11 +39,7 @@ async def async_open_ledger(hass: HomeAssistant, entry: ConfigEntry, path: str) 
     try:
         await hass.async_add_executor_job(ledger.open)
     except LedgerError as err:
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="ledger_unavailable",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        raise ledger_unavailable(err) from err
     ir.async_delete_issue(hass, DOMAIN, issue_id)
 
     def replaced(reason: str) -> None:

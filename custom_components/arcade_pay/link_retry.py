@@ -39,7 +39,7 @@ def link_issue_id(machine_id: str) -> str:
 
 
 class LinkRetries:
-    """The pending retries of one hub's link changes."""
+    """The pending retries of one entry's link changes (link_keeper.py)."""
 
     def __init__(self, hass: HomeAssistant, retry: Retry) -> None:
         """Call ``retry`` with the cabinet when its time comes."""
@@ -87,7 +87,7 @@ class LinkRetries:
 
     @callback
     def cancel(self) -> None:
-        """The hub stops: no more retries, and its repairs go (the next start checks again)."""
+        """The entry stops: no more retries, and its repairs go (the next start checks again)."""
         for machine_id in list(self._timers):
             self._cancel_timer(machine_id)
         for machine_id in self._failures:

@@ -1,10 +1,14 @@
-"""Repairs: the fix flow of the new QR code reminder, and the repair of unacknowledged credits.
+"""Repairs: raising issues, the signature watch, and the fix flow of the new QR code reminder.
 
-The operator fixes the first by confirming that the new QR code is printed; the second clears
-itself once the credits are acknowledged or count as delivered (resend.py).
+Every collaborator raises its repairs through these helpers, so issue ids and severities live
+in one place. The operator fixes the new QR code reminder by confirming that the new code is
+printed; the others clear themselves once what they report is over (credits acknowledged or
+delivered, a dispute answered in Stripe, a verified webhook delivery).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow
 from homeassistant.config_entries import ConfigEntry
@@ -13,9 +17,124 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .core.cabinet import Cabinet
+from .core.early_money import Dispute
+from .core.ledger import PaymentRecord
+from .core.payments import from_minor_units
 from .core.resend import MAX_SENDS_WITHOUT_ACK
 
 NEW_QR_CODE_PREFIX = "new_qr_code_"
+SIGNATURE_FAILURES_BEFORE_REPAIR = 3
+
+
+@callback
+def raise_issue(
+    hass: HomeAssistant,
+    issue_id: str,
+    translation_key: str,
+    placeholders: dict[str, str],
+    severity: ir.IssueSeverity = ir.IssueSeverity.WARNING,
+) -> None:
+    """Raise (or update) a repair the owner has to act on."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        is_persistent=False,
+        severity=severity,
+        translation_key=translation_key,
+        translation_placeholders=placeholders,
+    )
+
+
+@callback
+def raise_dispute_issue(
+    hass: HomeAssistant, cabinet_name: str, payment: PaymentRecord, dispute: Dispute
+) -> None:
+    """Tell the owner to respond to a dispute in Stripe."""
+    raise_issue(
+        hass,
+        f"dispute_{dispute.dispute_id}",
+        "payment_disputed",
+        {
+            "cabinet": cabinet_name,
+            "amount": f"{from_minor_units(dispute.amount, payment.currency)} {payment.currency.upper()}",
+            "session": payment.payment_id,
+            "reason": dispute.reason or "unknown",
+            "url": f"https://dashboard.stripe.com/disputes/{dispute.dispute_id}",
+        },
+        severity=ir.IssueSeverity.ERROR,
+    )
+
+
+@callback
+def sync_undelivered_issue(hass: HomeAssistant, cabinet: Cabinet, overdue: bool) -> None:
+    """Raise (or clear) the repair of credits that did not reach the cabinet in time."""
+    issue_id = f"credits_undelivered_{cabinet.machine_id}"
+    if overdue:
+        placeholders = {"cabinet": cabinet.config.name, "credits": str(cabinet.pending_credits)}
+        raise_issue(hass, issue_id, "credits_undelivered", placeholders)
+    else:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+@callback
+def clear_unknown_cabinet_issues(hass: HomeAssistant, machine_ids: Iterable[str]) -> None:
+    """These cabinets exist now: payments for them are no longer for an unknown cabinet."""
+    for machine_id in machine_ids:
+        ir.async_delete_issue(hass, DOMAIN, f"unknown_cabinet_{machine_id}")
+
+
+@callback
+def raise_links_left_active(hass: HomeAssistant, entry: ConfigEntry, link_ids: Iterable[str]) -> None:
+    """The entry was removed but these links still take money: the owner deactivates them by hand."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        f"links_left_active_{entry.entry_id}",
+        is_fixable=False,
+        is_persistent=True,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="links_left_active",
+        translation_placeholders={"account": entry.title, "links": ", ".join(link_ids)},
+    )
+
+
+class SignatureWatch:
+    """Several deliveries in a row failing the signature check mean a wrong webhook secret."""
+
+    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
+        """Watch the webhook of entry ``entry_id``."""
+        self._hass = hass
+        self._issue_id = f"webhook_signature_{entry_id}"
+        self._failures = 0
+        self._verified_once = False
+
+    @callback
+    def note_failure(self) -> None:
+        """A delivery failed the signature check."""
+        self._failures += 1
+        if self._failures == SIGNATURE_FAILURES_BEFORE_REPAIR:
+            raise_issue(
+                self._hass,
+                self._issue_id,
+                "webhook_signature_failing",
+                {"failures": str(self._failures)},
+                severity=ir.IssueSeverity.ERROR,
+            )
+
+    @callback
+    def note_verified(self) -> None:
+        """A delivery passed the signature check: the secret is right, whatever a repair says.
+
+        The repair may have been raised before a reload (Reconfigure reloads the entry), when
+        this watch was not yet counting, so it is deleted on the first verified delivery after
+        every start, not only after failures this watch saw.
+        """
+        if self._failures or not self._verified_once:
+            ir.async_delete_issue(self._hass, DOMAIN, self._issue_id)
+        self._verified_once = True
+        self._failures = 0
 
 
 def new_qr_code_issue_id(subentry_id: str) -> str:

@@ -17,11 +17,11 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import ArcadePayConfigEntry
 from .core.cabinet import Cabinet, PaymentsState
 from .core.payments import currency_exponent, from_minor_units
 from .core.protocol import GameState
 from .entity import ArcadePayEntity, add_cabinet_entities
+from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -23,12 +23,11 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 
 from .const import ATTR_CREDITS, DOMAIN
-from .core.ledger import LedgerError
-from .errors import translated_errors
+from .errors import export_errors, translated_errors
 
 if TYPE_CHECKING:
     from .core.cabinet import Cabinet
-    from .hub import ArcadePayHub
+    from .runtime import ArcadePayData
 
 SERVICE_ADD_CREDIT = "add_credit"
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"
@@ -82,7 +81,7 @@ def _admin_only(handler: ServiceHandler) -> ServiceHandler:
     return check
 
 
-def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayHub, Cabinet]:
+def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayData, Cabinet]:
     """Find the loaded entry and cabinet a device belongs to."""
     device = dr.async_get(hass).async_get(device_id)
     if device is not None:
@@ -96,9 +95,9 @@ def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayH
                     translation_key="entry_not_loaded",
                     translation_placeholders={"device": device.name or device_id},
                 )
-            hub: ArcadePayHub = entry.runtime_data
-            if (cabinet := hub.cabinet_for_device(device_id)) is not None:
-                return hub, cabinet
+            data: ArcadePayData = entry.runtime_data
+            if (cabinet := data.cabinet_for_device(device_id)) is not None:
+                return data, cabinet
     raise ServiceValidationError(
         translation_domain=DOMAIN,
         translation_key="unknown_cabinet",
@@ -106,33 +105,24 @@ def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayH
     )
 
 
-async def async_add_credit(hub: ArcadePayHub, cabinet: Cabinet, credits: int) -> str:
+async def async_add_credit(data: ArcadePayData, cabinet: Cabinet, credits: int) -> str:
     """Publish free credits; raise a translated error if they could not be sent."""
-    try:
-        with translated_errors():
-            return await hub.async_add_manual_credit(cabinet, credits)
-    except HomeAssistantError as err:
-        if err.translation_key is not None:
-            raise
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="publish_failed",
-            translation_placeholders={"machine_id": cabinet.machine_id, "error": str(err)},
-        ) from err
+    with translated_errors():
+        return await data.intake.async_add_manual_credit(cabinet, credits)
 
 
 @_admin_only
 async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
-    hub, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
-    payment_id = await async_add_credit(hub, cabinet, call.data[ATTR_CREDITS])
+    data, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
+    payment_id = await async_add_credit(data, cabinet, call.data[ATTR_CREDITS])
     return {"payment_id": payment_id} if call.return_response else None
 
 
 async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceResponse:
     """The link to show players, and whether it takes money: it never overrides a pause or a rule."""
-    hub, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
+    data, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
     with translated_errors():
-        link = await hub.links.async_link_for_players(cabinet)
+        link = await data.links.payment_links.async_link_for_players(cabinet)
     return {
         "url": link.url,
         "payment_link_id": link.payment_link_id,
@@ -151,17 +141,11 @@ async def _async_handle_export_ledger(call: ServiceCall) -> ServiceResponse:
             translation_key="entry_not_found",
             translation_placeholders={"config_entry_id": entry_id},
         )
-    hub: ArcadePayHub = entry.runtime_data
+    data: ArcadePayData = entry.runtime_data
     stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
     path = call.hass.config.path(DOMAIN, "exports", f"ledger_{entry.unique_id}_{stamp}.csv")
-    try:
-        rows = await call.hass.async_add_executor_job(hub.ledger.export_csv, path)
-    except (OSError, LedgerError) as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="export_failed",
-            translation_placeholders={"error": str(err)},
-        ) from err
+    with export_errors():
+        rows = await call.hass.async_add_executor_job(data.ledger.export_csv, path)
     return {"path": path, "rows": rows}
 
 

@@ -8,11 +8,10 @@ from homeassistant.components.switch import SwitchEntity, SwitchEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import ArcadePayConfigEntry
 from .core.cabinet import Cabinet
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .errors import translated_errors
-from .hub import ArcadePayHub
+from .runtime import ArcadePayConfigEntry, ArcadePayData
 
 PARALLEL_UPDATES = 1
 
@@ -31,7 +30,7 @@ async def async_setup_entry(
     add_cabinet_entities(
         entry,
         async_add_entities,
-        lambda account, hub, cabinet: [ArcadePayAcceptingPayments(account, hub, cabinet)],
+        lambda account, data, cabinet: [ArcadePayAcceptingPayments(account, data, cabinet)],
     )
 
 
@@ -42,10 +41,10 @@ class ArcadePayAcceptingPayments(ArcadePayEntity, SwitchEntity):
     long, still takes no money until it shows up (payment_links.py).
     """
 
-    def __init__(self, account_id: str, hub: ArcadePayHub, cabinet: Cabinet) -> None:
-        """Remember the hub that talks to Stripe."""
+    def __init__(self, account_id: str, data: ArcadePayData, cabinet: Cabinet) -> None:
+        """Remember the payment links, which talk to Stripe."""
         super().__init__(account_id, cabinet, ACCEPTING_PAYMENTS)
-        self._hub = hub
+        self._links = data.links.payment_links
 
     @property
     def is_on(self) -> bool:
@@ -62,4 +61,4 @@ class ArcadePayAcceptingPayments(ArcadePayEntity, SwitchEntity):
 
     async def _async_set(self, accepting: bool) -> None:
         with translated_errors():
-            await self._hub.links.async_pause(self.cabinet, not accepting)
+            await self._links.async_pause(self.cabinet, not accepting)

@@ -56,7 +56,7 @@ from homeassistant.helpers import frame
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
-from custom_components.arcade_pay.hub import ArcadePayHub
+from custom_components.arcade_pay.runtime import ArcadePayData
 from fake_stripe import Delivery, FakeStripe
 
 from ..conftest import MACHINE_ID, WEBHOOK_ID, clean_mqtt_client
@@ -269,7 +269,7 @@ async def setup_mqtt(hass: HomeAssistant, port: int) -> MockConfigEntry:
 
 async def setup_arcade_pay(
     hass: HomeAssistant, entry: MockConfigEntry, cabinet_online: bool = True
-) -> ArcadePayHub:
+) -> ArcadePayData:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -278,12 +278,12 @@ async def setup_arcade_pay(
     if reconciling := set(entry._background_tasks):
         await asyncio.wait(reconciling)
     assert entry.state is ConfigEntryState.LOADED
-    hub: ArcadePayHub = entry.runtime_data
+    hub: ArcadePayData = entry.runtime_data
     if cabinet_online:
         # The cabinet's retained status arrives once Arcade Pay's subscriptions (acks too) are
         # on the broker; an ack sent earlier would be lost.
         async def online() -> bool:
-            return hub.dispatcher.planner.online.get(MACHINE_ID) is True
+            return hub.courier.dispatcher.planner.online.get(MACHINE_ID) is True
 
         await wait_until(hass, online, "the cabinet's retained status")
     return hub
@@ -311,7 +311,7 @@ async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], tally:
     return session_id
 
 
-async def check_ledger_totals(hass: HomeAssistant, hub: ArcadePayHub, tally: Tally) -> None:
+async def check_ledger_totals(hass: HomeAssistant, hub: ArcadePayData, tally: Tally) -> None:
     """One ledger record per paid session: the cabinet's totals count each payment once."""
     totals = {(t.machine_id, t.currency): t for t in await hass.async_add_executor_job(hub.ledger.totals)}
     cabinet = totals[(MACHINE_ID, "usd")]
@@ -329,7 +329,7 @@ async def ledger_states(
 
 async def wait_for_delivery(
     hass: HomeAssistant,
-    hub: ArcadePayHub,
+    hub: ArcadePayData,
     cabinet: CabinetClient,
     tally: Tally,
     final: PaymentState,
@@ -348,13 +348,14 @@ async def wait_for_delivery(
         states = await ledger_states(hass, hub.ledger, list(tally.paid))
         applied = cabinet.applied()
         received = Counter(p["paymentId"] for p in cabinet.drain())
+        planner = hub.courier.dispatcher.planner
         return (
             "; ".join(
                 f"{pid[-8:]}: {states.get(pid)} applied={pid in applied} received={received[pid]}"
                 for pid in tally.paid
             )
-            + f"; connected={hub.dispatcher.planner.connected} online={hub.dispatcher.planner.online}"
-            + f" outstanding={[o.payment_id[-8:] for o in hub.dispatcher.planner.outstanding()]}"
+            + f"; connected={planner.connected} online={planner.online}"
+            + f" outstanding={[o.payment_id[-8:] for o in planner.outstanding()]}"
         )
 
     return await wait_until(hass, condition, what, deadline=deadline, describe=describe)
@@ -499,7 +500,7 @@ async def test_broker_stopped_while_payments_arrive(
     await setup_mqtt(hass, broker.port)
     hub = await setup_arcade_pay(hass, config_entry)
     client = await hass_client_no_auth()
-    planner = hub.dispatcher.planner
+    planner = hub.courier.dispatcher.planner
 
     first = await pay(client, fake_stripe, cabinet_link, tally, rng.randint(1, 5))
     if acknowledges:
@@ -576,7 +577,7 @@ async def another_home_assistant(config_dir: str) -> AsyncGenerator[HomeAssistan
     frame.async_setup(previous)
 
 
-async def stop_for_restart(hass: HomeAssistant, hub: ArcadePayHub) -> None:
+async def stop_for_restart(hass: HomeAssistant, hub: ArcadePayData) -> None:
     """Stop Home Assistant as a restart does (config entries are not unloaded), then drop what the
     process's end takes with it: the hub's timers, the MQTT client's, the ledger connection.
     """
@@ -633,7 +634,7 @@ async def test_home_assistant_restart_with_pulses_pending(
         tally.fault("cabinet switched off")
 
         async def offline() -> bool:
-            return hub.dispatcher.planner.online.get(MACHINE_ID) is False
+            return hub.courier.dispatcher.planner.online.get(MACHINE_ID) is False
 
         await wait_until(first_hass, offline, "Home Assistant to see the cabinet offline")
         kinds["cabinet offline"] = [
@@ -645,7 +646,7 @@ async def test_home_assistant_restart_with_pulses_pending(
         tally.fault("broker stopped")
 
         async def disconnected() -> bool:
-            return not hub.dispatcher.planner.connected
+            return not hub.courier.dispatcher.planner.connected
 
         await wait_until(first_hass, disconnected, "Home Assistant to notice the broker is gone")
         kinds["broker down"] = [
@@ -668,7 +669,7 @@ async def test_home_assistant_restart_with_pulses_pending(
     async with another_home_assistant(config_dir) as second_hass:
         await setup_mqtt(second_hass, broker.port)
         hub = await setup_arcade_pay(second_hass, same_entry(config_entry))
-        assert hub.dispatcher.planner.acknowledges[MACHINE_ID], "forgot that the cabinet acknowledges"
+        assert hub.courier.dispatcher.planner.acknowledges[MACHINE_ID], "forgot that the cabinet acknowledges"
         await wait_for_delivery(
             second_hass,
             hub,
@@ -763,7 +764,7 @@ async def test_broker_killed_during_burst_with_lost_acks(
     await setup_mqtt(hass, broker.port)
     hub = await setup_arcade_pay(hass, config_entry)
     client = await hass_client_no_auth()
-    planner = hub.dispatcher.planner
+    planner = hub.courier.dispatcher.planner
 
     await pay(client, fake_stripe, cabinet_link, tally, 1)
 
@@ -856,7 +857,7 @@ async def test_pulse_without_puback_survives_restart_older_cabinet(
         tally.fault("broker killed")
 
         async def disconnected() -> bool:
-            return not hub.dispatcher.planner.connected
+            return not hub.courier.dispatcher.planner.connected
 
         await wait_until(first_hass, disconnected, "Home Assistant to notice the broker is gone")
         await client.close()

@@ -39,7 +39,7 @@ from homeassistant.core import HomeAssistant
 
 from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.payments import MAX_AMOUNT, MAX_BODY_BYTES
-from custom_components.arcade_pay.hub import ArcadePayHub
+from custom_components.arcade_pay.runtime import ArcadePayData
 from fake_stripe import DEFAULT_WEBHOOK_SECRET, FakeStripe, sign
 
 from ..conftest import API_KEY, MACHINE_ID, UNIT_AMOUNT, WEBHOOK_ID, managed_link, published
@@ -617,7 +617,7 @@ async def check_pays_nothing(
     case: Case,
 ) -> None:
     """Send one case: the answer it calls for, no pulse, nothing in the ledger, no secret logged."""
-    hub: ArcadePayHub = entry.runtime_data
+    hub: ArcadePayData = entry.runtime_data
     before = await hass.async_add_executor_job(hub.ledger.count_by_state)
     body, signature = case.body, case.signature
     if case.stripe_items is not None:
@@ -765,7 +765,7 @@ async def test_paid_sessions_credit_exactly_once(
     )
     assert {p["paymentId"]: p["credits"] for p in new} == paid
     assert all(p["machineId"] == MACHINE_ID for p in new)
-    hub: ArcadePayHub = setup_entry.runtime_data
+    hub: ArcadePayData = setup_entry.runtime_data
     records = [await hass.async_add_executor_job(hub.ledger.payment, session_id) for session_id in paid]
     assert {(r.payment_id, r.credits, r.state) for r in records if r is not None} == {
         (session_id, credits, PaymentState.PUBLISHED) for session_id, credits in paid.items()

@@ -1,4 +1,7 @@
-"""The Stripe webhook: verify, record, answer with an explicit status.
+"""The Stripe webhook: its registration, URL and cloudhook, and each delivery verified and answered.
+
+The first stop of a payment: a verified event goes to intake.py, run by the entry's work
+(entry_work.py), and the answer says what intake did.
 
 Home Assistant's webhook component answers 200 when a handler raises, which Stripe
 reads as "delivered". So every path here returns its own status: 400 for what is not
@@ -8,16 +11,24 @@ recorded (Stripe then retries), 200 otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.hdrs import METH_POST
 
-from homeassistant.core import HomeAssistant
+from homeassistant.components import cloud, webhook
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.network import NoURLAvailableError
 
-from .const import LOGGER
+from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET, DOMAIN, LOGGER
 from .core.ledger import LedgerError
 from .core.payments import (
     MAX_BODY_BYTES,
@@ -28,10 +39,11 @@ from .core.payments import (
     verify_and_parse,
 )
 from .core.stripe_gateway import StripeGatewayError
+from .core.stripe_scope import key_livemode
 from .entry_work import Unloading
 
 if TYPE_CHECKING:
-    from .hub import ArcadePayHub
+    from .runtime import ArcadePayData
 
 
 async def _read_body(request: web.Request) -> bytes | None:
@@ -86,7 +98,7 @@ class WebhookScope:
 
 
 async def async_handle_stripe_webhook(
-    hub: ArcadePayHub,
+    data: ArcadePayData,
     secret: str,
     scope: WebhookScope,
     hass: HomeAssistant,
@@ -107,22 +119,22 @@ async def async_handle_stripe_webhook(
         # The reason never contains the secret or the signature, only what was wrong.
         LOGGER.warning("Rejected a webhook delivery from %s: %s", request.remote, err)
         if err.signature_failed:
-            hub.note_signature_failure()
+            data.signatures.note_failure()
         return _answer(HTTPStatus.BAD_REQUEST, error=str(err))
-    hub.note_verified_delivery()
+    data.signatures.note_verified()
     if isinstance(notice, IgnoredEvent):
         LOGGER.info("Ignoring Stripe event %s (%s): %s", notice.event_id, notice.event_type, notice.reason)
         return _answer(HTTPStatus.OK, received=True, outcome="ignored")
     if isinstance(notice, PaidSession):
-        work = hub.async_handle_paid_session(notice)
+        work = data.intake.async_handle_paid_session(notice)
     elif isinstance(notice, RefundNotice):
-        work = hub.money.async_handle_refund(notice)
+        work = data.intake.async_handle_refund(notice)
     else:
-        work = hub.money.async_handle_dispute(notice)
+        work = data.intake.async_handle_dispute(notice)
     try:
-        # Run by the hub: if the client goes away (Home Assistant then cancels this handler), the
+        # Run by the entry: if the client goes away (Home Assistant then cancels this handler), the
         # payment is still recorded and tracked, or not at all; never recorded and forgotten.
-        outcome = await hub.work.run(work)
+        outcome = await data.work.run(work)
     except Unloading:
         LOGGER.info(
             "Stripe event %s arrived while Arcade Pay reloads; Stripe delivers it again", notice.event_id
@@ -137,3 +149,45 @@ async def async_handle_stripe_webhook(
         LOGGER.exception("Unexpected error processing Stripe event %s", notice.event_id)
         return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, error="internal error")
     return _answer(HTTPStatus.OK, received=True, outcome=outcome.value)
+
+
+def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
+    """The URL to give Stripe: the cloudhook, else the external URL, else the path."""
+    if url := entry_data.get(CONF_CLOUDHOOK_URL):
+        return str(url)
+    try:
+        return webhook.async_generate_url(hass, entry_data[CONF_WEBHOOK_ID])
+    except NoURLAvailableError:
+        return webhook.async_generate_path(entry_data[CONF_WEBHOOK_ID])
+
+
+@callback
+def async_register_stripe_webhook(hass: HomeAssistant, entry: ConfigEntry, data: ArcadePayData) -> None:
+    """Take Stripe's deliveries for this entry from now on (from the internet: Stripe sends them)."""
+    webhook.async_register(
+        hass,
+        DOMAIN,
+        entry.title,
+        entry.data[CONF_WEBHOOK_ID],
+        partial(
+            async_handle_stripe_webhook,
+            data,
+            entry.data[CONF_WEBHOOK_SECRET],
+            WebhookScope(key_livemode(entry.data[CONF_API_KEY])),
+        ),
+        local_only=False,
+        allowed_methods=[METH_POST],
+    )
+
+
+@callback
+def async_unregister_stripe_webhook(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Take no more deliveries: Stripe's retries reach the next start."""
+    webhook.async_unregister(hass, entry.data[CONF_WEBHOOK_ID])
+
+
+async def async_delete_cloudhook(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Delete the entry's Home Assistant Cloud webhook URL, if it has one."""
+    if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
+        with suppress(cloud.CloudNotAvailable):
+            await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])

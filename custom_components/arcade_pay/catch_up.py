@@ -1,0 +1,164 @@
+"""What the payment path missed: payments the webhook never delivered, credits that never arrived.
+
+Reconciliation (hourly, and once at start-up) lists each link's paid sessions in Stripe and
+hands the ones the ledger does not know to intake.py, as if the webhook had delivered them.
+Housekeeping (every 30 seconds) refunds Stripe payments whose credits did not reach their
+cabinet in time, when the owner asked for it. Both run on the intake and the courier; neither
+calls back.
+"""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+
+from .const import LOGGER
+from .core import reconciliation
+from .core.delivery import Pulse, Withdrawn
+from .core.ledger import LedgerError, PaymentLedger, PaymentRecord, PaymentSource
+from .core.payments import PaidSession, RefundNotice, WebhookRejected, paid_session, utcnow
+from .core.reconciliation import LinkCursor
+from .core.stripe_gateway import StripeGatewayError
+from .core.stripe_health import OUTAGE_ERRORS
+from .courier import Courier
+from .entry_work import EntryWork
+from .intake import Intake, Outcome
+
+
+class CatchUp:
+    """Reconciliation and automatic refunds of one entry."""
+
+    def __init__(
+        self, hass: HomeAssistant, intake: Intake, courier: Courier, work: EntryWork, refund_after: float
+    ) -> None:
+        """Refund credits still undelivered ``refund_after`` seconds after they were paid."""
+        self._hass = hass
+        self._intake = intake
+        self._courier = courier
+        self._work = work
+        self._refund_after = refund_after
+
+    @property
+    def _ledger(self) -> PaymentLedger:
+        return self._intake.ledger
+
+    # --- overdue refunds -------------------------------------------------------------------------
+
+    async def async_refund_overdue(self, now: float) -> None:
+        """Refund Stripe payments whose credits did not reach their cabinet in time."""
+        dispatcher = self._courier.dispatcher
+        for outstanding in dispatcher.planner.outstanding():
+            pulse = dispatcher.pulse(outstanding.payment_id)
+            if pulse is None or pulse.source is not PaymentSource.STRIPE or self._work.stopping:
+                continue
+            if now - pulse.timestamp.timestamp() < self._refund_after:
+                continue
+            # Out of delivery before the first await (None: in flight, it may be on the cabinet in
+            # a moment; never refund what was delivered). An overlapping run no longer sees it.
+            if (withdrawn := dispatcher.withdraw(pulse.payment_id)) is not None:
+                # The entry's own task: cancelling housekeeping (unload) must not cut a refund short.
+                await self._work.run(self._async_refund_undelivered(withdrawn))
+
+    async def _async_refund_undelivered(self, withdrawn: Withdrawn) -> None:
+        refunded: tuple[PaymentRecord, str] | None = None
+        try:
+            refunded = await self._async_refund(withdrawn.pulse)
+        finally:
+            if refunded is None:  # Not refunded: the credits are owed again, and due now.
+                await self._courier.dispatcher.put_back(withdrawn)
+                self._courier.after_delivery_change(withdrawn.pulse.machine_id)
+        if refunded is None:
+            return
+        record, payment_intent = refunded
+        adjustment = await self._hass.async_add_executor_job(
+            self._ledger.record_refund, payment_intent, record.amount, f"auto_refund:{record.payment_id}"
+        )
+        if adjustment is not None:
+            self._intake.apply(adjustment)
+
+    async def _async_refund(self, pulse: Pulse) -> tuple[PaymentRecord, str] | None:
+        """Refund a payment in Stripe; return its record and payment intent, or None if not refunded."""
+        record = await self._hass.async_add_executor_job(self._ledger.payment, pulse.payment_id)
+        if record is None or record.payment_intent is None:
+            return None
+        try:
+            await self._intake.gateway.refund(record.payment_intent)
+        except StripeGatewayError as err:
+            LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
+            return None
+        LOGGER.warning(
+            "Refunded payment %s: its %d credit(s) did not reach %s in time",
+            pulse.payment_id,
+            pulse.credits,
+            pulse.machine_id,
+        )
+        return record, record.payment_intent
+
+    # --- reconciliation -------------------------------------------------------------------------
+
+    async def _async_check_refunds(self, notice: PaidSession) -> None:
+        """Ask Stripe whether a payment the webhook never delivered was refunded, before crediting it.
+
+        Its refund's event may be lost too; recorded first, the refund applies as the payment is.
+        """
+        if notice.payment_intent is None:
+            return
+        refunded = await self._intake.gateway.refunded_amount(notice.payment_intent)
+        if refunded:
+            event_id = f"reconcile_refund:{notice.payment_intent}:{refunded}"
+            await self._intake.async_handle_refund(RefundNotice(event_id, notice.payment_intent, refunded))
+
+    async def async_reconcile(self) -> int:
+        """Credit paid sessions the webhook never delivered (reconciliation.py); return how many."""
+        now = int(utcnow().timestamp())
+        current = {machine_id: c.config.payment_link_id for machine_id, c in self._intake.cabinets.items()}
+        credited = 0
+        try:
+            links = await self._hass.async_add_executor_job(self._ledger.links_to_reconcile, current, now)
+            for link in links:
+                try:
+                    credited += await self._async_reconcile_link(link, now)
+                except StripeGatewayError as err:
+                    # An outage is logged once by StripeHealth; a refused request is this link's.
+                    log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
+                    log("Could not check Stripe for missed payments of %s now: %s", link.machine_id, err)
+        except LedgerError as err:  # A background job: say it, the next run tries again.
+            LOGGER.warning("Could not reconcile payments with Stripe now: %s", err)
+        return credited
+
+    async def _async_reconcile_link(self, link: LinkCursor, now: int) -> int:
+        """List a link's sessions since its cursor, credit the missed ones, move the cursor.
+
+        Raises StripeGatewayError with the cursor left where it was: all is listed again next time.
+        """
+        sessions = await self._intake.gateway.checkout_sessions(link.link_id, link.since)
+        paid: list[PaidSession] = []
+        for obj in sessions:
+            try:
+                notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
+            except WebhookRejected as err:
+                LOGGER.warning("Skipping a session Stripe listed for %s: %s", link.machine_id, err)
+                continue
+            if isinstance(notice, PaidSession):
+                paid.append(notice)
+        known = await self._hass.async_add_executor_job(
+            self._ledger.known_payments, [notice.session_id for notice in paid]
+        )
+        credited = 0
+        for notice in paid:
+            if notice.session_id in known:
+                continue
+            await self._async_check_refunds(notice)
+            if await self._intake.async_handle_paid_session(notice) is Outcome.CREDITED:
+                credited += 1
+                LOGGER.warning(
+                    "Credited payment %s for %s that the webhook never delivered; "
+                    "check the webhook URL and secret in Stripe",
+                    notice.session_id,
+                    link.machine_id,
+                )
+        moved = reconciliation.move(link, sessions, now)
+        if moved.done or moved.since != link.since:
+            await self._hass.async_add_executor_job(
+                self._ledger.move_reconcile_cursor, link.link_id, moved.since, moved.done
+            )
+        return credited

@@ -1,0 +1,127 @@
+"""When payment links change: the offline rule's timer, a first sign of life, housekeeping.
+
+payment_links.py decides what Stripe should have (and stays free of Home Assistant); this
+module runs its changes in the background, retries what Stripe refused (link_retry.py) and
+times the offline rule. cabinet_messages.py tells it what cabinets say, the switch and the
+create_payment_link action use ``payment_links`` directly, housekeeping calls
+``async_sync_links``. It calls nothing but payment_links.py and link_retry.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping
+from functools import partial
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later
+
+from .const import LOGGER
+from .core.cabinet import Cabinet
+from .core.ledger import LedgerError
+from .core.stripe_gateway import StripeGatewayError
+from .entry_work import EntryWork
+from .link_retry import LinkRetries
+from .payment_links import PaymentLinks
+
+
+class LinkKeeper:
+    """Keeps one entry's payment links in line with its cabinets, in the background."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        payment_links: PaymentLinks,
+        cabinets: Mapping[str, Cabinet],
+        offline_grace: float,
+        work: EntryWork,
+    ) -> None:
+        """Stop a link ``offline_grace`` seconds after its cabinet went offline (0: never)."""
+        self._hass = hass
+        self.payment_links = payment_links
+        self._cabinets = cabinets
+        self._offline_grace = offline_grace
+        self._work = work
+        self._retries = LinkRetries(hass, self._async_sync_link)
+        self._offline_timers: dict[str, CALLBACK_TYPE] = {}
+
+    def start(self) -> None:
+        """Ask Stripe what it has before changing anything, then sync every link in the background."""
+        self.payment_links.read_from_stripe_first(self._cabinets.values())
+        # A Stripe call per cabinet: in the background, since Home Assistant's start waits for
+        # ordinary tasks (with hundreds of cabinets that would hold it up).
+        self._work.spawn(self.async_sync_links(), cancellable=True, background=True)
+
+    async def async_sync_links(self) -> None:
+        """Put every cabinet's link in Stripe in line with why it should (not) take money."""
+        for cabinet in self._cabinets.values():
+            # A cabinet waiting for its retry (link_retry.py) is left alone until then: backoff.
+            if self.payment_links.out_of_line(cabinet) and not self._retries.waiting(cabinet):
+                await self._async_sync_link(cabinet)
+
+    async def _async_sync_link(self, cabinet: Cabinet) -> None:
+        await self._async_link_change(cabinet, self.payment_links.async_sync(cabinet))
+
+    async def _async_link_change(self, cabinet: Cabinet, change: Coroutine[Any, Any, None]) -> None:
+        """Run a change of a cabinet's link in the background; Stripe refusing it is retried."""
+        was = cabinet.accepting_payments
+        try:
+            await change
+        except StripeGatewayError as err:  # Logged once per outage by StripeHealth.
+            LOGGER.debug("Payment link of %s not updated yet: %s", cabinet.machine_id, err)
+            self._retries.failed(cabinet)
+            return
+        except LedgerError as err:
+            LOGGER.warning("Could not remember the payment link state of %s: %s", cabinet.machine_id, err)
+            return
+        self._retries.succeeded(cabinet)
+        if cabinet.accepting_payments != was:
+            LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
+
+    @callback
+    def first_sign_of_life(self, cabinet: Cabinet) -> None:
+        """The cabinet exists: remember it, and let its link take money if nothing else stops it."""
+        change = self.payment_links.async_first_sign_of_life(cabinet)
+        self._work.spawn(self._async_link_change(cabinet, change), cancellable=True)
+
+    @callback
+    def cabinet_offline(self, machine_id: str) -> None:
+        """The cabinet went offline: its link stops after the grace period, unless it is back."""
+        if self._offline_grace > 0 and machine_id not in self._offline_timers:
+            self._offline_timers[machine_id] = async_call_later(
+                self._hass,
+                self._offline_grace,
+                HassJob(partial(self._offline_too_long, machine_id), cancel_on_shutdown=True),
+            )
+
+    @callback
+    def _offline_too_long(self, machine_id: str, _: object) -> None:
+        self._work.spawn(self._async_offline_too_long(machine_id), cancellable=True)
+
+    async def _async_offline_too_long(self, machine_id: str) -> None:
+        self._offline_timers.pop(machine_id, None)
+        cabinet = self._cabinets[machine_id]
+        if cabinet.online is not False:
+            return
+        LOGGER.warning("Cabinet %s is offline: its payment link stops taking payments", machine_id)
+        await self._async_link_change(cabinet, self.payment_links.async_offline_rule(cabinet, True))
+
+    @callback
+    def cabinet_back(self, cabinet: Cabinet) -> None:
+        """The cabinet is online again: no offline rule; its link may take money again."""
+        if (cancel := self._offline_timers.pop(cabinet.machine_id, None)) is not None:
+            cancel()
+        self._work.spawn(self._async_back_online(cabinet), cancellable=True)
+
+    async def _async_back_online(self, cabinet: Cabinet) -> None:
+        if cabinet.offline_stopped:
+            LOGGER.info("Cabinet %s is back: its payment link may take payments again", cabinet.machine_id)
+        await self._async_link_change(cabinet, self.payment_links.async_offline_rule(cabinet, False))
+
+    @callback
+    def stop(self) -> None:
+        """No more offline timers or retries."""
+        for cancel in self._offline_timers.values():
+            cancel()
+        self._offline_timers.clear()
+        self._retries.cancel()
