@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from .payments import from_minor_units
+from .currencies import from_minor_units
 from .protocol import CabinetState, GameState
 
 
