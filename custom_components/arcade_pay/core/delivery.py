@@ -94,10 +94,7 @@ class CreditDispatcher:
                 )
                 continue
             # Due at once, whatever its backoff was: we just restarted (unless given up on).
-            pulse = Pulse(
-                pending.payment_id, pending.machine_id, pending.credits, pending.received_at, pending.source
-            )
-            self._track(pulse, pending.attempts)
+            self._track(Pulse.owed(pending, pending.credits), pending.attempts)
 
     def _track(self, pulse: Pulse, attempts: int = 0) -> None:
         self.planner.add(pulse, attempts)
@@ -154,9 +151,7 @@ class CreditDispatcher:
         # take the payment for stranded: it is then tracked, maybe sent already. Once is enough.
         if credits <= 0 or payment.payment_id in self._ever_tracked:
             return True
-        self._track(
-            Pulse(payment.payment_id, payment.machine_id, credits, payment.received_at, payment.source)
-        )
+        self._track(Pulse.owed(payment, credits))
         if deliver:
             await self.deliver(payment.payment_id)
         return True
@@ -178,9 +173,7 @@ class CreditDispatcher:
         credits = record.credits - record.withheld_credits  # What a refund or dispute left.
         if credits <= 0:
             return False
-        self._track(
-            Pulse(payment_id, record.machine_id, credits, record.received_at, record.source), record.attempts
-        )
+        self._track(Pulse.owed(record, credits), record.attempts)
         return True
 
     async def deliver(self, payment_id: str) -> None:

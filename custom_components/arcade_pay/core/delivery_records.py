@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from .ledger_records import PaymentSource
+from .ledger_records import Payment, PaymentRecord, PaymentSource, Undelivered
 
 
 class AckResult(StrEnum):
@@ -31,6 +31,11 @@ class Pulse:
     credits: int
     timestamp: datetime
     source: PaymentSource
+
+    @classmethod
+    def owed(cls, payment: Payment | PaymentRecord | Undelivered, credits: int) -> Pulse:
+        """The pulse that carries ``credits`` of a payment to its cabinet."""
+        return cls(payment.payment_id, payment.machine_id, credits, payment.received_at, payment.source)
 
 
 @dataclass(slots=True)
