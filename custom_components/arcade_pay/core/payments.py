@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import json
 from typing import Any, Final
 
-import stripe
 import voluptuous as vol
 
 # Re-exported (``x as x``): callers import money arithmetic and MAX_AMOUNT from here.
@@ -34,6 +33,7 @@ from .stripe_schemas import (
     SESSION_SCHEMA,
 )
 from .stripe_scope import metadata_machine_id, refusal
+from .stripe_sdk import stripe
 
 SIGNATURE_TOLERANCE_SECONDS: Final = 300
 MAX_BODY_BYTES: Final = 64 * 1024
