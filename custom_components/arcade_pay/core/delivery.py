@@ -163,17 +163,14 @@ class CreditDispatcher:
         Return whether it was stranded.
         """
         record = await self._run(self.ledger.payment, payment_id)
-        if record is None or not (record.state is PaymentState.PENDING or record.awaiting_ack):
+        if record is None or not record.undelivered or record.credits_still_paid <= 0:
             return False
         # Tracked by this process once: its fate is known here (sent, acknowledged, refunded)
         # even if the record just read is older than that (the first delivery published it
         # while this one read). Only a payment never tracked here is stranded.
         if payment_id in self._ever_tracked:
             return False
-        credits = record.credits - record.withheld_credits  # What a refund or dispute left.
-        if credits <= 0:
-            return False
-        self._track(Pulse.owed(record, credits), record.attempts)
+        self._track(Pulse.owed(record, record.credits_still_paid), record.attempts)
         return True
 
     async def deliver(self, payment_id: str) -> None:
@@ -291,13 +288,9 @@ class CreditDispatcher:
             record = await self._run(self.ledger.payment, withdrawn.pulse.payment_id)
         except LedgerError:
             record = None  # Unreadable now: owing it is the state it was withdrawn in.
-        credits = None
-        if record is not None:
-            if not (record.state is PaymentState.PENDING or record.awaiting_ack):
-                return
-            # A partial refund or a dispute that came meanwhile left fewer credits to send.
-            credits = record.credits - record.withheld_credits
-            if credits <= 0:
-                return
+        if record is not None and not (record.undelivered and record.credits_still_paid > 0):
+            return  # Settled meanwhile: acknowledged, or refunded or disputed in full.
+        # A partial refund or a dispute that came meanwhile may have left fewer credits to send.
+        credits = None if record is None else record.credits_still_paid
         self._ever_tracked.add(withdrawn.pulse.payment_id)
         self.planner.put_back(withdrawn.outstanding, credits)

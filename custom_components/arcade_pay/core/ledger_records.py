@@ -109,6 +109,11 @@ class PaymentRecord:
         """Whether its credits are not known to have reached the cabinet."""
         return self.state is PaymentState.PENDING or self.awaiting_ack
 
+    @property
+    def credits_still_paid(self) -> int:
+        """Its credits less those a refund or dispute withheld (money_rules.py)."""
+        return self.credits - self.withheld_credits
+
 
 @dataclass(frozen=True, slots=True)
 class CabinetTotals:

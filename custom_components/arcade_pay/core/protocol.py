@@ -1,9 +1,8 @@
 """The MQTT wire protocol that cabinets speak.
 
-Standard library only (tests/core/test_layers.py checks): the cabinet agent imports this very file
-through its symlink cabinet/arcade_cabinet/protocol.py and needs nothing else but ``paho-mqtt``, so
-messages are checked by hand, not with ``voluptuous``. Topics and the coin pulse / game over JSON
-are those of the earlier system, so its cabinets keep working; ``paymentId`` is an addition they ignore.
+Standard library only (tests/core/test_layers.py): the cabinet agent runs this very file (its
+symlink cabinet/arcade_cabinet/protocol.py), so messages are checked by hand, not with voluptuous.
+Topics and JSON are the earlier system's, so its cabinets keep working (they ignore ``paymentId``).
 
 Topic layout, under a configurable prefix (default ``arcade/machine``):
 
@@ -265,10 +264,8 @@ class Ack:
 def parse_status(payload: Payload) -> bool:
     """Return True for ``online``, False for ``offline``; raise ProtocolError otherwise."""
     text = _decode(payload).strip().lower()
-    if text == STATUS_ONLINE:
-        return True
-    if text == STATUS_OFFLINE:
-        return False
+    if text in (STATUS_ONLINE, STATUS_OFFLINE):
+        return text == STATUS_ONLINE
     raise ProtocolError("status must be 'online' or 'offline'")
 
 
