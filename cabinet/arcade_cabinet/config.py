@@ -30,8 +30,6 @@ import shlex
 import tomllib
 from typing import Any, Final
 
-import voluptuous as vol
-
 from .protocol import DEFAULT_TOPIC_PREFIX, is_valid_machine_id, is_valid_topic_prefix
 
 ENV_PASSWORD: Final = "ARCADE_CABINET_PASSWORD"
@@ -54,12 +52,49 @@ class ConfigError(Exception):
     """The settings are incomplete or wrong."""
 
 
+type Problems = list[tuple[tuple[str, ...], str]]  # (the keys leading to a setting, what is wrong)
+
+
+class _Invalid(ValueError):
+    """Settings that do not pass their checks.
+
+    Checked by hand, not with ``voluptuous``: the agent depends on nothing but the standard
+    library and ``paho-mqtt`` (README, "Dependencies").
+    """
+
+    def __init__(self, message: str, problems: Problems | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [((), message)]
+
+
+type Check = Callable[[Any], Any]
+
+
+def _checked(document: Any, keys: Mapping[str, Check]) -> dict[str, Any]:
+    """Check every key of a table; every problem is reported, each with the key it is about."""
+    if not isinstance(document, Mapping):
+        raise _Invalid("expected a table of settings")
+    checked: dict[str, Any] = {}
+    problems: Problems = []
+    for key, value in document.items():
+        if (check := keys.get(key)) is None:
+            problems.append(((str(key),), "unknown key"))
+            continue
+        try:
+            checked[key] = check(value)
+        except _Invalid as err:
+            problems.extend(((str(key), *where), message) for where, message in err.problems)
+    if problems:
+        raise _Invalid("; ".join(message for _, message in problems), problems)
+    return checked
+
+
 def _int(minimum: int, maximum: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise vol.Invalid("expected a whole number")
+            raise _Invalid("expected a whole number")
         if not minimum <= value <= maximum:
-            raise vol.Invalid(f"must be between {minimum} and {maximum}")
+            raise _Invalid(f"must be between {minimum} and {maximum}")
         return value
 
     return check
@@ -67,13 +102,13 @@ def _int(minimum: int, maximum: int) -> Callable[[Any], int]:
 
 def _machine_id(value: Any) -> str:
     if not isinstance(value, str) or not is_valid_machine_id(value):
-        raise vol.Invalid("must be 1-64 letters, digits, '-' or '_'")
+        raise _Invalid("must be 1-64 letters, digits, '-' or '_'")
     return value
 
 
 def _topic_prefix(value: Any) -> str:
     if not isinstance(value, str) or not is_valid_topic_prefix(value):
-        raise vol.Invalid("must be MQTT topic levels without wildcards, e.g. arcade/machine")
+        raise _Invalid("must be MQTT topic levels without wildcards, e.g. arcade/machine")
     return value.rstrip("/")
 
 
@@ -83,18 +118,27 @@ def _command(value: Any) -> tuple[str, ...]:
         try:
             value = shlex.split(value)
         except ValueError as err:
-            raise vol.Invalid(f"cannot split the command: {err}") from err
+            raise _Invalid(f"cannot split the command: {err}") from err
     if not isinstance(value, list | tuple) or not value or not all(isinstance(a, str) for a in value):
-        raise vol.Invalid("must be a program and its arguments: a non-empty list of strings, or a string")
+        raise _Invalid("must be a program and its arguments: a non-empty list of strings, or a string")
     if not value[0]:
-        raise vol.Invalid("the program name is empty")
+        raise _Invalid("the program name is empty")
     return tuple(value)
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise vol.Invalid("expected a non-empty string")
+        raise _Invalid("expected a non-empty string")
     return value
+
+
+def _of_type(kind: type, message: str) -> Check:
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise _Invalid(message)
+        return value
+
+    return check
 
 
 def _path(value: Any) -> Path:
@@ -103,31 +147,31 @@ def _path(value: Any) -> Path:
     return Path(_text(value)).expanduser()
 
 
-MQTT_KEYS: Final[dict[vol.Optional, Callable[[Any], Any]]] = {
-    vol.Optional("host"): _text,
-    vol.Optional("port"): _int(1, 65535),
-    vol.Optional("username"): _text,
-    vol.Optional("password"): str,
-    vol.Optional("tls"): bool,
-    vol.Optional("ca_file"): _path,
-    vol.Optional("cert_file"): _path,
-    vol.Optional("key_file"): _path,
-    vol.Optional("keepalive"): _int(5, 3600),
+MQTT_KEYS: Final[dict[str, Check]] = {
+    "host": _text,
+    "port": _int(1, 65535),
+    "username": _text,
+    "password": _of_type(str, "expected a string"),
+    "tls": _of_type(bool, "expected true or false"),
+    "ca_file": _path,
+    "cert_file": _path,
+    "key_file": _path,
+    "keepalive": _int(5, 3600),
 }
 
-CABINET_KEYS: Final[dict[vol.Optional, Callable[[Any], Any]]] = {
-    vol.Optional("machine_id"): _machine_id,
-    vol.Optional("topic_prefix"): _topic_prefix,
-    vol.Optional("credits_per_game"): _int(0, 100),
-    vol.Optional("coin_command"): _command,
-    vol.Optional("coin_gap_ms"): _int(MIN_COIN_GAP_MS, MAX_COIN_GAP_MS),
-    vol.Optional("state_file"): _path,
-    vol.Optional("control_socket"): _path,
+CABINET_KEYS: Final[dict[str, Check]] = {
+    "machine_id": _machine_id,
+    "topic_prefix": _topic_prefix,
+    "credits_per_game": _int(0, 100),
+    "coin_command": _command,
+    "coin_gap_ms": _int(MIN_COIN_GAP_MS, MAX_COIN_GAP_MS),
+    "state_file": _path,
+    "control_socket": _path,
 }
 
 # The file nests the broker settings under [mqtt]; flags are flat.
-FILE_SCHEMA: Final = vol.Schema({**CABINET_KEYS, vol.Optional("mqtt"): vol.Schema(MQTT_KEYS)})
-FLAT_SCHEMA: Final = vol.Schema({**CABINET_KEYS, **MQTT_KEYS})
+FILE_KEYS: Final[dict[str, Check]] = {**CABINET_KEYS, "mqtt": lambda table: _checked(table, MQTT_KEYS)}
+FLAT_KEYS: Final[dict[str, Check]] = {**CABINET_KEYS, **MQTT_KEYS}
 
 
 def default_state_dir() -> Path:
@@ -195,8 +239,8 @@ def read_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from err
     try:
-        checked: dict[str, Any] = FILE_SCHEMA(document)
-    except vol.Invalid as err:
+        checked = _checked(document, FILE_KEYS)
+    except _Invalid as err:
         raise ConfigError(f"{path}: {_describe(err)}") from err
     flat = {key: value for key, value in checked.items() if key != "mqtt"}
     flat.update(checked.get("mqtt", {}))
@@ -207,15 +251,13 @@ def read_file(path: Path) -> dict[str, Any]:
     return flat
 
 
-def _describe(err: vol.Invalid, flags: bool = False) -> str:
+def _describe(err: _Invalid, flags: bool = False) -> str:
     """``mqtt.port: must be between 1 and 65535`` (``--port: …`` for flags)."""
-    errors = err.errors if isinstance(err, vol.MultipleInvalid) else [err]
     parts = []
-    for one in errors:
-        where = ".".join(str(level) for level in one.path)
+    for path, message in err.problems:
+        where = ".".join(path)
         if flags and where:
             where = "--" + where.replace("_", "-")
-        message = "unknown key" if one.error_message == "extra keys not allowed" else one.error_message
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
@@ -231,8 +273,9 @@ def load_config(
     if environ.get(ENV_PASSWORD):
         settings["password"] = environ[ENV_PASSWORD]
     try:
-        settings.update(FLAT_SCHEMA({key: value for key, value in flags.items() if value is not None}))
-    except vol.Invalid as err:
+        given = {key: value for key, value in flags.items() if value is not None}
+        settings.update(_checked(given, FLAT_KEYS))
+    except _Invalid as err:
         raise ConfigError(_describe(err, flags=True)) from err
     if "machine_id" not in settings:
         raise ConfigError("machine_id is required (in the config file, or --machine-id)")

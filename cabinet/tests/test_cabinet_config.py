@@ -105,6 +105,13 @@ def test_defaults(monkeypatch, tmp_path):
         ('machine_id = "cab"\n[mqtt]\npassword = "x"', {}, "a password needs a username"),
         ('machine_id = "cab"', {"control_socket": "/" + "s" * 120}, "longer than 107 bytes"),
         ("machine_id = ", {}, "is not valid TOML"),
+        # Checked without voluptuous (README, "Dependencies"): types are checked, not converted.
+        ('machine_id = "cab"\nmqtt = 3', {}, "mqtt: expected a table of settings"),
+        ('machine_id = "cab"\n[mqtt]\nusername = "u"\npassword = 3', {}, "mqtt.password: expected a string"),
+        ('machine_id = "cab"\n[mqtt]\ntls = "yes"', {}, "mqtt.tls: expected true or false"),
+        ('machine_id = "cab"', {"tls": "yes"}, "--tls: expected true or false"),
+        # Every problem is reported, each with its key.
+        ('machine_id = "cab"\nfoo = 1\n[mqtt]\nport = 0', {}, "foo: unknown key; mqtt.port: must be between"),
     ],
 )
 def test_bad_settings(tmp_path, text, flags, message):

@@ -6,13 +6,14 @@ import pytest
 
 from custom_components.arcade_pay.core.currencies import (
     STRIPE_CURRENCIES,
+    THREE_DECIMAL_CURRENCIES,
+    ZERO_DECIMAL_CURRENCIES,
     PriceError,
     format_amount,
     normalize_currency,
     parse_price,
     price_example,
 )
-from custom_components.arcade_pay.core.payments import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_currencies_are_stripes() -> None:
     assert normalize_currency(" EUR ") == "eur"
     assert normalize_currency("xyz") is None
     assert normalize_currency("euro") is None
-    # Every currency with special decimals that payments.py knows is one Stripe takes.
+    # Every currency with special decimals that currencies.py knows is one Stripe takes.
     assert ZERO_DECIMAL_CURRENCIES | THREE_DECIMAL_CURRENCIES <= STRIPE_CURRENCIES
 
 

@@ -1037,3 +1037,42 @@ class LedgerMachine(RuleBasedStateMachine):
 
 LedgerMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
 test_ledger_state_machine = LedgerMachine.TestCase
+
+
+class _StatementLog:
+    """Stands in for the ledger's connection and notes each statement with its parameters."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.statements: list[tuple[str, tuple[object, ...]]] = []
+
+    def execute(self, sql: str, parameters: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        self.statements.append((sql, parameters))
+        return self.db.execute(sql, parameters)
+
+
+@pytest.mark.parametrize(
+    ("read", "index"),
+    [
+        (PaymentLedger.undelivered, "payments_undelivered"),
+        (PaymentLedger.uncreditable, "payments_uncreditable"),
+    ],
+)
+def test_states_bound_as_parameters_still_use_their_partial_index(
+    ledger: PaymentLedger, read: Callable[[PaymentLedger], object], index: str
+) -> None:
+    """The states are PaymentState values bound as parameters, not literals in the SQL; SQLite must
+    still see that the partial index applies, or these reads would cost what the history holds."""
+    real = ledger._db
+    assert real is not None
+    log = _StatementLog(real)
+    ledger._db = log  # type: ignore[assignment]
+    try:
+        read(ledger)
+    finally:
+        ledger._db = real
+    [(sql, parameters)] = log.statements
+    assert "'" not in sql  # No literal state.
+    assert set(parameters) <= {state.value for state in PaymentState}
+    plan = " ".join(row[3] for row in real.execute(f"EXPLAIN QUERY PLAN {sql}", parameters))
+    assert f"USING INDEX {index}" in plan

@@ -8,16 +8,16 @@ import sqlite3
 
 import pytest
 
+from custom_components.arcade_pay.core.early_money import Dispute
 from custom_components.arcade_pay.core.ledger import (
-    _MIGRATIONS,
     SCHEMA_VERSION,
     Adjustment,
     CabinetTotals,
-    Dispute,
     Payment,
     PaymentLedger,
     PaymentState,
 )
+from custom_components.arcade_pay.core.ledger_schema import MIGRATIONS
 from custom_components.arcade_pay.core.money_rules import credits_to_withhold
 
 from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
@@ -59,7 +59,7 @@ def write_v3(path: Path) -> None:
     with closing(sqlite3.connect(path)) as db:
         db.executescript(SCHEMA_V1)
         for version in (2, 3):
-            db.executescript(_MIGRATIONS[version] + f"; PRAGMA user_version = {version};")
+            db.executescript(MIGRATIONS[version] + f"; PRAGMA user_version = {version};")
         db.executescript(V3_DATA)
 
 

@@ -1,8 +1,9 @@
 """What Arcade Pay knows about one cabinet, and who wants to hear when it changes.
 
-Plain Python (no Home Assistant import): the entities listen to a ``Cabinet``; the hub
-changes it. Credits and game state are an estimate from the pulses we sent and the
-game overs we heard, unless the cabinet reports its own state, which then wins.
+Plain Python (no Home Assistant import): the entities listen to a ``Cabinet``; the
+integration changes it as payments, pulses and the cabinet's messages come and go. Credits
+and game state are an estimate from the pulses we sent and the game overs we heard, unless
+the cabinet reports its own state, which then wins.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from .payments import from_minor_units
+from .currencies import from_minor_units
 from .protocol import CabinetState, GameState
 
 

@@ -1,7 +1,8 @@
 """Currencies Stripe takes, and prices as an operator types and reads them.
 
-Plain Python (no Home Assistant import), so the forms and the sensors share one rule
-for what a typed price means and how an amount is written.
+Standard library only (no Home Assistant, no Stripe SDK), so the forms, the sensors, the
+ledger and payments.py share one rule for minor units, what a typed price means and how an
+amount is written.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 import re
 from typing import Final
-
-from .payments import currency_exponent, from_minor_units, to_minor_units
 
 # Stripe's presentment currencies (https://docs.stripe.com/currencies, November 2026),
 # lower case as Stripe's API writes them. A code outside this set is a typo.
@@ -23,6 +22,64 @@ _STRIPE_CODES: Final = """
     try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw
 """
 STRIPE_CURRENCIES: Final = frozenset(_STRIPE_CODES.split())
+
+# Stripe's currencies without minor units, and with three (which Stripe wants as
+# multiples of ten): https://docs.stripe.com/currencies#special-cases
+ZERO_DECIMAL_CURRENCIES: Final = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL_CURRENCIES: Final = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
+
+
+def currency_exponent(currency: str) -> int:
+    """Return the number of minor-unit digits Stripe uses for ``currency``."""
+    code = currency.lower()
+    if code in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    if code in THREE_DECIMAL_CURRENCIES:
+        return 3
+    return 2
+
+
+def to_minor_units(amount: Decimal | str | float, currency: str) -> int:
+    """Convert a decimal amount to Stripe's integer amount, refusing to round money."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation as err:
+        raise ValueError(f"not an amount: {amount!r}") from err
+    if not value.is_finite() or value <= 0:
+        raise ValueError("amount must be a positive number")
+    exponent = currency_exponent(currency)
+    minor = value.scaleb(exponent)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"{currency.upper()} amounts have at most {exponent} decimals")
+    result = int(minor)
+    if exponent == 3 and result % 10:
+        raise ValueError(f"{currency.upper()} amounts must be multiples of 0.010")
+    return result
+
+
+def from_minor_units(amount: int, currency: str) -> Decimal:
+    """Convert Stripe's integer amount back to a decimal amount."""
+    return Decimal(amount).scaleb(-currency_exponent(currency))
+
 
 # Digits with at most one decimal separator, which may be a point or a comma.
 _PRICE = re.compile(r"^\d+(?:[.,]\d+)?$|^[.,]\d+$")

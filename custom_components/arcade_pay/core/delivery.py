@@ -1,6 +1,6 @@
-"""When to send which coin pulse: the exactly-once delivery rules, without any I/O.
+"""Every recorded payment's credits to its cabinet, exactly once: the dispatcher.
 
-Plain Python (no Home Assistant import), driven by the hub and by the property tests.
+Plain Python (no Home Assistant import), driven by the integration and by the property tests.
 
 * A pulse is held while MQTT is disconnected or its cabinet is known to be offline, or has
   never shown a sign of life (unless its owner said it never reports anything).
@@ -10,42 +10,31 @@ Plain Python (no Home Assistant import), driven by the hub and by the property t
   online or MQTT reconnects. Cabinets drop pulses they already applied.
 * A cabinet that never acknowledges (the earlier system's) gets each pulse once: a QoS 1 publish the
   broker accepted while connected is all that can be known.
+
+What is owed and when it is due is the planner's (delivery_planner.py, without I/O, one record
+per pulse); the dispatcher adds the ledger, the publish and the notes of what was published.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 import logging
 from typing import Any
 
-from .delivery_planner import DeliveryPlanner, Outstanding
-from .ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentSource, PaymentState
+from .delivery_planner import DeliveryPlanner
+
+# Re-exported: callers import the records of delivery from here.
+from .delivery_records import (
+    AckResult as AckResult,  # noqa: PLC0414
+    Outstanding,
+    Pulse as Pulse,  # noqa: PLC0414
+    Withdrawn as Withdrawn,  # noqa: PLC0414
+)
+from .ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentState
 from .publish_notes import PublishNotes, RunBlocking
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class AckResult(StrEnum):
-    """What an acknowledgement meant."""
-
-    ACKNOWLEDGED = "acknowledged"
-    REPEATED = "repeated"  # Already acknowledged: the cabinet lost our earlier view of it.
-    UNKNOWN = "unknown"  # Not a payment of this cabinet.
-    NOT_SENT = "not_sent"  # Its pulse was never sent: proves nothing, the credits stay owed.
-
-
-@dataclass(frozen=True, slots=True)
-class Pulse:
-    """A coin pulse to publish."""
-
-    payment_id: str
-    machine_id: str
-    credits: int
-    timestamp: datetime
-    source: PaymentSource
 
 
 type Publish = Callable[[Pulse], Awaitable[bool]]
@@ -61,8 +50,9 @@ class CreditDispatcher:
 
     The ledger is the truth: a payment is recorded before anything is published, and what
     is outstanding after a restart is read back from it. ``publish`` returns False when
-    MQTT refused the message; ``run_blocking`` runs ledger calls off the event loop;
-    ``delivered`` is told when a pulse first reaches MQTT (to update entities).
+    MQTT refused the message; ``clock`` is the one clock, in seconds since the epoch: when
+    pulses fall due and the times noted in the ledger; ``run_blocking`` runs ledger calls off
+    the event loop; ``delivered`` is told when a pulse first reaches MQTT (to update entities).
     """
 
     def __init__(
@@ -80,7 +70,6 @@ class CreditDispatcher:
         self._clock = clock
         self._run = run_blocking
         self._delivered = delivered
-        self._pulses: dict[str, Pulse] = {}
         # Every payment tracked since start-up (a few dozen bytes each): none of them is stranded.
         self._ever_tracked: set[str] = set()
         self._notes = PublishNotes(ledger, run_blocking, clock)
@@ -96,50 +85,46 @@ class CreditDispatcher:
                     pending.machine_id,
                 )
                 continue
-            self._track(
-                Pulse(
-                    pending.payment_id,
-                    pending.machine_id,
-                    pending.credits,
-                    pending.received_at,
-                    pending.source,
-                )
-            )
+            self._ever_tracked.add(pending.payment_id)
             if pending.attempts and not self.planner.acknowledges.get(pending.machine_id, False):
                 # Sent while the cabinet counted as acknowledging; it does not (any more): a sent
                 # pulse is delivered, as for any cabinet that does not acknowledge.
                 await self._run(
-                    self.ledger.mark_published, pending.payment_id, datetime.now(UTC), False, pending.attempts
+                    self.ledger.mark_published, pending.payment_id, self._now(), False, pending.attempts
                 )
                 continue
             # Due at once, whatever its backoff was: we just restarted (unless given up on).
-            self.planner.add(pending.payment_id, pending.machine_id, pending.attempts)
+            self._track(Pulse.owed(pending, pending.credits), pending.attempts)
 
-    def _track(self, pulse: Pulse) -> None:
-        self._pulses[pulse.payment_id] = pulse
+    def _track(self, pulse: Pulse, attempts: int = 0) -> None:
+        self.planner.add(pulse, attempts)
         self._ever_tracked.add(pulse.payment_id)
+
+    def _now(self) -> datetime:
+        """The clock's time, for the ledger."""
+        return datetime.fromtimestamp(self._clock(), UTC)
 
     def outstanding_credits(self, machine_id: str) -> int:
         """Credits recorded for a cabinet but not yet known to be delivered."""
-        return sum(self._pulses[o.payment_id].credits for o in self.planner.outstanding(machine_id))
+        return sum(o.pulse.credits for o in self.planner.outstanding(machine_id))
 
     def given_up_credits(self, machine_id: str) -> int:
         """Credits a cabinet never acknowledged, not sent again for now (resend.py)."""
-        return sum(self._pulses[o.payment_id].credits for o in self.planner.given_up(machine_id))
+        return sum(o.pulse.credits for o in self.planner.given_up(machine_id))
 
     def oldest_outstanding(self, machine_id: str | None = None) -> Pulse | None:
         """Return the oldest pulse still outstanding."""
-        pulses = [self._pulses[o.payment_id] for o in self.planner.outstanding(machine_id)]
+        pulses = [o.pulse for o in self.planner.outstanding(machine_id)]
         return min(pulses, key=lambda p: p.timestamp, default=None)
 
     def pulse(self, payment_id: str) -> Pulse | None:
         """Return an outstanding pulse."""
-        return self._pulses.get(payment_id)
+        return self.planner.pulse(payment_id)
 
     def published_once(self, payment_id: str) -> bool:
         """Return whether a pulse has reached MQTT at least once (or is no longer outstanding)."""
-        found = [o for o in self.planner.outstanding() if o.payment_id == payment_id]
-        return not found or found[0].attempts > 0
+        outstanding = self.planner.get(payment_id)
+        return outstanding is None or outstanding.attempts > 0
 
     async def accept(
         self,
@@ -166,10 +151,7 @@ class CreditDispatcher:
         # take the payment for stranded: it is then tracked, maybe sent already. Once is enough.
         if credits <= 0 or payment.payment_id in self._ever_tracked:
             return True
-        self._track(
-            Pulse(payment.payment_id, payment.machine_id, credits, payment.received_at, payment.source)
-        )
-        self.planner.add(payment.payment_id, payment.machine_id)
+        self._track(Pulse.owed(payment, credits))
         if deliver:
             await self.deliver(payment.payment_id)
         return True
@@ -181,18 +163,14 @@ class CreditDispatcher:
         Return whether it was stranded.
         """
         record = await self._run(self.ledger.payment, payment_id)
-        if record is None or not (record.state is PaymentState.PENDING or record.awaiting_ack):
+        if record is None or not record.undelivered or record.credits_still_paid <= 0:
             return False
         # Tracked by this process once: its fate is known here (sent, acknowledged, refunded)
         # even if the record just read is older than that (the first delivery published it
         # while this one read). Only a payment never tracked here is stranded.
         if payment_id in self._ever_tracked:
             return False
-        credits = record.credits - record.withheld_credits  # What a refund or dispute left.
-        if credits <= 0:
-            return False
-        self._track(Pulse(payment_id, record.machine_id, credits, record.received_at, record.source))
-        self.planner.add(payment_id, record.machine_id, record.attempts)
+        self._track(Pulse.owed(record, record.credits_still_paid), record.attempts)
         return True
 
     async def deliver(self, payment_id: str) -> None:
@@ -222,7 +200,7 @@ class CreditDispatcher:
                 self.planner.failed(outstanding.payment_id, self._clock())
 
     async def _send_one(self, outstanding: Outstanding) -> None:
-        pulse = self._pulses[outstanding.payment_id]
+        pulse = outstanding.pulse
         first_time = outstanding.attempts == 0
         if not await self._publish(pulse):
             self.planner.failed(pulse.payment_id, self._clock())
@@ -232,8 +210,7 @@ class CreditDispatcher:
         self._notes.add(
             pulse.payment_id, self.planner.acknowledges.get(pulse.machine_id, False), outstanding.attempts + 1
         )
-        if self.planner.published(pulse.payment_id, self._clock()):
-            self._pulses.pop(pulse.payment_id, None)
+        self.planner.published(pulse.payment_id, self._clock())
         if first_time and self._delivered is not None:
             self._delivered(pulse)
         # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
@@ -254,7 +231,7 @@ class CreditDispatcher:
         (remembered, unless its owner said otherwise) and that its acks get through, so its
         pulses given up on get another round.
         """
-        pulse = self._pulses.get(payment_id)
+        pulse = self.planner.pulse(payment_id)
         if pulse is not None and pulse.machine_id != machine_id:
             return AckResult.UNKNOWN
         if not self._sent(payment_id):
@@ -263,7 +240,7 @@ class CreditDispatcher:
                 return AckResult.UNKNOWN
             if record.state is PaymentState.PENDING and not self._sent(payment_id):
                 return AckResult.NOT_SENT
-        if not await self._run(self.ledger.mark_acknowledged, payment_id, machine_id, datetime.now(UTC)):
+        if not await self._run(self.ledger.mark_acknowledged, payment_id, machine_id, self._now()):
             record = await self._run(self.ledger.payment, payment_id)
             if record is None or record.machine_id != machine_id:
                 return AckResult.UNKNOWN
@@ -285,14 +262,13 @@ class CreditDispatcher:
     def forget(self, payment_id: str) -> None:
         """Stop delivering a payment (it was refunded)."""
         self.planner.forget(payment_id)
-        self._pulses.pop(payment_id, None)
 
     def adjust(self, payment_id: str, credits: int) -> None:
         """A refund or dispute: the pulse still to send carries ``credits`` (0: stop sending it)."""
         if credits <= 0:
             self.forget(payment_id)
-        elif (pulse := self._pulses.get(payment_id)) is not None:
-            self._pulses[payment_id] = replace(pulse, credits=credits)
+        else:
+            self.planner.adjust(payment_id, credits)
 
     def withdraw(self, payment_id: str) -> Withdrawn | None:
         """Take a pulse out of delivery, to refund it; None if it is in flight (or not owed).
@@ -303,9 +279,8 @@ class CreditDispatcher:
         outstanding = self.planner.get(payment_id)
         if outstanding is None or outstanding.in_flight:
             return None
-        withdrawn = Withdrawn(self._pulses[payment_id], outstanding)
         self.forget(payment_id)
-        return withdrawn
+        return Withdrawn(outstanding)
 
     async def put_back(self, withdrawn: Withdrawn) -> None:
         """Deliver a withdrawn pulse again, unless the ledger settled it meanwhile (an ack, a refund)."""
@@ -313,21 +288,9 @@ class CreditDispatcher:
             record = await self._run(self.ledger.payment, withdrawn.pulse.payment_id)
         except LedgerError:
             record = None  # Unreadable now: owing it is the state it was withdrawn in.
-        pulse = withdrawn.pulse
-        if record is not None:
-            if not (record.state is PaymentState.PENDING or record.awaiting_ack):
-                return
-            # A partial refund or a dispute that came meanwhile left fewer credits to send.
-            pulse = replace(pulse, credits=record.credits - record.withheld_credits)
-            if pulse.credits <= 0:
-                return
-        self._track(pulse)
-        self.planner.put_back(withdrawn.outstanding)
-
-
-@dataclass(frozen=True, slots=True)
-class Withdrawn:
-    """A pulse taken out of delivery while its payment is refunded."""
-
-    pulse: Pulse
-    outstanding: Outstanding
+        if record is not None and not (record.undelivered and record.credits_still_paid > 0):
+            return  # Settled meanwhile: acknowledged, or refunded or disputed in full.
+        # A partial refund or a dispute that came meanwhile may have left fewer credits to send.
+        credits = None if record is None else record.credits_still_paid
+        self._ever_tracked.add(withdrawn.pulse.payment_id)
+        self.planner.put_back(withdrawn.outstanding, credits)

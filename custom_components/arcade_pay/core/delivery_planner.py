@@ -2,30 +2,18 @@
 
 Plain Python (no Home Assistant import), driven by the dispatcher (delivery.py) and by the
 property tests. The rules are in delivery.py's docstring.
+
+One record per outstanding pulse (``Outstanding``, delivery_records.py: the pulse to send and
+how its delivery goes) in the planner's one dict. Only the planner's methods change a record,
+so what is sent and what is owed cannot drift apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import resend
-
-
-@dataclass(slots=True)
-class Outstanding:
-    """A pulse that the cabinet has not yet (knowingly) received."""
-
-    payment_id: str
-    machine_id: str
-    attempts: int = 0  # publishes the broker took, across restarts
-    next_attempt: float = 0.0
-    in_flight: bool = False
-    round_start: int = 0  # ``attempts`` when the current round of sends began (resend.py)
-
-    @property
-    def sent(self) -> bool:
-        """Whether the pulse went (or is going) to MQTT at least once."""
-        return self.in_flight or self.attempts > 0
+from .delivery_records import Outstanding, Pulse
 
 
 @dataclass
@@ -41,14 +29,19 @@ class DeliveryPlanner:
     waiting_first_sign: set[str] = field(default_factory=set)
     _outstanding: dict[str, Outstanding] = field(default_factory=dict)
 
-    def add(self, payment_id: str, machine_id: str, attempts: int = 0, due_at: float = 0.0) -> None:
-        """Track a pulse to deliver; ``attempts`` counts earlier successful publishes."""
-        if payment_id not in self._outstanding:
-            self._outstanding[payment_id] = Outstanding(payment_id, machine_id, attempts, due_at)
+    def add(self, pulse: Pulse, attempts: int = 0, due_at: float = 0.0) -> None:
+        """Track a pulse to deliver (unless it is already); ``attempts`` counts earlier publishes."""
+        if pulse.payment_id not in self._outstanding:
+            self._outstanding[pulse.payment_id] = Outstanding(pulse, attempts, due_at)
 
     def get(self, payment_id: str) -> Outstanding | None:
-        """Return an outstanding pulse, or None."""
+        """Return an outstanding pulse's record, or None."""
         return self._outstanding.get(payment_id)
+
+    def pulse(self, payment_id: str) -> Pulse | None:
+        """Return an outstanding pulse, or None."""
+        outstanding = self._outstanding.get(payment_id)
+        return None if outstanding is None else outstanding.pulse
 
     def __contains__(self, payment_id: object) -> bool:
         """Return whether a pulse is still outstanding."""
@@ -61,6 +54,11 @@ class DeliveryPlanner:
     def outstanding(self, machine_id: str | None = None) -> list[Outstanding]:
         """Return the outstanding pulses, of one cabinet or all, oldest first."""
         return [o for o in self._outstanding.values() if machine_id in (None, o.machine_id)]
+
+    def adjust(self, payment_id: str, credits: int) -> None:
+        """A refund or dispute left ``credits`` (> 0) of an outstanding pulse to send."""
+        if (outstanding := self._outstanding.get(payment_id)) is not None:
+            outstanding.pulse = replace(outstanding.pulse, credits=credits)
 
     def _held(self, machine_id: str) -> bool:
         return (
@@ -139,14 +137,18 @@ class DeliveryPlanner:
         """The cabinet confirmed a pulse; return it, or None if it was not outstanding."""
         return self._outstanding.pop(payment_id, None)
 
-    def put_back(self, pulse: Outstanding) -> None:
-        """Deliver a pulse taken out with ``acknowledged`` or ``forget`` again, due now."""
-        pulse.in_flight, pulse.next_attempt = False, 0.0
-        self._outstanding.setdefault(pulse.payment_id, pulse)
+    def put_back(self, outstanding: Outstanding, credits: int | None = None) -> None:
+        """Deliver a pulse taken out with ``acknowledged`` or ``forget`` again, due now.
 
-    def forget(self, payment_id: str) -> None:
-        """Stop delivering a pulse (for example because it was refunded)."""
-        self._outstanding.pop(payment_id, None)
+        ``credits``: what is still owed, when a refund or dispute left fewer meanwhile.
+        """
+        pulse = outstanding.pulse if credits is None else replace(outstanding.pulse, credits=credits)
+        again = replace(outstanding, pulse=pulse, in_flight=False, next_attempt=0.0)
+        self._outstanding.setdefault(pulse.payment_id, again)
+
+    def forget(self, payment_id: str) -> Outstanding | None:
+        """Stop delivering a pulse (for example because it was refunded); return it, if it was owed."""
+        return self._outstanding.pop(payment_id, None)
 
     def hurry(self, machine_id: str | None = None) -> None:
         """Make pulses due now: the cabinet (or MQTT) just came back."""

@@ -4,7 +4,7 @@ Plain Python, standard library ``sqlite3``; PaymentLedger (ledger.py) calls thes
 transactions. The rules themselves are in money_rules.py, refunds and disputes that come before
 their payment in early_money.py, reconciliation cursors in reconciliation.py.
 
-Schema 4 (migrated from 3 by ledger.py):
+Schema 4 (migrated from 3 by ledger_schema.py):
 
 * ``payments`` is rebuilt, since its CHECK allowed no payment with 0 credits: an
   ``uncreditable`` payment (another currency, an unknown cabinet) is kept with none, with a
@@ -23,10 +23,11 @@ import sqlite3
 from typing import TYPE_CHECKING, Final
 
 from .early_money import storable
+from .ledger_records import PaymentSource, PaymentState
 from .money_rules import credits_to_withhold, money_out
 
 if TYPE_CHECKING:
-    from .ledger import Payment, PaymentRecord
+    from .ledger_records import Payment, PaymentRecord
 
 SCHEMA_4: Final = """
     CREATE TABLE payments_v4 (
@@ -82,10 +83,9 @@ SCHEMA_4: Final = """
     WHERE link_id IS NOT NULL AND reconciled_until IS NOT NULL
     """
 
-# Values of PaymentState (ledger.py, which imports this module); a StrEnum equals its value.
-_REFUNDED: Final = "refunded"
-_DISPUTED: Final = "disputed"
-_UNCREDITABLE: Final = "uncreditable"
+_REFUNDED: Final = PaymentState.REFUNDED.value
+_DISPUTED: Final = PaymentState.DISPUTED.value
+_UNCREDITABLE: Final = PaymentState.UNCREDITABLE.value
 
 
 def settle(
@@ -114,7 +114,7 @@ def settle(
     if record.state == _UNCREDITABLE:  # Never counted in revenue.
         return 0, 0
     delta = out - money_out(record.amount, record.refunded_amount, record.disputed_amount)
-    if delta and record.source == "stripe":  # Free credits are not takings.
+    if delta and record.source is PaymentSource.STRIPE:  # Free credits are not takings.
         db.execute(
             "UPDATE cabinet_totals SET revenue = revenue - ? WHERE machine_id = ? AND currency = ?",
             (delta, record.machine_id, record.currency),

@@ -1,23 +1,39 @@
 """From a Stripe webhook delivery to the credits it buys.
 
-Plain Python (no Home Assistant import): signature check, event shape, money and
-credit arithmetic. Every function here is deterministic and cheap, so the webhook
-handler can decide what to do before it touches the network or the disk.
+No Home Assistant import: signature check (the ``stripe`` SDK), what an event means, credit
+arithmetic. Every function here is deterministic and cheap, so the webhook handler can decide
+what to do before it touches the network or the disk. The shapes events must have are in
+stripe_schemas.py; money arithmetic, which needs no Stripe, in currencies.py (re-exported here
+for callers that import it from this module).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 import json
 from typing import Any, Final
 
-import stripe
 import voluptuous as vol
 
-from .protocol import MAX_CREDITS_PER_PULSE, strict_int
+# Re-exported (``x as x``): callers import money arithmetic and MAX_AMOUNT from here.
+from .currencies import (
+    THREE_DECIMAL_CURRENCIES as THREE_DECIMAL_CURRENCIES,  # noqa: PLC0414
+    ZERO_DECIMAL_CURRENCIES as ZERO_DECIMAL_CURRENCIES,  # noqa: PLC0414
+    currency_exponent as currency_exponent,  # noqa: PLC0414
+    from_minor_units as from_minor_units,  # noqa: PLC0414
+    to_minor_units as to_minor_units,  # noqa: PLC0414
+)
+from .protocol import MAX_CREDITS_PER_PULSE
+from .stripe_schemas import (
+    CHARGE_SCHEMA,
+    DISPUTE_SCHEMA,
+    EVENT_SCHEMA,
+    MAX_AMOUNT as MAX_AMOUNT,  # noqa: PLC0414
+    SESSION_SCHEMA,
+)
 from .stripe_scope import metadata_machine_id, refusal
+from .stripe_sdk import stripe
 
 SIGNATURE_TOLERANCE_SECONDS: Final = 300
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -38,30 +54,6 @@ SUBSCRIBED_EVENTS: Final = (
     EVENT_DISPUTE_CREATED,
 )
 
-# Stripe's currencies without minor units, and with three (which Stripe wants as
-# multiples of ten): https://docs.stripe.com/currencies#special-cases
-ZERO_DECIMAL_CURRENCIES: Final = frozenset(
-    [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-)
-THREE_DECIMAL_CURRENCIES: Final = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
-
 
 class WebhookRejected(ValueError):
     """A delivery that is not a genuine, well-formed Stripe event (HTTP 400)."""
@@ -75,39 +67,6 @@ class WebhookRejected(ValueError):
 
 class CreditError(ValueError):
     """A paid session whose credits cannot be worked out from what is known."""
-
-
-def currency_exponent(currency: str) -> int:
-    """Return the number of minor-unit digits Stripe uses for ``currency``."""
-    code = currency.lower()
-    if code in ZERO_DECIMAL_CURRENCIES:
-        return 0
-    if code in THREE_DECIMAL_CURRENCIES:
-        return 3
-    return 2
-
-
-def to_minor_units(amount: Decimal | str | float, currency: str) -> int:
-    """Convert a decimal amount to Stripe's integer amount, refusing to round money."""
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation as err:
-        raise ValueError(f"not an amount: {amount!r}") from err
-    if not value.is_finite() or value <= 0:
-        raise ValueError("amount must be a positive number")
-    exponent = currency_exponent(currency)
-    minor = value.scaleb(exponent)
-    if minor != minor.to_integral_value():
-        raise ValueError(f"{currency.upper()} amounts have at most {exponent} decimals")
-    result = int(minor)
-    if exponent == 3 and result % 10:
-        raise ValueError(f"{currency.upper()} amounts must be multiples of 0.010")
-    return result
-
-
-def from_minor_units(amount: int, currency: str) -> Decimal:
-    """Convert Stripe's integer amount back to a decimal amount."""
-    return Decimal(amount).scaleb(-currency_exponent(currency))
 
 
 def credits_from_subtotal(amount_subtotal: int, unit_amount: int) -> int:
@@ -153,61 +112,6 @@ class IgnoredEvent:
     event_id: str
     event_type: str
     reason: str
-
-
-def _optional(schema: Any) -> Any:
-    return vol.Any(None, schema)
-
-
-def _encodable(value: str) -> str:
-    # JSON can carry lone surrogates ("\udc00"); no Stripe id holds one, and the ledger cannot.
-    try:
-        value.encode()
-    except UnicodeEncodeError as err:
-        raise vol.Invalid("not valid Unicode text") from err
-    return value
-
-
-_ID = vol.All(str, vol.Length(min=1, max=255), _encodable)
-
-
-# Stripe's largest amount is 8 digits; far beyond is forged or broken (and beyond SQLite's range).
-MAX_AMOUNT: Final = 10**12
-_AMOUNT = strict_int(0, MAX_AMOUNT)
-
-EVENT_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required("id"): _ID,
-        vol.Required("type"): _ID,
-        vol.Required("data"): vol.Schema({vol.Required("object"): dict}, extra=vol.ALLOW_EXTRA),
-    },
-    extra=vol.ALLOW_EXTRA,
-)
-
-SESSION_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required("id"): vol.All(_ID, vol.Match(r"^cs_")),
-        vol.Required("object"): "checkout.session",
-        vol.Required("payment_status"): str,
-        vol.Optional("payment_link"): _optional(_ID),
-        vol.Optional("metadata"): _optional({str: vol.Any(str, None)}),
-        vol.Optional("amount_subtotal"): _optional(_AMOUNT),
-        vol.Required("amount_total"): _AMOUNT,
-        vol.Required("currency"): vol.All(str, vol.Length(min=3, max=3), vol.Lower),
-        vol.Optional("payment_intent"): _optional(_ID),
-        vol.Optional("currency_conversion"): _optional(
-            vol.Schema(
-                {
-                    vol.Required("amount_subtotal"): _AMOUNT,
-                    vol.Required("amount_total"): _AMOUNT,
-                    vol.Required("source_currency"): vol.All(str, vol.Length(min=3, max=3), vol.Lower),
-                },
-                extra=vol.ALLOW_EXTRA,
-            )
-        ),
-    },
-    extra=vol.ALLOW_EXTRA,
-)
 
 
 def verify_and_parse(
@@ -297,28 +201,6 @@ def paid_session(obj: Any, event_id: str, event_type: str) -> PaidSession | Igno
         currency=currency,
         payment_intent=session.get("payment_intent"),
     )
-
-
-CHARGE_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required("id"): _ID,
-        vol.Required("object"): "charge",
-        vol.Required("amount_refunded"): _AMOUNT,
-        vol.Required("payment_intent"): _optional(_ID),
-    },
-    extra=vol.ALLOW_EXTRA,
-)
-
-DISPUTE_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required("id"): _ID,
-        vol.Required("object"): "dispute",
-        vol.Required("amount"): _AMOUNT,
-        vol.Required("payment_intent"): _optional(_ID),
-        vol.Optional("reason"): _optional(str),
-    },
-    extra=vol.ALLOW_EXTRA,
-)
 
 
 @dataclass(frozen=True, slots=True)

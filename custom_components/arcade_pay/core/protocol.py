@@ -1,8 +1,8 @@
 """The MQTT wire protocol that cabinets speak.
 
-Plain Python (no Home Assistant import) so that the cabinet agent can use the same
-definitions. Topics and the coin pulse / game over JSON are those of the earlier system,
-so cabinets built for it keep working; ``paymentId`` is an addition they ignore.
+Standard library only (tests/core/test_layers.py): the cabinet agent runs this very file (its
+symlink cabinet/arcade_cabinet/protocol.py), so messages are checked by hand, not with voluptuous.
+Topics and JSON are the earlier system's, so its cabinets keep working (they ignore ``paymentId``).
 
 Topic layout, under a configurable prefix (default ``arcade/machine``):
 
@@ -19,14 +19,13 @@ topic                       direction  retained  payload
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 import json
 import re
 from typing import Any, Final
-
-import voluptuous as vol
 
 DEFAULT_TOPIC_PREFIX: Final = "arcade/machine"
 
@@ -41,6 +40,8 @@ STATUS_OFFLINE: Final = "offline"
 
 # Cabinet messages are a few dozen bytes; anything far larger is not one of ours.
 MAX_MESSAGE_BYTES: Final = 4096
+# Credits a cabinet may say it holds (its state message).
+MAX_CABINET_CREDITS: Final = 1_000_000
 
 MACHINE_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -80,9 +81,7 @@ def is_valid_topic_prefix(prefix: str) -> bool:
 
     No wildcards (we publish under it), no empty levels, no leading ``$`` (broker topics).
     """
-    if not prefix or prefix.startswith("$") or len(prefix) > 200:
-        return False
-    if any(char in prefix for char in "+#\x00"):
+    if not prefix or prefix.startswith("$") or len(prefix) > 200 or any(c in prefix for c in "+#\x00"):
         return False
     return all(prefix.split("/"))
 
@@ -113,65 +112,54 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+MAX_CREDITS_PER_PULSE: Final = 1000
+MAX_PAYMENT_ID_LENGTH: Final = 255
+
+
 def _timestamp(value: Any) -> datetime:
     """Parse an ISO 8601 timestamp; naive ones are taken as UTC."""
     if not isinstance(value, str):
-        raise vol.Invalid("timestamp must be a string")
+        raise ProtocolError("timestamp must be a string")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as err:
-        raise vol.Invalid(f"not an ISO 8601 timestamp: {value[:40]!r}") from err
+        raise ProtocolError(f"not an ISO 8601 timestamp: {value[:40]!r}") from err
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _machine_id(value: Any) -> str:
     if not isinstance(value, str) or not is_valid_machine_id(value):
-        raise vol.Invalid("machineId must be letters, digits, '-' or '_'")
+        raise ProtocolError("machineId must be letters, digits, '-' or '_'")
     return value
 
 
-def strict_int(minimum: int, maximum: int) -> vol.All:
-    """An int that is really an int: JSON ``true`` and ``1.0`` are rejected."""
-
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise vol.Invalid("expected an integer")
-        return value
-
-    return vol.All(check, vol.Range(min=minimum, max=maximum))
+def _payment_id(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_PAYMENT_ID_LENGTH:
+        raise ProtocolError(f"paymentId must be a string of 1 to {MAX_PAYMENT_ID_LENGTH} characters")
+    return value
 
 
-MAX_CREDITS_PER_PULSE: Final = 1000
+def _whole_number(value: Any, minimum: int, maximum: int) -> int:
+    """An int that is really an int (JSON ``true`` and ``1.0`` are not), within bounds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError("expected an integer")
+    if not minimum <= value <= maximum:
+        raise ProtocolError(f"expected an integer from {minimum} to {maximum}")
+    return value
 
-COIN_PULSE_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required("machineId"): _machine_id,
-        vol.Required("credits"): strict_int(1, MAX_CREDITS_PER_PULSE),
-        vol.Required("timestamp"): _timestamp,
-        vol.Optional("paymentId"): vol.All(str, vol.Length(min=1, max=255)),
-    },
-    extra=vol.ALLOW_EXTRA,
-)
 
-GAME_OVER_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required("machineId"): _machine_id,
-        vol.Required("status"): "game_over",
-        vol.Optional("timestamp"): _timestamp,
-    },
-    extra=vol.ALLOW_EXTRA,
-)
+def _field[T](data: dict[str, Any], key: str, check: Callable[[Any], T]) -> T:
+    """The checked value of a required field; the error names the field (``check`` may raise ValueError)."""
+    if key not in data:
+        raise ProtocolError(f"message does not match the protocol: {key} is missing")
+    try:
+        return check(data[key])
+    except (ValueError, TypeError) as err:  # TypeError: GameState([]) and the like
+        raise ProtocolError(f"message does not match the protocol: {key}: {err}") from None
 
-CABINET_STATE_SCHEMA: Final = vol.Schema(
-    {
-        vol.Required("credits"): strict_int(0, 1_000_000),
-        vol.Required("state"): vol.Coerce(GameState),
-        # Cabinets that acknowledge pulses say so here, so that Home Assistant knows it before
-        # the first payment (the state is retained; the first ack may come too late).
-        vol.Optional("acknowledges"): bool,
-    },
-    extra=vol.ALLOW_EXTRA,
-)
+
+def _optional_field[T](data: dict[str, Any], key: str, check: Callable[[Any], T]) -> T | None:
+    return _field(data, key, check) if key in data else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +185,13 @@ class CoinPulse:
     @classmethod
     def from_payload(cls, payload: Payload) -> CoinPulse:
         """Parse a coin pulse, raising ProtocolError when it is not one."""
-        data = _validated(COIN_PULSE_SCHEMA, payload)
-        return cls(data["machineId"], data["credits"], data["timestamp"], data.get("paymentId"))
+        data = _json_object(payload)
+        return cls(
+            _field(data, "machineId", _machine_id),
+            _field(data, "credits", lambda value: _whole_number(value, 1, MAX_CREDITS_PER_PULSE)),
+            _field(data, "timestamp", _timestamp),
+            _optional_field(data, "paymentId", _payment_id),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +211,10 @@ class GameOver:
     @classmethod
     def from_payload(cls, payload: Payload) -> GameOver:
         """Parse a game over message, raising ProtocolError when it is not one."""
-        data = _validated(GAME_OVER_SCHEMA, payload)
-        return cls(data["machineId"], data.get("timestamp"))
+        data = _json_object(payload)
+        if data.get("status") != "game_over":
+            raise ProtocolError("message does not match the protocol: status must be 'game_over'")
+        return cls(_field(data, "machineId", _machine_id), _optional_field(data, "timestamp", _timestamp))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,14 +235,14 @@ class CabinetState:
     @classmethod
     def from_payload(cls, payload: Payload) -> CabinetState:
         """Parse a state message, raising ProtocolError when it is not one."""
-        data = _validated(CABINET_STATE_SCHEMA, payload)
-        return cls(data["credits"], data["state"], data.get("acknowledges", False))
-
-
-ACK_SCHEMA: Final = vol.Schema(
-    {vol.Required("paymentId"): vol.All(str, vol.Length(min=1, max=255))},
-    extra=vol.ALLOW_EXTRA,
-)
+        data = _json_object(payload)
+        return cls(
+            _field(data, "credits", lambda value: _whole_number(value, 0, MAX_CABINET_CREDITS)),
+            _field(data, "state", GameState),
+            # Cabinets that acknowledge pulses say so here, so that Home Assistant knows it before
+            # the first payment (the state is retained; the first ack may come too late).
+            _optional_field(data, "acknowledges", _boolean) or False,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,16 +258,14 @@ class Ack:
     @classmethod
     def from_payload(cls, payload: Payload) -> Ack:
         """Parse an acknowledgement, raising ProtocolError when it is not one."""
-        return cls(_validated(ACK_SCHEMA, payload)["paymentId"])
+        return cls(_field(_json_object(payload), "paymentId", _payment_id))
 
 
 def parse_status(payload: Payload) -> bool:
     """Return True for ``online``, False for ``offline``; raise ProtocolError otherwise."""
     text = _decode(payload).strip().lower()
-    if text == STATUS_ONLINE:
-        return True
-    if text == STATUS_OFFLINE:
-        return False
+    if text in (STATUS_ONLINE, STATUS_OFFLINE):
+        return text == STATUS_ONLINE
     raise ProtocolError("status must be 'online' or 'offline'")
 
 
@@ -289,7 +282,7 @@ def _decode(payload: Payload) -> str:
         raise ProtocolError("message is not UTF-8 text") from err
 
 
-def _validated(schema: vol.Schema, payload: Payload) -> dict[str, Any]:
+def _json_object(payload: Payload) -> dict[str, Any]:
     text = _decode(payload)
     try:
         data = json.loads(text)
@@ -297,8 +290,10 @@ def _validated(schema: vol.Schema, payload: Payload) -> dict[str, Any]:
         raise ProtocolError("message is not JSON") from err
     if not isinstance(data, dict):
         raise ProtocolError("message is not a JSON object")
-    try:
-        validated: dict[str, Any] = schema(data)
-    except vol.Invalid as err:
-        raise ProtocolError(f"message does not match the protocol: {err}") from err
-    return validated
+    return data
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError("expected true or false")
+    return value

@@ -35,7 +35,7 @@ class PublishNotes:
     """The ledger's publish notes still to write."""
 
     def __init__(self, ledger: PaymentLedger, run_blocking: RunBlocking, clock: Callable[[], float]) -> None:
-        """Write to ``ledger`` through ``run_blocking``; retry times from ``clock``."""
+        """Write to ``ledger`` through ``run_blocking``; ``clock``: the dispatcher's (epoch seconds)."""
         self._ledger = ledger
         self._run = run_blocking
         self._clock = clock
@@ -54,7 +54,8 @@ class PublishNotes:
     def add(self, payment_id: str, awaiting_ack: bool, attempts: int) -> None:
         """The broker took a pulse (the ``attempts``-th); note it (the latest publish wins)."""
         earlier = self._notes.get(payment_id)
-        self._notes[payment_id] = _Note(earlier.at if earlier else datetime.now(UTC), awaiting_ack, attempts)
+        at = earlier.at if earlier else datetime.fromtimestamp(self._clock(), UTC)
+        self._notes[payment_id] = _Note(at, awaiting_ack, attempts)
 
     def discard(self, payment_id: str) -> None:
         """Nothing to note any more (acknowledged: the ledger has it final)."""

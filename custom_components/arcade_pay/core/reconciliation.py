@@ -1,7 +1,7 @@
 """Which checkout sessions reconciliation lists, and how far its cursor may move.
 
 Plain Python, standard library ``sqlite3`` (the ledger runs the cursor statements inside its
-transactions); money_events.py does the listing and crediting.
+transactions); the integration, outside core, does the listing and crediting.
 
 Every hour and at start-up, reconciliation lists each payment link's checkout sessions created
 at or after the link's cursor, credits the paid ones the ledger does not have (after asking
