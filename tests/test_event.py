@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 import json
+from typing import Any
 
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -10,6 +12,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_mqtt_message,
     snapshot_platform,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from homeassistant.const import Platform
@@ -17,7 +20,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
 
-from .conftest import MACHINE_ID
+from fake_stripe import FakeStripe
+
+from .conftest import MACHINE_ID, WEBHOOK_ID
 from .platform_snapshot import assert_on_cabinet_device
 
 GAME = "event.pac_man_game"
@@ -57,3 +62,25 @@ async def test_game_over_fires_and_a_state_report_does_not(
     # An event entity's state is when it last fired.
     assert dt_util.parse_datetime(event.state) is not None
     assert event.attributes["event_type"] == "game_over"
+
+
+async def test_a_paid_payment_fires_credit_added(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    platform_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
+    client = await hass_client_no_auth()
+    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
+    assert resp.status == HTTPStatus.OK
+    await hass.async_block_till_done()
+    event = hass.states.get(GAME)
+    assert dt_util.parse_datetime(event.state) is not None
+    assert {key: event.attributes.get(key) for key in ("event_type", "credits", "payment_id", "source")} == {
+        "event_type": "credit_added",
+        "credits": 2,
+        "payment_id": delivery.event["data"]["object"]["id"],
+        "source": "stripe",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 import json
 from typing import Any
 from unittest.mock import MagicMock
@@ -13,6 +14,7 @@ from pytest_homeassistant_custom_component.common import (
     mock_restore_cache,
     snapshot_platform,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE, Platform
@@ -20,11 +22,12 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, Stat
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util import dt as dt_util
 
 from custom_components.arcade_pay.const import DOMAIN
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_subentry
+from .conftest import MACHINE_ID, WEBHOOK_ID, cabinet_subentry
 from .platform_snapshot import assert_on_cabinet_device
 from .test_config_flow import NEW_CABINET, start_cabinet_flow
 
@@ -82,6 +85,29 @@ async def test_sensors_follow_what_the_cabinet_reports(
     async_fire_mqtt_message(hass, f"{PREFIX}/gameover", json.dumps(game_over))
     await hass.async_block_till_done()
     assert (sensor(hass, "credits"), sensor(hass, "plays")) == ("2", "1")
+
+
+async def test_a_paid_payment_shows_in_revenue_and_last_payment(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    platform_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+) -> None:
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
+    before = dt_util.utcnow().replace(microsecond=0)
+    client = await hass_client_no_auth()
+    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
+    assert resp.status == HTTPStatus.OK
+    await hass.async_block_till_done()
+    assert (sensor(hass, "credits"), sensor(hass, "game_state")) == ("3", "playing")
+    assert sensor(hass, "revenue") == "6.00"
+    # When Arcade Pay took the payment, to the second.
+    paid_at = dt_util.parse_datetime(sensor(hass, "last_payment"))
+    assert paid_at is not None
+    assert before <= paid_at <= dt_util.utcnow()
+    # Paid credits are not free ones: the price per credit stays what the link asks.
+    assert sensor(hass, "price_per_credit") == "2.00"
 
 
 async def test_pending_credits_is_primary(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
