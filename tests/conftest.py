@@ -236,3 +236,41 @@ def record_then_wait(
 
 async def wait_for(event: threading.Event) -> None:
     assert await asyncio.to_thread(event.wait, 5)
+
+
+# --- platform snapshot tests
+@pytest.fixture
+async def platform_entry(
+    hass: HomeAssistant,
+    monkeypatch: pytest.MonkeyPatch,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    config_entry: MockConfigEntry,
+    platform: str,
+) -> AsyncGenerator[MockConfigEntry]:
+    """``setup_entry`` with only ``platform`` (a fixture each platform's test file defines).
+
+    ``snapshot_platform`` wants one platform's entities, so the entry forwards only that one.
+    It is unloaded here, before the patch is undone, because unloading reads ``PLATFORMS`` too.
+    """
+    monkeypatch.setattr("custom_components.arcade_pay.PLATFORMS", [platform])
+    remember_seen(hass, config_entry)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    yield config_entry
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.fixture
+def snapshot(snapshot: Any) -> Any:
+    """Syrupy's snapshot with the serializer that writes one set for both Home Assistant versions.
+
+    Also needed because on 2025.4's harness syrupy's own ``snapshot`` fixture shadows Home
+    Assistant's, which would write a different format to ``tests/__snapshots__/``.
+    """
+    # Imported here to keep this block self-contained at the end of the file.
+    from .platform_snapshot import ArcadePaySnapshotExtension  # noqa: PLC0415
+
+    return snapshot.use_extension(ArcadePaySnapshotExtension)

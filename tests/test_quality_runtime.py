@@ -1,4 +1,7 @@
-"""Issue 7, section 3 (runtime): action exceptions, unavailability, outages, reauthentication."""
+"""Issue 7, section 3 (runtime): action exceptions, outages, reauthentication.
+
+The platforms' own cases (button, switch, unavailability without MQTT) are in their test_<platform>.py.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,9 @@ from typing import Any
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import LedgerError
@@ -41,60 +42,6 @@ async def test_ledger_error_in_add_credit_is_translated(
             DOMAIN, "add_credit", {"device_id": device_id(hass), "credits": 1}, blocking=True
         )
     assert err.value.translation_key == "ledger_failed"
-
-
-async def test_ledger_error_in_insert_credit_button_is_translated(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """action-exceptions: the Insert credit button."""
-    monkeypatch.setattr(setup_entry.runtime_data.ledger, "record", broken)
-    with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            "button", "press", {"entity_id": "button.pac_man_insert_credit"}, blocking=True
-        )
-    assert err.value.translation_key == "ledger_failed"
-
-
-async def test_ledger_error_in_switch_is_translated(
-    hass: HomeAssistant,
-    setup_entry: MockConfigEntry,
-    monkeypatch: pytest.MonkeyPatch,
-    fake_stripe: FakeStripe,
-    cabinet_link: dict[str, Any],
-) -> None:
-    """action-exceptions: the Accepting payments switch; nothing changes."""
-    monkeypatch.setattr(setup_entry.runtime_data.ledger, "set_cabinet_paused", broken)
-    with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            "switch", "turn_off", {"entity_id": "switch.pac_man_accepting_payments"}, blocking=True
-        )
-    assert err.value.translation_key == "ledger_failed"
-    assert hass.states.get("switch.pac_man_accepting_payments").state == "on"
-    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
-
-
-async def test_entities_that_depend_on_mqtt_are_unavailable_while_it_is_down(
-    hass: HomeAssistant, setup_entry: MockConfigEntry
-) -> None:
-    """entity-unavailable: what only MQTT tells (or does) is unavailable without it."""
-    needs_mqtt = (
-        "binary_sensor.pac_man_online",
-        "sensor.pac_man_credits",
-        "sensor.pac_man_game_state",
-        "button.pac_man_insert_credit",
-    )
-    async_dispatcher_send(hass, "mqtt_connection_state", False)
-    await hass.async_block_till_done()
-    for entity_id in needs_mqtt:
-        assert hass.states.get(entity_id).state == STATE_UNAVAILABLE, entity_id
-    # What Arcade Pay knows from Stripe and its ledger stays.
-    assert hass.states.get("sensor.pac_man_revenue").state != STATE_UNAVAILABLE
-    assert hass.states.get("switch.pac_man_accepting_payments").state == "on"
-
-    async_dispatcher_send(hass, "mqtt_connection_state", True)
-    await hass.async_block_till_done()
-    for entity_id in needs_mqtt:
-        assert hass.states.get(entity_id).state != STATE_UNAVAILABLE, entity_id
 
 
 async def test_stripe_outage_is_logged_once_and_its_end_once(
