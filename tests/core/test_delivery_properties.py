@@ -722,8 +722,8 @@ def test_acknowledged_and_forgotten_pulses_are_gone() -> None:
     planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
     planner.add(pulse("cs_1", ACK_CAB))
     planner.add(pulse("cs_2", ACK_CAB))
-    assert planner.acknowledged("cs_1") is not None
-    assert planner.acknowledged("cs_1") is None
+    assert planner.forget("cs_1") is not None
+    assert planner.forget("cs_1") is None
     planner.forget("cs_2")
     assert len(planner) == 0
     assert planner.take_due(0.0) == []
