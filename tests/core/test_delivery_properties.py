@@ -707,12 +707,23 @@ def test_hurry_makes_one_cabinets_pulses_or_all_due_now() -> None:
     assert [o.payment_id for o in planner.take_due(0.0)] == ["cs_2"]
 
 
+def test_adjust_changes_what_the_one_record_of_a_pulse_sends() -> None:
+    planner = DeliveryPlanner()
+    planner.add(pulse("cs_1", ACK_CAB, credits=3))
+    planner.adjust("cs_1", 1)  # A partial refund left one credit.
+    planner.adjust("cs_unknown", 1)  # Not outstanding: nothing to change.
+    assert planner.pulse("cs_1") == pulse("cs_1", ACK_CAB, credits=1)
+    assert planner.pulse("cs_unknown") is None
+    [due] = planner.take_due(0.0)
+    assert due.pulse.credits == 1
+
+
 def test_acknowledged_and_forgotten_pulses_are_gone() -> None:
     planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
     planner.add(pulse("cs_1", ACK_CAB))
     planner.add(pulse("cs_2", ACK_CAB))
-    assert planner.acknowledged("cs_1") is not None
-    assert planner.acknowledged("cs_1") is None
+    assert planner.forget("cs_1") is not None
+    assert planner.forget("cs_1") is None
     planner.forget("cs_2")
     assert len(planner) == 0
     assert planner.take_due(0.0) == []

@@ -417,6 +417,8 @@ def test_game_over_round_trip(machine_id: str, moment: datetime | None) -> None:
         (b'{"credits":0,"state":"attract"}', CabinetState(0, GameState.ATTRACT)),
         (bytearray(b'{"state":"attract","credits":1000000}'), CabinetState(1_000_000, GameState.ATTRACT)),
         ('{"credits":2,"state":"playing","coins":7}', CabinetState(2, GameState.PLAYING)),
+        ('{"credits":2,"state":"playing","acknowledges":true}', CabinetState(2, GameState.PLAYING, True)),
+        ('{"credits":2,"state":"playing","acknowledges":false}', CabinetState(2, GameState.PLAYING)),
     ],
 )
 def test_cabinet_state_from_payload(payload: str | bytes | bytearray, expected: CabinetState) -> None:
@@ -441,6 +443,10 @@ def test_cabinet_state_from_payload(payload: str | bytes | bytearray, expected: 
         pytest.param({"credits": 2, "state": None}, id="null-state"),
         pytest.param({"credits": 2}, id="missing-state"),
         pytest.param({"state": "playing"}, id="missing-credits"),
+        pytest.param({"credits": 2, "state": ["playing"]}, id="list-state"),
+        pytest.param({"credits": 2, "state": "playing", "acknowledges": "yes"}, id="string-acknowledges"),
+        pytest.param({"credits": 2, "state": "playing", "acknowledges": 1}, id="number-acknowledges"),
+        pytest.param({"credits": 2, "state": "playing", "acknowledges": None}, id="null-acknowledges"),
     ],
 )
 def test_cabinet_state_invalid(message: dict[str, object]) -> None:
@@ -454,9 +460,10 @@ def test_cabinet_state_to_json() -> None:
 
 
 @settings(max_examples=100)
-@given(credits=st.integers(min_value=0, max_value=1_000_000), state=st.sampled_from(GameState))
-def test_cabinet_state_round_trip(credits: int, state: GameState) -> None:
-    assert CabinetState.from_payload(CabinetState(credits, state).to_json()) == CabinetState(credits, state)
+@given(credits=st.integers(0, 1_000_000), state=st.sampled_from(GameState), acks=st.booleans())
+def test_cabinet_state_round_trip(credits: int, state: GameState, acks: bool) -> None:
+    sent = CabinetState(credits, state, acks)
+    assert CabinetState.from_payload(sent.to_json()) == sent
 
 
 # --- acknowledgement ------------------------------------------------------------------------------

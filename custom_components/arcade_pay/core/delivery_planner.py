@@ -133,12 +133,8 @@ class DeliveryPlanner:
             pulse.in_flight = False
             pulse.next_attempt = now + resend.backoff(max(1, pulse.attempts))
 
-    def acknowledged(self, payment_id: str) -> Outstanding | None:
-        """The cabinet confirmed a pulse; return it, or None if it was not outstanding."""
-        return self._outstanding.pop(payment_id, None)
-
     def put_back(self, outstanding: Outstanding, credits: int | None = None) -> None:
-        """Deliver a pulse taken out with ``acknowledged`` or ``forget`` again, due now.
+        """Deliver a pulse taken out with ``forget`` again, due now.
 
         ``credits``: what is still owed, when a refund or dispute left fewer meanwhile.
         """
@@ -147,7 +143,7 @@ class DeliveryPlanner:
         self._outstanding.setdefault(pulse.payment_id, again)
 
     def forget(self, payment_id: str) -> Outstanding | None:
-        """Stop delivering a pulse (for example because it was refunded); return it, if it was owed."""
+        """Stop delivering a pulse (acknowledged, refunded, withdrawn); return it, if it was owed."""
         return self._outstanding.pop(payment_id, None)
 
     def hurry(self, machine_id: str | None = None) -> None:
