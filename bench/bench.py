@@ -33,6 +33,7 @@ from paho.mqtt import client as mqtt
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
 from custom_components.arcade_pay.core.ledger import Payment, PaymentLedger, PaymentSource  # noqa: E402
 from e2e.system import ArcadeSystem  # noqa: E402
