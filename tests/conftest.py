@@ -310,6 +310,11 @@ async def run_timers(hass: HomeAssistant, freezer: FrozenDateTimeFactory, elapse
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
+async def reconcile(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """An hour passes: the hourly reconciliation with Stripe runs, and is waited for."""
+    await run_timers(hass, freezer, timedelta(hours=1))
+
+
 def record_then_wait(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """Let the ledger commit the payment, then keep its caller waiting until released."""
     real_record = PaymentLedger.record
