@@ -304,7 +304,12 @@ def ledger_uses_after_close(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 async def run_timers(hass: HomeAssistant, freezer: FrozenDateTimeFactory, elapsed: timedelta) -> None:
     """Let time pass: the timers due run (housekeeping every 30 s, reconciliation every hour),
-    and the work they start, in the background too, is waited for."""
+    and the work they start, in the background too, is waited for.
+
+    Work still under way goes first: firing the timers would also fire the time-outs of its
+    Stripe requests in flight.
+    """
+    await hass.async_block_till_done(wait_background_tasks=True)
     freezer.tick(elapsed)
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
