@@ -24,6 +24,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.http import KEY_HASS
 
 from custom_components.arcade_pay import ledger_path
@@ -121,6 +122,13 @@ async def fake_stripe(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(ENV_API_BASE, url)
     yield fake
     await fake.stop()
+
+
+def cabinet_device_id(hass: HomeAssistant, machine_id: str = MACHINE_ID) -> str:
+    """The device registry's id of a cabinet of the test account."""
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{machine_id}")})
+    assert device is not None
+    return device.id
 
 
 def remember_seen(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -224,10 +232,11 @@ async def setup_entry(
     return config_entry
 
 
-async def read_ledger[T](
+async def on_ledger_file[T](
     hass: HomeAssistant, entry: MockConfigEntry, read: Callable[[PaymentLedger], T]
 ) -> T:
-    """What the entry's ledger file durably holds, read through a connection of our own.
+    """Run ``use`` on the entry's ledger file through a connection of our own (to read what it
+    durably holds, or to write what another process could have written).
 
     The ledger is a plain SQLite file (WAL: a second connection reads what was committed), so the
     tests observe what survives a restart, not where the running integration keeps its ledger.
@@ -246,19 +255,19 @@ async def read_ledger[T](
 
 async def payment_state(hass: HomeAssistant, entry: MockConfigEntry, payment_id: str) -> PaymentState | None:
     """The payment's state in the entry's ledger file."""
-    return await read_ledger(hass, entry, lambda ledger: ledger.state_of(payment_id))
+    return await on_ledger_file(hass, entry, lambda ledger: ledger.state_of(payment_id))
 
 
 async def payment_record(hass: HomeAssistant, entry: MockConfigEntry, payment_id: str) -> PaymentRecord:
     """The payment as the entry's ledger file holds it (it must be there)."""
-    record = await read_ledger(hass, entry, lambda ledger: ledger.payment(payment_id))
+    record = await on_ledger_file(hass, entry, lambda ledger: ledger.payment(payment_id))
     assert record is not None, f"{payment_id} is not in the ledger"
     return record
 
 
 async def remembers_acknowledging(hass: HomeAssistant, entry: MockConfigEntry, machine_id: str) -> bool:
     """Whether the ledger remembers (across restarts) that the cabinet acknowledges pulses."""
-    memory = await read_ledger(hass, entry, lambda ledger: ledger.cabinet_memory([machine_id], 0))
+    memory = await on_ledger_file(hass, entry, lambda ledger: ledger.cabinet_memory([machine_id], 0))
     return memory[machine_id].acknowledges
 
 

@@ -12,20 +12,13 @@ import voluptuous as vol
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
-from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
+from fake_stripe import REJECTED_KEY, FakeStripe
 
-from .conftest import MACHINE_ID, published
-
-
-def cabinet_device_id(hass: HomeAssistant) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{MACHINE_ID}")})
-    assert device is not None
-    return device.id
+from .conftest import MACHINE_ID, cabinet_device_id, published
 
 
 async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
