@@ -12,11 +12,9 @@ import voluptuous as vol
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
-from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
-from fake_stripe import REJECTED_KEY, FakeStripe
+from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID, cabinet_device_id, published
 
@@ -121,11 +119,8 @@ async def test_create_payment_link_stripe_failure(
 async def test_create_payment_link_rejected_key_starts_reauth(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    # As if the key was revoked in Stripe's dashboard (the gateway's observer starts reauth).
-    hub = setup_entry.runtime_data
-    revoked = StripeGateway(REJECTED_KEY, async_get_clientsession(hass), fake_stripe.url)
-    revoked.observer = hub.gateway.observer
-    hub.gateway = revoked
+    # As if the key was revoked in Stripe's dashboard: Stripe answers 401 (and reauth starts).
+    fake_stripe.fail_next, fake_stripe.fail_status = 1, 401
     with pytest.raises(HomeAssistantError):
         await hass.services.async_call(
             DOMAIN,
