@@ -1,4 +1,11 @@
-"""Fixtures: a fake Stripe on localhost, HA's MQTT mock, a set-up Arcade Pay entry."""
+"""Fixtures: a fake Stripe on localhost, HA's MQTT mock, a set-up Arcade Pay entry; and helpers
+for observing it from outside.
+
+Tests observe through states, the entity, device and issue registries, services, MQTT, time
+passing and the ledger's file, never through ``entry.runtime_data``: how the integration is
+built inside may change without a test changing. Faults are injected on the public classes of
+the core (PaymentLedger, StripeGateway), whatever instance the integration holds.
+"""
 
 from __future__ import annotations
 
