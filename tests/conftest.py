@@ -1,9 +1,18 @@
-"""Fixtures: a fake Stripe on localhost, HA's MQTT mock, a set-up Arcade Pay entry."""
+"""Fixtures: a fake Stripe on localhost, HA's MQTT mock, a set-up Arcade Pay entry; and helpers
+for observing it from outside.
+
+Tests observe through states, the entity, device and issue registries, services, MQTT, time
+passing and the ledger's file, never through ``entry.runtime_data``: how the integration is
+built inside may change without a test changing. Faults are injected on the public classes of
+the core (PaymentLedger, StripeGateway), whatever instance the integration holds.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
+from datetime import timedelta
+import inspect
 import logging
 from pathlib import Path
 import threading
@@ -15,12 +24,14 @@ from unittest.mock import MagicMock
 import custom_components.arcade_pay  # noqa: F401  isort: skip
 
 from aiohttp.test_utils import TestClient
+from freezegun.api import FrozenDateTimeFactory
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.http import KEY_HASS
 
 from custom_components.arcade_pay import ledger_path
@@ -42,7 +53,12 @@ from custom_components.arcade_pay.const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from custom_components.arcade_pay.core.ledger import PaymentLedger
+from custom_components.arcade_pay.core.ledger import (
+    LedgerError,
+    PaymentLedger,
+    PaymentRecord,
+    PaymentState,
+)
 from custom_components.arcade_pay.core.stripe_gateway import ENV_API_BASE
 from fake_stripe import ACCOUNT_ID, DEFAULT_WEBHOOK_SECRET, FakeStripe
 
@@ -113,6 +129,13 @@ async def fake_stripe(socket_enabled: None, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(ENV_API_BASE, url)
     yield fake
     await fake.stop()
+
+
+def cabinet_device_id(hass: HomeAssistant, machine_id: str = MACHINE_ID) -> str:
+    """The device registry's id of a cabinet of the test account."""
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{machine_id}")})
+    assert device is not None
+    return device.id
 
 
 def remember_seen(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -216,21 +239,115 @@ async def setup_entry(
     return config_entry
 
 
-def record_then_wait(
-    monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntry
-) -> tuple[threading.Event, threading.Event]:
+async def on_ledger_file[T](
+    hass: HomeAssistant, entry: MockConfigEntry, read: Callable[[PaymentLedger], T]
+) -> T:
+    """Run ``use`` on the entry's ledger file through a connection of our own (to read what it
+    durably holds, or to write what another process could have written).
+
+    The ledger is a plain SQLite file (WAL: a second connection reads what was committed), so the
+    tests observe what survives a restart, not where the running integration keeps its ledger.
+    """
+
+    def run() -> T:
+        ledger = PaymentLedger(ledger_path(hass, entry))
+        ledger.open()
+        try:
+            return read(ledger)
+        finally:
+            ledger.close()
+
+    return await hass.async_add_executor_job(run)
+
+
+async def payment_state(hass: HomeAssistant, entry: MockConfigEntry, payment_id: str) -> PaymentState | None:
+    """The payment's state in the entry's ledger file."""
+    return await on_ledger_file(hass, entry, lambda ledger: ledger.state_of(payment_id))
+
+
+async def payment_record(hass: HomeAssistant, entry: MockConfigEntry, payment_id: str) -> PaymentRecord:
+    """The payment as the entry's ledger file holds it (it must be there)."""
+    record = await on_ledger_file(hass, entry, lambda ledger: ledger.payment(payment_id))
+    assert record is not None, f"{payment_id} is not in the ledger"
+    return record
+
+
+async def remembers_acknowledging(hass: HomeAssistant, entry: MockConfigEntry, machine_id: str) -> bool:
+    """Whether the ledger remembers (across restarts) that the cabinet acknowledges pulses."""
+    memory = await on_ledger_file(hass, entry, lambda ledger: ledger.cabinet_memory([machine_id], 0))
+    return memory[machine_id].acknowledges
+
+
+def patch_ledger(monkeypatch: pytest.MonkeyPatch, name: str, replacement: Callable[..., Any]) -> None:
+    """Replace a method of every PaymentLedger (the entry's included) until monkeypatch.undo()."""
+    monkeypatch.setattr(PaymentLedger, name, replacement)
+
+
+def failing_ledger(monkeypatch: pytest.MonkeyPatch, name: str, error: str) -> list[Any]:
+    """Make one ledger method raise LedgerError(error); return the first argument of each call."""
+    calls: list[Any] = []
+
+    def fail(ledger: PaymentLedger, *args: Any) -> Any:
+        calls.append(args[0] if args else None)
+        raise LedgerError(error)
+
+    patch_ledger(monkeypatch, name, fail)
+    return calls
+
+
+def ledger_uses_after_close(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every call of a ledger's public method between its close and its next open."""
+    closed: set[int] = set()
+    uses: list[str] = []
+
+    def watched(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(ledger: PaymentLedger, *args: Any, **kwargs: Any) -> Any:
+            if name == "close":
+                closed.add(id(ledger))
+            elif name == "open":
+                closed.discard(id(ledger))
+            elif id(ledger) in closed:
+                uses.append(f"{name} after close")
+            return method(ledger, *args, **kwargs)
+
+        return call
+
+    for name, method in inspect.getmembers(PaymentLedger, inspect.isfunction):
+        if not name.startswith("_"):
+            patch_ledger(monkeypatch, name, watched(name, method))
+    return uses
+
+
+async def run_timers(hass: HomeAssistant, freezer: FrozenDateTimeFactory, elapsed: timedelta) -> None:
+    """Let time pass: the timers due run (housekeeping every 30 s, reconciliation every hour),
+    and the work they start, in the background too, is waited for.
+
+    Work still under way goes first: firing the timers would also fire the time-outs of its
+    Stripe requests in flight.
+    """
+    await hass.async_block_till_done(wait_background_tasks=True)
+    freezer.tick(elapsed)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def reconcile(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    """An hour passes: the hourly reconciliation with Stripe runs, and is waited for."""
+    await run_timers(hass, freezer, timedelta(hours=1))
+
+
+def record_then_wait(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """Let the ledger commit the payment, then keep its caller waiting until released."""
-    ledger = entry.runtime_data.ledger
-    real_record = ledger.record
+    real_record = PaymentLedger.record
     recorded, release = threading.Event(), threading.Event()
 
-    def record(payment: Any) -> bool:
-        result = real_record(payment)
+    def record(ledger: PaymentLedger, payment: Any) -> bool:
+        result = real_record(ledger, payment)
         recorded.set()
         release.wait(5)
         return result
 
-    monkeypatch.setattr(ledger, "record", record)
+    patch_ledger(monkeypatch, "record", record)
     return recorded, release
 
 

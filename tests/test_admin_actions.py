@@ -12,20 +12,12 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import Unauthorized
-from homeassistant.helpers import device_registry as dr
 
 from custom_components.arcade_pay.const import DOMAIN
-from fake_stripe import ACCOUNT_ID
 
-from .conftest import MACHINE_ID, published
+from .conftest import cabinet_device_id, published
 
 PENDING = "sensor.pac_man_pending_credits"
-
-
-def cabinet_device_id(hass: HomeAssistant) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{MACHINE_ID}")})
-    assert device is not None
-    return device.id
 
 
 def admin_actions(hass: HomeAssistant, entry: MockConfigEntry) -> list[tuple[str, dict[str, Any]]]:

@@ -6,7 +6,7 @@ from typing import Any
 from unittest.mock import MagicMock, patch
 
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_WEBHOOK_ID
@@ -249,8 +249,15 @@ async def test_options_flow(hass: HomeAssistant, setup_entry: MockConfigEntry) -
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert setup_entry.options == {CONF_TOPIC_PREFIX: "venue/cabinets", CONF_CREDITS_PER_GAME: 2} | others
-    # The reload picked the new prefix up.
-    assert setup_entry.runtime_data.options.topic_prefix == "venue/cabinets"
+    # The reload picked the new prefix up: the cabinet is heard on it, and only on it.
+    async_fire_mqtt_message(
+        hass, "venue/cabinets/arcadeCabinet-123/state", '{"credits": 3, "state": "playing"}'
+    )
+    async_fire_mqtt_message(
+        hass, "arcade/machine/arcadeCabinet-123/state", '{"credits": 5, "state": "playing"}'
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.pac_man_credits").state == "3"
 
 
 # --- cabinets -------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 import json
 import logging
-import time
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -25,12 +24,22 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.core.ledger import LedgerError, PaymentState
+from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.resend import MAX_SENDS_WITHOUT_ACK
-from custom_components.arcade_pay.core.stripe_gateway import StripeGatewayError
+from custom_components.arcade_pay.core.stripe_gateway import StripeGateway, StripeGatewayError
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, published, settle
+from .conftest import (
+    MACHINE_ID,
+    WEBHOOK_ID,
+    failing_ledger,
+    payment_record,
+    payment_state,
+    published,
+    remembers_acknowledging,
+    run_timers,
+    settle,
+)
 
 PREFIX = f"arcade/machine/{MACHINE_ID}"
 
@@ -63,10 +72,6 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
     await hass.async_block_till_done()
 
 
-async def state_of(hass: HomeAssistant, entry: MockConfigEntry, payment_id: str) -> PaymentState | None:
-    return await hass.async_add_executor_job(entry.runtime_data.ledger.state_of, payment_id)
-
-
 def set_connected(hass: HomeAssistant, connected: bool) -> None:
     async_dispatcher_send(hass, "mqtt_connection_state", connected)
 
@@ -82,9 +87,9 @@ async def test_cabinet_that_acknowledges_gets_retries_until_it_does(
 ) -> None:
     first = await pay(client, fake_stripe, cabinet_link)
     # An older cabinet until it acknowledges: one pulse, delivered once published.
-    assert await state_of(hass, setup_entry, first) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, first) is PaymentState.PUBLISHED
     await ack(hass, first)
-    assert await state_of(hass, setup_entry, first) is PaymentState.ACKNOWLEDGED
+    assert await payment_state(hass, setup_entry, first) is PaymentState.ACKNOWLEDGED
 
     second = await pay(client, fake_stripe, cabinet_link, quantity=2)
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [first, second]
@@ -99,12 +104,12 @@ async def test_cabinet_that_acknowledges_gets_retries_until_it_does(
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
     await advance(hass, freezer, 120)
     assert len(pulses(mqtt_mock)) == 4
-    assert await state_of(hass, setup_entry, second) is PaymentState.ACKNOWLEDGED
+    assert await payment_state(hass, setup_entry, second) is PaymentState.ACKNOWLEDGED
 
     # The learned behaviour survives a restart.
     assert await hass.config_entries.async_reload(setup_entry.entry_id)
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is True
+    assert await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
 
 
 async def test_pending_pulses_are_sent_after_restart(
@@ -117,7 +122,7 @@ async def test_pending_pulses_are_sent_after_restart(
 ) -> None:
     mqtt_mock.async_publish.side_effect = HomeAssistantError("not connected")
     session = await pay(client, fake_stripe, cabinet_link, quantity=3)
-    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PENDING
     assert hass.states.get("sensor.pac_man_pending_credits").state == "3"
     assert hass.states.get("sensor.pac_man_revenue").state == "6.00"  # money is counted when taken
 
@@ -127,7 +132,7 @@ async def test_pending_pulses_are_sent_after_restart(
     await hass.async_block_till_done()
 
     assert [(p["paymentId"], p["credits"]) for p in pulses(mqtt_mock)] == [(session, 3)]
-    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 
 
@@ -254,7 +259,7 @@ async def test_bad_acknowledgements_are_ignored(
 ) -> None:
     async_fire_mqtt_message(hass, f"{PREFIX}/ack", payload)
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
     assert caplog.text.count("Ignoring malformed message") == 1
 
 
@@ -267,7 +272,7 @@ async def test_ack_for_another_cabinets_payment_is_ignored(
 ) -> None:
     session = await pay(client, fake_stripe, cabinet_link)
     await ack(hass, session, machine_id="someOtherCabinet")
-    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
 
 
 async def test_manual_credit_while_mqtt_down_follows_later(
@@ -287,19 +292,9 @@ async def test_manual_credit_while_mqtt_down_follows_later(
     assert [p["credits"] for p in pulses(mqtt_mock)] == [1]
 
 
-async def housekeeping(
-    hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDateTimeFactory, seconds: float
-) -> None:
-    """Let time pass and run the 30-second housekeeping once.
-
-    Called directly rather than through async_fire_time_changed, which also fires aiohttp's
-    own timers and breaks the Stripe requests housekeeping makes. The event loop's clock is
-    frozen too, so the tick also fires the 30-second interval's own run, in the background:
-    waited for as well.
-    """
-    freezer.tick(timedelta(seconds=seconds))
-    await entry.runtime_data._async_housekeeping()
-    await hass.async_block_till_done(wait_background_tasks=True)
+async def housekeeping(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Let time pass: the 30-second housekeeping runs once, and is waited for."""
+    await run_timers(hass, freezer, timedelta(seconds=seconds))
 
 
 async def test_undelivered_credits_raise_a_repair_and_clear_it(
@@ -313,15 +308,15 @@ async def test_undelivered_credits_raise_a_repair_and_clear_it(
     issue_id = f"credits_undelivered_{MACHINE_ID}"
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await pay(client, fake_stripe, cabinet_link, quantity=2)
-    await housekeeping(hass, setup_entry, freezer, 300)
+    await housekeeping(hass, freezer, 300)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
-    await housekeeping(hass, setup_entry, freezer, 330)
+    await housekeeping(hass, freezer, 330)
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_placeholders == {"cabinet": "Pac-Man", "credits": "2"}
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
-    await housekeeping(hass, setup_entry, freezer, 1)
+    await housekeeping(hass, freezer, 30)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
@@ -343,23 +338,26 @@ async def test_automatic_refund_of_undeliverable_credits(
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
-    await housekeeping(hass, setup_entry, freezer, 240)
+    await housekeeping(hass, freezer, 240)
     assert fake_stripe.refunds == []
-    await housekeeping(hass, setup_entry, freezer, 90)
+    await housekeeping(hass, freezer, 90)
     assert [r["payment_intent"] for r in fake_stripe.refunds] == [
         fake_stripe.sessions[session]["payment_intent"]
     ]
-    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.REFUNDED
     assert hass.states.get("sensor.pac_man_revenue").state == "0.00"
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
     # Refunded credits are never sent, even when the cabinet comes back.
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
-    await housekeeping(hass, setup_entry, freezer, 120)
+    await housekeeping(hass, freezer, 120)
     assert pulses(mqtt_mock) == []
     # Stripe's own charge.refunded event for that refund changes nothing more.
-    hub = setup_entry.runtime_data
-    assert hub.cabinets[MACHINE_ID].revenue == 0
+    refunded = fake_stripe.refund_event(session)
+    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=refunded.body, headers=refunded.headers)
+    assert resp.status == 200
+    assert hass.states.get("sensor.pac_man_revenue").state == "0.00"
+    assert await payment_state(hass, setup_entry, session) is PaymentState.REFUNDED
 
 
 async def test_overlapping_housekeeping_runs_refund_a_payment_once(
@@ -370,6 +368,7 @@ async def test_overlapping_housekeeping_runs_refund_a_payment_once(
     setup_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A run slower than the 30-second interval (Stripe taking its time) overlaps the next one."""
     hass.config_entries.async_update_entry(
@@ -380,14 +379,28 @@ async def test_overlapping_housekeeping_runs_refund_a_payment_once(
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    real_refund = StripeGateway.refund
+    refunding, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_refund(gateway: StripeGateway, payment_intent: str) -> None:
+        refunding.set()
+        await answer.wait()
+        await real_refund(gateway, payment_intent)
+
+    monkeypatch.setattr(StripeGateway, "refund", slow_refund)
     freezer.tick(timedelta(minutes=6))
-    hub = setup_entry.runtime_data
-    await asyncio.gather(hub._async_housekeeping(), hub._async_housekeeping())
-    # The tick also fired the interval's own run, in the background.
+    async_fire_time_changed(hass)
+    async with asyncio.timeout(5):
+        await refunding.wait()
+    freezer.tick(timedelta(seconds=30))
+    async_fire_time_changed(hass)  # The next run starts while the first waits for Stripe.
+    for _ in range(20):  # and gets as far as it can (block_till_done would wait for the first)
+        await asyncio.sleep(0)
+    answer.set()
     await hass.async_block_till_done(wait_background_tasks=True)
     assert fake_stripe.api_requests("POST", "/v1/refunds") == ["/v1/refunds"]
     assert "Could not refund" not in caplog.text
-    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.REFUNDED
     assert hass.states.get("sensor.pac_man_revenue").state == "0.00"
 
 
@@ -397,28 +410,28 @@ async def test_refund_refused_by_stripe_is_tried_again_by_the_next_run(
     fake_stripe: FakeStripe,
     cabinet_link: dict[str, Any],
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Offline rule off: its Stripe call would take the one refused request.
     hass.config_entries.async_update_entry(
-        setup_entry, options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5}
+        setup_entry,
+        options=setup_entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0},
     )
     await hass.async_block_till_done(wait_background_tasks=True)
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     session = await pay(client, fake_stripe, cabinet_link)
-    money = setup_entry.runtime_data.catch_up
-    # Time passed without freezer.tick, so that no interval run joins in.
-    later = time.time() + 6 * 60
     fake_stripe.fail_next, fake_stripe.fail_status = 1, 400
-    await money.async_refund_overdue(later)
+    await housekeeping(hass, freezer, 6 * 60)
     assert "Could not refund undelivered payment" in caplog.text
     assert fake_stripe.refunds == []
-    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING
-    await money.async_refund_overdue(later)
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PENDING
+    await housekeeping(hass, freezer, 30)
     assert [r["payment_intent"] for r in fake_stripe.refunds] == [
         fake_stripe.sessions[session]["payment_intent"]
     ]
-    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.REFUNDED
 
 
 async def test_a_claim_to_acknowledge_is_not_proof(
@@ -443,11 +456,9 @@ async def test_a_claim_to_acknowledge_is_not_proof(
     for _ in range(8):
         await advance(hass, freezer, 30)
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Actual: 9 of them.
-    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
-    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
-    ledger = setup_entry.runtime_data.ledger
-    memory = await hass.async_add_executor_job(ledger.cabinet_memory, [MACHINE_ID], 0)
-    assert memory[MACHINE_ID].acknowledges is False  # Nothing learned survives a restart either.
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
+    # One pulse, no re-sends: not believed; and nothing learned survives a restart either.
+    assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
 
 
 async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
@@ -464,15 +475,15 @@ async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
     assert pulses(mqtt_mock) == []
     await ack(hass, session)
-    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
-    assert await state_of(hass, setup_entry, session) is PaymentState.PENDING  # Actual: acknowledged.
+    assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PENDING  # Actual: acknowledged.
     assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
     await ack(hass, session)  # An ack of the pulse it got: now it is known to acknowledge.
-    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
-    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is True
+    assert await payment_state(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
 
 
 async def test_resends_stop_after_the_bound_and_raise_a_repair(
@@ -514,7 +525,7 @@ async def test_resends_stop_after_the_bound_and_raise_a_repair(
     await hass.async_block_till_done()
     assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK + 1
     await ack(hass, session)
-    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
@@ -536,7 +547,7 @@ async def test_turning_acknowledges_off_closes_credits_already_sent(
     await explicit_acknowledges(hass, setup_entry, False)
     await advance(hass, freezer, 61)
     assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK  # Actual: one more.
-    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"credits_unacknowledged_{MACHINE_ID}") is None
 
@@ -562,7 +573,7 @@ async def test_an_ack_of_another_credit_resumes_credits_given_up_on(
     await ack(hass, manual)
     assert [p["paymentId"] for p in pulses(mqtt_mock)][-1] == session
     await ack(hass, session)
-    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 
 
@@ -579,7 +590,7 @@ async def test_owner_setting_wins_over_what_the_cabinet_says(
     )
     async_fire_mqtt_message(hass, f"{PREFIX}/ack", json.dumps({"paymentId": "cs_whatever"}))
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.courier.dispatcher.planner.acknowledges[MACHINE_ID] is False
+    assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
 
 
 async def test_unload_waits_for_a_pulse_in_flight(
@@ -600,16 +611,13 @@ async def test_unload_waits_for_a_pulse_in_flight(
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
     resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
     assert resp.status == 200
-    ledger = setup_entry.runtime_data.ledger
     unload = hass.async_create_task(hass.config_entries.async_unload(setup_entry.entry_id))
     await asyncio.sleep(0)
     assert not unload.done()
     release.set()
     assert await unload
     session = delivery.event["data"]["object"]["id"]
-    ledger.open()
-    assert ledger.state_of(session) is PaymentState.PUBLISHED
-    ledger.close()
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
 
 
 async def test_credits_of_a_cabinet_that_reports_its_state_are_never_counted_twice(
@@ -644,19 +652,6 @@ async def explicit_acknowledges(hass: HomeAssistant, entry: MockConfigEntry, ack
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
-def failing_ledger_writes(monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntry, name: str) -> list[str]:
-    """Make one ledger method fail as if another program held the write lock; return its calls."""
-    ledger = entry.runtime_data.ledger
-    calls: list[str] = []
-
-    def locked(payment_id: str, *args: Any) -> None:
-        calls.append(payment_id)
-        raise LedgerError("database is locked")
-
-    monkeypatch.setattr(ledger, name, locked)
-    return calls
-
-
 @pytest.mark.parametrize("acknowledges", [False, True], ids=["older", "acknowledging"])
 async def test_a_failed_ledger_write_after_a_publish_never_republishes(
     hass: HomeAssistant,
@@ -672,7 +667,7 @@ async def test_a_failed_ledger_write_after_a_publish_never_republishes(
 ) -> None:
     """Once the broker took a pulse it is delivered (or one more attempt) whatever the write did."""
     await explicit_acknowledges(hass, setup_entry, acknowledges)
-    writes = failing_ledger_writes(monkeypatch, setup_entry, "mark_published")
+    writes = failing_ledger(monkeypatch, "mark_published", "database is locked")
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
     for seconds in (2.5, 4.5, 8.5):
         await advance(hass, freezer, seconds)
@@ -684,10 +679,9 @@ async def test_a_failed_ledger_write_after_a_publish_never_republishes(
     assert "Error doing job" not in caplog.text
     monkeypatch.undo()  # The lock is released: the retried write lands, nothing more is sent.
     await advance(hass, freezer, 60)
-    state = await state_of(hass, setup_entry, session)
+    state = await payment_state(hass, setup_entry, session)
     assert state is PaymentState.PUBLISHED
-    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session)
-    assert record is not None
+    record = await payment_record(hass, setup_entry, session)
     assert record.awaiting_ack is acknowledges
     if not acknowledges:
         assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
@@ -712,23 +706,22 @@ async def overdue_payment(
 
 
 def cabinet_back_during_refund(
-    hass: HomeAssistant, entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch, fail: bool = False
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch, fail: bool = False
 ) -> list[str]:
     """Stripe takes its time to refund; meanwhile the cabinet comes back online."""
-    gateway = entry.runtime_data.gateway
-    real_refund = gateway.refund
+    real_refund = StripeGateway.refund
     refunds: list[str] = []
 
-    async def refund(payment_intent: str) -> None:
+    async def refund(gateway: StripeGateway, payment_intent: str) -> None:
         async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
         for _ in range(20):  # Whatever the cabinet's return sets off runs now.
             await asyncio.sleep(0)
         if fail:
             raise StripeGatewayError("Stripe is down")
         refunds.append(payment_intent)
-        await real_refund(payment_intent)
+        await real_refund(gateway, payment_intent)
 
-    monkeypatch.setattr(gateway, "refund", refund)
+    monkeypatch.setattr(StripeGateway, "refund", refund)
     return refunds
 
 
@@ -739,15 +732,15 @@ async def test_a_cabinet_back_during_the_refund_call_does_not_get_the_refunded_c
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
-    refunds = cabinet_back_during_refund(hass, setup_entry, monkeypatch)
-    await setup_entry.runtime_data.catch_up.async_refund_overdue(time.time() + 6 * 60)
-    await hass.async_block_till_done()
+    refunds = cabinet_back_during_refund(hass, monkeypatch)
+    await housekeeping(hass, freezer, 6 * 60)
     assert refunds == [fake_stripe.sessions[session]["payment_intent"]]
     assert pulses(mqtt_mock) == []  # Actual: the credits went out during the refund call.
-    assert await state_of(hass, setup_entry, session) is PaymentState.REFUNDED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.REFUNDED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 
 
@@ -758,14 +751,15 @@ async def test_a_refund_that_fails_puts_the_credits_back_into_delivery(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     session = await overdue_payment(hass, client, fake_stripe, cabinet_link, setup_entry)
-    cabinet_back_during_refund(hass, setup_entry, monkeypatch, fail=True)
-    await setup_entry.runtime_data.catch_up.async_refund_overdue(time.time() + 6 * 60)
-    await hass.async_block_till_done()
+    cabinet_back_during_refund(hass, monkeypatch, fail=True)
+    await housekeeping(hass, freezer, 6 * 60)
+    await advance(hass, freezer, 1)  # The delivery's next wake-up.
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
-    assert await state_of(hass, setup_entry, session) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 
 
@@ -806,11 +800,11 @@ async def test_an_ack_the_ledger_cannot_note_is_noted_from_the_next_one(
 ) -> None:
     await explicit_acknowledges(hass, setup_entry, True)
     session = await pay(client, fake_stripe, cabinet_link)
-    failing_ledger_writes(monkeypatch, setup_entry, "mark_acknowledged")
+    failing_ledger(monkeypatch, "mark_acknowledged", "database is locked")
     await ack(hass, session)
     assert "Could not note the acknowledgement" in caplog.text
     assert hass.states.get("sensor.pac_man_pending_credits").state == "1"
     monkeypatch.undo()
     await ack(hass, session)  # The cabinet acknowledges the next re-send again.
-    assert await state_of(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.ACKNOWLEDGED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"

@@ -16,11 +16,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
 from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.core.ledger import PaymentLedger
 from custom_components.arcade_pay.core.payments import paid_session
 from custom_components.arcade_pay.core.stripe_scope import key_livemode, metadata_machine_id, refusal
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, published, remember_seen, settle
+from .conftest import WEBHOOK_ID, on_ledger_file, published, remember_seen, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 
@@ -78,7 +79,7 @@ async def test_event_of_another_mode_or_account_is_refused_and_logged_once(
         delivery = resigned(fake_stripe, fake_stripe.complete_checkout(cabinet_link["id"], 2), **changes)
         assert await post(client, delivery) == 400
     assert [p for t, p, *_ in published(mqtt_mock) if t.endswith("/coinpulse")] == []
-    assert setup_entry.runtime_data.ledger.count_by_state() == {}
+    assert await on_ledger_file(hass, setup_entry, PaymentLedger.count_by_state) == {}
     [message] = refusals(caplog)
     assert why in message
 

@@ -22,9 +22,12 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 
+from custom_components.arcade_pay import ledger_path
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentState
+from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
 from custom_components.arcade_pay.diagnostics import async_get_config_entry_diagnostics
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
@@ -33,25 +36,45 @@ from .conftest import (
     MACHINE_ID,
     WEBHOOK_ID,
     cabinet_subentry,
+    failing_ledger,
+    ledger_uses_after_close,
     managed_link,
+    payment_state,
     published,
     record_then_wait,
     wait_for,
 )
 
 
+def our_subscriptions(mqtt_mock: MagicMock) -> set[str]:
+    """The topics Home Assistant's MQTT client is subscribed to for the cabinets.
+
+    The harness's mock wraps the real client, which it also gives as its return_value.
+    """
+    client = mqtt_mock.return_value
+    return {s.topic for s in client.subscriptions if s.topic.startswith("arcade/machine/")}
+
+
 async def test_unload_and_reload(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock, fake_stripe: FakeStripe
 ) -> None:
-    hub = setup_entry.runtime_data
     assert WEBHOOK_ID in hass.data["webhook"]
+    assert len(our_subscriptions(mqtt_mock)) == 4
+    wal = Path(ledger_path(hass, setup_entry) + "-wal")
+    assert await hass.async_add_executor_job(wal.exists)  # The ledger is open.
     assert await hass.config_entries.async_unload(setup_entry.entry_id)
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.NOT_LOADED
     assert WEBHOOK_ID not in hass.data["webhook"]
     assert hass.states.get("sensor.pac_man_credits").state == "unavailable"
-    assert hub._unsubscribe == []
-    assert hub.ledger._db is None  # closed
+    assert our_subscriptions(mqtt_mock) == set()
+    # No timer left: the hourly reconciliation does not ask Stripe any more.
+    listings = len(fake_stripe.api_requests("GET", "/v1/checkout/sessions"))
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(hours=2))
+    await hass.async_block_till_done()
+    assert len(fake_stripe.api_requests("GET", "/v1/checkout/sessions")) == listings
+    # The last connection to close folds SQLite's write-ahead log back into the file.
+    assert not await hass.async_add_executor_job(wal.exists)  # The ledger is closed.
     assert await hass.config_entries.async_setup(setup_entry.entry_id)
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.LOADED
@@ -144,7 +167,10 @@ async def test_remove_entry_deletes_cloudhook(
 
 
 async def test_diagnostics_redact_secrets(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, cabinet_link: dict[str, Any]
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    cabinet_link: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     diagnostics = await async_get_config_entry_diagnostics(hass, setup_entry)
     text = json.dumps(diagnostics, default=str)
@@ -159,7 +185,7 @@ async def test_diagnostics_redact_secrets(
         "outstanding_pulses": 0,
         "acknowledging_cabinets": [],
     }
-    await hass.async_add_executor_job(setup_entry.runtime_data.ledger.close)
+    failing_ledger(monkeypatch, "count_by_state", "ledger is closed")
     diagnostics = await async_get_config_entry_diagnostics(hass, setup_entry)
     assert diagnostics["ledger"] == {"error": "ledger is closed"}
 
@@ -184,21 +210,6 @@ async def test_system_health(
 # --- issue 8, item 3: unload waits for, or stops, everything the entry started -------------------
 
 
-def closed_ledger_calls(monkeypatch: pytest.MonkeyPatch, entry: MockConfigEntry) -> list[str]:
-    """Record every use of the entry's ledger after it was closed."""
-    ledger = entry.runtime_data.ledger
-    real_connection = ledger._connection
-    calls: list[str] = []
-
-    def connection() -> Any:
-        if ledger._db is None:
-            calls.append("ledger used after close")
-        return real_connection()
-
-    monkeypatch.setattr(ledger, "_connection", connection)
-    return calls
-
-
 def pulses(mqtt_mock: MagicMock) -> list[str]:
     return [json.loads(p)["paymentId"] for t, p, _, _ in published(mqtt_mock) if t.endswith("/coinpulse")]
 
@@ -221,7 +232,7 @@ async def test_a_webhook_in_flight_during_a_reload_is_published_once(
     """Recorded while the entry reloads: the old hub published it, and the new one (reading the
     ledger) again."""
     client = await hass_client_no_auth()
-    recorded, release = record_then_wait(monkeypatch, setup_entry)
+    recorded, release = record_then_wait(monkeypatch)
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
     answer = hass.async_create_task(
         client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
@@ -235,8 +246,7 @@ async def test_a_webhook_in_flight_during_a_reload_is_published_once(
     await hass.async_block_till_done(wait_background_tasks=True)
     session = delivery.event["data"]["object"]["id"]
     assert pulses(mqtt_mock) == [session]  # Actual: [session, session].
-    ledger = setup_entry.runtime_data.ledger
-    assert await hass.async_add_executor_job(ledger.state_of, session) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
 
 
 async def test_unload_stops_a_reconciliation_in_progress(
@@ -250,17 +260,16 @@ async def test_unload_stops_a_reconciliation_in_progress(
 ) -> None:
     """The hourly reconciliation, waiting for Stripe when the entry unloads, went on afterwards
     and wrote to the closed ledger."""
-    hub = setup_entry.runtime_data
     session = fake_stripe.complete_checkout(cabinet_link["id"]).event["data"]["object"]
     listing, answer = asyncio.Event(), asyncio.Event()
 
-    async def slow_listing(*args: Any) -> list[dict[str, Any]]:
+    async def slow_listing(gateway: StripeGateway, *args: Any) -> list[dict[str, Any]]:
         listing.set()
         await answer.wait()
         return [session]
 
-    monkeypatch.setattr(hub.gateway, "checkout_sessions", slow_listing)
-    closed_calls = closed_ledger_calls(monkeypatch, setup_entry)
+    monkeypatch.setattr(StripeGateway, "checkout_sessions", slow_listing)
+    closed_calls = ledger_uses_after_close(monkeypatch)
     freezer.tick(timedelta(hours=1))
     async_fire_time_changed(hass)
     async with asyncio.timeout(5):
@@ -293,7 +302,7 @@ async def test_nothing_is_sent_after_unload(
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
     assert (await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)).ok
     await hass.async_block_till_done()
-    closed_calls = closed_ledger_calls(monkeypatch, setup_entry)
+    closed_calls = ledger_uses_after_close(monkeypatch)
     sending, release = asyncio.Event(), asyncio.Event()
 
     async def slow_publish(*args: Any, **kwargs: Any) -> None:

@@ -19,12 +19,10 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.core.ledger import LedgerError
-from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError
-from custom_components.arcade_pay.runtime import ArcadePayData
+from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError, StripeGateway
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID
+from .conftest import MACHINE_ID, failing_ledger
 
 PREFIX = f"arcade/machine/{MACHINE_ID}"
 SWITCH = "switch.pac_man_accepting_payments"
@@ -36,11 +34,6 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
     freezer.tick(timedelta(seconds=seconds))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-
-
-def hub_of(entry: MockConfigEntry) -> ArcadePayData:
-    hub: ArcadePayData = entry.runtime_data
-    return hub
 
 
 # --- item 10 ---------------------------------------------------------------------------------
@@ -56,14 +49,9 @@ async def test_link_off_that_the_ledger_missed_is_turned_on_when_the_cabinet_is_
 ) -> None:
     """Item 10: the offline rule switched the link off in Stripe, then could not write that down:
     the switch showed on, and the cabinet coming back left the link off for good."""
-    hub = hub_of(setup_entry)
-
-    def disk_full(*args: Any) -> None:
-        raise LedgerError("disk I/O error")
-
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
-    monkeypatch.setattr(hub.ledger, "set_cabinet_link", disk_full)
+    failing_ledger(monkeypatch, "set_cabinet_link", "disk I/O error")
     await advance(hass, freezer, 121)
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
     assert hass.states.get(SWITCH).state == "off"  # What Stripe has, whatever the disk did.
@@ -117,18 +105,18 @@ async def test_start_up_turns_off_a_paused_link_that_stripe_has_on(
 
 
 class FlakyStripe:
-    """Stands in for the gateway's set_link_active: fails while ``down``, noting when it was asked."""
+    """Stands in for StripeGateway.set_link_active: fails while ``down``, noting when it was asked."""
 
-    def __init__(self, real: Callable[[str, bool], Awaitable[None]]) -> None:
+    def __init__(self, real: Callable[[StripeGateway, str, bool], Awaitable[None]]) -> None:
         self.real = real
         self.down = True
         self.asked: list[float] = []
 
-    async def __call__(self, link_id: str, active: bool) -> None:
+    async def set_link_active(self, gateway: StripeGateway, link_id: str, active: bool) -> None:
         self.asked.append(dt_util.utcnow().timestamp())
         if self.down:
             raise StripeConnectionError("Stripe is unreachable")
-        await self.real(link_id, active)
+        await self.real(gateway, link_id, active)
 
 
 @pytest.fixture
@@ -139,9 +127,12 @@ async def offline_with_stripe_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> FlakyStripe:
     """The cabinet went offline; when the offline rule fires, Stripe does not answer."""
-    gateway = hub_of(setup_entry).gateway
-    flaky = FlakyStripe(gateway.set_link_active)
-    monkeypatch.setattr(gateway, "set_link_active", flaky)
+    flaky = FlakyStripe(StripeGateway.set_link_active)
+
+    async def set_link_active(gateway: StripeGateway, link_id: str, active: bool) -> None:
+        await flaky.set_link_active(gateway, link_id, active)
+
+    monkeypatch.setattr(StripeGateway, "set_link_active", set_link_active)
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     await advance(hass, freezer, 121)

@@ -10,6 +10,7 @@ from typing import Any
 from unittest.mock import MagicMock
 
 from aiohttp.test_utils import TestClient
+from freezegun.api import FrozenDateTimeFactory
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -21,7 +22,7 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentState
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, published, settle
+from .conftest import WEBHOOK_ID, payment_record, published, reconcile, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 
@@ -61,15 +62,14 @@ async def test_refund_reduces_revenue_once_and_keeps_credits(
         "outcome"
     ] == "recorded"
     assert revenue(hass) == "4.00"
-    ledger = setup_entry.runtime_data.ledger
-    record = await hass.async_add_executor_job(ledger.payment, session)
+    record = await payment_record(hass, setup_entry, session)
     assert (record.state, record.refunded_amount) == (PaymentState.PUBLISHED, 200)
     # Stripe sends cumulative amounts; a retry of the same event changes nothing.
     refund_all = fake_stripe.refund_event(session)
     await post(client, refund_all)
     await post(client, refund_all)
     assert revenue(hass) == "0.00"
-    record = await hass.async_add_executor_job(ledger.payment, session)
+    record = await payment_record(hass, setup_entry, session)
     assert (record.state, record.refunded_amount) == (PaymentState.REFUNDED, 600)
     # Delivered credits are never taken back.
     assert hass.states.get("sensor.pac_man_credits").state == "3"
@@ -101,8 +101,7 @@ async def test_dispute_is_recorded_and_raises_a_repair(
     assert (await post(client, dispute))["outcome"] == "recorded"
     await post(client, dispute)
     assert revenue(hass) == "0.00"
-    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session)
-    assert record.state is PaymentState.DISPUTED
+    assert (await payment_record(hass, setup_entry, session)).state is PaymentState.DISPUTED
     dispute_id = dispute.event["data"]["object"]["id"]
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"dispute_{dispute_id}")
     assert issue is not None
@@ -123,18 +122,18 @@ async def test_reconciliation_credits_what_the_webhook_missed_once(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    hub = setup_entry.runtime_data
     delivered = await paid_session(client, fake_stripe, cabinet_link, quantity=1)
     # Paid while Home Assistant could not hear about it (webhook never delivered).
     missed = fake_stripe.complete_checkout(cabinet_link["id"], quantity=4).event["data"]["object"]["id"]
     unpaid = fake_stripe.complete_checkout(cabinet_link["id"], payment_status="unpaid")
     assert unpaid  # listed by Stripe as complete but not paid: never credited
 
-    assert await hub.async_reconcile() == 1
-    assert await hub.async_reconcile() == 0
-    pulses = [json.loads(p) for t, p, _, _ in published(mqtt_mock) if t.endswith("coinpulse")]
-    assert [(p["paymentId"], p["credits"]) for p in pulses] == [(delivered, 1), (missed, 4)]
+    for _ in range(2):  # Credited by the first run only.
+        await reconcile(hass, freezer)
+        pulses = [json.loads(p) for t, p, _, _ in published(mqtt_mock) if t.endswith("coinpulse")]
+        assert [(p["paymentId"], p["credits"]) for p in pulses] == [(delivered, 1), (missed, 4)]
     # A late webhook for the reconciled session is a duplicate.
     late = fake_stripe.event_delivery("checkout.session.completed", fake_stripe.sessions[missed])
     assert (await post(client, late))["outcome"] == "duplicate"
@@ -146,6 +145,7 @@ async def test_reconciliation_ignores_payments_from_before_the_cabinet_was_known
     fake_stripe: FakeStripe,
     config_entry: MockConfigEntry,
     cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     old = fake_stripe.complete_checkout(cabinet_link["id"]).event["data"]["object"]
     old["created"] = int(time.time()) - 86400
@@ -153,17 +153,28 @@ async def test_reconciliation_ignores_payments_from_before_the_cabinet_was_known
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()  # the start-up reconciliation ran
     assert [t for t, *_ in published(mqtt_mock) if t.endswith("coinpulse")] == []
-    assert await config_entry.runtime_data.async_reconcile() == 0
+    await reconcile(hass, freezer)  # and the hourly one
+    assert [t for t, *_ in published(mqtt_mock) if t.endswith("coinpulse")] == []
 
 
 async def test_reconciliation_survives_stripe_being_down(
-    client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any], setup_entry: MockConfigEntry
+    hass: HomeAssistant,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
 ) -> None:
-    fake_stripe.complete_checkout(cabinet_link["id"])
+    """Through the start-up reconciliation: with the clock frozen, the SDK's retries would never end."""
+    missed = fake_stripe.complete_checkout(cabinet_link["id"]).event["data"]["object"]["id"]
     fake_stripe.fail_next = 10
-    assert await setup_entry.runtime_data.async_reconcile() == 0
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert [p for t, p, _, _ in published(mqtt_mock) if t.endswith("coinpulse")] == []
     fake_stripe.fail_next = 0
-    assert await setup_entry.runtime_data.async_reconcile() == 1
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    pulses = [json.loads(p) for t, p, _, _ in published(mqtt_mock) if t.endswith("coinpulse")]
+    assert [p["paymentId"] for p in pulses] == [missed]
 
 
 async def test_wrong_webhook_secret_raises_a_repair(

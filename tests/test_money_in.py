@@ -11,9 +11,11 @@ from typing import Any
 from unittest.mock import MagicMock
 
 from aiohttp.test_utils import TestClient
+from freezegun.api import FrozenDateTimeFactory
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
@@ -24,11 +26,20 @@ from custom_components.arcade_pay.const import (
     CONF_UNIT_AMOUNT,
     DOMAIN,
 )
-from custom_components.arcade_pay.core.ledger import LedgerError, PaymentState
-from custom_components.arcade_pay.not_credited import async_raise_repairs
+from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from fake_stripe import Delivery, FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, managed_link, published, settle
+from .conftest import (
+    MACHINE_ID,
+    WEBHOOK_ID,
+    failing_ledger,
+    managed_link,
+    patch_ledger,
+    payment_record,
+    published,
+    reconcile,
+    settle,
+)
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 PREFIX = f"arcade/machine/{MACHINE_ID}"
@@ -159,11 +170,11 @@ async def test_reconciliation_applies_a_refund_that_came_before_the_payment(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)  # its event never arrives
     assert await post(client, fake_stripe.refund_event(session_of(paid))) == "awaiting_payment"
-    assert await setup_entry.runtime_data.async_reconcile() == 0
-    await hass.async_block_till_done()
+    await reconcile(hass, freezer)
     assert pulses(mqtt_mock) == []
     assert state(hass, "revenue") == "0.00"
 
@@ -175,6 +186,7 @@ async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """Neither the checkout's nor the refund's event ever arrived (wrong secret for days)."""
     refunded = session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=3))
@@ -182,13 +194,9 @@ async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
     partly = session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=3))
     fake_stripe.refund_session(partly, 200)
     kept = session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=1))
-    assert await setup_entry.runtime_data.async_reconcile() == 2
-    await hass.async_block_till_done()
+    await reconcile(hass, freezer)
     assert sorted(pulses(mqtt_mock)) == sorted([(partly, 2), (kept, 1)])
-    ledger = setup_entry.runtime_data.ledger
-    record = await hass.async_add_executor_job(ledger.payment, refunded)
-    assert record is not None
-    assert record.state is PaymentState.REFUNDED
+    assert (await payment_record(hass, setup_entry, refunded)).state is PaymentState.REFUNDED
     assert state(hass, "revenue") == "6.00"  # 0 + 4.00 + 2.00
 
 
@@ -216,9 +224,7 @@ async def test_payment_in_another_currency_is_recorded_and_its_repair_survives_a
     assert await post(client, fake_stripe.event_delivery("checkout.session.completed", session)) == (
         "not_creditable"
     )
-    ledger = setup_entry.runtime_data.ledger
-    record = await hass.async_add_executor_job(ledger.payment, session["id"])
-    assert record is not None
+    record = await payment_record(hass, setup_entry, session["id"])
     assert (record.state, record.machine_id, record.credits, record.amount, record.currency) == (
         PaymentState.UNCREDITABLE,
         MACHINE_ID,
@@ -240,9 +246,7 @@ async def test_payment_in_another_currency_is_recorded_and_its_repair_survives_a
     # Refunding it settles it: the repair goes.
     assert await post(client, fake_stripe.refund_event(session["id"])) == "recorded"
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"not_credited_{session['id']}") is None
-    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session["id"])
-    assert record is not None
-    assert record.state is PaymentState.REFUNDED
+    assert (await payment_record(hass, setup_entry, session["id"])).state is PaymentState.REFUNDED
 
 
 async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survives_a_restart(
@@ -254,8 +258,7 @@ async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survive
     link = fake_stripe.add_older_link("ghost", 100)
     paid = fake_stripe.complete_checkout(link["id"])
     assert await post(client, paid) == "unknown_cabinet"
-    record = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.payment, session_of(paid))
-    assert record is not None
+    record = await payment_record(hass, setup_entry, session_of(paid))
     assert (record.state, record.machine_id, record.payment_link) == (
         PaymentState.UNCREDITABLE,
         "ghost",
@@ -289,9 +292,9 @@ async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """A checkout page opened first is paid after a newer session; no webhook arrives."""
-    hub = setup_entry.runtime_data
     now = int(time.time())
     slow = session_of(
         fake_stripe.complete_checkout(
@@ -299,11 +302,12 @@ async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(
         )
     )
     quick = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 1, created=now + 600))
-    assert await hub.async_reconcile() == 1
+    await reconcile(hass, freezer)
+    assert pulses(mqtt_mock) == [(quick, 1)]
     fake_stripe.pay_later(slow)
-    assert await hub.async_reconcile() == 1
-    assert await hub.async_reconcile() == 0
-    await hass.async_block_till_done()
+    await reconcile(hass, freezer)
+    assert pulses(mqtt_mock) == [(quick, 1), (slow, 2)]
+    await reconcile(hass, freezer)
     assert pulses(mqtt_mock) == [(quick, 1), (slow, 2)]
 
 
@@ -313,19 +317,19 @@ async def test_reconciliation_credits_a_delayed_payment_once_it_is_paid(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """A bank debit: the session is complete but unpaid; it is paid two days later."""
-    hub = setup_entry.runtime_data
     now = int(time.time())
     debit = session_of(
         fake_stripe.complete_checkout(cabinet_link["id"], 3, payment_status="unpaid", created=now)
     )
-    fake_stripe.complete_checkout(cabinet_link["id"], 1, created=now + 5)
-    assert await hub.async_reconcile() == 1
+    card = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 1, created=now + 5))
+    await reconcile(hass, freezer)
+    assert pulses(mqtt_mock) == [(card, 1)]
     fake_stripe.pay_later(debit)
-    assert await hub.async_reconcile() == 1
-    await hass.async_block_till_done()
-    assert (debit, 3) in pulses(mqtt_mock)
+    await reconcile(hass, freezer)
+    assert pulses(mqtt_mock) == [(card, 1), (debit, 3)]
 
 
 async def test_reconciliation_covers_a_link_retired_by_a_price_change(
@@ -334,6 +338,7 @@ async def test_reconciliation_covers_a_link_retired_by_a_price_change(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """A player opened the old QR code's checkout before the price changed, and paid after."""
     old_page = session_of(
@@ -354,19 +359,24 @@ async def test_reconciliation_covers_a_link_retired_by_a_price_change(
     )
     await hass.async_block_till_done(wait_background_tasks=True)
     fake_stripe.pay_later(old_page)  # its event never arrives
-    assert await setup_entry.runtime_data.async_reconcile() == 1
-    await hass.async_block_till_done()
-    assert pulses(mqtt_mock)[-1:] == [(old_page, 2)]
+    before = len(pulses(mqtt_mock))
+    await reconcile(hass, freezer)
+    assert pulses(mqtt_mock)[before:] == [(old_page, 2)]
 
 
 async def test_reconciliation_that_cannot_use_the_ledger_says_so_and_stops(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A background job: a ledger error is logged (the next run tries again), never left unretrieved."""
-    hub = setup_entry.runtime_data
-    await hass.async_add_executor_job(hub.ledger.close)
-    assert await hub.async_reconcile() == 0
+    calls = failing_ledger(monkeypatch, "links_to_reconcile", "ledger is closed")
+    await reconcile(hass, freezer)
+    assert calls
     assert "Could not reconcile payments with Stripe now: ledger is closed" in caplog.text
+    assert "never retrieved" not in caplog.text
 
 
 async def test_reconciliation_skips_what_it_cannot_read(
@@ -376,13 +386,13 @@ async def test_reconciliation_skips_what_it_cannot_read(
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     mangled = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 1))
     del fake_stripe.sessions[mangled]["amount_total"]
     no_intent = session_of(fake_stripe.complete_checkout(cabinet_link["id"], 2))
     fake_stripe.sessions[no_intent]["payment_intent"] = None  # nothing to ask refunds about
-    assert await setup_entry.runtime_data.async_reconcile() == 1
-    await hass.async_block_till_done()
+    await reconcile(hass, freezer)
     assert pulses(mqtt_mock) == [(no_intent, 2)]
     assert f"Skipping a session Stripe listed for {MACHINE_ID}" in caplog.text
 
@@ -408,13 +418,10 @@ async def test_repairs_at_start_up_survive_a_ledger_that_cannot_be_read(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    hub = setup_entry.runtime_data
-
-    def broken() -> None:
-        raise LedgerError("disk I/O error")
-
-    monkeypatch.setattr(hub.ledger, "uncreditable", broken)
-    await async_raise_repairs(hub.intake)
+    failing_ledger(monkeypatch, "uncreditable", "disk I/O error")
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert setup_entry.state is ConfigEntryState.LOADED
     assert "Could not read the payments that were not credited: disk I/O error" in caplog.text
 
 
@@ -434,18 +441,17 @@ async def test_duplicate_that_sees_the_record_first_leaves_the_first_delivery_cr
     recorded it: the retry sends the pulse, and the first delivery still answers "credited"
     (not "recorded", which means a refund or dispute left nothing to send). Found by the fuzz test."""
     await cabinet_status(hass, "online")
-    ledger = setup_entry.runtime_data.ledger
-    record = ledger.record
+    record = PaymentLedger.record
     first_recorded = threading.Event()
 
-    def record_then_stall(payment: Any) -> bool:
-        new = record(payment)
+    def record_then_stall(ledger: PaymentLedger, payment: Any) -> bool:
+        new = record(ledger, payment)
         if new and not first_recorded.is_set():
             first_recorded.set()
             time.sleep(0.5)  # the retry reads the record, tracks and sends it meanwhile
         return bool(new)
 
-    monkeypatch.setattr(ledger, "record", record_then_stall)
+    patch_ledger(monkeypatch, "record", record_then_stall)
     paid = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
 
     async def deliver() -> str:

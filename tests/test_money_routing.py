@@ -13,7 +13,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 
 from custom_components.arcade_pay.const import CONF_MANAGED_LINK, CONF_UNIT_AMOUNT, DOMAIN, SUBENTRY_CABINET
 from custom_components.arcade_pay.core.cabinet import Cabinet, CabinetConfig
@@ -54,8 +54,8 @@ async def test_adopted_link_of_another_cabinet_never_takes_its_money(
 ) -> None:
     """Item 1.1 (runtime): Legacy adopted Pac-Man's link; paying on it still credits Pac-Man."""
     await add_second_cabinet(hass, setup_entry, cabinet_link, LEGACY, "Legacy")
-    hub = setup_entry.runtime_data
-    assert set(hub.cabinets) == {"arcadeCabinet-123", LEGACY}
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), setup_entry.entry_id)
+    assert {device.name for device in devices} == {"Pac-Man", "Legacy"}
 
     client = await hass_client_no_auth()
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)

@@ -12,20 +12,11 @@ import voluptuous as vol
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
-from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
-from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
+from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, published
-
-
-def cabinet_device_id(hass: HomeAssistant) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{ACCOUNT_ID}_{MACHINE_ID}")})
-    assert device is not None
-    return device.id
+from .conftest import MACHINE_ID, cabinet_device_id, published
 
 
 async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
@@ -128,11 +119,8 @@ async def test_create_payment_link_stripe_failure(
 async def test_create_payment_link_rejected_key_starts_reauth(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    # As if the key was revoked in Stripe's dashboard (the gateway's observer starts reauth).
-    hub = setup_entry.runtime_data
-    revoked = StripeGateway(REJECTED_KEY, async_get_clientsession(hass), fake_stripe.url)
-    revoked.observer = hub.gateway.observer
-    hub.gateway = revoked
+    # As if the key was revoked in Stripe's dashboard: Stripe answers 401 (and reauth starts).
+    fake_stripe.fail_next, fake_stripe.fail_status = 1, 401
     with pytest.raises(HomeAssistantError):
         await hass.services.async_call(
             DOMAIN,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 from unittest.mock import MagicMock
@@ -13,6 +14,7 @@ from multidict import CIMultiDict
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from homeassistant.components.webhook import async_handle_webhook
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -26,10 +28,21 @@ from custom_components.arcade_pay.core.ledger import (
     PaymentSource,
     PaymentState,
 )
-from custom_components.arcade_pay.webhook import WebhookScope, async_handle_stripe_webhook
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, published, record_then_wait, settle, wait_for
+from .conftest import (
+    MACHINE_ID,
+    WEBHOOK_ID,
+    cabinet_device_id,
+    failing_ledger,
+    on_ledger_file,
+    patch_ledger,
+    payment_state,
+    published,
+    record_then_wait,
+    settle,
+    wait_for,
+)
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 COIN_PULSE_TOPIC = f"arcade/machine/{MACHINE_ID}/coinpulse"
@@ -51,11 +64,6 @@ def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
     return [
         json.loads(payload) for topic, payload, _, _ in published(mqtt_mock) if topic.endswith("/coinpulse")
     ]
-
-
-def ledger(hass: HomeAssistant, entry: MockConfigEntry) -> PaymentLedger:
-    hub = entry.runtime_data
-    return hub.ledger
 
 
 async def test_paid_checkout_publishes_the_earlier_systems_coin_pulse(
@@ -87,7 +95,7 @@ async def test_paid_checkout_publishes_the_earlier_systems_coin_pulse(
     assert len(events) == 1
     assert events[0].data == {
         "machine_id": MACHINE_ID,
-        "device_id": setup_entry.runtime_data.cabinets[MACHINE_ID].device_id,
+        "device_id": cabinet_device_id(hass),
         "credits": 3,
         "payment_id": session_id,
         "source": "stripe",
@@ -96,7 +104,7 @@ async def test_paid_checkout_publishes_the_earlier_systems_coin_pulse(
     assert hass.states.get("sensor.pac_man_game_state").state == "playing"
     assert hass.states.get("sensor.pac_man_revenue").state == "6.00"
     assert hass.states.get("sensor.pac_man_revenue").attributes["unit_of_measurement"] == "USD"
-    state = await hass.async_add_executor_job(ledger(hass, setup_entry).state_of, session_id)
+    state = await payment_state(hass, setup_entry, session_id)
     assert state is PaymentState.PUBLISHED
 
 
@@ -337,12 +345,15 @@ async def test_ledger_failure_answers_500_and_credits_nothing(
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
     hass: HomeAssistant,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await hass.async_add_executor_job(setup_entry.runtime_data.ledger.close)
-    status, _ = await post(client, fake_stripe.complete_checkout(cabinet_link["id"]))
+    failing_ledger(monkeypatch, "record", "ledger is closed")
+    delivery = fake_stripe.complete_checkout(cabinet_link["id"])
+    status, _ = await post(client, delivery)
     assert status == 500
     assert pulses(mqtt_mock) == []
-    await hass.async_add_executor_job(setup_entry.runtime_data.ledger.open)
+    monkeypatch.undo()
+    assert await payment_state(hass, setup_entry, delivery.event["data"]["object"]["id"]) is None
 
 
 async def test_unexpected_error_is_a_500_not_a_200(
@@ -352,10 +363,10 @@ async def test_unexpected_error_is_a_500_not_a_200(
     setup_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def broken(*args: Any) -> None:
+    def broken(*args: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(setup_entry.runtime_data.intake, "async_handle_paid_session", broken)
+    patch_ledger(monkeypatch, "record", broken)
     assert (await post(client, fake_stripe.complete_checkout(cabinet_link["id"])))[0] == 500
 
 
@@ -372,7 +383,7 @@ async def test_publish_failure_keeps_payment_pending(
     # Recorded durably, so Stripe must not retry: 200. The credit waits in the ledger.
     assert (await post(client, delivery))[0] == 200
     session_id = delivery.event["data"]["object"]["id"]
-    state = await hass.async_add_executor_job(setup_entry.runtime_data.ledger.state_of, session_id)
+    state = await payment_state(hass, setup_entry, session_id)
     assert state is PaymentState.PENDING
     assert hass.states.get("sensor.pac_man_credits").state == "0"
 
@@ -399,6 +410,8 @@ async def test_unloaded_entry_credits_nothing(
 class DisconnectingRequest:
     """What the handler reads of a request, for calling it the way Home Assistant does."""
 
+    method = "POST"
+
     def __init__(self, delivery: Delivery) -> None:
         self.headers = CIMultiDict(delivery.headers)
         self.remote = "127.0.0.1"
@@ -421,20 +434,10 @@ async def test_a_client_that_goes_away_mid_record_does_not_strand_the_payment(
 ) -> None:
     """Home Assistant cancels a handler whose client went away: the ledger record committed, but
     the payment was never tracked, Stripe's retry read "duplicate" and nothing was sent."""
-    hub = setup_entry.runtime_data
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
     session_id = delivery.event["data"]["object"]["id"]
-    recorded, release = record_then_wait(monkeypatch, setup_entry)
-    handler = hass.async_create_task(
-        async_handle_stripe_webhook(
-            hub,
-            setup_entry.data["webhook_secret"],
-            WebhookScope(livemode=False),
-            hass,
-            WEBHOOK_ID,
-            DisconnectingRequest(delivery),
-        )
-    )
+    recorded, release = record_then_wait(monkeypatch)
+    handler = hass.async_create_task(async_handle_webhook(hass, WEBHOOK_ID, DisconnectingRequest(delivery)))
     await wait_for(recorded)
     handler.cancel()  # The client went away.
     release.set()
@@ -442,7 +445,7 @@ async def test_a_client_that_goes_away_mid_record_does_not_strand_the_payment(
         await handler
     await hass.async_block_till_done()
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session_id]  # Actual: [].
-    assert await hass.async_add_executor_job(hub.ledger.state_of, session_id) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, session_id) is PaymentState.PUBLISHED
     # Stripe delivers it again (it had no answer): nothing more is sent.
     assert (await post(client, delivery))[1]["outcome"] == "duplicate"
     assert len(pulses(mqtt_mock)) == 1
@@ -459,7 +462,6 @@ async def test_a_retried_delivery_of_a_pending_payment_nobody_tracks_delivers_it
 ) -> None:
     """Recorded but never tracked (a handler cut off half-way before this fix): Stripe's retry
     must not just answer "duplicate" and leave it to the next restart."""
-    hub = setup_entry.runtime_data
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
     session = delivery.event["data"]["object"]
     stranded = Payment(
@@ -472,10 +474,10 @@ async def test_a_retried_delivery_of_a_pending_payment_nobody_tracks_delivers_it
         received_at=dt_util.utcnow(),
         payment_intent=session["payment_intent"],
     )
-    assert await hass.async_add_executor_job(hub.ledger.record, stranded)
+    assert await on_ledger_file(hass, setup_entry, lambda ledger: ledger.record(stranded))
     assert (await post(client, delivery))[1]["outcome"] == "duplicate"
     assert [(p["paymentId"], p["credits"]) for p in pulses(mqtt_mock)] == [(session["id"], 2)]  # Actual: [].
-    assert await hass.async_add_executor_job(hub.ledger.state_of, session["id"]) is PaymentState.PUBLISHED
+    assert await payment_state(hass, setup_entry, session["id"]) is PaymentState.PUBLISHED
     assert (await post(client, delivery))[1]["outcome"] == "duplicate"
     assert len(pulses(mqtt_mock)) == 1
 
@@ -486,22 +488,28 @@ async def test_a_delivery_reaching_an_unloading_entry_is_answered_503_and_record
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Past the webhook's unregistration, before the ledger closes: Stripe must deliver it again."""
-    hub = setup_entry.runtime_data
+    handler = hass.data["webhook"][WEBHOOK_ID]["handler"]  # As a request already routed holds it.
+    closing, release = threading.Event(), threading.Event()
+    real_close = PaymentLedger.close
+
+    def slow_close(ledger: PaymentLedger) -> None:
+        closing.set()
+        release.wait(5)
+        real_close(ledger)
+
+    patch_ledger(monkeypatch, "close", slow_close)
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
-    hub.async_stop()
-    response = await async_handle_stripe_webhook(
-        hub,
-        setup_entry.data["webhook_secret"],
-        WebhookScope(livemode=False),
-        hass,
-        WEBHOOK_ID,
-        DisconnectingRequest(delivery),
-    )
+    unload = hass.async_create_task(hass.config_entries.async_unload(setup_entry.entry_id))
+    await wait_for(closing)
+    response = await handler(hass, WEBHOOK_ID, DisconnectingRequest(delivery))
+    release.set()
+    assert await unload
     assert response.status == 503
     session_id = delivery.event["data"]["object"]["id"]
-    assert await hass.async_add_executor_job(hub.ledger.state_of, session_id) is None
+    assert await payment_state(hass, setup_entry, session_id) is None
     assert pulses(mqtt_mock) == []
 
 
@@ -515,28 +523,17 @@ async def test_work_of_a_request_whose_client_went_away_says_how_it_failed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Nobody is left to answer 500 to: the failure is logged, and Stripe delivers the event again."""
-    hub = setup_entry.runtime_data
-    started, release = asyncio.Event(), asyncio.Event()
+    started, release = threading.Event(), threading.Event()
 
-    async def slow_failure(session: Any) -> None:
+    def slow_failure(ledger: PaymentLedger, payment: Any) -> bool:
         started.set()
-        await release.wait()
+        release.wait(5)
         raise LedgerError("disk I/O error")
 
-    monkeypatch.setattr(hub.intake, "async_handle_paid_session", slow_failure)
+    patch_ledger(monkeypatch, "record", slow_failure)
     delivery = fake_stripe.complete_checkout(cabinet_link["id"])
-    handler = hass.async_create_task(
-        async_handle_stripe_webhook(
-            hub,
-            setup_entry.data["webhook_secret"],
-            WebhookScope(livemode=False),
-            hass,
-            WEBHOOK_ID,
-            DisconnectingRequest(delivery),
-        )
-    )
-    async with asyncio.timeout(5):
-        await started.wait()
+    handler = hass.async_create_task(async_handle_webhook(hass, WEBHOOK_ID, DisconnectingRequest(delivery)))
+    await wait_for(started)
     handler.cancel()
     with pytest.raises(asyncio.CancelledError):
         await handler

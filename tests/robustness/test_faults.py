@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 import json
 import os
 from pathlib import Path
@@ -56,10 +57,9 @@ from homeassistant.helpers import frame
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
-from custom_components.arcade_pay.runtime import ArcadePayData
 from fake_stripe import Delivery, FakeStripe
 
-from ..conftest import MACHINE_ID, WEBHOOK_ID, clean_mqtt_client
+from ..conftest import MACHINE_ID, WEBHOOK_ID, clean_mqtt_client, on_ledger_file, remembers_acknowledging
 from ..mosquitto import Mosquitto, find_mosquitto
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
@@ -269,7 +269,7 @@ async def setup_mqtt(hass: HomeAssistant, port: int) -> MockConfigEntry:
 
 async def setup_arcade_pay(
     hass: HomeAssistant, entry: MockConfigEntry, cabinet_online: bool = True
-) -> ArcadePayData:
+) -> MockConfigEntry:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -278,15 +278,31 @@ async def setup_arcade_pay(
     if reconciling := set(entry._background_tasks):
         await asyncio.wait(reconciling)
     assert entry.state is ConfigEntryState.LOADED
-    hub: ArcadePayData = entry.runtime_data
     if cabinet_online:
         # The cabinet's retained status arrives once Arcade Pay's subscriptions (acks too) are
         # on the broker; an ack sent earlier would be lost.
         async def online() -> bool:
-            return hub.courier.dispatcher.planner.online.get(MACHINE_ID) is True
+            return cabinet_online_state(hass) == "on"
 
         await wait_until(hass, online, "the cabinet's retained status")
-    return hub
+    return entry
+
+
+def cabinet_online_state(hass: HomeAssistant) -> str | None:
+    """What the cabinet's "online" binary sensor shows."""
+    state = hass.states.get("binary_sensor.pac_man_online")
+    return None if state is None else state.state
+
+
+async def mqtt_disconnected(hass: HomeAssistant) -> bool:
+    return not mqtt.is_connected(hass)
+
+
+async def learned_to_acknowledge(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    async def learned() -> bool:
+        return await remembers_acknowledging(hass, entry, MACHINE_ID)
+
+    await wait_until(hass, learned, "Arcade Pay to notice that the cabinet acknowledges")
 
 
 async def unload_all(hass: HomeAssistant) -> None:
@@ -311,25 +327,25 @@ async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], tally:
     return session_id
 
 
-async def check_ledger_totals(hass: HomeAssistant, hub: ArcadePayData, tally: Tally) -> None:
+async def check_ledger_totals(hass: HomeAssistant, entry: MockConfigEntry, tally: Tally) -> None:
     """One ledger record per paid session: the cabinet's totals count each payment once."""
-    totals = {(t.machine_id, t.currency): t for t in await hass.async_add_executor_job(hub.ledger.totals)}
+    totals = {(t.machine_id, t.currency): t for t in await on_ledger_file(hass, entry, PaymentLedger.totals)}
     cabinet = totals[(MACHINE_ID, "usd")]
     assert (cabinet.payments, cabinet.credits) == (len(tally.paid), sum(tally.paid.values()))
 
 
 async def ledger_states(
-    hass: HomeAssistant, ledger: PaymentLedger, ids: list[str]
+    hass: HomeAssistant, entry: MockConfigEntry, ids: list[str]
 ) -> dict[str, PaymentState]:
-    def read() -> dict[str, PaymentState]:
+    def read(ledger: PaymentLedger) -> dict[str, PaymentState]:
         return {pid: state for pid in ids if (state := ledger.state_of(pid)) is not None}
 
-    return await hass.async_add_executor_job(read)
+    return await on_ledger_file(hass, entry, read)
 
 
 async def wait_for_delivery(
     hass: HomeAssistant,
-    hub: ArcadePayData,
+    entry: MockConfigEntry,
     cabinet: CabinetClient,
     tally: Tally,
     final: PaymentState,
@@ -341,21 +357,20 @@ async def wait_for_delivery(
     async def condition() -> bool:
         if set(cabinet.applied()) != set(tally.paid):
             return False
-        states = await ledger_states(hass, hub.ledger, list(tally.paid))
+        states = await ledger_states(hass, entry, list(tally.paid))
         return len(states) == len(tally.paid) and set(states.values()) == {final}
 
     async def describe() -> str:
-        states = await ledger_states(hass, hub.ledger, list(tally.paid))
+        states = await ledger_states(hass, entry, list(tally.paid))
         applied = cabinet.applied()
         received = Counter(p["paymentId"] for p in cabinet.drain())
-        planner = hub.courier.dispatcher.planner
         return (
             "; ".join(
                 f"{pid[-8:]}: {states.get(pid)} applied={pid in applied} received={received[pid]}"
                 for pid in tally.paid
             )
-            + f"; connected={planner.connected} online={planner.online}"
-            + f" outstanding={[o.payment_id[-8:] for o in planner.outstanding()]}"
+            + f"; connected={mqtt.is_connected(hass)} online={cabinet_online_state(hass)}"
+            + f" pending credits={hass.states.get('sensor.pac_man_pending_credits')}"
         )
 
     return await wait_until(hass, condition, what, deadline=deadline, describe=describe)
@@ -498,30 +513,22 @@ async def test_broker_stopped_while_payments_arrive(
     broker = brokers(persistence=not acknowledges)
     cabinet = cabinets(broker.port, acknowledges=acknowledges)
     await setup_mqtt(hass, broker.port)
-    hub = await setup_arcade_pay(hass, config_entry)
+    entry = await setup_arcade_pay(hass, config_entry)
     client = await hass_client_no_auth()
-    planner = hub.courier.dispatcher.planner
 
     first = await pay(client, fake_stripe, cabinet_link, tally, rng.randint(1, 5))
     if acknowledges:
-
-        async def learned() -> bool:
-            return planner.acknowledges.get(MACHINE_ID, False)
-
-        await wait_until(hass, learned, "Arcade Pay to notice that the cabinet acknowledges")
+        await learned_to_acknowledge(hass, entry)
     for _ in range(4):
         await pay(client, fake_stripe, cabinet_link, tally, rng.randint(1, 5))
 
     broker.stop()
     tally.fault("broker stopped after 5 payments")
 
-    async def disconnected() -> bool:
-        return not planner.connected
-
-    await wait_until(hass, disconnected, "Home Assistant to notice the broker is gone")
+    await wait_until(hass, partial(mqtt_disconnected, hass), "Home Assistant to notice the broker is gone")
     while_down = [await pay(client, fake_stripe, cabinet_link, tally, rng.randint(1, 5)) for _ in range(10)]
     # Recorded (so Stripe is answered 200) and held: nothing can be published.
-    states = await ledger_states(hass, hub.ledger, while_down)
+    states = await ledger_states(hass, entry, while_down)
     assert set(states.values()) == {PaymentState.PENDING}
     # Pending: those, and any published just before the stop that the cabinet could not ack.
     assert int(hass.states.get("sensor.pac_man_pending_credits").state) >= sum(
@@ -531,16 +538,16 @@ async def test_broker_stopped_while_payments_arrive(
     broker.start()
 
     async def reconnected() -> bool:
-        return planner.connected
+        return mqtt.is_connected(hass)
 
     reconnect_seconds = await wait_until(hass, reconnected, "Home Assistant to reconnect by itself")
     for _ in range(5):
         await pay(client, fake_stripe, cabinet_link, tally, rng.randint(1, 5))
 
     final = PaymentState.ACKNOWLEDGED if acknowledges else PaymentState.PUBLISHED
-    await wait_for_delivery(hass, hub, cabinet, tally, final, "every pulse to be delivered")
+    await wait_for_delivery(hass, entry, cabinet, tally, final, "every pulse to be delivered")
     stats = check_exactly_once(tally, cabinet)
-    await check_ledger_totals(hass, hub, tally)
+    await check_ledger_totals(hass, entry, tally)
     received = cabinet.drain()
     # The pulses held during the outage went out after the reconnect, each one.
     held = [p for p in received if p["paymentId"] in while_down]
@@ -548,7 +555,7 @@ async def test_broker_stopped_while_payments_arrive(
     if not acknowledges:
         # An older cabinet cannot drop repeats: it must get each pulse exactly once.
         assert stats["repeats_dropped_by_cabinet"] == 0, Counter(p["paymentId"] for p in received)
-        assert not planner.acknowledges.get(MACHINE_ID)
+        assert not await remembers_acknowledging(hass, entry, MACHINE_ID)
     assert first in cabinet.applied()
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
     report(tally, stats, record_property, started, reconnect_seconds=round(reconnect_seconds, 1))
@@ -577,10 +584,13 @@ async def another_home_assistant(config_dir: str) -> AsyncGenerator[HomeAssistan
     frame.async_setup(previous)
 
 
-async def stop_for_restart(hass: HomeAssistant, hub: ArcadePayData) -> None:
+async def stop_for_restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """Stop Home Assistant as a restart does (config entries are not unloaded), then drop what the
     process's end takes with it: the hub's timers, the MQTT client's, the ledger connection.
+
+    Reaches into runtime_data: no public surface ends a process without an unload.
     """
+    hub = entry.runtime_data
     await hass.async_stop(force=True)
     hub.async_stop()
     await clean_mqtt_client(hass)
@@ -611,11 +621,11 @@ async def test_home_assistant_restart_with_pulses_pending(
 
     async with another_home_assistant(config_dir) as first_hass:
         await setup_mqtt(first_hass, broker.port)
-        hub = await setup_arcade_pay(first_hass, same_entry(config_entry))
+        entry = await setup_arcade_pay(first_hass, same_entry(config_entry))
         client = await aiohttp_client(first_hass.http.app)
         for _ in range(3):
             await pay(client, fake_stripe, cabinet_link, tally, rng.randint(1, 5))
-        await wait_for_delivery(first_hass, hub, cabinet, tally, PaymentState.ACKNOWLEDGED, "acks")
+        await wait_for_delivery(first_hass, entry, cabinet, tally, PaymentState.ACKNOWLEDGED, "acks")
 
         # Acks get lost: the cabinet applies these, but Home Assistant never hears of it.
         cabinet.acknowledges = False
@@ -634,7 +644,7 @@ async def test_home_assistant_restart_with_pulses_pending(
         tally.fault("cabinet switched off")
 
         async def offline() -> bool:
-            return hub.courier.dispatcher.planner.online.get(MACHINE_ID) is False
+            return cabinet_online_state(first_hass) == "off"
 
         await wait_until(first_hass, offline, "Home Assistant to see the cabinet offline")
         kinds["cabinet offline"] = [
@@ -645,21 +655,20 @@ async def test_home_assistant_restart_with_pulses_pending(
         broker.stop()
         tally.fault("broker stopped")
 
-        async def disconnected() -> bool:
-            return not hub.courier.dispatcher.planner.connected
-
-        await wait_until(first_hass, disconnected, "Home Assistant to notice the broker is gone")
+        await wait_until(
+            first_hass, partial(mqtt_disconnected, first_hass), "Home Assistant to notice the broker is gone"
+        )
         kinds["broker down"] = [
             await pay(client, fake_stripe, cabinet_link, tally, rng.randint(1, 5)) for _ in range(3)
         ]
-        states = await ledger_states(first_hass, hub.ledger, list(tally.paid))
+        states = await ledger_states(first_hass, entry, list(tally.paid))
         assert {states[pid] for pid in kinds["unacknowledged"]} == {PaymentState.PUBLISHED}
         assert {states[pid] for pid in kinds["cabinet offline"] + kinds["broker down"]} == {
             PaymentState.PENDING
         }
         await client.close()
 
-        await stop_for_restart(first_hass, hub)
+        await stop_for_restart(first_hass, entry)
         tally.fault("Home Assistant stopped")
 
     broker.start()
@@ -668,11 +677,13 @@ async def test_home_assistant_restart_with_pulses_pending(
 
     async with another_home_assistant(config_dir) as second_hass:
         await setup_mqtt(second_hass, broker.port)
-        hub = await setup_arcade_pay(second_hass, same_entry(config_entry))
-        assert hub.courier.dispatcher.planner.acknowledges[MACHINE_ID], "forgot that the cabinet acknowledges"
+        entry = await setup_arcade_pay(second_hass, same_entry(config_entry))
+        assert await remembers_acknowledging(second_hass, entry, MACHINE_ID), (
+            "forgot that the cabinet acknowledges"
+        )
         await wait_for_delivery(
             second_hass,
-            hub,
+            entry,
             cabinet,
             tally,
             PaymentState.ACKNOWLEDGED,
@@ -685,8 +696,10 @@ async def test_home_assistant_restart_with_pulses_pending(
             delivery = tally.deliveries[pid]
             resp = await client.post(URL, data=delivery.body, headers=delivery.headers)
             assert (resp.status, (await resp.json())["outcome"]) == (200, "duplicate")
-        assert await hub.async_reconcile() == 0
-        await check_ledger_totals(second_hass, hub, tally)
+        # Called through runtime_data, not waited for by the hour: these tests run in real time
+        # (see wait_until), and a reload would reconcile with a hub that never saw these payments.
+        assert await entry.runtime_data.async_reconcile() == 0
+        await check_ledger_totals(second_hass, entry, tally)
         await client.close()
         await unload_all(second_hass)
 
@@ -762,16 +775,11 @@ async def test_broker_killed_during_burst_with_lost_acks(
     broker = brokers()
     cabinet = cabinets(broker.port, drop_every_other_ack=True)
     await setup_mqtt(hass, broker.port)
-    hub = await setup_arcade_pay(hass, config_entry)
+    entry = await setup_arcade_pay(hass, config_entry)
     client = await hass_client_no_auth()
-    planner = hub.courier.dispatcher.planner
 
     await pay(client, fake_stripe, cabinet_link, tally, 1)
-
-    async def learned() -> bool:
-        return planner.acknowledges.get(MACHINE_ID, False)
-
-    await wait_until(hass, learned, "Arcade Pay to notice that the cabinet acknowledges")
+    await learned_to_acknowledge(hass, entry)
 
     unanswered_at_kill = unacked_at_kill = 0
     for burst in (1, 2):
@@ -782,9 +790,11 @@ async def test_broker_killed_during_burst_with_lost_acks(
         unanswered_at_kill += unanswered
         unacked_at_kill += unacked
 
-    await wait_for_delivery(hass, hub, cabinet, tally, PaymentState.ACKNOWLEDGED, "every pulse acknowledged")
+    await wait_for_delivery(
+        hass, entry, cabinet, tally, PaymentState.ACKNOWLEDGED, "every pulse acknowledged"
+    )
     stats = check_exactly_once(tally, cabinet)
-    await check_ledger_totals(hass, hub, tally)
+    await check_ledger_totals(hass, entry, tally)
     assert cabinet.acks_dropped > 0
     tally.faults += ["ack lost"] * cabinet.acks_dropped
     report(
@@ -838,10 +848,10 @@ async def test_pulse_without_puback_survives_restart_older_cabinet(
 
     async with another_home_assistant(config_dir) as first_hass:
         await setup_mqtt(first_hass, broker.port)
-        hub = await setup_arcade_pay(first_hass, same_entry(config_entry))
+        entry = await setup_arcade_pay(first_hass, same_entry(config_entry))
         client = await aiohttp_client(first_hass.http.app)
         await pay(client, fake_stripe, cabinet_link, tally, 1)
-        await wait_for_delivery(first_hass, hub, cabinet, tally, PaymentState.PUBLISHED, "the first pulse")
+        await wait_for_delivery(first_hass, entry, cabinet, tally, PaymentState.PUBLISHED, "the first pulse")
 
         assert broker.process is not None
         os.kill(broker.process.pid, signal.SIGSTOP)
@@ -849,19 +859,18 @@ async def test_pulse_without_puback_survives_restart_older_cabinet(
         hung = await pay(client, fake_stripe, cabinet_link, tally, 3)
 
         async def given_up() -> bool:  # Home Assistant stops waiting for the PUBACK
-            states = await ledger_states(first_hass, hub.ledger, [hung])
+            states = await ledger_states(first_hass, entry, [hung])
             return states.get(hung) is PaymentState.PUBLISHED
 
         await wait_until(first_hass, given_up, "Home Assistant to give up waiting for the PUBACK")
         broker.kill()
         tally.fault("broker killed")
 
-        async def disconnected() -> bool:
-            return not hub.courier.dispatcher.planner.connected
-
-        await wait_until(first_hass, disconnected, "Home Assistant to notice the broker is gone")
+        await wait_until(
+            first_hass, partial(mqtt_disconnected, first_hass), "Home Assistant to notice the broker is gone"
+        )
         await client.close()
-        await stop_for_restart(first_hass, hub)
+        await stop_for_restart(first_hass, entry)
         tally.fault("Home Assistant stopped")
 
     broker.start()
@@ -870,11 +879,11 @@ async def test_pulse_without_puback_survives_restart_older_cabinet(
 
     async with another_home_assistant(config_dir) as second_hass:
         await setup_mqtt(second_hass, broker.port)
-        hub = await setup_arcade_pay(second_hass, same_entry(config_entry))
+        entry = await setup_arcade_pay(second_hass, same_entry(config_entry))
         try:
             # Outstanding pulses go out at start-up; an older cabinet needs no more than that.
             await wait_for_delivery(
-                second_hass, hub, cabinet, tally, PaymentState.PUBLISHED, "the hung pulse", deadline=3
+                second_hass, entry, cabinet, tally, PaymentState.PUBLISHED, "the hung pulse", deadline=3
             )
         finally:
             await unload_all(second_hass)

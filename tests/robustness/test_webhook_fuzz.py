@@ -37,12 +37,20 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from homeassistant.core import HomeAssistant
 
-from custom_components.arcade_pay.core.ledger import PaymentState
+from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from custom_components.arcade_pay.core.payments import MAX_AMOUNT, MAX_BODY_BYTES
-from custom_components.arcade_pay.runtime import ArcadePayData
 from fake_stripe import DEFAULT_WEBHOOK_SECRET, FakeStripe, sign
 
-from ..conftest import API_KEY, MACHINE_ID, UNIT_AMOUNT, WEBHOOK_ID, managed_link, published
+from ..conftest import (
+    API_KEY,
+    MACHINE_ID,
+    UNIT_AMOUNT,
+    WEBHOOK_ID,
+    managed_link,
+    on_ledger_file,
+    payment_record,
+    published,
+)
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 SECRETS = (DEFAULT_WEBHOOK_SECRET, API_KEY)
@@ -617,8 +625,7 @@ async def check_pays_nothing(
     case: Case,
 ) -> None:
     """Send one case: the answer it calls for, no pulse, nothing in the ledger, no secret logged."""
-    hub: ArcadePayData = entry.runtime_data
-    before = await hass.async_add_executor_job(hub.ledger.count_by_state)
+    before = await on_ledger_file(hass, entry, PaymentLedger.count_by_state)
     body, signature = case.body, case.signature
     if case.stripe_items is not None:
         text, signature = stripe_items_delivery(fake_stripe, cabinet_link, case.stripe_items)
@@ -635,7 +642,7 @@ async def check_pays_nothing(
         assert answer.get("outcome") == case.outcome, (case.kind, answer)
     assert coin_pulses(mqtt_mock) == [], case.kind
     # Nothing in the ledger but payments that cannot be credited (issue 8, item 9), kept for the owner.
-    after = await hass.async_add_executor_job(hub.ledger.count_by_state)
+    after = await on_ledger_file(hass, entry, PaymentLedger.count_by_state)
     assert set(after) <= {"uncreditable"}, (case.kind, after)
     if case.outcome not in {"unknown_cabinet", "not_creditable"}:
         assert after == before, case.kind
@@ -765,9 +772,8 @@ async def test_paid_sessions_credit_exactly_once(
     )
     assert {p["paymentId"]: p["credits"] for p in new} == paid
     assert all(p["machineId"] == MACHINE_ID for p in new)
-    hub: ArcadePayData = setup_entry.runtime_data
-    records = [await hass.async_add_executor_job(hub.ledger.payment, session_id) for session_id in paid]
-    assert {(r.payment_id, r.credits, r.state) for r in records if r is not None} == {
+    records = [await payment_record(hass, setup_entry, session_id) for session_id in paid]
+    assert {(r.payment_id, r.credits, r.state) for r in records} == {
         (session_id, credits, PaymentState.PUBLISHED) for session_id, credits in paid.items()
     }
     check_no_secret_logged(debug_logs, stats)
