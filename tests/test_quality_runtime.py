@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -16,10 +17,9 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 
 from custom_components.arcade_pay.const import DOMAIN
-from custom_components.arcade_pay.core.ledger import LedgerError
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import MACHINE_ID
+from .conftest import MACHINE_ID, failing_ledger, reconcile
 
 
 def device_id(hass: HomeAssistant) -> str:
@@ -28,15 +28,11 @@ def device_id(hass: HomeAssistant) -> str:
     return device.id
 
 
-def broken(*args: Any) -> None:
-    raise LedgerError("disk I/O error")
-
-
 async def test_ledger_error_in_add_credit_is_translated(
     hass: HomeAssistant, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """action-exceptions: a ledger failure used to escape as a raw LedgerError."""
-    monkeypatch.setattr(setup_entry.runtime_data.ledger, "record", broken)
+    failing_ledger(monkeypatch, "record", "disk I/O error")
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             DOMAIN, "add_credit", {"device_id": device_id(hass), "credits": 1}, blocking=True
@@ -50,29 +46,38 @@ async def test_stripe_outage_is_logged_once_and_its_end_once(
     fake_stripe: FakeStripe,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """log-when-unavailable: not once per cabinet per hour."""
-    hub = setup_entry.runtime_data
+    """log-when-unavailable: not once per cabinet per hour.
+
+    Reconciliation is called through runtime_data, not by the hourly timer: a server error makes
+    Stripe's SDK retry after a sleep, which a frozen clock never ends; and a reload (start-up
+    reconciliation) would start a new gateway that has not seen the outage.
+    """
+    data = setup_entry.runtime_data
     caplog.clear()
     fake_stripe.fail_next = 1000
     for _ in range(3):
-        await hub.async_reconcile()
+        await data.async_reconcile()
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "arcade_pay" in r.name]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     fake_stripe.fail_next = 0
     for _ in range(2):
-        await hub.async_reconcile()
+        await data.async_reconcile()
     assert caplog.text.count("Stripe answers again") == 1
 
 
 @pytest.mark.parametrize("call", ["reconcile", "switch"])
 async def test_any_stripe_auth_error_starts_reauth(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, call: str
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    call: str,
 ) -> None:
     """reauthentication-flow: not only the create_payment_link action."""
     fake_stripe.fail_status = 401
     fake_stripe.fail_next = 1000
     if call == "reconcile":
-        await setup_entry.runtime_data.async_reconcile()
+        await reconcile(hass, freezer)
     else:
         with pytest.raises(HomeAssistantError):
             await hass.services.async_call(
@@ -85,6 +90,7 @@ async def test_any_stripe_auth_error_starts_reauth(
 
 async def test_a_refused_request_is_not_an_outage(
     hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
     setup_entry: MockConfigEntry,
     fake_stripe: FakeStripe,
     cabinet_link: dict[str, Any],
@@ -96,8 +102,8 @@ async def test_a_refused_request_is_not_an_outage(
     fake_stripe.fail_status = 404
     fake_stripe.fail_next = 1
     caplog.clear()
-    await setup_entry.runtime_data.async_reconcile()
-    await setup_entry.runtime_data.async_reconcile()
+    await reconcile(hass, freezer)
+    await reconcile(hass, freezer)
     assert caplog.text.count("Could not check Stripe for missed payments") == 1
     assert "Stripe requests fail" not in caplog.text
     assert "Stripe answers again" not in caplog.text
