@@ -4,8 +4,8 @@ Issue 8, items 5, 6 and 8. The real ledger, dispatcher and reconciliation cursor
 world: players open checkouts, pay at once or by a delayed method (paid days later) or never;
 the owner refunds (partly) and players dispute, also after a refund and before one; Stripe's
 events reach the webhook in any order, twice, or never; reconciliation runs now and then; the
-cabinet goes offline (pulses wait); Home Assistant restarts. The glue between them is the hub's,
-in a few lines (hub.py and money_events.py: _apply, _async_reconcile_link).
+cabinet goes offline (pulses wait); Home Assistant restarts. The glue between them is the integration's,
+in a few lines (intake.py and catch_up.py: applying an adjustment, reconciling one link).
 
 Safety after every step and at every pulse: no session is applied twice; a pulse carries exactly
 the credits still paid for by what the ledger was told (money_rules.py), never any for a payment
@@ -263,7 +263,7 @@ class MoneyInMachine(RuleBasedStateMachine):
 
     @rule()
     def reconcile(self) -> None:
-        """money_events._async_reconcile_link, against the simulated Stripe."""
+        """catch_up.py's reconciliation of one link, against the simulated Stripe."""
         for cursor in self.ledger.links_to_reconcile({CABINET: LINK}, self.now):
             listed = [s for s in self.stripe.values() if s.created >= cursor.since]
             paid = [s for s in listed if s.payment_status == "paid"]

@@ -586,7 +586,7 @@ async def another_home_assistant(config_dir: str) -> AsyncGenerator[HomeAssistan
 
 async def stop_for_restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """Stop Home Assistant as a restart does (config entries are not unloaded), then drop what the
-    process's end takes with it: the hub's timers, the MQTT client's, the ledger connection.
+    process's end takes with it: the integration's timers, the MQTT client's, the ledger connection.
 
     Reaches into runtime_data: no public surface ends a process without an unload.
     """
@@ -813,7 +813,7 @@ async def test_broker_killed_during_burst_with_lost_acks(
 NO_PUBACK_BUG = (
     "BUG: a coin pulse the broker never acknowledged is recorded as delivered. Home Assistant's"
     " mqtt.async_publish returns normally when no PUBACK comes within 10 s (it only logs 'No ACK"
-    " from MQTT server'); hub.py _async_publish_pulse returns True, delivery.py _send_one calls"
+    " from MQTT server'); courier.py's publish returns True, delivery.py _send_one calls"
     " ledger.mark_published(awaiting_ack=False) and, for a cabinet that does not acknowledge,"
     " DeliveryPlanner.published drops the pulse. The message then lives only in the paho client's"
     " memory: after a Home Assistant restart ledger.undelivered() no longer lists it and the"
