@@ -676,6 +676,27 @@ def test_held_pulses_are_not_handed_out() -> None:
     assert [o.payment_id for o in planner.take_due(0.0)] == ["cs_1"]
 
 
+def test_a_cabinet_without_a_first_sign_of_life_holds_its_pulses() -> None:
+    planner = DeliveryPlanner()
+    planner.add(pulse("cs_1", ACK_CAB))
+    planner.wait_for_first_sign(ACK_CAB)
+    assert planner.take_due(0.0) == []
+    assert planner.next_wakeup() is None
+    planner.first_sign_seen(ACK_CAB)
+    assert [o.payment_id for o in planner.take_due(0.0)] == ["cs_1"]
+
+
+def test_what_a_cabinet_does_never_changes_its_owners_setting() -> None:
+    planner = DeliveryPlanner()
+    planner.set_acknowledges(ACK_CAB, False, by_owner=True)
+    planner.set_acknowledges(OLDER_CAB, False)  # Remembered: it never acknowledged.
+    assert not planner.learn_acknowledges(ACK_CAB)
+    assert planner.learn_acknowledges(OLDER_CAB)  # News, to remember.
+    assert not planner.learn_acknowledges(OLDER_CAB)
+    assert not planner.acknowledges(ACK_CAB)
+    assert planner.acknowledging_cabinets() == [OLDER_CAB]
+
+
 def test_next_wakeup_ignores_held_and_in_flight_pulses() -> None:
     planner = DeliveryPlanner()
     planner.set_acknowledges(ACK_CAB, True)
