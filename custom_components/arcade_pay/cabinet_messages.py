@@ -76,7 +76,7 @@ class CabinetMessages:
             )
         unsubscribe.append(mqtt.async_subscribe_connection_status(self._hass, self.on_mqtt_connection))
         connected = mqtt.is_connected(self._hass)
-        self._courier.planner.connected = connected
+        self._courier.planner.set_mqtt_connected(connected)
         for cabinet in self._cabinets.values():
             cabinet.mqtt_connected = connected
         return unsubscribe
@@ -101,9 +101,9 @@ class CabinetMessages:
     def on_mqtt_connection(self, connected: bool) -> None:
         """MQTT connected or lost its broker: hold or resume pulses, update availability."""
         planner = self._courier.planner
-        if connected == planner.connected:
+        if connected == planner.mqtt_connected:
             return
-        planner.connected = connected
+        planner.set_mqtt_connected(connected)
         for cabinet in self._cabinets.values():
             cabinet.mqtt_connected = connected
             cabinet.changed()
@@ -147,7 +147,7 @@ class CabinetMessages:
         was = cabinet.online
         cabinet.set_online(online)
         planner = self._courier.planner
-        planner.online[cabinet.machine_id] = online
+        planner.set_cabinet_online(cabinet.machine_id, online)
         machine_id = cabinet.machine_id
         # Every "online" is a (re)connect: pulses given up on get another round (resend.py).
         if online and planner.resume(machine_id) and online == was:
@@ -215,7 +215,7 @@ class CabinetMessages:
         cabinet.seen = True
         cabinet.changed()
         LOGGER.info("Cabinet %s showed its first sign of life", cabinet.machine_id)
-        self._courier.planner.waiting_first_sign.discard(cabinet.machine_id)
+        self._courier.planner.first_sign_seen(cabinet.machine_id)
         self._courier.planner.hurry(cabinet.machine_id)
         self._links.first_sign_of_life(cabinet)
         self._courier.flush_soon()

@@ -83,7 +83,7 @@ class Courier:
     @property
     def mqtt_connected(self) -> bool:
         """Whether MQTT takes pulses now."""
-        return self.dispatcher.planner.connected
+        return self.dispatcher.planner.mqtt_connected
 
     @property
     def outstanding_pulses(self) -> int:
@@ -92,11 +92,11 @@ class Courier:
 
     def acknowledging_cabinets(self) -> list[str]:
         """The machine ids of the cabinets that acknowledge, sorted."""
-        return sorted(m for m, on in self.dispatcher.planner.acknowledges.items() if on)
+        return self.dispatcher.planner.acknowledging_cabinets()
 
     def acknowledges(self, machine_id: str) -> bool:
         """Whether the cabinet was seen acknowledging its pulses (or is set to)."""
-        return bool(self.dispatcher.planner.acknowledges.get(machine_id, False))
+        return self.dispatcher.planner.acknowledges(machine_id)
 
     # --- pulses out ----------------------------------------------------------------------
 

@@ -243,13 +243,12 @@ async def _async_restore(data: ArcadePayData, explicit_acks: dict[str, bool]) ->
         ledger.cabinet_memory, list(cabinets), int(utcnow().timestamp())
     )
     planner = data.courier.planner
-    planner.explicit = set(explicit_acks)
     for machine_id, cabinet in cabinets.items():
         remembered = memory.get(machine_id)
-        explicit = explicit_acks.get(machine_id)
-        planner.acknowledges[machine_id] = (
-            explicit if explicit is not None else bool(remembered and remembered.acknowledges)
-        )
+        if (explicit := explicit_acks.get(machine_id)) is not None:
+            planner.set_acknowledges(machine_id, explicit, by_owner=True)
+        else:
+            planner.set_acknowledges(machine_id, bool(remembered and remembered.acknowledges))
         if remembered is not None:
             cabinet.paused = remembered.paused
             cabinet.seen = remembered.seen
@@ -260,6 +259,6 @@ async def _async_restore(data: ArcadePayData, explicit_acks: dict[str, bool]) ->
             if remembered.link_id == cabinet.config.payment_link_id and told is not None:
                 cabinet.set_accepting_payments(told)
         if cabinet.awaiting_first_sign:
-            planner.waiting_first_sign.add(machine_id)
+            planner.wait_for_first_sign(machine_id)
     await data.courier.dispatcher.load(set(cabinets))
     data.courier.refresh_pending()

@@ -145,7 +145,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             event("publish refused: MQTT down, not known to be")
             return False
         planner = self.dispatcher.planner
-        if not planner.connected or planner.online.get(pulse.machine_id) is False:
+        if not planner.mqtt_connected or planner.cabinet_online(pulse.machine_id) is False:
             self.violations.append(f"published {pulse.payment_id} while it should have been held")
         paid = self.paid.get(pulse.payment_id)
         if paid != (pulse.machine_id, pulse.credits):
@@ -185,7 +185,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _new_dispatcher(self) -> CreditDispatcher:
         dispatcher = CreditDispatcher(self.ledger, self._publish, self._clock, self._run_blocking)
         # The integration remembers which cabinets acknowledge (ledger cabinet memory).
-        dispatcher.planner.acknowledges[ACK_CAB] = True
+        dispatcher.planner.set_acknowledges(ACK_CAB, True)
         return dispatcher
 
     def _run[T](self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -210,8 +210,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.ledger = PaymentLedger(self.directory / "ledger.db")
         self.ledger.open()
         self.dispatcher = self._new_dispatcher()
-        self.dispatcher.planner.connected = old.connected
-        self.dispatcher.planner.online = dict(old.online)
+        self.dispatcher.planner.set_mqtt_connected(old.mqtt_connected)
+        for machine_id in CABINETS:
+            self.dispatcher.planner.set_cabinet_online(machine_id, old.cabinet_online(machine_id))
         self._run(self.dispatcher.load(set(CABINETS)))
         # Outstanding pulses are due at once after a restart.
         for outstanding in self.dispatcher.planner.outstanding():
@@ -247,7 +248,7 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def _says_online(self, machine_id: str) -> None:
         """Its status says online (every connect): what the hub does with that."""
-        self.dispatcher.planner.online[machine_id] = True
+        self.dispatcher.planner.set_cabinet_online(machine_id, True)
         self.dispatcher.planner.hurry(machine_id)
         if self.dispatcher.planner.resume(machine_id):
             event(f"pulses to {machine_id} given up on get another round")
@@ -304,10 +305,10 @@ class DeliveryMachine(RuleBasedStateMachine):
         before = self.ledger.payment(payment_id)
         assert before is not None
         assert before.state is PaymentState.PENDING
-        believed = dict(self.dispatcher.planner.acknowledges)
+        believed = {m: self.dispatcher.planner.acknowledges(m) for m in CABINETS}
         assert self._run(self.dispatcher.acknowledge(machine_id, payment_id)) is AckResult.NOT_SENT
         assert self.ledger.payment(payment_id) == before
-        assert self.dispatcher.planner.acknowledges == believed
+        assert {m: self.dispatcher.planner.acknowledges(m) for m in CABINETS} == believed
 
     @rule(seconds=st.one_of(st.sampled_from([1.0, 2.0, 4.0, 30.0, 60.0, 61.0]), st.floats(0, 130)))
     def advance(self, seconds: float) -> None:
@@ -321,17 +322,17 @@ class DeliveryMachine(RuleBasedStateMachine):
     def mqtt_down(self, noticed: bool) -> None:
         self.mqtt_up = False
         if noticed:
-            self.dispatcher.planner.connected = False
+            self.dispatcher.planner.set_mqtt_connected(False)
 
     @rule()
     def mqtt_noticed_down(self) -> None:
         if not self.mqtt_up:
-            self.dispatcher.planner.connected = False
+            self.dispatcher.planner.set_mqtt_connected(False)
 
     @rule()
     def mqtt_back(self) -> None:
         self.mqtt_up = True
-        self.dispatcher.planner.connected = True
+        self.dispatcher.planner.set_mqtt_connected(True)
         self.dispatcher.planner.hurry()
         self._guarded(self.dispatcher.flush)
 
@@ -339,7 +340,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def cabinet_offline(self, machine_id: str) -> None:
         """The cabinet says goodbye (or its last will arrives at once)."""
         self.cabinets[machine_id].online = False
-        self.dispatcher.planner.online[machine_id] = False
+        self.dispatcher.planner.set_cabinet_online(machine_id, False)
 
     @rule(machine_id=st.sampled_from(CABINETS))
     def cabinet_drops_off(self, machine_id: str) -> None:
@@ -352,8 +353,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         if not self.mqtt_up:
             return
         online = self.cabinets[machine_id].online
-        was = self.dispatcher.planner.online.get(machine_id)
-        self.dispatcher.planner.online[machine_id] = online
+        was = self.dispatcher.planner.cabinet_online(machine_id)
+        self.dispatcher.planner.set_cabinet_online(machine_id, online)
         if online and was is not True:
             self._says_online(machine_id)
 
@@ -417,12 +418,12 @@ class DeliveryMachine(RuleBasedStateMachine):
         # Only what is down comes back (and hurries its pulses): pulses to a cabinet that
         # stayed up are retried by their backoff alone, and by another round once given up on,
         # when the cabinet reconnects (it says online again).
-        if not (self.mqtt_up and self.dispatcher.planner.connected):
+        if not (self.mqtt_up and self.dispatcher.planner.mqtt_connected):
             self.mqtt_back()
         for name, cabinet in self.cabinets.items():
             if (
                 not cabinet.online
-                or self.dispatcher.planner.online.get(name) is not True
+                or self.dispatcher.planner.cabinet_online(name) is not True
                 or self.dispatcher.planner.given_up(name)
             ):
                 self.cabinet_online(name)
@@ -491,7 +492,7 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     @invariant()
     def older_cabinet_never_counts_as_acknowledging(self) -> None:
-        assert not self.dispatcher.planner.acknowledges.get(OLDER_CAB, False)
+        assert not self.dispatcher.planner.acknowledges(OLDER_CAB)
 
     @invariant()
     def planner_follows_the_ledger(self) -> None:
@@ -559,7 +560,7 @@ def test_a_pulse_sent_1024_times_is_given_up_on_and_resumes_without_overflow(tmp
 
         now = START
         dispatcher = CreditDispatcher(ledger, publish, lambda: now)
-        dispatcher.planner.acknowledges[ACK_CAB] = True
+        dispatcher.planner.set_acknowledges(ACK_CAB, True)
         asyncio.run(dispatcher.load(set(CABINETS)))
         asyncio.run(dispatcher.flush())
         assert sent == ["cs_1"]  # cs_0 was given up on long ago: not sent again after a restart.
@@ -575,7 +576,8 @@ def test_a_pulse_sent_1024_times_is_given_up_on_and_resumes_without_overflow(tmp
 
 
 def test_a_pulse_is_sent_at_most_max_sends_without_ack_in_a_row() -> None:
-    planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
+    planner = DeliveryPlanner()
+    planner.set_acknowledges(ACK_CAB, True)
     planner.add(pulse("cs_0", ACK_CAB))
     now, sends = 0.0, 0
     for _ in range(100):
@@ -617,10 +619,10 @@ def test_an_exception_does_not_strand_the_rest_of_the_batch(tmp_path: Path, fail
             return function(*args)
 
         dispatcher = CreditDispatcher(ledger, publish, lambda: now, run_blocking)
-        dispatcher.planner.connected = False  # Both wait for MQTT...
+        dispatcher.planner.set_mqtt_connected(False)  # Both wait for MQTT...
         asyncio.run(dispatcher.accept(payment(1)))
         asyncio.run(dispatcher.accept(payment(3)))
-        dispatcher.planner.connected = True  # ...which comes back.
+        dispatcher.planner.set_mqtt_connected(True)  # ...which comes back.
         if failing == "publish":
             with pytest.raises(RuntimeError):
                 asyncio.run(dispatcher.flush())
@@ -636,7 +638,8 @@ def test_an_exception_does_not_strand_the_rest_of_the_batch(tmp_path: Path, fail
 
 
 def test_take_due_never_hands_out_a_pulse_in_flight_twice() -> None:
-    planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
+    planner = DeliveryPlanner()
+    planner.set_acknowledges(ACK_CAB, True)
     planner.add(pulse("cs_1", ACK_CAB))
     planner.add(pulse("cs_2", OLDER_CAB))
     assert {o.payment_id for o in planner.take_due(0.0)} == {"cs_1", "cs_2"}
@@ -664,36 +667,59 @@ def test_take_due_never_hands_out_a_pulse_in_flight_twice() -> None:
 def test_held_pulses_are_not_handed_out() -> None:
     planner = DeliveryPlanner()
     planner.add(pulse("cs_1", ACK_CAB))
-    planner.connected = False
+    planner.set_mqtt_connected(False)
     assert planner.take_due(0.0) == []
-    planner.connected = True
-    planner.online[ACK_CAB] = False
+    planner.set_mqtt_connected(True)
+    planner.set_cabinet_online(ACK_CAB, False)
     assert planner.take_due(0.0) == []
-    planner.online[ACK_CAB] = None  # Unknown is not offline.
+    planner.set_cabinet_online(ACK_CAB, None)  # Unknown is not offline.
     assert [o.payment_id for o in planner.take_due(0.0)] == ["cs_1"]
 
 
+def test_a_cabinet_without_a_first_sign_of_life_holds_its_pulses() -> None:
+    planner = DeliveryPlanner()
+    planner.add(pulse("cs_1", ACK_CAB))
+    planner.wait_for_first_sign(ACK_CAB)
+    assert planner.take_due(0.0) == []
+    assert planner.next_wakeup() is None
+    planner.first_sign_seen(ACK_CAB)
+    assert [o.payment_id for o in planner.take_due(0.0)] == ["cs_1"]
+
+
+def test_what_a_cabinet_does_never_changes_its_owners_setting() -> None:
+    planner = DeliveryPlanner()
+    planner.set_acknowledges(ACK_CAB, False, by_owner=True)
+    planner.set_acknowledges(OLDER_CAB, False)  # Remembered: it never acknowledged.
+    assert not planner.learn_acknowledges(ACK_CAB)
+    assert planner.learn_acknowledges(OLDER_CAB)  # News, to remember.
+    assert not planner.learn_acknowledges(OLDER_CAB)
+    assert not planner.acknowledges(ACK_CAB)
+    assert planner.acknowledging_cabinets() == [OLDER_CAB]
+
+
 def test_next_wakeup_ignores_held_and_in_flight_pulses() -> None:
-    planner = DeliveryPlanner(acknowledges={ACK_CAB: True, OLDER_CAB: True})
+    planner = DeliveryPlanner()
+    planner.set_acknowledges(ACK_CAB, True)
+    planner.set_acknowledges(OLDER_CAB, True)
     assert planner.next_wakeup() is None
     planner.add(pulse("cs_1", ACK_CAB), due_at=50.0)
     planner.add(pulse("cs_2", OLDER_CAB), due_at=30.0)
     assert planner.next_wakeup() == 30.0
 
-    planner.online[OLDER_CAB] = False
+    planner.set_cabinet_online(OLDER_CAB, False)
     assert planner.next_wakeup() == 50.0
-    planner.connected = False
+    planner.set_mqtt_connected(False)
     assert planner.next_wakeup() is None
-    planner.connected = True
-    planner.online[OLDER_CAB] = True
+    planner.set_mqtt_connected(True)
+    planner.set_cabinet_online(OLDER_CAB, True)
 
     [in_flight] = planner.take_due(40.0)
     assert in_flight.payment_id == "cs_2"
     assert planner.next_wakeup() == 50.0  # cs_2 is in flight: not a reason to wake up.
     planner.published("cs_2", 40.0)
     assert planner.next_wakeup() == 40.0 + backoff(1)
-    planner.online[ACK_CAB] = False
-    planner.online[OLDER_CAB] = False
+    planner.set_cabinet_online(ACK_CAB, False)
+    planner.set_cabinet_online(OLDER_CAB, False)
     assert planner.next_wakeup() is None
 
 
@@ -719,7 +745,8 @@ def test_adjust_changes_what_the_one_record_of_a_pulse_sends() -> None:
 
 
 def test_acknowledged_and_forgotten_pulses_are_gone() -> None:
-    planner = DeliveryPlanner(acknowledges={ACK_CAB: True})
+    planner = DeliveryPlanner()
+    planner.set_acknowledges(ACK_CAB, True)
     planner.add(pulse("cs_1", ACK_CAB))
     planner.add(pulse("cs_2", ACK_CAB))
     assert planner.forget("cs_1") is not None
@@ -745,7 +772,7 @@ def test_load_makes_pulses_due_at_once(tmp_path: Path, attempts: int) -> None:
             return True
 
         dispatcher = CreditDispatcher(ledger, publish, lambda: START)
-        dispatcher.planner.acknowledges[ACK_CAB] = True
+        dispatcher.planner.set_acknowledges(ACK_CAB, True)
         asyncio.run(dispatcher.load({ACK_CAB}))
         assert dispatcher.planner.next_wakeup() == 0.0
         asyncio.run(dispatcher.flush())
@@ -811,7 +838,7 @@ def test_a_withdrawn_pulse_is_put_back_unless_the_ledger_settled_it(tmp_path: Pa
             return function(*args)
 
         dispatcher = CreditDispatcher(ledger, publish, lambda: START, run_blocking)
-        dispatcher.planner.connected = False  # Held: owed, not in flight.
+        dispatcher.planner.set_mqtt_connected(False)  # Held: owed, not in flight.
         asyncio.run(dispatcher.accept(payment(1)))
         withdrawn = dispatcher.withdraw("cs_1")
         assert withdrawn is not None

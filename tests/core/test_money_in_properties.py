@@ -100,7 +100,7 @@ class MoneyInMachine(RuleBasedStateMachine):
 
     def _new_dispatcher(self) -> CreditDispatcher:
         dispatcher = CreditDispatcher(self.ledger, self._publish, clock=lambda: float(self.now))
-        dispatcher.planner.online[CABINET] = False if self.offline else None
+        dispatcher.planner.set_cabinet_online(CABINET, False if self.offline else None)
         return dispatcher
 
     def _run[T](self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -281,7 +281,7 @@ class MoneyInMachine(RuleBasedStateMachine):
     @rule(offline=st.booleans())
     def cabinet(self, offline: bool) -> None:
         self.offline = offline
-        self.dispatcher.planner.online[CABINET] = not offline
+        self.dispatcher.planner.set_cabinet_online(CABINET, not offline)
         self._run(self.dispatcher.flush())
 
     @rule()

@@ -86,7 +86,7 @@ class CreditDispatcher:
                 )
                 continue
             self._ever_tracked.add(pending.payment_id)
-            if pending.attempts and not self.planner.acknowledges.get(pending.machine_id, False):
+            if pending.attempts and not self.planner.acknowledges(pending.machine_id):
                 # Sent while the cabinet counted as acknowledging; it does not (any more): a sent
                 # pulse is delivered, as for any cabinet that does not acknowledge.
                 await self._run(
@@ -208,7 +208,7 @@ class CreditDispatcher:
         # The broker took it: delivered (or one attempt more) in memory, whatever the ledger write
         # does. Publishing again because a write failed doubled credits on cabinets that cannot tell.
         self._notes.add(
-            pulse.payment_id, self.planner.acknowledges.get(pulse.machine_id, False), outstanding.attempts + 1
+            pulse.payment_id, self.planner.acknowledges(pulse.machine_id), outstanding.attempts + 1
         )
         self.planner.published(pulse.payment_id, self._clock())
         if first_time and self._delivered is not None:

@@ -5,7 +5,9 @@ property tests. The rules are in delivery.py's docstring.
 
 One record per outstanding pulse (``Outstanding``, delivery_records.py: the pulse to send and
 how its delivery goes) in the planner's one dict. Only the planner's methods change a record,
-so what is sent and what is owed cannot drift apart.
+so what is sent and what is owed cannot drift apart. What it knows of MQTT and the cabinets
+(connected, online, acknowledges, waiting for a first sign of life) is private too: Home
+Assistant's side tells it through methods named for what happened.
 """
 
 from __future__ import annotations
@@ -20,14 +22,69 @@ from .delivery_records import Outstanding, Pulse
 class DeliveryPlanner:
     """Which pulses are due, and when to look again."""
 
-    connected: bool = True
-    online: dict[str, bool | None] = field(default_factory=dict)
-    acknowledges: dict[str, bool] = field(default_factory=dict)
+    _connected: bool = field(default=True, init=False)
+    _online: dict[str, bool | None] = field(default_factory=dict, init=False)
+    _acknowledges: dict[str, bool] = field(default_factory=dict, init=False)
     # Cabinets whose owner set "acknowledges credits": what they do does not change it.
-    explicit: set[str] = field(default_factory=set)
+    _by_owner: set[str] = field(default_factory=set, init=False)
     # Cabinets that never showed a sign of life: a pulse sent there would reach nobody.
-    waiting_first_sign: set[str] = field(default_factory=set)
-    _outstanding: dict[str, Outstanding] = field(default_factory=dict)
+    _waiting_first_sign: set[str] = field(default_factory=set, init=False)
+    _outstanding: dict[str, Outstanding] = field(default_factory=dict, init=False)
+
+    # --- what the planner knows about MQTT and the cabinets --------------------------------
+
+    @property
+    def mqtt_connected(self) -> bool:
+        """Whether MQTT takes pulses now (while it does not, every pulse is held)."""
+        return self._connected
+
+    def set_mqtt_connected(self, connected: bool) -> None:
+        """MQTT connected, or lost its broker."""
+        self._connected = connected
+
+    def cabinet_online(self, machine_id: str) -> bool | None:
+        """What the cabinet's status last said: online, offline, or None when unknown."""
+        return self._online.get(machine_id)
+
+    def set_cabinet_online(self, machine_id: str, online: bool | None) -> None:
+        """The cabinet's status said online or offline (None: unknown, which does not hold pulses)."""
+        self._online[machine_id] = online
+
+    def acknowledges(self, machine_id: str) -> bool:
+        """Whether the cabinet acknowledges its pulses (so they are resent until it does)."""
+        return self._acknowledges.get(machine_id, False)
+
+    def acknowledging_cabinets(self) -> list[str]:
+        """The machine ids of the cabinets that acknowledge, sorted."""
+        return sorted(m for m, on in self._acknowledges.items() if on)
+
+    def set_acknowledges(self, machine_id: str, acknowledges: bool, *, by_owner: bool = False) -> None:
+        """Whether the cabinet acknowledges, as remembered or as its owner set it (``by_owner``).
+
+        What a cabinet does never changes its owner's setting (see ``learn_acknowledges``).
+        """
+        self._acknowledges[machine_id] = acknowledges
+        if by_owner:
+            self._by_owner.add(machine_id)
+        else:
+            self._by_owner.discard(machine_id)
+
+    def learn_acknowledges(self, machine_id: str) -> bool:
+        """A cabinet acknowledged a pulse sent to it; return True if that is news to remember."""
+        if machine_id in self._by_owner or self._acknowledges.get(machine_id, False):
+            return False
+        self._acknowledges[machine_id] = True
+        return True
+
+    def wait_for_first_sign(self, machine_id: str) -> None:
+        """The cabinet never showed a sign of life: hold its pulses, they would reach nobody."""
+        self._waiting_first_sign.add(machine_id)
+
+    def first_sign_seen(self, machine_id: str) -> None:
+        """The cabinet showed its first sign of life: its pulses are no longer held for it."""
+        self._waiting_first_sign.discard(machine_id)
+
+    # --- outstanding pulses ------------------------------------------------------------------
 
     def add(self, pulse: Pulse, attempts: int = 0, due_at: float = 0.0) -> None:
         """Track a pulse to deliver (unless it is already); ``attempts`` counts earlier publishes."""
@@ -62,15 +119,15 @@ class DeliveryPlanner:
 
     def _held(self, machine_id: str) -> bool:
         return (
-            not self.connected
-            or self.online.get(machine_id) is False
-            or machine_id in self.waiting_first_sign
+            not self._connected
+            or self._online.get(machine_id) is False
+            or machine_id in self._waiting_first_sign
         )
 
     def _gave_up(self, pulse: Outstanding) -> bool:
         """Whether a pulse for a cabinet that acknowledges was sent too often unacknowledged."""
         sends = pulse.attempts - pulse.round_start
-        return self.acknowledges.get(pulse.machine_id, False) and resend.gave_up(sends)
+        return self.acknowledges(pulse.machine_id) and resend.gave_up(sends)
 
     def given_up(self, machine_id: str | None = None) -> list[Outstanding]:
         """Return the pulses (of one cabinet, or all) that are not sent again for now."""
@@ -83,13 +140,6 @@ class DeliveryPlanner:
             pulse.round_start = pulse.attempts
             pulse.next_attempt = 0.0
         return bool(given_up)
-
-    def learn_acknowledges(self, machine_id: str) -> bool:
-        """A cabinet acknowledged a pulse sent to it; return True if that is news to remember."""
-        if machine_id in self.explicit or self.acknowledges.get(machine_id, False):
-            return False
-        self.acknowledges[machine_id] = True
-        return True
 
     def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
         """Return the pulses to publish now (or just ``payment_id``), marking them in flight.
@@ -120,7 +170,7 @@ class DeliveryPlanner:
         if pulse is None:
             return False
         pulse.in_flight = False
-        if not self.acknowledges.get(pulse.machine_id, False):
+        if not self.acknowledges(pulse.machine_id):
             del self._outstanding[payment_id]
             return True
         pulse.attempts += 1
