@@ -9,6 +9,7 @@ from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET
+from .core.currencies import from_minor_units
 from .core.ledger import LedgerError, PaymentLedger
 from .runtime import ArcadePayConfigEntry
 
@@ -34,7 +35,8 @@ async def async_get_config_entry_diagnostics(
                 "online": cabinet.online,
                 "plays": cabinet.plays,
                 "payments": cabinet.payments,
-                "revenue": cabinet.revenue,
+                # As the Revenue sensor shows it: 400 (Stripe's minor units) read as 400.00 before.
+                "revenue": _money(cabinet.revenue, cabinet.config.currency),
                 "last_payment": cabinet.last_payment.isoformat() if cabinet.last_payment else None,
             }
             for cabinet in data.cabinets.values()
@@ -46,6 +48,10 @@ async def async_get_config_entry_diagnostics(
         },
         "ledger": await _ledger_summary(hass, data.ledger),
     }
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{from_minor_units(amount, currency)} {currency.upper()}"
 
 
 async def _ledger_summary(hass: HomeAssistant, ledger: PaymentLedger) -> dict[str, Any]:
