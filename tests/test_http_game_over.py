@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 import json
+import threading
 from typing import Any
 from unittest.mock import MagicMock, patch
 
@@ -24,9 +25,11 @@ from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.util import dt as dt_util
 
 from custom_components.arcade_pay.const import CONF_GAME_OVER_WEBHOOK_ID, EVENT_GAME_OVER
+from custom_components.arcade_pay.core.cabinet import Cabinet
+from custom_components.arcade_pay.core.ledger import PaymentLedger
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_device_id, published, settle
+from .conftest import MACHINE_ID, cabinet_device_id, patch_ledger, published, settle, wait_for
 
 TOPIC = f"arcade/machine/{MACHINE_ID}/gameover"
 GAME = "event.pac_man_game"
@@ -286,3 +289,76 @@ async def test_the_options_form_of_an_entry_never_set_up_shows_the_url_it_will_h
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     assert shown.endswith(url(config_entry))
+
+
+class BodyOnly:
+    """What the handler reads of a request, for calling it the way Home Assistant does."""
+
+    method = "POST"
+    remote = "127.0.0.1"
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.content = self
+
+    async def read(self, size: int) -> bytes:
+        body, self._body = self._body[:size], self._body[size:]
+        return body
+
+
+async def test_a_game_over_reaching_an_unloading_entry_is_503_and_changes_nothing(
+    hass: HomeAssistant, mqtt_mock: MagicMock, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the webhook's unregistration, before the entry is gone: the cabinet may send it again."""
+    webhook_id = setup_entry.data[CONF_GAME_OVER_WEBHOOK_ID]
+    handler = hass.data["webhook"][webhook_id]["handler"]  # As a request already routed holds it.
+    events = async_capture_events(hass, EVENT_GAME_OVER)
+    closing, release = threading.Event(), threading.Event()
+    real_close = PaymentLedger.close
+
+    def slow_close(ledger: PaymentLedger) -> None:
+        closing.set()
+        release.wait(5)
+        real_close(ledger)
+
+    patch_ledger(monkeypatch, "close", slow_close)
+    unload = hass.async_create_task(hass.config_entries.async_unload(setup_entry.entry_id))
+    await wait_for(closing)
+    response = await handler(hass, webhook_id, BodyOnly(json.dumps({"machine_id": MACHINE_ID}).encode()))
+    release.set()
+    assert await unload
+    assert response.status == 503
+    assert events == []
+    assert game_overs_published(mqtt_mock) == []
+
+
+async def test_an_unexpected_error_is_a_500_not_home_assistants_200(
+    hass: HomeAssistant,
+    client: TestClient,
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(cabinet: Cabinet, *args: Any) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Cabinet, "game_over", broken)
+    status, answer = await post(client, setup_entry, json.dumps({"machine_id": MACHINE_ID}))
+    assert (status, answer) == (500, {"error": "internal error"})
+    assert game_overs_published(mqtt_mock) == []
+
+
+async def test_refusals_are_warned_about_once_per_reason(
+    client: TestClient, setup_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A misconfigured cabinet repeats its mistake every game: the log says it once."""
+    for body in ("junk", "junk", json.dumps({"machine_id": "galaga-2"}), "junk"):
+        assert (await post(client, setup_entry, body))[0] == 400
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and "HTTP game over" in r.getMessage()
+    ]
+    assert len(warnings) == 2
+    assert "body is not JSON" in warnings[0]
+    assert "galaga-2" in warnings[1]
