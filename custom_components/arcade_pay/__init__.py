@@ -13,6 +13,7 @@ from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN, LOGGER
+from .game_over_webhook import async_register_game_over_webhook, async_unregister_game_over_webhook
 from .ledger_setup import ledger_issue_id
 from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues, raise_links_left_active
@@ -48,6 +49,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     # After the entities restored their state, so that retained cabinet state wins.
     await data.async_start(entry)
     async_register_stripe_webhook(hass, entry, data)
+    async_register_game_over_webhook(hass, entry, data)
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
 
@@ -60,6 +62,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
     """
     data = entry.runtime_data
     async_unregister_stripe_webhook(hass, entry)
+    async_unregister_game_over_webhook(hass, entry)
     data.async_stop()
     await data.async_drain()
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

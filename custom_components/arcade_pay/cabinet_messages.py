@@ -3,6 +3,10 @@
 MQTT in: each handler checks the message, then tells the cabinet, the courier (courier.py:
 pulses, acks, wake-ups) or the link keeper (link_keeper.py: first sign of life, the offline
 rule) what it means. Both are called, never calling back; runtime.py subscribes at start.
+
+The earlier system's HTTP game over (game_over_webhook.py) takes the MQTT game over's path here,
+then publishes the game over message as the earlier system did; ``PublishedEchoes`` keeps that
+message, when the subscription brings it back, from counting as a second game over.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from collections.abc import Callable, Mapping
 
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 
 from .const import EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
 from .core.cabinet import Cabinet, CabinetEvent
 from .core.delivery import AckResult
 from .core.ledger import LedgerError
+from .core.payments import utcnow
 from .core.protocol import (
     TOPIC_ACK,
     TOPIC_GAME_OVER,
@@ -28,7 +34,9 @@ from .core.protocol import (
     machine_id_from_topic,
     parse_status,
     subscription,
+    topic,
 )
+from .core.published_echoes import PublishedEchoes
 from .courier import Courier, event_data
 from .entry_work import EntryWork
 from .link_keeper import LinkKeeper
@@ -56,6 +64,7 @@ class CabinetMessages:
         self._links = links
         self._work = work
         self._warned_topics: set[str] = set()
+        self._echoes = PublishedEchoes()
 
     async def async_subscribe(self) -> list[Callable[[], None]]:
         """Subscribe to what cabinets publish and to MQTT's state; return the unsubscribers."""
@@ -120,6 +129,8 @@ class CabinetMessages:
         """A game ended on a cabinet."""
         if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
             return
+        if self._echoes.is_echo(msg.topic, msg.payload):
+            return  # Published by async_http_game_over, which counted it already.
         try:
             game_over = GameOver.from_payload(msg.payload)
             if game_over.machine_id != cabinet.machine_id:
@@ -127,6 +138,32 @@ class CabinetMessages:
         except ProtocolError as err:
             self._warn_once(msg.topic, err)
             return
+        self._game_over(cabinet)
+
+    async def async_http_game_over(self, cabinet: Cabinet) -> bool:
+        """The earlier system's HTTP game over: counted as the MQTT one, then published as it did.
+
+        Return whether MQTT took the message (the game over counts either way).
+        """
+        self._game_over(cabinet)
+        message_topic = topic(self._topic_prefix, cabinet.machine_id, TOPIC_GAME_OVER)
+        message = GameOver(cabinet.machine_id, utcnow()).to_json()
+        self._echoes.expect(message_topic, message.encode())
+        try:
+            await mqtt.async_publish(self._hass, message_topic, message, qos=1, retain=False)
+        except HomeAssistantError as err:
+            # Still expected back: the MQTT client keeps a QoS 1 message and sends it once connected.
+            LOGGER.warning(
+                "The game over of %s was counted but could not be published on %s now: %s",
+                cabinet.machine_id,
+                message_topic,
+                err,
+            )
+            return False
+        return True
+
+    @callback
+    def _game_over(self, cabinet: Cabinet) -> None:
         self._note_sign_of_life(cabinet)
         cabinet.game_over(self._credits_per_game, CabinetEvent(EVENT_TYPE_GAME_OVER))
         self._hass.bus.async_fire(EVENT_GAME_OVER, event_data(cabinet))

@@ -46,6 +46,7 @@ from .core.protocol import is_valid_topic_prefix
 from .core.stripe_gateway import StripeAccount, StripeGatewayError
 from .errors import stripe_form_error
 from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, whole_number
+from .game_over_webhook import game_over_url
 from .runtime import EntryOptions, create_gateway
 from .webhook import webhook_url
 
@@ -230,6 +231,7 @@ class ArcadePayOptionsFlow(OptionsFlow):
             errors=errors,
             description_placeholders={
                 "webhook_url": webhook_url(self.hass, self.config_entry.data),
+                "game_over_url": game_over_url(self.hass, self.config_entry),
                 "max_credits_per_game": str(MAX_CREDITS_PER_GAME),
                 "max_minutes": str(MAX_MINUTES),
             }

@@ -15,6 +15,8 @@ CONF_WEBHOOK_SECRET: Final = "webhook_secret"
 CONF_CLOUDHOOK_URL: Final = "cloudhook_url"
 CONF_ACCOUNT_NAME: Final = "account_name"
 CONF_DEFAULT_CURRENCY: Final = "default_currency"
+# The webhook of the earlier system's HTTP game over (game_over_webhook.py).
+CONF_GAME_OVER_WEBHOOK_ID: Final = "game_over_webhook_id"
 
 # Entry options (their defaults: runtime.EntryOptions).
 CONF_TOPIC_PREFIX: Final = "topic_prefix"

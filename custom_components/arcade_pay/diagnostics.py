@@ -8,12 +8,18 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET
+from .const import CONF_CLOUDHOOK_URL, CONF_GAME_OVER_WEBHOOK_ID, CONF_WEBHOOK_SECRET
 from .core.currencies import from_minor_units
 from .core.ledger import LedgerError, PaymentLedger
 from .runtime import ArcadePayConfigEntry
 
-TO_REDACT = {CONF_API_KEY, CONF_WEBHOOK_SECRET, CONF_WEBHOOK_ID, CONF_CLOUDHOOK_URL}
+TO_REDACT = {
+    CONF_API_KEY,
+    CONF_WEBHOOK_SECRET,
+    CONF_WEBHOOK_ID,
+    CONF_CLOUDHOOK_URL,
+    CONF_GAME_OVER_WEBHOOK_ID,
+}
 
 
 async def async_get_config_entry_diagnostics(

@@ -5,6 +5,7 @@ The collaborators, each a module, each arrow one way:
 * webhook.py → intake.py → courier.py → core: a Stripe event is verified, recorded, its
   coin pulse published (catch_up.py feeds intake what the webhook missed);
 * cabinet_messages.py → courier.py and link_keeper.py: what cabinets say over MQTT;
+* game_over_webhook.py → cabinet_messages.py: the earlier system's game over over HTTP;
 * link_keeper.py → payment_links.py: every change of a payment link in Stripe;
 * repairs.py: the issues all of them raise, and the webhook's signature watch.
 

@@ -161,6 +161,14 @@ def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
         return webhook.async_generate_path(entry_data[CONF_WEBHOOK_ID])
 
 
+def local_webhook_url(hass: HomeAssistant, webhook_id: str) -> str:
+    """The URL of a webhook for devices on the local network: the internal URL, else the path."""
+    try:
+        return webhook.async_generate_url(hass, webhook_id, prefer_external=False)
+    except NoURLAvailableError:
+        return webhook.async_generate_path(webhook_id)
+
+
 @callback
 def async_register_stripe_webhook(hass: HomeAssistant, entry: ConfigEntry, data: ArcadePayData) -> None:
     """Take Stripe's deliveries for this entry from now on (from the internet: Stripe sends them)."""
