@@ -15,6 +15,7 @@ from typing import Any, Final, NoReturn, Protocol, cast
 
 import aiohttp
 
+from .stripe_endpoints import WebhookEndpointCalls
 from .stripe_sdk import stripe
 
 ENV_API_BASE: Final = "ARCADE_PAY_STRIPE_API_BASE"
@@ -24,8 +25,9 @@ _REFUNDS_THAT_GIVE_NOTHING_BACK: Final = frozenset({"failed", "canceled"})
 MAX_ADJUSTABLE_QUANTITY: Final = 99
 # What a restricted key (rk_…) needs for the calls below; README and the setup form say the same.
 # Refunds: refund-undelivered, and reconciliation's check for refunds before it credits.
+# Webhook Endpoints: the one-step setup creates, updates and deletes the endpoint (stripe_endpoints.py).
 RESTRICTED_KEY_PERMISSIONS: Final = {
-    "write": ("Products", "Prices", "Payment Links", "Refunds"),
+    "write": ("Products", "Prices", "Payment Links", "Refunds", "Webhook Endpoints"),
     "read": ("Checkout Sessions",),
 }
 
@@ -99,7 +101,7 @@ def _single_price(items: list[Any]) -> tuple[str | None, str | None, int | None,
     return price.id, product, price.unit_amount, price.currency
 
 
-class StripeGateway:
+class StripeGateway(WebhookEndpointCalls):
     """Async Stripe client for one API key."""
 
     def __init__(self, api_key: str, session: aiohttp.ClientSession, api_base: str | None = None) -> None:
