@@ -44,6 +44,10 @@ class StripeUnavailableError(StripeGatewayError):
     """Stripe answered with a server error or asked us to slow down: an outage, not our request."""
 
 
+class StripeNotFoundError(StripeGatewayError):
+    """What the call names does not exist (any more) in Stripe."""
+
+
 class StripeConnectionError(StripeGatewayError):
     """Stripe could not be reached."""
 
@@ -123,6 +127,10 @@ class StripeGateway(WebhookEndpointCalls):
             self._failed(StripeAuthError(err.user_message or "authentication failed"))
         except stripe.APIConnectionError as err:
             self._failed(StripeConnectionError(err.user_message or "cannot reach Stripe"))
+        except stripe.InvalidRequestError as err:
+            if err.code == "resource_missing":
+                self._failed(StripeNotFoundError(err.user_message or "no such object"))
+            self._failed(StripeGatewayError(err.user_message or str(err.code or "Stripe error")))
         except (stripe.APIError, stripe.RateLimitError) as err:
             self._failed(StripeUnavailableError(err.user_message or str(err.code or "Stripe unavailable")))
         except stripe.StripeError as err:
