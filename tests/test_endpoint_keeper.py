@@ -227,6 +227,17 @@ async def test_deleted_endpoint_is_a_repair_whose_fix_makes_a_new_one(
     assert issue(hass, "webhook_endpoint_deleted", entry) is None
 
 
+async def test_deleted_endpoint_without_a_url_says_what_to_set(
+    hass: HomeAssistant, fake_stripe: FakeStripe, config_entry: MockConfigEntry, mqtt_mock: Any
+) -> None:
+    del fake_stripe.webhook_endpoints[ENDPOINT_ID]
+    entry = await set_up(hass, config_entry)
+    await hass.config.async_update(external_url=None)
+    result = await fix(hass, "webhook_endpoint_deleted", entry)
+    assert result["errors"] == {"base": "no_public_url"}
+    assert not fake_stripe.webhook_endpoints
+
+
 async def test_removal_deletes_the_endpoint(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:

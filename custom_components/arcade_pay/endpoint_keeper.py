@@ -148,6 +148,10 @@ def _raise(hass: HomeAssistant, entry: ConfigEntry, kind: str) -> None:
     )
 
 
+class NoPublicUrl(Exception):
+    """Stripe cannot reach this Home Assistant: nowhere to point a new endpoint."""
+
+
 class EndpointRepairFlow(RepairsFlow):
     """Re-enable a disabled endpoint, or replace a deleted one, on the operator's confirmation."""
 
@@ -172,6 +176,8 @@ class EndpointRepairFlow(RepairsFlow):
                 await self._async_fix(entry, gateway)
             except CloudhookFailed:
                 errors["base"] = "cloudhook_failed"
+            except NoPublicUrl:
+                errors["base"] = "no_public_url"
             except StripeGatewayError as err:
                 LOGGER.warning("Could not fix the webhook endpoint of %s: %s", entry.title, err)
                 errors["base"] = "stripe_failed"
@@ -195,7 +201,7 @@ class EndpointRepairFlow(RepairsFlow):
             self.hass, entry.data[CONF_WEBHOOK_ID], entry.data[CONF_API_KEY], entry.data
         )
         if url is None:
-            raise StripeGatewayError("no URL Stripe can reach")
+            raise NoPublicUrl
         new = await async_new_endpoint(self.hass, gateway, entry.data[CONF_WEBHOOK_ID], url)
         changes = {CONF_WEBHOOK_ENDPOINT_ID: new.id, CONF_WEBHOOK_SECRET: new.secret}
         if cloudhook:
