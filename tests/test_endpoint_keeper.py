@@ -293,3 +293,49 @@ async def test_rotate_secret_without_a_url_is_a_form_error(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["errors"] == {"base": "no_public_url"}
     assert list(fake_stripe.webhook_endpoints) == [ENDPOINT_ID]
+
+
+async def test_rotate_secret_when_stripe_fails_keeps_the_old_endpoint(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    old_secret = setup_entry.data[CONF_WEBHOOK_SECRET]
+    result = await setup_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "rotate_secret"}
+    )
+    fake_stripe.fail_next, fake_stripe.fail_status = 10, 400
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["errors"] == {"base": "stripe_error"}
+    assert list(fake_stripe.webhook_endpoints) == [ENDPOINT_ID]
+    assert setup_entry.data[CONF_WEBHOOK_SECRET] == old_secret
+
+
+async def test_stripe_down_during_a_check_changes_nothing(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next, fake_stripe.fail_status = 100, 500
+    await hass.config.async_update(external_url="https://new.example.com")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    fake_stripe.fail_next = 0
+    assert fake_stripe.webhook_endpoints[ENDPOINT_ID]["url"] == url_on(EXTERNAL)
+    assert issue(hass, "webhook_endpoint_deleted", setup_entry) is None
+    assert issue(hass, "webhook_endpoint_disabled", setup_entry) is None
+
+
+async def test_url_stripe_refuses_is_logged_and_kept(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with patch("fake_stripe.webhook_endpoints._check_url", side_effect=_refuse):
+        await hass.config.async_update(external_url="https://new.example.com")
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert fake_stripe.webhook_endpoints[ENDPOINT_ID]["url"] == url_on(EXTERNAL)
+    assert f"Could not point the webhook endpoint {ENDPOINT_ID}" in caplog.text
+
+
+def _refuse(url: str, api_key: str) -> None:
+    from fake_stripe.webhook_endpoints import EndpointError  # noqa: PLC0415
+
+    raise EndpointError(400, f"Invalid URL: {url}", "url_invalid")
