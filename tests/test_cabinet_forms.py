@@ -11,7 +11,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.components.repairs.issue_handler import async_process_repairs_platforms
 from homeassistant.config_entries import SOURCE_RECONFIGURE
-from homeassistant.const import CONF_API_KEY, CONF_NAME
+from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
@@ -19,7 +19,6 @@ from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.setup import async_setup_component
 
 from custom_components.arcade_pay.const import (
-    CONF_CLOUDHOOK_URL,
     CONF_CURRENCY,
     CONF_MACHINE_ID,
     CONF_MAX_QUANTITY,
@@ -27,15 +26,14 @@ from custom_components.arcade_pay.const import (
     CONF_PAYMENT_LINK_ID,
     CONF_PRICE,
     CONF_UNIT_AMOUNT,
-    CONF_WEBHOOK_SECRET,
     DOMAIN,
     SUBENTRY_CABINET,
 )
 from custom_components.arcade_pay.core.stripe_gateway import PaymentLink
 from fake_stripe import FakeStripe
 
-from .conftest import API_KEY, MACHINE_ID
-from .test_config_flow import NEW_CABINET, SECRET, start_cabinet_flow, start_reconfigure, start_user_flow
+from .conftest import MACHINE_ID
+from .test_config_flow import NEW_CABINET, start_cabinet_flow, start_reconfigure
 
 
 def subentry_of(entry: MockConfigEntry, machine_id: str) -> Any:
@@ -259,51 +257,6 @@ async def test_new_qr_code_repair_clears_when_confirmed(
     flow = await manager.async_configure(flow["flow_id"], {})
     assert flow["type"] is FlowResultType.CREATE_ENTRY
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
-
-
-async def test_keys_are_stripped(hass: HomeAssistant, mqtt_mock: Any, fake_stripe: FakeStripe) -> None:
-    result = await start_user_flow(hass)
-    with (
-        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
-        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
-    ):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: f"  {API_KEY}\n", CONF_WEBHOOK_SECRET: f"\t{SECRET} "}
-        )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["result"].data[CONF_API_KEY] == API_KEY
-    assert result["result"].data[CONF_WEBHOOK_SECRET] == SECRET
-
-
-async def test_cloudhook_failure_is_a_form_error(
-    hass: HomeAssistant, mqtt_mock: Any, fake_stripe: FakeStripe
-) -> None:
-    from homeassistant.components.cloud import CloudNotConnected  # noqa: PLC0415
-
-    hass.config.components.add("cloud")
-    result = await start_user_flow(hass)
-    with (
-        patch("homeassistant.components.cloud.async_active_subscription", return_value=True),
-        patch("homeassistant.components.cloud.async_create_cloudhook", side_effect=CloudNotConnected),
-    ):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-        )
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "cloudhook_failed"}
-    assert not hass.config_entries.async_entries(DOMAIN)
-    with (
-        patch("homeassistant.components.cloud.async_active_subscription", return_value=True),
-        patch(
-            "homeassistant.components.cloud.async_create_cloudhook", return_value="https://hooks.nabu.casa/x"
-        ),
-        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
-        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
-    ):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-        )
-    assert result["result"].data[CONF_CLOUDHOOK_URL] == "https://hooks.nabu.casa/x"
 
 
 @pytest.mark.parametrize(

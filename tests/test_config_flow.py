@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
-from unittest.mock import MagicMock, patch
+from unittest.mock import patch
 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
-from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_WEBHOOK_ID
+from homeassistant.const import CONF_API_KEY, CONF_NAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 
 from custom_components.arcade_pay.const import (
-    CONF_CLOUDHOOK_URL,
     CONF_CREDITS_PER_GAME,
     CONF_CURRENCY,
     CONF_MACHINE_ID,
@@ -27,14 +26,13 @@ from custom_components.arcade_pay.const import (
     CONF_PRICE,
     CONF_TOPIC_PREFIX,
     CONF_UNIT_AMOUNT,
-    CONF_WEBHOOK_SECRET,
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from custom_components.arcade_pay.core.stripe_gateway import StripeAccount, StripeGateway, StripeGatewayError
-from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
+from custom_components.arcade_pay.core.stripe_gateway import StripeGateway, StripeGatewayError
+from fake_stripe import REJECTED_KEY, FakeStripe
 
-from .conftest import API_KEY, MACHINE_ID
+from .conftest import MACHINE_ID
 
 SECRET = "whsec_test_secret"
 NEVER = {CONF_NEVER_REPORTS: False}
@@ -42,189 +40,6 @@ NEVER = {CONF_NEVER_REPORTS: False}
 
 async def start_user_flow(hass: HomeAssistant) -> dict[str, Any]:
     return await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-
-
-async def test_full_user_flow(hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe) -> None:
-    result = await start_user_flow(hass)
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "user"
-
-    with (
-        patch("custom_components.arcade_pay.async_setup_entry", return_value=True) as setup,
-        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
-    ):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-        )
-        await hass.async_block_till_done()
-
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "Fake Arcade"
-    entry = result["result"]
-    assert entry.unique_id == ACCOUNT_ID
-    assert entry.data[CONF_API_KEY] == API_KEY
-    assert entry.data[CONF_WEBHOOK_SECRET] == SECRET
-    webhook_id = entry.data[CONF_WEBHOOK_ID]
-    assert len(webhook_id) >= 32
-    assert entry.options == {
-        CONF_TOPIC_PREFIX: "arcade/machine",
-        CONF_CREDITS_PER_GAME: 1,
-        "offline_minutes": 2,
-        "refund_undelivered": False,
-        "refund_minutes": 30,
-    }
-    # The user is told where to point Stripe.
-    assert result["description_placeholders"]["webhook_url"].endswith(f"/api/webhook/{webhook_id}")
-    assert "checkout.session.completed" in result["description_placeholders"]["events"]
-    assert len(setup.mock_calls) == 1
-
-
-async def test_external_url_is_preferred(
-    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe
-) -> None:
-    hass.config.external_url = "https://arcade.example.com"
-    result = await start_user_flow(hass)
-    with (
-        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
-        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
-    ):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-        )
-    assert result["description_placeholders"]["webhook_url"].startswith(
-        "https://arcade.example.com/api/webhook/"
-    )
-
-
-async def test_cloudhook_is_used_with_home_assistant_cloud(
-    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe
-) -> None:
-    hass.config.components.add("cloud")
-    result = await start_user_flow(hass)
-    with (
-        patch("homeassistant.components.cloud.async_active_subscription", return_value=True),
-        patch(
-            "homeassistant.components.cloud.async_create_cloudhook",
-            return_value="https://hooks.nabu.casa/abc",
-        ) as create,
-        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
-        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
-    ):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-        )
-    assert result["description_placeholders"]["webhook_url"] == "https://hooks.nabu.casa/abc"
-    assert result["result"].data[CONF_CLOUDHOOK_URL] == "https://hooks.nabu.casa/abc"
-    assert create.call_args.args[1] == result["result"].data[CONF_WEBHOOK_ID]
-
-
-async def test_mqtt_not_configured_aborts(hass: HomeAssistant) -> None:
-    result = await start_user_flow(hass)
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "mqtt_not_configured"
-
-
-@pytest.mark.parametrize(
-    ("user_input", "errors"),
-    [
-        ({CONF_API_KEY: "pk_test_123", CONF_WEBHOOK_SECRET: SECRET}, {CONF_API_KEY: "invalid_api_key"}),
-        (
-            {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: "secret"},
-            {CONF_WEBHOOK_SECRET: "invalid_webhook_secret"},
-        ),
-        ({CONF_API_KEY: REJECTED_KEY, CONF_WEBHOOK_SECRET: SECRET}, {"base": "invalid_auth"}),
-    ],
-)
-async def test_user_flow_errors_then_recovers(
-    hass: HomeAssistant,
-    mqtt_mock: MagicMock,
-    fake_stripe: FakeStripe,
-    user_input: dict[str, str],
-    errors: dict[str, str],
-) -> None:
-    result = await start_user_flow(hass)
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == errors
-    with (
-        patch("custom_components.arcade_pay.async_setup_entry", return_value=True),
-        patch("custom_components.arcade_pay.async_unload_entry", return_value=True),
-    ):
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-        )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-
-
-async def test_user_flow_cannot_connect(
-    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ARCADE_PAY_STRIPE_API_BASE", "http://127.0.0.1:1")
-    result = await start_user_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-    )
-    assert result["errors"] == {"base": "cannot_connect"}
-
-
-async def test_user_flow_stripe_error(
-    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe
-) -> None:
-    fake_stripe.fail_next, fake_stripe.fail_status = 10, 400
-    result = await start_user_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-    )
-    assert result["errors"] == {"base": "stripe_error"}
-
-
-async def test_same_account_aborts(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
-    result = await start_user_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
-
-
-async def test_reauth(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
-    result = await setup_entry.start_reauth_flow(hass)
-    assert result["step_id"] == "reauth_confirm"
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: REJECTED_KEY, CONF_WEBHOOK_SECRET: SECRET}
-    )
-    assert result["errors"] == {"base": "invalid_auth"}
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: "rk_test_new", CONF_WEBHOOK_SECRET: "whsec_new"}
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "reauth_successful"
-    assert setup_entry.data[CONF_API_KEY] == "rk_test_new"
-    assert setup_entry.data[CONF_WEBHOOK_SECRET] == "whsec_new"
-
-
-async def test_reconfigure_rejects_other_account(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("fake_stripe.ACCOUNT_ID", "acct_other")
-    result = await setup_entry.start_reconfigure_flow(hass)
-    assert result["step_id"] == "reconfigure"
-    with patch("custom_components.arcade_pay.core.stripe_gateway.StripeGateway.account") as account:
-        account.return_value = StripeAccount("acct_other", "Other", "usd")
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: SECRET}
-        )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "wrong_account"
-
-
-async def test_reconfigure_changes_secret(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
-    result = await setup_entry.start_reconfigure_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_API_KEY: API_KEY, CONF_WEBHOOK_SECRET: "whsec_rolled"}
-    )
-    assert result["reason"] == "reconfigure_successful"
-    assert setup_entry.data[CONF_WEBHOOK_SECRET] == "whsec_rolled"
 
 
 async def test_options_flow(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:

@@ -85,7 +85,14 @@ def test_form_errors_and_aborts_are_translated() -> None:
     strings = load("strings.json")
     source = "".join(
         (INTEGRATION / name).read_text(encoding="utf-8")
-        for name in ("config_flow.py", "cabinet_flow.py", "flow_helpers.py", "errors.py")
+        for name in (
+            "config_flow.py",
+            "connection_flow.py",
+            "reconfigure_flow.py",
+            "cabinet_flow.py",
+            "flow_helpers.py",
+            "errors.py",
+        )
     )
     errors = (
         strings["config"]["error"]

@@ -13,6 +13,7 @@ from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN, LOGGER
+from .endpoint_keeper import async_delete_endpoint, async_keep_endpoint
 from .game_over_webhook import async_register_game_over_webhook, async_unregister_game_over_webhook
 from .ledger_setup import ledger_issue_id
 from .payment_links import async_retire_links
@@ -50,6 +51,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     await data.async_start(entry)
     async_register_stripe_webhook(hass, entry, data)
     async_register_game_over_webhook(hass, entry, data)
+    async_keep_endpoint(hass, entry, data.gateway)
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
 
@@ -91,7 +93,7 @@ async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntr
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
-    """Stop every payment link of the entry taking money, and delete the cloudhook.
+    """Stop every payment link of the entry taking money, delete the webhook endpoint and the cloudhook.
 
     Nobody would credit a payment made after this. A link Stripe cannot deactivate now is
     logged with its id and raised as a repair, for the owner to deactivate it by hand. The
@@ -110,6 +112,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
         raise_links_left_active(hass, entry, failed)
     # The file is the owner's to restore or not; a repair of an entry that is gone helps nobody.
     ir.async_delete_issue(hass, DOMAIN, ledger_issue_id(entry.entry_id))
+    await async_delete_endpoint(hass, entry)
     await async_delete_cloudhook(hass, entry)
 
 

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import ClientError
 import voluptuous as vol
 
-from homeassistant.components import cloud, mqtt, webhook
+from homeassistant.components import mqtt
 from homeassistant.config_entries import (
     ConfigEntry,
-    ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlow,
 )
-from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
+from homeassistant.const import CONF_API_KEY
 from homeassistant.core import callback
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -27,26 +23,22 @@ from homeassistant.helpers.selector import (
 )
 
 from .cabinet_flow import CabinetSubentryFlow
+from .connection_flow import WEBHOOK_PERMISSION
 from .const import (
-    CONF_ACCOUNT_NAME,
-    CONF_CLOUDHOOK_URL,
     CONF_CREDITS_PER_GAME,
-    CONF_DEFAULT_CURRENCY,
     CONF_OFFLINE_MINUTES,
     CONF_REFUND_MINUTES,
     CONF_REFUND_UNDELIVERED,
     CONF_TOPIC_PREFIX,
-    CONF_WEBHOOK_SECRET,
     DOMAIN,
-    LOGGER,
     SUBENTRY_CABINET,
 )
-from .core.payments import SUBSCRIBED_EVENTS
 from .core.protocol import is_valid_topic_prefix
-from .core.stripe_gateway import StripeAccount, StripeGatewayError
+from .core.stripe_gateway import StripeGatewayError
 from .errors import stripe_form_error
-from .flow_helpers import PASSWORD, TEXT, machine_ids_of, same_topics, whole_number
+from .flow_helpers import TEXT, machine_ids_of, same_topics, whole_number
 from .game_over_webhook import game_over_url
+from .reconfigure_flow import ReconfigureSteps
 from .runtime import EntryOptions, create_gateway
 from .webhook import webhook_url
 
@@ -55,20 +47,9 @@ MAX_MINUTES = 1440  # A day.
 # Unit shown by the box; no min or max, so that range errors are ours and translated.
 MINUTES = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min"))
 WHOLE_NUMBER = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
-CREDENTIALS = vol.Schema({vol.Required(CONF_API_KEY): PASSWORD, vol.Required(CONF_WEBHOOK_SECRET): PASSWORD})
 
 
-def _credentials_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
-    """Catch pasted keys of the wrong kind before asking Stripe."""
-    errors: dict[str, str] = {}
-    if not user_input[CONF_API_KEY].startswith(("sk_", "rk_")):
-        errors[CONF_API_KEY] = "invalid_api_key"
-    if not user_input[CONF_WEBHOOK_SECRET].startswith("whsec_"):
-        errors[CONF_WEBHOOK_SECRET] = "invalid_webhook_secret"
-    return errors
-
-
-class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
+class ArcadePayConfigFlow(ReconfigureSteps, domain=DOMAIN):
     """Connect a Stripe account."""
 
     VERSION = 1
@@ -87,102 +68,30 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
         """Options: MQTT topic prefix and credits per game."""
         return ArcadePayOptionsFlow()
 
-    async def _async_check_key(
-        self, user_input: Mapping[str, Any]
-    ) -> tuple[StripeAccount | None, dict[str, str]]:
-        errors = _credentials_errors(user_input)
-        if errors:
-            return None, errors
-        try:
-            return await create_gateway(self.hass, user_input[CONF_API_KEY]).account(), {}
-        except StripeGatewayError as err:
-            return None, {"base": stripe_form_error(err)}
-
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the Stripe keys and check them."""
+        """Ask for the API key only, check it (and a restricted key's permissions), then connect."""
         if not self.hass.config_entries.async_loaded_entries(mqtt.DOMAIN):
             return self.async_abort(reason="mqtt_not_configured")
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            user_input = _stripped_credentials(user_input)
-            account, errors = await self._async_check_key(user_input)
-            if account is not None:
-                await self.async_set_unique_id(account.id)
-                self._abort_if_unique_id_configured()
-                webhook_id = webhook.async_generate_id()
-                data: dict[str, Any] = {
-                    CONF_API_KEY: user_input[CONF_API_KEY],
-                    CONF_WEBHOOK_SECRET: user_input[CONF_WEBHOOK_SECRET],
-                    CONF_WEBHOOK_ID: webhook_id,
-                    CONF_ACCOUNT_NAME: account.name,
-                    CONF_DEFAULT_CURRENCY: account.default_currency or "usd",
-                }
-                if "cloud" in self.hass.config.components and cloud.async_active_subscription(self.hass):
-                    try:
-                        data[CONF_CLOUDHOOK_URL] = await cloud.async_create_cloudhook(self.hass, webhook_id)
-                    except (HomeAssistantError, ClientError, TimeoutError, ValueError) as err:
-                        # Home Assistant Cloud not connected or refusing: say so, keep the form.
-                        LOGGER.warning("Home Assistant Cloud could not make a webhook URL: %s", err)
-                        errors = {"base": "cloudhook_failed"}
-                if not errors:
-                    return self._async_create_account_entry(account, data)
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(CREDENTIALS, user_input),
-            errors=errors,
-        )
-
-    def _async_create_account_entry(self, account: StripeAccount, data: dict[str, Any]) -> ConfigFlowResult:
-        return self.async_create_entry(
-            title=account.name,
-            data=data,
-            options=EntryOptions().as_options(),
-            description_placeholders={
-                "webhook_url": webhook_url(self.hass, data),
-                "events": ", ".join(SUBSCRIBED_EVENTS),
-            },
-        )
-
-    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """Stripe refused the stored key."""
-        return await self.async_step_reauth_confirm()
-
-    async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for a new key (and secret) for the same account."""
-        return await self._async_step_credentials("reauth_confirm", user_input)
-
-    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Change the key or the webhook secret (for example after rolling them)."""
-        return await self._async_step_credentials("reconfigure", user_input)
-
-    async def _async_step_credentials(
-        self, step_id: str, user_input: dict[str, Any] | None
-    ) -> ConfigFlowResult:
-        entry = self._get_reauth_entry() if step_id == "reauth_confirm" else self._get_reconfigure_entry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            user_input = _stripped_credentials(user_input)
-            account, errors = await self._async_check_key(user_input)
-            if account is not None:
-                await self.async_set_unique_id(account.id)
-                self._abort_if_unique_id_mismatch(reason="wrong_account")
-                # The entry's update listener reloads it (async_update_and_abort is 2025.5+).
-                self.hass.config_entries.async_update_entry(
-                    entry,
-                    data=entry.data
-                    | {
-                        CONF_API_KEY: user_input[CONF_API_KEY],
-                        CONF_WEBHOOK_SECRET: user_input[CONF_WEBHOOK_SECRET],
-                    },
-                )
-                reason = "reauth_successful" if step_id == "reauth_confirm" else "reconfigure_successful"
-                return self.async_abort(reason=reason)
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=CREDENTIALS,
-            errors=errors,
-            description_placeholders={"account": entry.title},
-        )
+        if user_input is None:
+            return self._async_key_form({})
+        self._api_key = api_key = str(user_input[CONF_API_KEY]).strip()
+        if not api_key.startswith(("sk_", "rk_")):
+            return self._async_key_form({CONF_API_KEY: "invalid_api_key"})
+        gateway = create_gateway(self.hass, api_key)
+        try:
+            account = await gateway.account()
+            missing = await gateway.missing_permissions() if api_key.startswith("rk_") else []
+        except StripeGatewayError as err:
+            return self._async_key_form({"base": stripe_form_error(err)})
+        await self.async_set_unique_id(account.id)
+        self._abort_if_unique_id_configured()
+        self._account = account
+        if missing == [WEBHOOK_PERMISSION]:
+            # Everything else works: the endpoint can be made by hand.
+            return await self.async_step_no_endpoint_permission()
+        if missing:
+            return self._async_key_form({"base": "missing_permissions"}, ", ".join(missing))
+        return await self.async_step_connect()
 
 
 class ArcadePayOptionsFlow(OptionsFlow):
@@ -237,8 +146,3 @@ class ArcadePayOptionsFlow(OptionsFlow):
             }
             | clash,
         )
-
-
-def _stripped_credentials(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Keys pasted from Stripe's dashboard often carry a space or newline at either end."""
-    return {key: str(value).strip() for key, value in user_input.items()}

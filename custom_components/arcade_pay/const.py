@@ -13,6 +13,8 @@ LOGGER = logging.getLogger(__package__)
 # Entry data.
 CONF_WEBHOOK_SECRET: Final = "webhook_secret"
 CONF_CLOUDHOOK_URL: Final = "cloudhook_url"
+# The endpoint Arcade Pay made in Stripe (one-step setup); absent when the operator made it by hand.
+CONF_WEBHOOK_ENDPOINT_ID: Final = "webhook_endpoint_id"
 CONF_ACCOUNT_NAME: Final = "account_name"
 CONF_DEFAULT_CURRENCY: Final = "default_currency"
 # The webhook of the earlier system's HTTP game over (game_over_webhook.py).

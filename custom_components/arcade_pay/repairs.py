@@ -203,5 +203,10 @@ def sync_unacknowledged_issue(hass: HomeAssistant, cabinet: Cabinet, credits: in
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """Every fixable Arcade Pay issue is fixed by the operator confirming it."""
+    """The webhook endpoint's repairs fix it; the others are fixed by the operator confirming them."""
+    from .endpoint_keeper import DELETED, DISABLED, EndpointRepairFlow  # noqa: PLC0415 (imports runtime)
+
+    for kind in (DISABLED, DELETED):
+        if issue_id.startswith(f"{kind}_") and data and isinstance(data.get("entry_id"), str):
+            return EndpointRepairFlow(kind, str(data["entry_id"]))
     return ConfirmRepairFlow()

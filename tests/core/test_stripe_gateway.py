@@ -53,6 +53,12 @@ def test_no_stripe_module_is_imported_after_ours() -> None:
                 await gateway.checkout_sessions(link.id, 0)
                 await gateway.refund(session_obj["payment_intent"])
                 await gateway.refunded_amount(session_obj["payment_intent"])
+                endpoint = await gateway.create_webhook_endpoint("https://x.example/h", "w1", "Home")
+                await gateway.own_webhook_endpoints("w1")
+                await gateway.update_webhook_endpoint(endpoint.id, url="https://y.example/h", enabled=True)
+                await gateway.webhook_endpoint(endpoint.id)
+                await gateway.delete_webhook_endpoint(endpoint.id)
+                await StripeGateway("rk_test_no-refunds_x", session, url).missing_permissions()
                 payments.verify_and_parse(delivery.body.encode(), delivery.headers["Stripe-Signature"],
                                           fake.webhook_secret)
             await fake.stop()

@@ -2,7 +2,8 @@
 
 Used by the test suite and by ``scripts/develop``: products, prices, payment links
 (create, update, retrieve, line items), checkout sessions (retrieve, list, line items),
-webhook endpoints (create, retrieve, update, delete, list: webhook_endpoints.py), and a
+webhook endpoints (create, retrieve, update, delete, list: webhook_endpoints.py), restricted
+keys that lack a permission (permissions.py), and a
 checkout page that "pays" a link and delivers the event, signed exactly as Stripe signs it, to
 every endpoint that receives it.
 
@@ -26,6 +27,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from .permissions import refusal_message, refused_resource
 from .webhook_endpoints import EndpointError, apply_update, new_endpoint, public, receives
 
 DEFAULT_WEBHOOK_SECRET = "whsec_arcadepay_fake_stripe_secret"  # Only ever valid against this fake.
@@ -143,6 +145,9 @@ class FakeStripe:
         r.add_get("/healthcheck", self._healthcheck)
         r.add_get("/v1/account", self._account)
         r.add_post("/v1/products", self._create_product)
+        r.add_get("/v1/products", self._list_products)
+        r.add_get("/v1/prices", self._list_prices)
+        r.add_get("/v1/payment_links", self._list_links)
         r.add_post("/v1/products/{id}", self._update_product)
         r.add_post("/v1/prices", self._create_price)
         r.add_post("/v1/payment_links", self._create_link)
@@ -173,6 +178,8 @@ class FakeStripe:
         key = _api_key(request)
         if not key.startswith(("sk_", "rk_")) or key == REJECTED_KEY:
             return _error(401, "Invalid API Key provided: " + key[:8] + "****")
+        if resource := refused_resource(key, request.path):
+            return _error(403, refusal_message(key, resource), "permission_error")
         if self.fail_next > 0:
             self.fail_next -= 1
             return _error(self.fail_status, "Simulated failure", "api_error")
@@ -332,6 +339,15 @@ class FakeStripe:
 
     def _list(self, request: web.Request, data: list[dict[str, Any]]) -> web.Response:
         return web.json_response({"object": "list", "data": data, "has_more": False, "url": request.path})
+
+    async def _list_products(self, request: web.Request) -> web.Response:
+        return self._list(request, list(self.products.values())[:1])
+
+    async def _list_prices(self, request: web.Request) -> web.Response:
+        return self._list(request, list(self.prices.values())[:1])
+
+    async def _list_links(self, request: web.Request) -> web.Response:
+        return self._list(request, list(self.payment_links.values())[:1])
 
     async def _link_line_items(self, request: web.Request) -> web.Response:
         items = self.link_items.get(request.match_info["id"])

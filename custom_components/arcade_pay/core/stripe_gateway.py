@@ -15,6 +15,7 @@ from typing import Any, Final, NoReturn, Protocol, cast
 
 import aiohttp
 
+from .stripe_endpoints import WebhookEndpointCalls
 from .stripe_sdk import stripe
 
 ENV_API_BASE: Final = "ARCADE_PAY_STRIPE_API_BASE"
@@ -24,8 +25,9 @@ _REFUNDS_THAT_GIVE_NOTHING_BACK: Final = frozenset({"failed", "canceled"})
 MAX_ADJUSTABLE_QUANTITY: Final = 99
 # What a restricted key (rk_…) needs for the calls below; README and the setup form say the same.
 # Refunds: refund-undelivered, and reconciliation's check for refunds before it credits.
+# Webhook Endpoints: the one-step setup creates, updates and deletes the endpoint (stripe_endpoints.py).
 RESTRICTED_KEY_PERMISSIONS: Final = {
-    "write": ("Products", "Prices", "Payment Links", "Refunds"),
+    "write": ("Products", "Prices", "Payment Links", "Refunds", "Webhook Endpoints"),
     "read": ("Checkout Sessions",),
 }
 
@@ -40,6 +42,10 @@ class StripeAuthError(StripeGatewayError):
 
 class StripeUnavailableError(StripeGatewayError):
     """Stripe answered with a server error or asked us to slow down: an outage, not our request."""
+
+
+class StripeNotFoundError(StripeGatewayError):
+    """What the call names does not exist (any more) in Stripe."""
 
 
 class StripeConnectionError(StripeGatewayError):
@@ -99,7 +105,7 @@ def _single_price(items: list[Any]) -> tuple[str | None, str | None, int | None,
     return price.id, product, price.unit_amount, price.currency
 
 
-class StripeGateway:
+class StripeGateway(WebhookEndpointCalls):
     """Async Stripe client for one API key."""
 
     def __init__(self, api_key: str, session: aiohttp.ClientSession, api_base: str | None = None) -> None:
@@ -121,6 +127,10 @@ class StripeGateway:
             self._failed(StripeAuthError(err.user_message or "authentication failed"))
         except stripe.APIConnectionError as err:
             self._failed(StripeConnectionError(err.user_message or "cannot reach Stripe"))
+        except stripe.InvalidRequestError as err:
+            if err.code == "resource_missing":
+                self._failed(StripeNotFoundError(err.user_message or "no such object"))
+            self._failed(StripeGatewayError(err.user_message or str(err.code or "Stripe error")))
         except (stripe.APIError, stripe.RateLimitError) as err:
             self._failed(StripeUnavailableError(err.user_message or str(err.code or "Stripe unavailable")))
         except stripe.StripeError as err:
