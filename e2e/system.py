@@ -182,11 +182,17 @@ class ArcadeSystem:
         return machine_id, self.broker_users[machine_id]
 
     async def add_arcade_pay(self) -> None:
-        """Add the Arcade Pay entry through its config flow; register its webhook on the fake."""
+        """Add the Arcade Pay entry through its config flow.
+
+        The flow registers its webhook on the fake (Home Assistant has an external URL here);
+        the endpoint is added by hand only when the flow could not.
+        """
         self.entry_id, self.webhook_id = await bootstrap.ensure_arcade_pay(
             self.client, self.fake.webhook_secret
         )
-        self.fake.add_webhook_endpoint(f"{self.ha.url}/api/webhook/{self.webhook_id}")
+        url = f"{self.ha.url}/api/webhook/{self.webhook_id}"
+        if all(endpoint["url"] != url for endpoint in self.fake.webhook_endpoints.values()):
+            self.fake.add_webhook_endpoint(url)
 
     async def add_cabinet(
         self, machine_id: str = MACHINE_ID, name: str = "Demo cabinet", price: str = "2.00"

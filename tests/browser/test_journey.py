@@ -40,34 +40,35 @@ async def test_02_add_arcade_pay_from_scratch(journey: Journey) -> None:
         await page.locator("ha-integration-list-item").first.wait_for()
         await page.get_by_role("textbox", name="Search for a brand name").fill("Arcade Pay")
         await page.locator("ha-integration-list-item", has_text="Arcade Pay").click()
-        # Pasted from Stripe's dashboard with a stray space: stripped, not refused.
+        # Pasted from Stripe's dashboard with a stray space: stripped, not refused. The key is all
+        # it asks for: Arcade Pay registers its webhook endpoint in Stripe itself (issue 10).
         await ui.fill(ui.field(page, "Stripe API key"), f" {FAKE_API_KEY} ")
-        await ui.fill(ui.field(page, "Webhook signing secret"), journey.system.fake.webhook_secret + " ")
         await ui.submit(page)
-        webhook = page.locator("code", has_text="/api/webhook/")
+        connected = page.get_by_text("created its webhook endpoint in Stripe")
         with contextlib.suppress(PlaywrightTimeout):
-            await webhook.wait_for(timeout=5000)
-        if not await webhook.count():
+            await connected.wait_for(timeout=5000)
+        if not await connected.count():
             problems.append("a key pasted with surrounding spaces was refused")
             await journey.screenshot("02-add-arcade-pay-spaces-refused")
             await ui.fill(ui.field(page, "Stripe API key"), FAKE_API_KEY)
-            await ui.fill(ui.field(page, "Webhook signing secret"), journey.system.fake.webhook_secret)
             await ui.submit(page)
-        await expect(webhook).to_be_visible()
-        url = (await webhook.inner_text()).strip()
+        await expect(connected).to_be_visible()
         await journey.screenshot("02-add-arcade-pay-result")
+        if "Webhook signing secret" in await ui.dialog_text(page):
+            problems.append("the operator was asked for a webhook secret")
         if not ui.SUBENTRY_BUTTON and "Add cabinet" not in await ui.dialog_text(page):
             problems.append("the result does not say where to add cabinets (the ⋮ menu on this frontend)")
         await ui.close_dialog(page)
         entries = await journey.entries()
         assert [e["state"] for e in entries] == ["loaded"], entries
         journey.system.entry_id = entries[0]["entry_id"]
-        # As in Stripe's dashboard: add the endpoint on the fake Stripe's page.
+        # Stripe (the fake) now lists the endpoint, made through its API, on Home Assistant's URL.
+        endpoints = list(journey.system.fake.webhook_endpoints.values())
+        assert [e["url"].startswith(journey.system.ha.url + "/api/webhook/") for e in endpoints] == [True]
+        assert endpoints[0]["secret"] != journey.system.fake.webhook_secret  # its own, never shown
         stripe = await journey.context.new_page()
         await stripe.goto(journey.system.fake.url)
-        await stripe.get_by_placeholder("Webhook URL").fill(url)
-        await stripe.get_by_role("button", name="Add endpoint").click()
-        await expect(stripe.get_by_text(url)).to_be_visible()
+        await expect(stripe.get_by_text(endpoints[0]["url"])).to_be_visible()
         await stripe.screenshot(path=journey.artifacts / "02-fake-stripe-webhook.png")
         await stripe.close()
         journey.reached("arcade_pay")
@@ -473,3 +474,5 @@ async def test_17_remove_the_entry(journey: Journey) -> None:
         active = [i for i in ours if journey.system.fake.payment_links[i]["active"]]
         if active:
             problems.append(f"after removal these links still take money: {active}")
+        if endpoints := list(journey.system.fake.webhook_endpoints.values()):
+            problems.append(f"after removal Stripe still sends events to {[e['url'] for e in endpoints]}")

@@ -35,7 +35,7 @@ from .journey import Journey
 # button. On 2025.4 the setup result tells the operator where the menu item is instead.
 SUBENTRY_BUTTON = AwesomeVersion(HA_VERSION) >= AwesomeVersion("2025.5.0")
 
-ACCOUNT = "Fake Arcade"  # The fake Stripe account's name: the entry's title.
+ACCOUNT = "Fake Arcade (test mode)"  # The entry's title: the fake Stripe account's name, and a test key.
 SUBMIT = re.compile(r"^(submit|next|finish|ok)$", re.IGNORECASE)
 DISMISS = re.compile(r"^(close|cancel)$", re.IGNORECASE)  # A flow's Close, a confirmation's Cancel.
 

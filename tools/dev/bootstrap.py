@@ -289,14 +289,18 @@ async def onboard_or_login(ha: HomeAssistantClient, token_file: Path) -> None:
 async def set_core_config(ha: HomeAssistantClient) -> None:
     """Fill in what the frontend's onboarding would have asked for, where it is still unset.
 
-    The internal URL makes the UI show whole webhook URLs rather than bare paths; the country
-    keeps the "country has not been configured" repair away. Set through the API rather than
+    The internal URL makes the UI show whole webhook URLs rather than bare paths; the external
+    URL (this local address: a test key's webhook may use http) lets Arcade Pay's one-step setup
+    register its webhook endpoint on the fake Stripe, as it does on Stripe with a public URL; the
+    country keeps the "country has not been configured" repair away. Set through the API rather than
     configuration.yaml: any core key in YAML makes the whole General settings page read-only.
     """
     config = await ha.request("GET", "/api/config")
     changes: dict[str, str] = {}
     if not config.get("internal_url"):
         changes["internal_url"] = ha.url
+    if not config.get("external_url"):
+        changes["external_url"] = ha.url
     if not config.get("country"):
         changes["country"] = "US"  # The demo cabinet charges USD.
     if changes:
@@ -317,6 +321,13 @@ async def config_flow(ha: HomeAssistantClient, handler: str, *steps: dict[str, A
     result: dict[str, Any] = await ha.request(
         "POST", "/api/config/config_entries/flow", json_body={"handler": handler}
     )
+    return await config_flow_continue(ha, result, *steps)
+
+
+async def config_flow_continue(
+    ha: HomeAssistantClient, result: dict[str, Any], *steps: dict[str, Any]
+) -> dict[str, Any]:
+    """Submit ``steps`` in turn to a flow at ``result``, while it asks; answer the last result."""
     for user_input in steps:
         if result["type"] not in ("form", "menu"):
             break
@@ -383,15 +394,14 @@ async def ensure_arcade_pay(ha: HomeAssistantClient, webhook_secret: str) -> tup
     else:
         deadline = time.monotonic() + 60
         while True:
-            # The key, then (Home Assistant here has no URL Stripe could reach) the manual path:
-            # the endpoint is registered on the fake by hand, with its shared secret.
-            result = await config_flow(
-                ha,
-                "arcade_pay",
-                {"api_key": FAKE_API_KEY},
-                {"next_step_id": "manual"},
-                {"webhook_secret": webhook_secret},
-            )
+            # The key only: Arcade Pay registers its endpoint on the fake Stripe (set_core_config
+            # gave Home Assistant an external URL). Without one, the manual path: the endpoint is
+            # registered on the fake by hand, with its shared secret.
+            result = await config_flow(ha, "arcade_pay", {"api_key": FAKE_API_KEY})
+            if result.get("type") == "menu":
+                result = await config_flow_continue(
+                    ha, result, {"next_step_id": "manual"}, {"webhook_secret": webhook_secret}
+                )
             # MQTT may still be connecting right after its entry was created.
             if result.get("reason") != "mqtt_not_configured" or time.monotonic() > deadline:
                 break
