@@ -20,7 +20,7 @@ TOPIC_INFO: Final = "info"
 MAX_LABEL_LENGTH: Final = 100
 
 
-def _label(value: Any) -> str:
+def label(value: Any) -> str:
     """Printable text of 1 to MAX_LABEL_LENGTH characters, spaces at either end removed."""
     if not isinstance(value, str):
         raise ProtocolError("expected text")
@@ -32,7 +32,7 @@ def _label(value: Any) -> str:
 
 def _optional_label(data: dict[str, Any], key: str) -> str | None:
     """An optional label; ``null`` or an absent key mean "not said"."""
-    return None if data.get(key) is None else _field(data, key, _label)
+    return None if data.get(key) is None else _field(data, key, label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class Announcement:
         acknowledges = data.get("acknowledges")
         return cls(
             announced,
-            _field(data, "name", _label),
+            _field(data, "name", label),
             _optional_label(data, "model"),
             _optional_label(data, "swVersion"),
             False if acknowledges is None else _field(data, "acknowledges", _boolean),
