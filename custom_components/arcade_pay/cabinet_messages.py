@@ -1,4 +1,4 @@
-"""What cabinets publish over MQTT (game over, status, state, acks) and MQTT's own state.
+"""What cabinets publish over MQTT (game over, status, state, acks, announcements) and MQTT's own state.
 
 MQTT in: each handler checks the message, then tells the cabinet, the courier (courier.py:
 pulses, acks, wake-ups) or the link keeper (link_keeper.py: first sign of life, the offline
@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 
+from .cabinet_discovery import show_announcement
 from .const import EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
+from .core.announcement import TOPIC_INFO, Announcement
 from .core.cabinet import Cabinet, CabinetEvent
 from .core.delivery import AckResult
 from .core.ledger import LedgerError
@@ -68,6 +70,7 @@ class CabinetMessages:
             # answering each ack with a PUBACK stalls the next coin pulse behind Nagle's algorithm
             # (Home Assistant's MQTT socket does not set TCP_NODELAY): 40 ms per payment.
             (TOPIC_ACK, self.on_ack, 0),
+            (TOPIC_INFO, self.on_info, 1),
         ):
             unsubscribe.append(
                 await mqtt.async_subscribe(
@@ -193,6 +196,21 @@ class CabinetMessages:
             return
         self._note_sign_of_life(cabinet)
         self._work.spawn(self._async_acknowledged(cabinet, ack.payment_id))
+
+    @callback
+    def on_info(self, msg: mqtt.ReceiveMessage) -> None:
+        """A cabinet's retained announcement: its device shows the model and software version."""
+        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            return
+        if not msg.payload:
+            return  # A cleared announcement says nothing.
+        try:
+            announcement = Announcement.from_payload(msg.payload, cabinet.machine_id)
+        except ProtocolError as err:
+            self._warn_once(msg.topic, err)
+            return
+        self._note_sign_of_life(cabinet)
+        show_announcement(self._hass, cabinet, announcement)
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
         try:
