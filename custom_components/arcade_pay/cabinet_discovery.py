@@ -6,13 +6,26 @@ of a cabinet no entry has yet starts the discovery flow (config_flow.py, ``async
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from homeassistant.components.mqtt import ReceiveMessage
+from homeassistant.config_entries import SOURCE_MQTT
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, discovery_flow
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
-from .core.announcement import Announcement
+from .const import DOMAIN
+from .core.announcement import TOPIC_INFO, Announcement
 from .core.cabinet import Cabinet
+from .core.protocol import (
+    TOPIC_STATUS,
+    Payload,
+    ProtocolError,
+    is_valid_new_machine_id,
+    is_valid_topic_prefix,
+    parse_status,
+)
 
 
 @callback
@@ -27,3 +40,60 @@ def show_announcement(hass: HomeAssistant, cabinet: Cabinet, announcement: Annou
         changes["sw_version"] = announcement.sw_version
     if changes:
         dr.async_get(hass).async_update_device(cabinet.device_id, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundCabinet:
+    """A cabinet seen on MQTT: its topics' prefix, machine id, and the name it gave (or its id)."""
+
+    prefix: str
+    machine_id: str
+    name: str
+    # From its announcement; else from its retained status (older cabinets), which has no name.
+    announced: bool
+
+    @property
+    def unique_id(self) -> str:
+        """One discovery per cabinet, remembered when ignored: its topics, not any account's."""
+        return f"cabinet:{self.prefix}/{self.machine_id}"
+
+
+def found_cabinet(message_topic: str, payload: Payload) -> FoundCabinet | None:
+    """The cabinet an announcement or a status message shows, or None when it shows none."""
+    prefix, _, rest = message_topic.rpartition("/")
+    prefix, _, machine_id = prefix.rpartition("/")
+    if not is_valid_topic_prefix(prefix) or not is_valid_new_machine_id(machine_id) or not payload:
+        return None
+    try:
+        if rest == TOPIC_INFO:
+            announcement = Announcement.from_payload(payload, machine_id)
+            return FoundCabinet(prefix, machine_id, announcement.name, announced=True)
+        if rest == TOPIC_STATUS:
+            parse_status(payload)
+            return FoundCabinet(prefix, machine_id, machine_id, announced=False)
+    except ProtocolError:
+        return None
+    return None
+
+
+@callback
+def offer_cabinet(hass: HomeAssistant, msg: ReceiveMessage) -> None:
+    """Offer an unknown cabinet seen on the entry's own topics, as MQTT discovery does for the manifest's.
+
+    The manifest's topics are the default prefix's; this also finds cabinets under another prefix,
+    and those that announced themselves before the Stripe account was added (MQTT discovery does
+    not repeat a message it has handled). The flow drops what is ignored, offered or added already.
+    """
+    discovery_flow.async_create_flow(
+        hass,
+        DOMAIN,
+        {"source": SOURCE_MQTT},
+        MqttServiceInfo(
+            topic=msg.topic,
+            payload=msg.payload,
+            qos=msg.qos,
+            retain=msg.retain,
+            subscribed_topic=msg.subscribed_topic,
+            timestamp=msg.timestamp,
+        ),
+    )

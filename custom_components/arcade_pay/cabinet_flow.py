@@ -63,7 +63,8 @@ from .runtime import create_gateway
 QUANTITY = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
 
 
-def _price_selector(currency: str) -> TextSelector:
+def price_selector(currency: str) -> TextSelector:
+    """The price field, with the currency's code beside it."""
     # Text, not a number box: a browser's number box turns "1,50" into 150 without a word.
     return TextSelector(TextSelectorConfig(suffix=currency.upper()))
 
@@ -125,7 +126,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                         vol.Required(CONF_MACHINE_ID): TEXT,
                         vol.Required(CONF_NAME): TEXT,
                         vol.Required(CONF_CURRENCY, default=shown.upper()): TEXT,
-                        vol.Required(CONF_PRICE): _price_selector(shown),
+                        vol.Required(CONF_PRICE): price_selector(shown),
                         vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY): QUANTITY,
                         vol.Required(CONF_NEVER_REPORTS, default=False): BooleanSelector(),
                     }
@@ -244,7 +245,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             CONF_NEVER_REPORTS: bool(data.get(CONF_NEVER_REPORTS, False)),
         }
         if managed:
-            schema[vol.Required(CONF_PRICE)] = _price_selector(currency)
+            schema[vol.Required(CONF_PRICE)] = price_selector(currency)
             schema[vol.Required(CONF_MAX_QUANTITY)] = QUANTITY
             suggested[CONF_PRICE] = format_amount(data[CONF_UNIT_AMOUNT], currency)
             suggested[CONF_MAX_QUANTITY] = data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY)

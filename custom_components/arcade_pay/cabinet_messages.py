@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 
-from .cabinet_discovery import show_announcement
+from .cabinet_discovery import offer_cabinet, show_announcement
 from .const import EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
 from .core.announcement import TOPIC_INFO, Announcement
 from .core.cabinet import Cabinet, CabinetEvent
@@ -58,6 +58,7 @@ class CabinetMessages:
         self._links = links
         self._work = work
         self._warned_topics: set[str] = set()
+        self._offered_topics: set[str] = set()
 
     async def async_subscribe(self) -> list[Callable[[], None]]:
         """Subscribe to what cabinets publish and to MQTT's state; return the unsubscribers."""
@@ -138,6 +139,7 @@ class CabinetMessages:
     def on_status(self, msg: mqtt.ReceiveMessage) -> None:
         """A cabinet's retained status (its last will): online or offline."""
         if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            self._offer_once(msg)
             return
         if not msg.payload:
             return  # A cleared retained status says nothing.
@@ -201,6 +203,7 @@ class CabinetMessages:
     def on_info(self, msg: mqtt.ReceiveMessage) -> None:
         """A cabinet's retained announcement: its device shows the model and software version."""
         if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            self._offer_once(msg)
             return
         if not msg.payload:
             return  # A cleared announcement says nothing.
@@ -211,6 +214,13 @@ class CabinetMessages:
             return
         self._note_sign_of_life(cabinet)
         show_announcement(self._hass, cabinet, announcement)
+
+    @callback
+    def _offer_once(self, msg: mqtt.ReceiveMessage) -> None:
+        """A cabinet no entry has: offer it as discovered, once per topic while the entry runs."""
+        if msg.payload and msg.topic not in self._offered_topics:
+            self._offered_topics.add(msg.topic)
+            offer_cabinet(self._hass, msg)
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
         try:

@@ -11,7 +11,6 @@ import voluptuous as vol
 from homeassistant.components import cloud, mqtt, webhook
 from homeassistant.config_entries import (
     ConfigEntry,
-    ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlow,
@@ -26,6 +25,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorMode,
 )
 
+from .cabinet_discovery_flow import CabinetDiscoveryFlow
 from .cabinet_flow import CabinetSubentryFlow
 from .const import (
     CONF_ACCOUNT_NAME,
@@ -67,8 +67,8 @@ def _credentials_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
     return errors
 
 
-class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Connect a Stripe account."""
+class ArcadePayConfigFlow(CabinetDiscoveryFlow, domain=DOMAIN):
+    """Connect a Stripe account; discovered cabinets join one (cabinet_discovery_flow.py)."""
 
     VERSION = 1
 
