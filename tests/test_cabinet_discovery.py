@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from unittest.mock import MagicMock
 
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
 
-from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_MQTT
+from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_MQTT, ConfigSubentry
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -30,6 +32,7 @@ from custom_components.arcade_pay.const import (
 )
 from custom_components.arcade_pay.core.announcement import TOPIC_INFO
 from custom_components.arcade_pay.core.protocol import DEFAULT_TOPIC_PREFIX, TOPIC_STATUS, subscription
+from custom_components.arcade_pay.core.stripe_gateway import PaymentLink, StripeGateway
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
 from .conftest import API_KEY, MACHINE_ID
@@ -297,3 +300,37 @@ async def test_what_is_no_cabinet_is_not_offered(hass: HomeAssistant, setup_entr
         result = await discover(hass, discovery_info)
         assert result["reason"] == "not_a_cabinet", discovery_info
     assert offered(hass) == []
+
+
+async def test_a_link_made_while_the_cabinet_was_added_elsewhere_takes_no_money(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flow_id = (await discover(hass, info(announcement())))["flow_id"]
+    create = StripeGateway.create_cabinet_link
+
+    async def added_meanwhile(self: StripeGateway, *args: Any, **kwargs: Any) -> PaymentLink:
+        link = await create(self, *args, **kwargs)
+        by_hand = dict(cabinet_subentry(setup_entry, MACHINE_ID).data) | {"machine_id": NEW_ID}
+        # While Stripe answered, the same cabinet was added by hand (another browser window).
+        hass.config_entries.async_add_subentry(
+            setup_entry,
+            ConfigSubentry(
+                data=MappingProxyType(by_hand),
+                subentry_type="cabinet",
+                title="By hand",
+                unique_id=NEW_ID,
+            ),
+        )
+        return link
+
+    monkeypatch.setattr(StripeGateway, "create_cabinet_link", added_meanwhile)
+    links_before = set(fake_stripe.payment_links)
+    result = await hass.config_entries.flow.async_configure(flow_id, PRICE)
+    await hass.async_block_till_done()
+    assert result["reason"] == "cabinet_already_added"
+    [new_link] = set(fake_stripe.payment_links) - links_before
+    assert fake_stripe.payment_links[new_link]["active"] is False
+    assert cabinet_subentry(setup_entry).title == "By hand"
