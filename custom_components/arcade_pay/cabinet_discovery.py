@@ -97,3 +97,13 @@ def offer_cabinet(hass: HomeAssistant, msg: ReceiveMessage) -> None:
             timestamp=msg.timestamp,
         ),
     )
+
+
+@callback
+def withdraw_offer(hass: HomeAssistant, prefix: str, machine_id: str) -> None:
+    """A cabinet was added by hand: it is no longer offered as discovered."""
+    unique_id = FoundCabinet(prefix, machine_id, machine_id, announced=False).unique_id
+    for flow in hass.config_entries.flow.async_progress_by_handler(
+        DOMAIN, match_context={"unique_id": unique_id}
+    ):
+        hass.config_entries.flow.async_abort(flow["flow_id"])

@@ -24,6 +24,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
 )
 
+from .cabinet_discovery import withdraw_offer
 from .const import (
     CONF_ACKNOWLEDGES,
     CONF_CURRENCY,
@@ -50,6 +51,7 @@ from .flow_helpers import (
     price_placeholders,
     stripped,
     summary,
+    topic_prefix_of,
     unit_amount_or_error,
     whole_number,
     with_limit,
@@ -111,6 +113,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             self._shown_currency = shown
             if data is not None:
                 data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                withdraw_offer(self.hass, topic_prefix_of(self._get_entry()), machine_id)
                 return self.async_create_entry(
                     title=name,
                     data=data,
@@ -171,6 +174,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                     link = replace(link, currency=self._default_currency())
                 data = link_data(machine_id, link, DEFAULT_MAX_QUANTITY, managed=False)
                 data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                withdraw_offer(self.hass, topic_prefix_of(self._get_entry()), machine_id)
                 return self.async_create_entry(
                     title=user_input[CONF_NAME],
                     data=data,
