@@ -19,7 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
 from fake_stripe import ACCOUNT_ID
 
-from .conftest import MACHINE_ID
+from .conftest import MACHINE_ID, cabinet_device_id
 
 PREFIX = f"arcade/machine/{MACHINE_ID}"
 GAME_OVER = json.dumps({"machineId": MACHINE_ID, "status": "game_over", "timestamp": "2024-07-01T12:30:00Z"})
@@ -215,3 +215,52 @@ async def test_custom_topic_prefix(
     async_fire_mqtt_message(hass, f"venue/a/{MACHINE_ID}/gameover", GAME_OVER)
     await hass.async_block_till_done()
     assert len(events) == 1
+
+
+async def test_the_announcement_shows_model_and_version_on_the_device(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    device_registry = dr.async_get(hass)
+    device_id = cabinet_device_id(hass)
+    assert device_registry.async_get(device_id).model == "Arcade cabinet"  # type: ignore[union-attr]
+    announcement = {
+        "machineId": MACHINE_ID,
+        "name": "Pac-Man",
+        "model": "Pac-Man upright",
+        "swVersion": "0.2.0",
+    }
+    async_fire_mqtt_message(hass, f"{PREFIX}/info", json.dumps(announcement), retain=True)
+    await hass.async_block_till_done()
+    device = device_registry.async_get(device_id)
+    assert device is not None
+    assert (device.model, device.sw_version) == ("Pac-Man upright", "0.2.0")
+    # The operator's name for the cabinet stays: the announcement only offers a name to new ones.
+    assert device.name == "Pac-Man"
+
+    # A later version (after an update) replaces it; what an announcement leaves out stays.
+    async_fire_mqtt_message(
+        hass, f"{PREFIX}/info", json.dumps({"machineId": MACHINE_ID, "name": "x", "swVersion": "0.3.0"})
+    )
+    await hass.async_block_till_done()
+    device = device_registry.async_get(device_id)
+    assert device is not None
+    assert (device.model, device.sw_version) == ("Pac-Man upright", "0.3.0")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        json.dumps({"machineId": "someone-else", "name": "x", "model": "Wrong", "swVersion": "9"}),
+        json.dumps({"machineId": MACHINE_ID, "model": "No name"}),
+        b"\xff",
+        "",
+    ],
+)
+async def test_an_announcement_that_is_not_one_changes_nothing(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, payload: str | bytes
+) -> None:
+    async_fire_mqtt_message(hass, f"{PREFIX}/info", payload)
+    await hass.async_block_till_done()
+    device = dr.async_get(hass).async_get(cabinet_device_id(hass))
+    assert device is not None
+    assert (device.model, device.sw_version) == ("Arcade cabinet", None)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from custom_components.arcade_pay.core.announcement import TOPIC_INFO
 from custom_components.arcade_pay.core.protocol import (
     DEFAULT_TOPIC_PREFIX,
     STATUS_OFFLINE,
@@ -152,6 +153,8 @@ def test_config_is_valid_and_speaks_the_protocol(esphome: Path, tmp_path: Path) 
         "machine_id": MACHINE_ID,
         "device_name": "arcade-cabinet-123",
         "friendly_name": "Arcade cabinet 123",
+        "cabinet_name": "Arcade cabinet 123",
+        "model": "ESPHome arcade cabinet",
         "topic_prefix": DEFAULT_TOPIC_PREFIX,
         "coin_pin": "GPIO26",
         "game_over_pin": "GPIO27",
@@ -193,6 +196,20 @@ def test_config_is_valid_and_speaks_the_protocol(esphome: Path, tmp_path: Path) 
     state = automation_text(scripts["publish_state"])
     assert topic(prefix, machine, TOPIC_STATE) in state
     assert "retain: True" in state
+    # The announcement (core/announcement.py), retained and sent on every connect.
+    assert "id: publish_info" in automation_text(mqtt["on_connect"])
+    info = automation_text(scripts["publish_info"])
+    assert topic(prefix, machine, TOPIC_INFO) in info
+    assert "retain: True" in info
+    assert "qos: 1" in info
+    for line in (
+        f'root["machineId"] = "{MACHINE_ID}";',
+        'root["name"] = "Arcade cabinet 123";',
+        'root["model"] = "ESPHome arcade cabinet";',
+        'root["swVersion"] = ESPHOME_VERSION;',
+        'root["acknowledges"] = true;',
+    ):
+        assert line in info
     assert [item["id"] for item in config["output"]] == ["coin_output"]
     assert config["output"][0]["pin"]["number"] == 26
 
@@ -218,6 +235,7 @@ def test_substitutions_make_another_cabinet(esphome: Path, tmp_path: Path) -> No
     assert config["esphome"]["name"] == "pinball-7"
     assert config["mqtt"]["will_message"] == message("arcade/test/pinball-7/status", STATUS_OFFLINE)
     assert config["mqtt"]["on_json_message"][0]["topic"] == "arcade/test/pinball-7/coinpulse"
+    assert "arcade/test/pinball-7/info" in text
     assert "delay: 60ms" in text
     assert MACHINE_ID not in text
     assert DEFAULT_TOPIC_PREFIX not in text

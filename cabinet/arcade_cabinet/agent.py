@@ -29,6 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from . import __version__
+from .announcement import TOPIC_INFO, Announcement
 from .config import Config
 from .control import ControlServer
 from .protocol import (
@@ -110,7 +112,7 @@ class Agent:
         prefix, machine_id = config.topic_prefix, config.machine_id
         self._topics = {
             kind: topic(prefix, machine_id, kind)
-            for kind in (TOPIC_COIN_PULSE, TOPIC_GAME_OVER, TOPIC_STATUS, TOPIC_STATE, TOPIC_ACK)
+            for kind in (TOPIC_COIN_PULSE, TOPIC_GAME_OVER, TOPIC_STATUS, TOPIC_STATE, TOPIC_ACK, TOPIC_INFO)
         }
         self._client = self._make_client()
         self._control = ControlServer(config.socket_path, self._on_command)
@@ -249,8 +251,18 @@ class Agent:
         )
         client.subscribe(self._topics[TOPIC_COIN_PULSE], qos=1)
         client.publish(self._topics[TOPIC_STATUS], STATUS_ONLINE, qos=1, retain=True)
+        # Retained and on every connect: Home Assistant learns who we are (and offers us as a
+        # discovered cabinet) whenever it subscribes, and a renamed cabinet corrects the old one.
+        client.publish(self._topics[TOPIC_INFO], self.announcement().to_json(), qos=1, retain=True)
         with self._lock:
             self._publish_state()
+
+    def announcement(self) -> Announcement:
+        """Who this cabinet is, as it announces itself."""
+        config = self.config
+        return Announcement(
+            config.machine_id, config.name or config.machine_id, config.model, __version__, acknowledges=True
+        )
 
     def _on_connect_fail(self, client: Client, userdata: Any) -> None:
         error = str(self._client.last_error or "unknown error")

@@ -15,6 +15,7 @@ from .agent import CRASH_POINTS, ENV_CRASH_AT, Agent, crash_point_from_env
 from .config import (
     DEFAULT_COIN_GAP_MS,
     DEFAULT_CREDITS_PER_GAME,
+    DEFAULT_MODEL,
     ENV_PASSWORD,
     MIN_COIN_GAP_MS,
     Config,
@@ -68,6 +69,10 @@ def _options_parser() -> argparse.ArgumentParser:
     general = options.add_argument_group("cabinet")
     general.add_argument("-c", "--config", type=Path, metavar="FILE", help="TOML config file")
     general.add_argument("--machine-id", metavar="ID", help="the cabinet's id in MQTT topics (required)")
+    general.add_argument("--name", help="the cabinet's name in its announcement (default its machine id)")
+    general.add_argument(
+        "--model", help=f"the cabinet's model in its announcement (default {DEFAULT_MODEL!r})"
+    )
     general.add_argument(
         "--topic-prefix", metavar="PREFIX", help=f"MQTT topic prefix (default {DEFAULT_TOPIC_PREFIX})"
     )
@@ -153,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 CONFIG_KEYS: Final = (
     "machine_id",
+    "name",
+    "model",
     "topic_prefix",
     "state_file",
     "control_socket",

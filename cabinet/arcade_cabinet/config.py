@@ -3,6 +3,8 @@
 Example (every key is optional except ``machine_id``, and ``coin_command`` for ``run``)::
 
     machine_id = "arcadeCabinet-123"
+    name = "Galaga"                              # announced on <prefix>/<id>/info (default: the id)
+    model = "Galaga upright"                     # (default: "Arcade Pay cabinet agent")
     topic_prefix = "arcade/machine"
     credits_per_game = 1
     coin_command = ["xdotool", "key", "5"]     # or one string, split as a shell would
@@ -30,7 +32,11 @@ import shlex
 import tomllib
 from typing import Any, Final
 
-from .protocol import DEFAULT_TOPIC_PREFIX, is_valid_machine_id, is_valid_topic_prefix
+from .announcement import label as announced_label
+from .protocol import DEFAULT_TOPIC_PREFIX, ProtocolError, is_valid_machine_id, is_valid_topic_prefix
+
+# What the announcement calls a cabinet run by this agent, unless its config names a model.
+DEFAULT_MODEL: Final = "Arcade Pay cabinet agent"
 
 ENV_PASSWORD: Final = "ARCADE_CABINET_PASSWORD"
 
@@ -106,6 +112,14 @@ def _machine_id(value: Any) -> str:
     return value
 
 
+def _label(value: Any) -> str:
+    # The announcement's own check (Home Assistant refuses the same), so a bad name fails at start.
+    try:
+        return announced_label(value)
+    except ProtocolError as err:
+        raise _Invalid(str(err)) from None
+
+
 def _topic_prefix(value: Any) -> str:
     if not isinstance(value, str) or not is_valid_topic_prefix(value):
         raise _Invalid("must be MQTT topic levels without wildcards, e.g. arcade/machine")
@@ -161,6 +175,8 @@ MQTT_KEYS: Final[dict[str, Check]] = {
 
 CABINET_KEYS: Final[dict[str, Check]] = {
     "machine_id": _machine_id,
+    "name": _label,
+    "model": _label,
     "topic_prefix": _topic_prefix,
     "credits_per_game": _int(0, 100),
     "coin_command": _command,
@@ -185,6 +201,8 @@ class Config:
     """Everything the agent and its commands need."""
 
     machine_id: str
+    name: str | None = None
+    model: str = DEFAULT_MODEL
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
     credits_per_game: int = DEFAULT_CREDITS_PER_GAME
     coin_command: tuple[str, ...] = ()

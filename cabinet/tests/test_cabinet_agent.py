@@ -8,6 +8,9 @@ import time
 
 from cabinet_harness import MACHINE_ID, PREFIX, pulse_json, retained, wait_until
 
+from arcade_cabinet import __version__
+from arcade_cabinet.announcement import Announcement
+from arcade_cabinet.config import DEFAULT_MODEL
 from arcade_cabinet.protocol import CabinetState, GameOver, GameState
 
 
@@ -217,3 +220,28 @@ def test_damaged_state_file_stops_the_agent_with_a_clear_message(agent):
     assert result.returncode == 1
     assert "is damaged" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_cabinet_announces_itself_retained_on_connect(broker, ha, make_agent):
+    agent = make_agent(name="Galaga", model="Galaga upright")
+    agent.start_online(ha)
+    # Published just after the status: wait until the broker holds it.
+    info = wait_until(lambda: retained(broker.port, f"{PREFIX}/{MACHINE_ID}/info"), what="announcement")
+    assert json.loads(info) == {
+        "machineId": MACHINE_ID,
+        "name": "Galaga",
+        "model": "Galaga upright",
+        "swVersion": __version__,
+        "acknowledges": True,
+    }
+    assert Announcement.from_payload(info, MACHINE_ID).name == "Galaga"
+    assert agent.stop() == 0
+
+
+def test_an_unnamed_cabinet_announces_its_machine_id_and_the_agent_as_model(broker, ha, agent):
+    agent.start_online(ha)
+    # Published just after the status: wait until the broker holds it.
+    info = wait_until(lambda: retained(broker.port, f"{PREFIX}/{MACHINE_ID}/info"), what="announcement")
+    announced = Announcement.from_payload(info, MACHINE_ID)
+    assert (announced.name, announced.model, announced.sw_version) == (MACHINE_ID, DEFAULT_MODEL, __version__)
+    assert agent.stop() == 0

@@ -99,6 +99,8 @@ def test_defaults(monkeypatch, tmp_path):
         ('machine_id = "cab"\ncoin_gap_ms = 50', {}, "coin_gap_ms: must be between 100"),
         ('machine_id = "cab"\ncoin_command = []', {}, "coin_command: must be a program"),
         ('machine_id = "cab"\ntopic_prefix = "arcade/#"', {}, "topic_prefix: must be"),
+        ('machine_id = "cab"\nname = "  "', {}, "name: expected printable text"),
+        ('machine_id = "cab"', {"model": "x" * 101}, "--model: expected printable text"),
         ('machine_id = "cab"', {"credits_per_game": 101}, "--credits-per-game: must be between 0 and 100"),
         ('machine_id = "cab"', {"coin_command": "'unclosed"}, "--coin-command: cannot split"),
         ('machine_id = "cab"\n[mqtt]\nkey_file = "k.pem"', {}, "key_file needs cert_file"),
@@ -183,6 +185,19 @@ def test_unknown_crash_point_is_refused(tmp_path):
     )
     assert result.returncode == 1
     assert "ARCADE_CABINET_CRASH_AT must be one of" in result.stderr
+
+
+def test_name_and_model_are_what_the_cabinet_announces(tmp_path):
+    config = load_config(write(tmp_path, 'machine_id = "cab"\nname = " Galaga "'), {"model": "Upright"}, {})
+    assert (config.name, config.model) == ("Galaga", "Upright")
+
+
+@pytest.mark.parametrize("name", ["protocol.py", "announcement.py"])
+def test_shared_modules_are_the_integrations_not_copies(name):
+    link = CABINET_DIR / "arcade_cabinet" / name
+    assert link.is_symlink()
+    assert str(link.readlink()) == f"../../custom_components/arcade_pay/core/{name}"
+    assert link.resolve() == (CABINET_DIR.parent / f"custom_components/arcade_pay/core/{name}").resolve()
 
 
 def test_protocol_is_the_integrations_module_not_a_copy():

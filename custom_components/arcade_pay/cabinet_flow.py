@@ -24,6 +24,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
 )
 
+from .cabinet_discovery import withdraw_offer
 from .const import (
     CONF_ACKNOWLEDGES,
     CONF_CURRENCY,
@@ -39,16 +40,18 @@ from .const import (
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
 )
-from .core.currencies import format_amount, normalize_currency
+from .core.currencies import format_amount
 from .core.stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
 from .errors import stripe_form_error
 from .flow_helpers import (
     TEXT,
+    async_new_cabinet_link,
     cabinet_errors,
     link_data,
     price_placeholders,
     stripped,
     summary,
+    topic_prefix_of,
     unit_amount_or_error,
     whole_number,
     with_limit,
@@ -62,7 +65,8 @@ from .runtime import create_gateway
 QUANTITY = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
 
 
-def _price_selector(currency: str) -> TextSelector:
+def price_selector(currency: str) -> TextSelector:
+    """The price field, with the currency's code beside it."""
     # Text, not a number box: a browser's number box turns "1,50" into 150 without a word.
     return TextSelector(TextSelectorConfig(suffix=currency.upper()))
 
@@ -102,35 +106,21 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             user_input = stripped(user_input)
             errors = cabinet_errors(self.hass, self._get_entry(), user_input, clash)
-            max_quantity = whole_number(user_input, CONF_MAX_QUANTITY, 1, MAX_ADJUSTABLE_QUANTITY, errors)
-            currency = normalize_currency(user_input[CONF_CURRENCY])
-            unit_amount = None
-            if currency is None:
-                errors[CONF_CURRENCY] = "invalid_currency"
-            elif currency != shown:
-                # The price was typed next to another currency's code: show it again with the new one.
-                errors[CONF_PRICE] = "price_currency_changed"
-                shown = self._shown_currency = currency
-            else:
-                unit_amount = unit_amount_or_error(user_input[CONF_PRICE], currency, errors)
-            if not errors and currency and unit_amount and max_quantity:
-                name, machine_id = user_input[CONF_NAME], user_input[CONF_MACHINE_ID]
-                try:
-                    link = await self._gateway().create_cabinet_link(
-                        machine_id, name, unit_amount, currency, max_quantity
-                    )
-                except StripeGatewayError as err:
-                    errors["base"] = stripe_form_error(err)
-                else:
-                    data = link_data(machine_id, link, max_quantity, managed=True)
-                    data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
-                    return self.async_create_entry(
-                        title=name,
-                        data=data,
-                        unique_id=machine_id,
-                        description=with_limit("new_link", max_quantity),
-                        description_placeholders=summary(name, data),
-                    )
+            name, machine_id = user_input[CONF_NAME], user_input[CONF_MACHINE_ID]
+            data, shown = await async_new_cabinet_link(
+                self._gateway(), machine_id, name, user_input, shown, errors
+            )
+            self._shown_currency = shown
+            if data is not None:
+                data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                withdraw_offer(self.hass, topic_prefix_of(self._get_entry()), machine_id)
+                return self.async_create_entry(
+                    title=name,
+                    data=data,
+                    unique_id=machine_id,
+                    description=with_limit("new_link", data[CONF_MAX_QUANTITY]),
+                    description_placeholders=summary(name, data),
+                )
         return self.async_show_form(
             step_id="new_link",
             data_schema=self.add_suggested_values_to_schema(
@@ -139,7 +129,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                         vol.Required(CONF_MACHINE_ID): TEXT,
                         vol.Required(CONF_NAME): TEXT,
                         vol.Required(CONF_CURRENCY, default=shown.upper()): TEXT,
-                        vol.Required(CONF_PRICE): _price_selector(shown),
+                        vol.Required(CONF_PRICE): price_selector(shown),
                         vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY): QUANTITY,
                         vol.Required(CONF_NEVER_REPORTS, default=False): BooleanSelector(),
                     }
@@ -184,6 +174,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                     link = replace(link, currency=self._default_currency())
                 data = link_data(machine_id, link, DEFAULT_MAX_QUANTITY, managed=False)
                 data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                withdraw_offer(self.hass, topic_prefix_of(self._get_entry()), machine_id)
                 return self.async_create_entry(
                     title=user_input[CONF_NAME],
                     data=data,
@@ -258,7 +249,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             CONF_NEVER_REPORTS: bool(data.get(CONF_NEVER_REPORTS, False)),
         }
         if managed:
-            schema[vol.Required(CONF_PRICE)] = _price_selector(currency)
+            schema[vol.Required(CONF_PRICE)] = price_selector(currency)
             schema[vol.Required(CONF_MAX_QUANTITY)] = QUANTITY
             suggested[CONF_PRICE] = format_amount(data[CONF_UNIT_AMOUNT], currency)
             suggested[CONF_MAX_QUANTITY] = data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY)

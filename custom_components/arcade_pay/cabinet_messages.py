@@ -1,4 +1,4 @@
-"""What cabinets publish over MQTT (game over, status, state, acks) and MQTT's own state.
+"""What cabinets publish over MQTT (game over, status, state, acks, announcements) and MQTT's own state.
 
 MQTT in: each handler checks the message, then tells the cabinet, the courier (courier.py:
 pulses, acks, wake-ups) or the link keeper (link_keeper.py: first sign of life, the offline
@@ -17,7 +17,9 @@ from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
+from .cabinet_discovery import offer_cabinet, show_announcement
 from .const import EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
+from .core.announcement import TOPIC_INFO, Announcement
 from .core.cabinet import Cabinet, CabinetEvent
 from .core.delivery import AckResult
 from .core.ledger import LedgerError
@@ -65,6 +67,7 @@ class CabinetMessages:
         self._work = work
         self._warned_topics: set[str] = set()
         self._echoes = PublishedEchoes()
+        self._offered_topics: set[str] = set()
 
     async def async_subscribe(self) -> list[Callable[[], None]]:
         """Subscribe to what cabinets publish and to MQTT's state; return the unsubscribers."""
@@ -77,6 +80,7 @@ class CabinetMessages:
             # answering each ack with a PUBACK stalls the next coin pulse behind Nagle's algorithm
             # (Home Assistant's MQTT socket does not set TCP_NODELAY): 40 ms per payment.
             (TOPIC_ACK, self.on_ack, 0),
+            (TOPIC_INFO, self.on_info, 1),
         ):
             unsubscribe.append(
                 await mqtt.async_subscribe(
@@ -172,6 +176,7 @@ class CabinetMessages:
     def on_status(self, msg: mqtt.ReceiveMessage) -> None:
         """A cabinet's retained status (its last will): online or offline."""
         if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            self._offer_once(msg)
             return
         if not msg.payload:
             return  # A cleared retained status says nothing.
@@ -230,6 +235,29 @@ class CabinetMessages:
             return
         self._note_sign_of_life(cabinet)
         self._work.spawn(self._async_acknowledged(cabinet, ack.payment_id))
+
+    @callback
+    def on_info(self, msg: mqtt.ReceiveMessage) -> None:
+        """A cabinet's retained announcement: its device shows the model and software version."""
+        if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            self._offer_once(msg)
+            return
+        if not msg.payload:
+            return  # A cleared announcement says nothing.
+        try:
+            announcement = Announcement.from_payload(msg.payload, cabinet.machine_id)
+        except ProtocolError as err:
+            self._warn_once(msg.topic, err)
+            return
+        self._note_sign_of_life(cabinet)
+        show_announcement(self._hass, cabinet, announcement)
+
+    @callback
+    def _offer_once(self, msg: mqtt.ReceiveMessage) -> None:
+        """A cabinet no entry has: offer it as discovered, once per topic while the entry runs."""
+        if msg.payload and msg.topic not in self._offered_topics:
+            self._offered_topics.add(msg.topic)
+            offer_cabinet(self._hass, msg)
 
     async def _async_acknowledged(self, cabinet: Cabinet, payment_id: str) -> None:
         try:

@@ -22,6 +22,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorMode,
 )
 
+from .cabinet_discovery_flow import CabinetDiscoveryFlow
 from .cabinet_flow import CabinetSubentryFlow
 from .connection_flow import WEBHOOK_PERMISSION
 from .const import (
@@ -49,8 +50,8 @@ MINUTES = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BO
 WHOLE_NUMBER = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
 
 
-class ArcadePayConfigFlow(ReconfigureSteps, domain=DOMAIN):
-    """Connect a Stripe account."""
+class ArcadePayConfigFlow(CabinetDiscoveryFlow, ReconfigureSteps, domain=DOMAIN):
+    """Connect a Stripe account; discovered cabinets join one (cabinet_discovery_flow.py)."""
 
     VERSION = 1
 

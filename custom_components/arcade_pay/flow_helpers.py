@@ -24,13 +24,16 @@ from .const import (
     DEFAULT_MAX_QUANTITY,
     DOMAIN,
 )
-from .core.currencies import PriceError, format_amount, parse_price, price_example
+from .core.currencies import PriceError, format_amount, normalize_currency, parse_price, price_example
 from .core.payments import currency_exponent
 from .core.protocol import is_valid_machine_id, is_valid_new_machine_id
 from .core.stripe_gateway import (
     MAX_ADJUSTABLE_QUANTITY,
     PaymentLink,
+    StripeGateway,
+    StripeGatewayError,
 )
+from .errors import stripe_form_error
 from .runtime import EntryOptions
 
 PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -156,3 +159,38 @@ def link_data(machine_id: str, link: PaymentLink, max_quantity: int, managed: bo
         CONF_PRICE_ID: link.price_id,
         CONF_PRODUCT_ID: link.product_id,
     }
+
+
+async def async_new_cabinet_link(
+    gateway: StripeGateway,
+    machine_id: str,
+    name: str,
+    user_input: Mapping[str, Any],
+    shown_currency: str,
+    errors: dict[str, str],
+) -> tuple[dict[str, Any] | None, str]:
+    """Check the price, currency and limit entered, then create the cabinet's payment link in Stripe.
+
+    The one way a new cabinet gets its link, typed in or discovered. Nothing is created while
+    ``errors`` holds any (the caller's own checks included). Returns the subentry's data (None,
+    with ``errors`` set, when nothing was created) and the currency the price field shows next:
+    a price typed next to another currency's code is not taken but shown again in the new one.
+    """
+    max_quantity = whole_number(user_input, CONF_MAX_QUANTITY, 1, MAX_ADJUSTABLE_QUANTITY, errors)
+    currency = normalize_currency(user_input[CONF_CURRENCY])
+    unit_amount = None
+    if currency is None:
+        errors[CONF_CURRENCY] = "invalid_currency"
+    elif currency != shown_currency:
+        errors[CONF_PRICE] = "price_currency_changed"
+        shown_currency = currency
+    else:
+        unit_amount = unit_amount_or_error(user_input[CONF_PRICE], currency, errors)
+    if errors or not (currency and unit_amount and max_quantity):
+        return None, shown_currency
+    try:
+        link = await gateway.create_cabinet_link(machine_id, name, unit_amount, currency, max_quantity)
+    except StripeGatewayError as err:
+        errors["base"] = stripe_form_error(err)
+        return None, shown_currency
+    return link_data(machine_id, link, max_quantity, managed=True), shown_currency

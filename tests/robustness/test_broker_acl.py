@@ -139,3 +139,12 @@ def test_user_added_while_running_can_log_in(broker: Mosquitto) -> None:
         assert client.connect_result() == 0
     finally:
         client.stop()
+
+
+def test_cabinet_announces_only_itself(clients: dict[str, Client]) -> None:
+    """Issue 10: a cabinet's retained announcement is offered as discovered; no other cabinet may forge it."""
+    home_assistant, cab2 = clients["homeassistant"], clients["cab2"]
+    home_assistant.subscribe("arcade/machine/+/info")
+    cab2.publish("arcade/machine/cab1/info", '{"machineId": "cab1", "name": "Forged"}', retain=True)
+    cab2.publish("arcade/machine/cab2/info", '{"machineId": "cab2", "name": "Real"}', retain=True)
+    assert home_assistant.topics_until("arcade/machine/cab2/info") == ["arcade/machine/cab2/info"]

@@ -14,6 +14,7 @@ topic                       direction  retained  payload
 ``<prefix>/<id>/status``     cab → HA   yes       ``online`` / ``offline`` (last will)
 ``<prefix>/<id>/state``      cab → HA   yes       ``{"credits", "state", "acknowledges"?}``
 ``<prefix>/<id>/ack``        cab → HA   no        ``{"paymentId"}`` once the credits are applied
+``<prefix>/<id>/info``       cab → HA   yes       announcement.py (newer cabinets only)
 ==========================  =========  ========  =====================================
 """
 

@@ -1,0 +1,1 @@
+../../custom_components/arcade_pay/core/announcement.py

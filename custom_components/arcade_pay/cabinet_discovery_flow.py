@@ -1,0 +1,162 @@
+"""A discovered cabinet becomes a cabinet of a Stripe account: the config flow's discovery steps.
+
+MQTT discovery (the manifest's topics, default prefix) and each entry's own subscription
+(cabinet_discovery.offer_cabinet, any prefix) start it with a cabinet's announcement or its
+retained status. It shows up as "Arcade cabinet <name>" under Discovered; its unique id is the
+cabinet's topics, so Ignore is remembered and each cabinet is offered once. An announcement
+replaces an offer made from the status alone (it has the cabinet's name). Confirming asks only
+for the price, currency and limit, then adds the cabinet exactly as the cabinet form does
+(flow_helpers.async_new_cabinet_link) as a subentry of the account the user picks.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import voluptuous as vol
+
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, ConfigSubentry
+from homeassistant.const import CONF_API_KEY
+from homeassistant.helpers.selector import SelectOptionDict, SelectSelector, SelectSelectorConfig
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
+
+from .cabinet_discovery import FoundCabinet, found_cabinet
+from .cabinet_flow import QUANTITY, price_selector
+from .const import (
+    CONF_CURRENCY,
+    CONF_DEFAULT_CURRENCY,
+    CONF_MAX_QUANTITY,
+    CONF_NEVER_REPORTS,
+    CONF_PAYMENT_LINK_ID,
+    CONF_PRICE,
+    DEFAULT_MAX_QUANTITY,
+    DOMAIN,
+    SUBENTRY_CABINET,
+)
+from .flow_helpers import (
+    TEXT,
+    async_new_cabinet_link,
+    machine_ids_of,
+    price_placeholders,
+    stripped,
+    summary,
+    topic_prefix_of,
+    with_limit,
+)
+from .payment_links import async_retire_links
+from .runtime import create_gateway
+
+CONF_ACCOUNT = "account"
+
+
+class CabinetDiscoveryFlow(ConfigFlow):
+    """The discovery steps of Arcade Pay's config flow (config_flow.py inherits them)."""
+
+    _found: FoundCabinet
+    _shown_currency: str | None = None
+
+    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
+        """A cabinet announced itself (or published its status) on MQTT."""
+        found = found_cabinet(discovery_info.topic, discovery_info.payload)
+        if found is None:
+            return self.async_abort(reason="not_a_cabinet")
+        if found.announced:
+            # The announcement names the cabinet: it replaces an offer made from its status.
+            for flow in self._async_in_progress(include_uninitialized=True):
+                context = flow["context"]
+                if context.get("unique_id") == found.unique_id and not context.get("announced"):
+                    self.hass.config_entries.flow.async_abort(flow["flow_id"])
+        self.context["announced"] = found.announced  # type: ignore[typeddict-unknown-key]
+        await self.async_set_unique_id(found.unique_id)
+        self._abort_if_unique_id_configured()  # Ignored before.
+        if self._account_of(found) is not None:
+            return self.async_abort(reason="already_configured")
+        self._found = found
+        self.context["title_placeholders"] = {"name": found.name}
+        return await self.async_step_discovery_confirm()
+
+    def _accounts(self) -> list[ConfigEntry]:
+        """The Stripe accounts whose cabinets use the found cabinet's topics."""
+        return [
+            entry
+            for entry in self.hass.config_entries.async_entries(DOMAIN, include_ignore=False)
+            if topic_prefix_of(entry) == self._found.prefix
+        ]
+
+    def _account_of(self, found: FoundCabinet) -> ConfigEntry | None:
+        """The account that has this cabinet already, if any."""
+        return next(
+            (
+                entry
+                for entry in self.hass.config_entries.async_entries(DOMAIN, include_ignore=False)
+                if topic_prefix_of(entry) == found.prefix and found.machine_id in machine_ids_of(entry)
+            ),
+            None,
+        )
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Price, currency and limit (and the account, when there are several) of the found cabinet."""
+        found = self._found
+        placeholders = {"name": found.name, "machine_id": found.machine_id, "prefix": found.prefix}
+        if not self.hass.config_entries.async_entries(DOMAIN, include_ignore=False):
+            return self.async_abort(reason="no_account", description_placeholders=placeholders)
+        if not (accounts := self._accounts()):
+            return self.async_abort(reason="no_account_on_prefix", description_placeholders=placeholders)
+        if owner := self._account_of(found):
+            return self.async_abort(
+                reason="cabinet_already_added",
+                description_placeholders=placeholders | {"account": owner.title},
+            )
+        errors: dict[str, str] = {}
+        entry = accounts[0]
+        if user_input is not None:
+            user_input = stripped(user_input)
+            entry = next((e for e in accounts if e.entry_id == user_input.get(CONF_ACCOUNT)), entry)
+        shown = self._shown_currency or str(entry.data.get(CONF_DEFAULT_CURRENCY, "usd"))
+        if user_input is not None:
+            gateway = create_gateway(self.hass, entry.data[CONF_API_KEY])
+            data, self._shown_currency = await async_new_cabinet_link(
+                gateway, found.machine_id, found.name, user_input, shown, errors
+            )
+            shown = self._shown_currency
+            if data is not None:
+                if owner := self._account_of(found):
+                    # Added meanwhile (by hand, or from another window): the new link must not take money.
+                    await async_retire_links(gateway, [data[CONF_PAYMENT_LINK_ID]])
+                    return self.async_abort(
+                        reason="cabinet_already_added",
+                        description_placeholders=placeholders | {"account": owner.title},
+                    )
+                data[CONF_NEVER_REPORTS] = False  # It announced itself: it reports.
+                self.hass.config_entries.async_add_subentry(
+                    entry,
+                    ConfigSubentry(
+                        data=MappingProxyType(data),
+                        subentry_type=SUBENTRY_CABINET,
+                        title=found.name,
+                        unique_id=found.machine_id,
+                    ),
+                )
+                return self.async_abort(
+                    reason=with_limit("cabinet_added", data[CONF_MAX_QUANTITY]),
+                    description_placeholders=summary(found.name, data) | {"account": entry.title},
+                )
+        self._shown_currency = shown  # A price is read in the currency the form showed.
+        schema: dict[vol.Marker, Any] = {}
+        if len(accounts) > 1:
+            options = [SelectOptionDict(value=e.entry_id, label=e.title) for e in accounts]
+            schema[vol.Required(CONF_ACCOUNT, default=entry.entry_id)] = SelectSelector(
+                SelectSelectorConfig(options=options)
+            )
+        schema[vol.Required(CONF_CURRENCY, default=shown.upper())] = TEXT
+        schema[vol.Required(CONF_PRICE)] = price_selector(shown)
+        schema[vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY)] = QUANTITY
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input),
+            errors=errors,
+            description_placeholders=placeholders | price_placeholders(shown),
+        )
