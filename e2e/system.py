@@ -339,10 +339,12 @@ class Agent:
         machine_id: str = MACHINE_ID,
         credits_per_game: int = 1,
         login: tuple[str, str] | None = None,
+        name: str | None = None,
     ) -> None:
         """Write the agent's config into ``workdir`` (nothing runs before ``start``).
 
-        ``login``: the broker user and password (``ArcadeSystem.cabinet_login``).
+        ``login``: the broker user and password (``ArcadeSystem.cabinet_login``); ``name``: what
+        the cabinet announces itself as (default: its machine ID).
         """
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -352,7 +354,8 @@ class Agent:
         coin = [sys.executable, "-c", f"open({str(self.coins)!r}, 'a').write('coin\\n')"]
         self.config.write_text(
             f'machine_id = "{machine_id}"\n'
-            f"credits_per_game = {credits_per_game}\n"
+            + (f"name = {json.dumps(name)}\n" if name else "")
+            + f"credits_per_game = {credits_per_game}\n"
             f"coin_command = {json.dumps(coin)}\n"
             "coin_gap_ms = 100\n"
             f'state_file = "{self.state_file}"\n'

@@ -54,6 +54,7 @@ TIMEOUT_MS = 15_000
 
 PACMAN = "pacman-1"  # The cabinet with a running agent.
 LEGACY = "legacy-1"  # A cabinet of the earlier system: its link exists before Arcade Pay.
+FROGGER = "frogger-1"  # A cabinet that announces itself and is added from Discovered.
 
 
 class Journey:
@@ -73,6 +74,7 @@ class Journey:
         self._console: list[str] = []
         self._steps = 0
         self._reached: set[str] = set()
+        self._more_agents: list[Agent] = []
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -107,6 +109,19 @@ class Journey:
         self.page.on("pageerror", self._on_page_error)
         print(f"browser suite: stack up in {time.monotonic() - started:.0f} s")
 
+    def start_agent(self, machine_id: str, name: str) -> Agent:
+        """Start one more cabinet (stopped with the rest): its agent announces it as ``name``."""
+        agent = Agent(
+            self.workdir / machine_id,
+            self.system.broker.port,
+            machine_id=machine_id,
+            login=self.system.cabinet_login(machine_id),
+            name=name,
+        )
+        agent.start()
+        self._more_agents.append(agent)
+        return agent
+
     async def stop(self) -> None:
         """Stop the browser and every process; keep Home Assistant's log with the screenshots."""
         with contextlib.suppress(PlaywrightError, AttributeError):
@@ -115,7 +130,8 @@ class Journey:
             await self._browser.close()
         if self._playwright is not None:
             await self._playwright.stop()
-        self.agent.stop()
+        for agent in (self.agent, *self._more_agents):
+            agent.stop()
         await self.system.stop()
         with contextlib.suppress(OSError, AttributeError):
             shutil.copy(self.system.ha.config_dir / "home-assistant.log", self.artifacts)

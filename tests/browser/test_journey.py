@@ -17,9 +17,10 @@ import pytest
 
 from dev import bootstrap
 from dev.bootstrap import DEV_PASSWORD, DEV_USERNAME, FAKE_API_KEY
+from e2e.system import Agent
 
 from . import ui
-from .journey import LEGACY, PACMAN, Journey, next_to
+from .journey import FROGGER, LEGACY, PACMAN, Journey, next_to
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -214,6 +215,44 @@ async def test_06_add_cabinet(journey: Journey) -> None:
         await expect(page.get_by_text("Pac-Man").first).to_be_visible()
 
 
+async def test_06_discovered_cabinet_is_added_with_a_price(journey: Journey) -> None:
+    """A cabinet that announces itself is offered under Discovered; confirming asks only for the
+    price (name and machine ID come from the announcement), and a payment then reaches it."""
+    page = journey.page
+    async with journey.step("discovered-cabinet", needs="arcade_pay") as problems:
+        frogger = journey.start_agent(FROGGER, "Frogger")
+        await ui.navigate(journey, "/config/integrations/dashboard")
+        card = page.locator("ha-config-flow-card", has_text="Arcade cabinet Frogger")
+        await expect(card).to_be_visible(timeout=30_000)
+        await journey.screenshot("06-discovered-cabinet")
+        await card.get_by_role("button", name=re.compile(r"^(add|configure)$", re.IGNORECASE)).first.click()
+        await expect(ui.field(page, "Price per credit")).to_be_visible()
+        await journey.check_translations(problems, "the discovered cabinet form")
+        form = await ui.dialog_text(page)
+        for words, text in (("the name", "Frogger"), ("the machine ID", FROGGER)):
+            if text not in form:
+                problems.append(f"the discovered cabinet's form does not show {words}: {form.strip()!r}")
+        if await ui.field(page, "Machine ID").count():
+            problems.append("the discovered cabinet's form asks for the machine ID it announced")
+        await ui.fill(ui.field(page, "Price per credit"), "0.50")
+        await ui.submit(page)
+        # The flow ends with a message, not an entry (the cabinet is a subentry of the account).
+        await expect(page.get_by_text("Frogger was added")).to_be_visible()
+        result = await ui.dialog_text(page)
+        await journey.screenshot("06-discovered-cabinet-added")
+        if not re.search(r"0\.50 USD", result):
+            problems.append(f"the result does not say at what price: {result.strip()!r}")
+        await ui.close_dialog(page)
+        links = journey.links_of(FROGGER)
+        assert len(links) == 1, links
+        assert journey.unit_amount(links[0]["id"]) == 50
+        await expect(card).to_have_count(0)
+        # A player pays on its link: the credits reach the discovered cabinet.
+        delivery = journey.system.fake.complete_checkout(links[0]["id"], 3)
+        assert await journey.system.fake.deliver(delivery) == [200]
+        await journey.system.wait_for(lambda: _agent_coins(frogger, 3), limit=20)
+
+
 async def test_07_entry_page_speaks_of_cabinets(journey: Journey) -> None:
     page = journey.page
     async with journey.step("entry-page", needs="arcade_pay") as problems:
@@ -334,7 +373,11 @@ async def test_11_pay_on_the_checkout_page(journey: Journey) -> None:
 
 
 async def _coins(journey: Journey, count: int) -> bool:
-    coins = journey.agent.coins
+    return await _agent_coins(journey.agent, count)
+
+
+async def _agent_coins(agent: Agent, count: int) -> bool:
+    coins = agent.coins
     return coins.exists() and coins.read_text(encoding="utf-8").count("coin") == count
 
 
