@@ -574,13 +574,14 @@ def print_guide(
     else:
         lines += [
             f"Add Arcade Pay   {public}/config/integrations/dashboard > Add integration > Arcade Pay:",
-            f"                   API key any sk_test_..., webhook secret {args.webhook_secret};",
-            f"                   then add the webhook URL that it shows on {fake_url}",
+            "                   the API key (any sk_test_...) is all it asks for; it registers its",
+            "                   webhook on the fake Stripe itself. Then add the simulated cabinet from",
+            "                   Discovered (Arcade cabinet ...) with a price.",
         ]
     for name, device_id, entity_ids in devices:
         lines.append(f"Cabinet device   {name}: {public}/config/devices/device/{device_id}")
         lines.extend(f"                   {entity_id}" for entity_id in entity_ids)
-    lines.append(f"Fake Stripe      {fake_url}   (webhook secret {args.webhook_secret})")
+    lines.append(f"Fake Stripe      {fake_url}   (secret of endpoints added by hand: {args.webhook_secret})")
     for machine_id, (link_id, known) in links.items():
         if known:
             lines.append(f"Pay {machine_id}   {fake_url}/pay/{link_id}   (choose credits, click Pay)")
