@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Generator
+import contextlib
 from datetime import timedelta
 import inspect
 import logging
 from pathlib import Path
+import sqlite3
 import threading
 from typing import Any
 from unittest.mock import MagicMock
@@ -273,9 +275,21 @@ async def payment_record(hass: HomeAssistant, entry: MockConfigEntry, payment_id
 
 
 async def remembers_acknowledging(hass: HomeAssistant, entry: MockConfigEntry, machine_id: str) -> bool:
-    """Whether the ledger remembers (across restarts) that the cabinet acknowledges pulses."""
-    memory = await on_ledger_file(hass, entry, lambda ledger: ledger.cabinet_memory([machine_id], 0))
-    return memory[machine_id].acknowledges
+    """Whether the ledger remembers (across restarts) that the cabinet acknowledges pulses.
+
+    Read-only, with a plain query: tests poll this, and a connection that writes (as
+    ``cabinet_memory`` does) would hold the write lock against the integration's own writes.
+    """
+
+    def read() -> bool:
+        uri = f"{Path(ledger_path(hass, entry)).as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
+            row = db.execute(
+                "SELECT acknowledges FROM cabinets WHERE machine_id = ?", (machine_id,)
+            ).fetchone()
+        return bool(row and row[0])
+
+    return await hass.async_add_executor_job(read)
 
 
 def patch_ledger(monkeypatch: pytest.MonkeyPatch, name: str, replacement: Callable[..., Any]) -> None:

@@ -89,12 +89,10 @@ def other_account(prefix: str = DEFAULT_TOPIC_PREFIX) -> MockConfigEntry:
     )
 
 
-def test_the_manifest_asks_mqtt_for_the_default_prefixs_announcements_and_statuses() -> None:
+def test_the_manifest_asks_mqtt_for_the_default_prefixs_announcements_only() -> None:
+    """Statuses are the accounts' own to watch (README: Which topics)."""
     topics = json.loads(MANIFEST.read_text(encoding="utf-8"))["mqtt"]
-    assert topics == [
-        subscription(DEFAULT_TOPIC_PREFIX, TOPIC_INFO),
-        subscription(DEFAULT_TOPIC_PREFIX, TOPIC_STATUS),
-    ]
+    assert topics == [subscription(DEFAULT_TOPIC_PREFIX, TOPIC_INFO)]
 
 
 async def test_an_announced_cabinet_is_offered_and_confirmed_with_a_price(

@@ -285,6 +285,14 @@ async def setup_arcade_pay(
             return cabinet_online_state(hass) == "on"
 
         await wait_until(hass, online, "the cabinet's retained status")
+
+        # And every subscription sent: Home Assistant batches them (a cooldown of 0.1-0.5 s), so
+        # under load the status's can go out before the acks'; a pulse published in between is
+        # acknowledged to nobody (CI saw it once: the first payment never taught the acknowledging).
+        async def all_subscribed() -> bool:
+            return not hass.data["mqtt"].client._pending_subscriptions
+
+        await wait_until(hass, all_subscribed, "Home Assistant to send every subscription")
     return entry
 
 
@@ -553,8 +561,13 @@ async def test_broker_stopped_while_payments_arrive(
     held = [p for p in received if p["paymentId"] in while_down]
     assert {p["paymentId"] for p in held} == set(while_down)
     if not acknowledges:
-        # An older cabinet cannot drop repeats: it must get each pulse exactly once.
-        assert stats["repeats_dropped_by_cabinet"] == 0, Counter(p["paymentId"] for p in received)
+        # An older cabinet cannot drop repeats: it gets each pulse exactly once, except the one
+        # published at the moment the connection broke, which the MQTT client may still send after
+        # reconnecting while Arcade Pay sends it again (README: the at-least-once boundary).
+        repeated = [pid for pid, count in Counter(p["paymentId"] for p in received).items() if count > 1]
+        assert len(repeated) <= 1, repeated
+        assert not set(repeated) & set(while_down), "a pulse held during the outage went out twice"
+        assert stats["repeats_dropped_by_cabinet"] <= 1, stats
         assert not await remembers_acknowledging(hass, entry, MACHINE_ID)
     assert first in cabinet.applied()
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
