@@ -155,16 +155,18 @@ def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
     """The URL to give Stripe: the cloudhook, else the external URL, else the path."""
     if url := entry_data.get(CONF_CLOUDHOOK_URL):
         return str(url)
-    try:
-        return webhook.async_generate_url(hass, entry_data[CONF_WEBHOOK_ID])
-    except NoURLAvailableError:
-        return webhook.async_generate_path(entry_data[CONF_WEBHOOK_ID])
+    return _url_or_path(hass, entry_data[CONF_WEBHOOK_ID], prefer_external=True)
 
 
 def local_webhook_url(hass: HomeAssistant, webhook_id: str) -> str:
     """The URL of a webhook for devices on the local network: the internal URL, else the path."""
+    return _url_or_path(hass, webhook_id, prefer_external=False)
+
+
+def _url_or_path(hass: HomeAssistant, webhook_id: str, *, prefer_external: bool) -> str:
+    """The webhook's whole URL, or only its path when Home Assistant knows no URL of itself."""
     try:
-        return webhook.async_generate_url(hass, webhook_id, prefer_external=False)
+        return webhook.async_generate_url(hass, webhook_id, prefer_external=prefer_external)
     except NoURLAvailableError:
         return webhook.async_generate_path(webhook_id)
 
