@@ -207,11 +207,6 @@ async def test_what_only_mqtt_tells_is_unavailable_while_it_is_down(
         assert sensor(hass, key) != STATE_UNAVAILABLE, key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Issue 7 §2, open: adding a cabinet reloads the entry, so every other cabinet's entities "
-    "go unavailable and back. Needs the hub to add and remove one cabinet without a reload.",
-)
 async def test_adding_a_cabinet_leaves_the_others_logbook_alone(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:

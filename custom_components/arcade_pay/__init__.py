@@ -12,7 +12,9 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
+from .cabinet_roster import EntrySource, async_add_cabinets, remove_cabinets, roster_change
 from .const import DOMAIN, LOGGER
+from .core.ledger import LedgerError
 from .endpoint_keeper import async_delete_endpoint, async_keep_endpoint
 from .game_over_webhook import async_register_game_over_webhook, async_unregister_game_over_webhook
 from .ledger_setup import ledger_issue_id
@@ -52,6 +54,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     async_register_stripe_webhook(hass, entry, data)
     async_register_game_over_webhook(hass, entry, data)
     async_keep_endpoint(hass, entry, data.gateway)
+    data.source = EntrySource.of(entry)  # Set-up may have stored the game over webhook's id.
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     return True
 
@@ -73,9 +76,17 @@ async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
-    """Options or cabinets changed: retire the links of deleted cabinets, then reload."""
+    """Cabinets added or deleted are run or stopped in place; any other change reloads the entry.
+
+    A deleted cabinet's link is retired whichever way (cabinet_roster.py).
+    """
     data = entry.runtime_data
-    deleted = [c for c in data.cabinets.values() if c.config.subentry_id not in entry.subentries]
+    change = roster_change(entry, data.source)
+    if change is None:
+        deleted = [c for c in data.cabinets.values() if c.config.subentry_id not in entry.subentries]
+    else:
+        deleted = remove_cabinets(data, change.deleted)
+        async_clear_new_qr_code_issues(hass, entry)
     failed = await async_retire_links(data.gateway, [c.config.payment_link_id for c in deleted])
     for cabinet in deleted:
         link_id = cabinet.config.payment_link_id
@@ -89,7 +100,16 @@ async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntr
             )
         else:
             LOGGER.info("Deactivated payment link %s of deleted cabinet %s", link_id, cabinet.machine_id)
-    await hass.config_entries.async_reload(entry.entry_id)
+    if change is None:
+        await hass.config_entries.async_reload(entry.entry_id)
+        return
+    try:
+        await async_add_cabinets(hass, entry, data, change.added)
+    except LedgerError as err:  # The reload says so: the entry does not start without its ledger.
+        LOGGER.warning("Could not add cabinets while running (%s); reloading Arcade Pay", err)
+        await hass.config_entries.async_reload(entry.entry_id)
+        return
+    data.source = EntrySource.of(entry)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:

@@ -39,6 +39,7 @@ from .core.protocol import (
     topic,
 )
 from .core.published_echoes import PublishedEchoes
+from .core.unclaimed import UnclaimedMessages
 from .courier import Courier, event_data
 from .entry_work import EntryWork
 from .link_keeper import LinkKeeper
@@ -68,6 +69,7 @@ class CabinetMessages:
         self._warned_topics: set[str] = set()
         self._echoes = PublishedEchoes()
         self._offered_topics: set[str] = set()
+        self._unclaimed: UnclaimedMessages[mqtt.ReceiveMessage] = UnclaimedMessages()
 
     async def async_subscribe(self) -> list[Callable[[], None]]:
         """Subscribe to what cabinets publish and to MQTT's state; return the unsubscribers."""
@@ -97,6 +99,19 @@ class CabinetMessages:
     def _cabinet_for_topic(self, message_topic: str) -> Cabinet | None:
         machine_id = machine_id_from_topic(self._topic_prefix, message_topic)
         return None if machine_id is None else self._cabinets.get(machine_id)
+
+    def _keep_unclaimed(self, msg: mqtt.ReceiveMessage, kind: str) -> None:
+        """A message of a cabinet the entry does not have: kept in case it is added while running."""
+        if (machine_id := machine_id_from_topic(self._topic_prefix, msg.topic)) is not None:
+            self._unclaimed.keep(machine_id, kind, msg, cleared=not msg.payload)
+
+    @callback
+    def cabinet_added(self, cabinet: Cabinet) -> None:
+        """A cabinet added while the entry runs hears what it said before (see core/unclaimed.py)."""
+        cabinet.mqtt_connected = self._courier.planner.mqtt_connected
+        handlers = {TOPIC_INFO: self.on_info, TOPIC_STATUS: self.on_status, TOPIC_STATE: self.on_state}
+        for msg in self._unclaimed.claim(cabinet.machine_id):
+            handlers[msg.topic.rsplit("/", 1)[1]](msg)
 
     def _warn_once(self, message_topic: str, err: ProtocolError) -> None:
         """Warn once per topic about malformed messages; a chatty cabinet must not flood the log."""
@@ -176,6 +191,7 @@ class CabinetMessages:
     def on_status(self, msg: mqtt.ReceiveMessage) -> None:
         """A cabinet's retained status (its last will): online or offline."""
         if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            self._keep_unclaimed(msg, TOPIC_STATUS)
             self._offer_once(msg)
             return
         if not msg.payload:
@@ -211,6 +227,7 @@ class CabinetMessages:
     def on_state(self, msg: mqtt.ReceiveMessage) -> None:
         """A cabinet reported its own credits and game state."""
         if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            self._keep_unclaimed(msg, TOPIC_STATE)
             return
         if not msg.payload:
             return
@@ -240,6 +257,7 @@ class CabinetMessages:
     def on_info(self, msg: mqtt.ReceiveMessage) -> None:
         """A cabinet's retained announcement: its device shows the model and software version."""
         if (cabinet := self._cabinet_for_topic(msg.topic)) is None:
+            self._keep_unclaimed(msg, TOPIC_INFO)
             self._offer_once(msg)
             return
         if not msg.payload:

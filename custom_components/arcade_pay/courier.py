@@ -217,6 +217,14 @@ class Courier:
             sync_undelivered_issue(self._hass, cabinet, oldest is not None and age >= ALERT_AFTER)
 
     @callback
+    def cabinet_removed(self, cabinet: Cabinet) -> None:
+        """A deleted cabinet: nothing more is sent to it, and its delivery repairs go."""
+        self.dispatcher.planner.drop_cabinet(cabinet.machine_id)
+        sync_undelivered_issue(self._hass, cabinet, False)
+        sync_unacknowledged_issue(self._hass, cabinet, 0)
+        self.schedule_wakeup()
+
+    @callback
     def stop(self) -> None:
         """No more wake-ups."""
         self._cancel_wakeup()

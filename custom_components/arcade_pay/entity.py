@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -16,18 +18,30 @@ if TYPE_CHECKING:
     from .runtime import ArcadePayConfigEntry, ArcadePayData
 
 
+def cabinet_added_signal(entry_id: str) -> str:
+    """Sent with the Cabinet when one is added while the entry runs (cabinet_roster.py)."""
+    return f"{DOMAIN}_cabinet_added_{entry_id}"
+
+
 def add_cabinet_entities(
     entry: ArcadePayConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
     build: Callable[[str, ArcadePayData, Cabinet], Iterable[Entity]],
 ) -> None:
-    """Add a platform's entities for every cabinet, each under its cabinet's subentry."""
-    assert entry.unique_id is not None
+    """Add a platform's entities for every cabinet, and for each one added later, under its subentry."""
+    account_id = entry.unique_id
+    assert account_id is not None
     data = entry.runtime_data
-    for cabinet in data.cabinets.values():
+
+    @callback
+    def add(cabinet: Cabinet) -> None:
         async_add_entities(
-            list(build(entry.unique_id, data, cabinet)), config_subentry_id=cabinet.config.subentry_id
+            list(build(account_id, data, cabinet)), config_subentry_id=cabinet.config.subentry_id
         )
+
+    for cabinet in data.cabinets.values():
+        add(cabinet)
+    entry.async_on_unload(async_dispatcher_connect(data.hass, cabinet_added_signal(entry.entry_id), add))
 
 
 class ArcadePayEntity(Entity):

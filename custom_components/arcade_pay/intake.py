@@ -96,6 +96,10 @@ class Intake:
         self._links = LinkIndex(cabinets.values())
         self._learned_prices: dict[str, LearnedPrice] = {}
 
+    def cabinets_changed(self) -> None:
+        """A cabinet was added or deleted while the entry runs: route by the cabinets there are now."""
+        self._links = LinkIndex(self.cabinets.values())
+
     def cabinet_for_session(self, session: PaidSession) -> Cabinet | None:
         """Find the cabinet whose payment link was paid (rules in routing.py).
 

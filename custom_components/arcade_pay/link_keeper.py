@@ -22,7 +22,7 @@ from .core.ledger import LedgerError
 from .core.stripe_gateway import StripeGatewayError
 from .entry_work import EntryWork
 from .link_retry import LinkRetries
-from .payment_links import PaymentLinks
+from .payment_links import PaymentLinks, async_retire_links
 
 
 class LinkKeeper:
@@ -59,6 +59,19 @@ class LinkKeeper:
             if self.payment_links.out_of_line(cabinet) and not self._retries.waiting(cabinet):
                 await self._async_sync_link(cabinet)
 
+    @callback
+    def add(self, cabinet: Cabinet) -> None:
+        """A cabinet added while the entry runs: ask Stripe about its link, then sync it."""
+        self.payment_links.read_from_stripe_first([cabinet])
+        self._work.spawn(self._async_sync_link(cabinet), cancellable=True, background=True)
+
+    @callback
+    def remove(self, cabinet: Cabinet) -> None:
+        """A deleted cabinet (``cabinet.removed``): no offline timer, no retry for its link."""
+        if (cancel := self._offline_timers.pop(cabinet.machine_id, None)) is not None:
+            cancel()
+        self._retries.cancel(cabinet.machine_id)
+
     async def _async_sync_link(self, cabinet: Cabinet) -> None:
         await self._async_link_change(cabinet, self.payment_links.async_sync(cabinet))
 
@@ -74,9 +87,27 @@ class LinkKeeper:
         except LedgerError as err:
             LOGGER.warning("Could not remember the payment link state of %s: %s", cabinet.machine_id, err)
             return
+        if cabinet.removed and cabinet.accepting_payments:
+            # Deleted while this change (made before) was on its way to Stripe: its link was
+            # retired, and a late "on" must not win.
+            await self._async_retire_late(cabinet)
+            return
         self._retries.succeeded(cabinet)
         if cabinet.accepting_payments != was:
             LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
+
+    async def _async_retire_late(self, cabinet: Cabinet) -> None:
+        link_id = cabinet.config.payment_link_id
+        if failed := await async_retire_links(self.payment_links.gateway, [link_id]):
+            LOGGER.error(
+                "Payment link %s of deleted cabinet %s could not be deactivated (%s); deactivate it "
+                "in the Stripe dashboard",
+                link_id,
+                cabinet.machine_id,
+                failed[link_id],
+            )
+            return
+        cabinet.set_accepting_payments(False)
 
     @callback
     def first_sign_of_life(self, cabinet: Cabinet) -> None:
@@ -100,8 +131,8 @@ class LinkKeeper:
 
     async def _async_offline_too_long(self, machine_id: str) -> None:
         self._offline_timers.pop(machine_id, None)
-        cabinet = self._cabinets[machine_id]
-        if cabinet.online is not False:
+        cabinet = self._cabinets.get(machine_id)
+        if cabinet is None or cabinet.online is not False:
             return
         LOGGER.warning("Cabinet %s is offline: its payment link stops taking payments", machine_id)
         await self._async_link_change(cabinet, self.payment_links.async_offline_rule(cabinet, True))

@@ -86,13 +86,16 @@ class LinkRetries:
             ir.async_delete_issue(self._hass, DOMAIN, link_issue_id(cabinet.machine_id))
 
     @callback
-    def cancel(self) -> None:
-        """The entry stops: no more retries, and its repairs go (the next start checks again)."""
-        for machine_id in list(self._timers):
-            self._cancel_timer(machine_id)
-        for machine_id in self._failures:
-            ir.async_delete_issue(self._hass, DOMAIN, link_issue_id(machine_id))
-        self._failures.clear()
+    def cancel(self, machine_id: str | None = None) -> None:
+        """The entry stops (or one cabinet was deleted): no more retries, and the repairs go.
+
+        The next start checks again; a deleted cabinet's link was retired.
+        """
+        machines = list(self._timers | self._failures) if machine_id is None else [machine_id]
+        for machine in machines:
+            self._cancel_timer(machine)
+            if self._failures.pop(machine, None) is not None:
+                ir.async_delete_issue(self._hass, DOMAIN, link_issue_id(machine))
 
     def _cancel_timer(self, machine_id: str) -> None:
         if (cancel := self._timers.pop(machine_id, None)) is not None:

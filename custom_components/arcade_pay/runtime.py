@@ -30,6 +30,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_track_time_interval
 
 from .cabinet_messages import CabinetMessages
+from .cabinet_roster import EntrySource, async_restore
 from .catch_up import CatchUp
 from .const import (
     CONF_CREDITS_PER_GAME,
@@ -55,7 +56,7 @@ from .link_keeper import LinkKeeper
 from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
 from .payment_links import PaymentLinks
 from .repairs import SignatureWatch, clear_unknown_cabinet_issues
-from .subentries import cabinet_configs, explicit_acks, register_devices
+from .subentries import cabinet_configs, register_devices
 
 RECONCILE_INTERVAL = timedelta(hours=1)
 HOUSEKEEPING_INTERVAL = timedelta(seconds=30)
@@ -121,6 +122,7 @@ class ArcadePayData:
     links: LinkKeeper
     messages: CabinetMessages
     signatures: SignatureWatch
+    source: EntrySource  # What the entry was built from (cabinet_roster.py).
     _unsubscribe: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -221,45 +223,14 @@ async def async_build(hass: HomeAssistant, entry: ConfigEntry) -> ArcadePayData:
             hass, cabinets, options.topic_prefix, options.credits_per_game, courier, links, work
         ),
         signatures=SignatureWatch(hass, entry.entry_id),
+        source=EntrySource.of(entry),
     )
     try:
-        await _async_restore(data, explicit_acks(entry))
+        await async_restore(data, entry, cabinets.values())
+        await courier.dispatcher.load(set(cabinets))
     except LedgerError as err:
         await hass.async_add_executor_job(ledger.close)
         raise ledger_unavailable(err) from err
+    courier.refresh_pending()
     register_devices(hass, entry, cabinets.values())
     return data
-
-
-async def _async_restore(data: ArcadePayData, explicit_acks: dict[str, bool]) -> None:
-    """Read totals, cabinet memory and outstanding pulses from the ledger."""
-    hass, ledger, cabinets = data.hass, data.ledger, data.cabinets
-    for totals in await hass.async_add_executor_job(ledger.totals):
-        cabinet = cabinets.get(totals.machine_id)
-        if cabinet is not None and totals.currency == cabinet.config.currency:
-            cabinet.revenue = totals.revenue
-            cabinet.payments = totals.payments
-            cabinet.last_payment = totals.last_payment_at
-    memory = await hass.async_add_executor_job(
-        ledger.cabinet_memory, list(cabinets), int(utcnow().timestamp())
-    )
-    planner = data.courier.planner
-    for machine_id, cabinet in cabinets.items():
-        remembered = memory.get(machine_id)
-        if (explicit := explicit_acks.get(machine_id)) is not None:
-            planner.set_acknowledges(machine_id, explicit, by_owner=True)
-        else:
-            planner.set_acknowledges(machine_id, bool(remembered and remembered.acknowledges))
-        if remembered is not None:
-            cabinet.paused = remembered.paused
-            cabinet.seen = remembered.seen
-            cabinet.offline_stopped = remembered.offline_stopped
-            # Not told about this link yet (new link, or memory from before schema 3):
-            # unknown, so the start's sync tells Stripe what the cabinet wants.
-            told = remembered.link_active
-            if remembered.link_id == cabinet.config.payment_link_id and told is not None:
-                cabinet.set_accepting_payments(told)
-        if cabinet.awaiting_first_sign:
-            planner.wait_for_first_sign(machine_id)
-    await data.courier.dispatcher.load(set(cabinets))
-    data.courier.refresh_pending()

@@ -1,7 +1,8 @@
 """The entry's cabinet subentries: each one's configuration, device, and explicit settings.
 
-Read at every start (a changed subentry reloads the entry); runtime.py builds the cabinets
-from them, __init__.py finds the links to retire when the entry is removed.
+Read at every start, and when a cabinet is added while running (cabinet_roster.py; a changed
+subentry reloads the entry); runtime.py builds the cabinets from them, __init__.py finds the
+links to retire when the entry is removed.
 """
 
 from __future__ import annotations

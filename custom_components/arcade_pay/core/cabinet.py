@@ -84,6 +84,8 @@ class Cabinet:
         self.paused = False
         self.seen = False
         self.offline_stopped = False
+        # Deleted while the entry runs: its link must never take money again.
+        self.removed = False
         self.mqtt_connected = True
         self._listeners: list[CabinetListener] = []
 
@@ -100,7 +102,7 @@ class Cabinet:
     @property
     def wants_payments(self) -> bool:
         """Whether the cabinet's link should take money now."""
-        return not (self.paused or self.awaiting_first_sign or self.offline_stopped)
+        return not (self.removed or self.paused or self.awaiting_first_sign or self.offline_stopped)
 
     @property
     def payments_state(self) -> PaymentsState:

@@ -74,9 +74,14 @@ class CreditDispatcher:
         self._ever_tracked: set[str] = set()
         self._notes = PublishNotes(ledger, run_blocking, clock)
 
-    async def load(self, known_cabinets: set[str] | None = None) -> None:
-        """Read what is still outstanding from the ledger; due at once (we just restarted)."""
+    async def load(self, known_cabinets: set[str] | None = None, *, cabinet: str | None = None) -> None:
+        """Read what is still outstanding from the ledger; due at once (we just restarted).
+
+        ``cabinet``: only the pulses of a cabinet added while running, none of them tracked yet.
+        """
         for pending in await self._run(self.ledger.undelivered):
+            if cabinet is not None and (pending.machine_id != cabinet or pending.payment_id in self.planner):
+                continue
             if known_cabinets is not None and pending.machine_id not in known_cabinets:
                 _LOGGER.warning(
                     "%d credit(s) of %s wait for cabinet %s, which is not configured",

@@ -196,6 +196,15 @@ class DeliveryPlanner:
         """Stop delivering a pulse (acknowledged, refunded, withdrawn); return it, if it was owed."""
         return self._outstanding.pop(payment_id, None)
 
+    def drop_cabinet(self, machine_id: str) -> None:
+        """A cabinet was deleted: stop delivering to it (the ledger still owes it, as at a restart).
+
+        A pulse on its way is left to finish: it was paid for that cabinet.
+        """
+        for outstanding in self.outstanding(machine_id):
+            if not outstanding.in_flight:
+                self.forget(outstanding.payment_id)
+
     def hurry(self, machine_id: str | None = None) -> None:
         """Make pulses due now: the cabinet (or MQTT) just came back."""
         for pulse in self._outstanding.values():

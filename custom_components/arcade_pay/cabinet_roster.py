@@ -1,0 +1,141 @@
+"""Which cabinets an entry runs: restored from the ledger at start, added and deleted while it runs.
+
+Adding or deleting a cabinet does not reload the entry, so the other cabinets' entities never
+go unavailable and back (their logbooks stay quiet) and their deliveries go on. Any other change
+(options, the API key, a cabinet's settings or price) still reloads it: every collaborator was
+built with those.
+
+A cabinet added while running gets what a start would give it, in the same order: its memory
+and outstanding pulses from the ledger while no payment can reach it yet (it is not routable),
+then, in one step, the routing, its device and entities, what it said on MQTT before
+(cabinet_messages.py keeps that), its link checked in Stripe, and its pulses sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+
+from .const import SUBENTRY_CABINET
+from .core.cabinet import Cabinet
+from .core.payments import utcnow
+from .entity import cabinet_added_signal
+from .repairs import clear_unknown_cabinet_issues
+from .subentries import cabinet_config, explicit_acks, register_devices
+
+if TYPE_CHECKING:
+    from .runtime import ArcadePayData
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySource:
+    """What a running entry was built from: tells a cabinet added or deleted from any other change."""
+
+    data: dict[str, Any]
+    options: dict[str, Any]
+    cabinets: dict[str, tuple[str, dict[str, Any]]]  # subentry id: title, data
+
+    @classmethod
+    def of(cls, entry: ConfigEntry) -> EntrySource:
+        """The entry as it is now."""
+        return cls(
+            dict(entry.data),
+            dict(entry.options),
+            {
+                subentry_id: (subentry.title, dict(subentry.data))
+                for subentry_id, subentry in entry.subentries.items()
+                if subentry.subentry_type == SUBENTRY_CABINET
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RosterChange:
+    """Cabinets added or deleted, and nothing else changed."""
+
+    added: list[ConfigSubentry]
+    deleted: set[str]  # subentry ids
+
+
+def roster_change(entry: ConfigEntry, source: EntrySource) -> RosterChange | None:
+    """What changed since ``source``, if only cabinets came or went; None when the entry must reload."""
+    now = EntrySource.of(entry)
+    if now.data != source.data or now.options != source.options:
+        return None
+    if any(now.cabinets[kept] != source.cabinets[kept] for kept in now.cabinets.keys() & source.cabinets):
+        return None
+    return RosterChange(
+        [entry.subentries[added] for added in now.cabinets.keys() - source.cabinets.keys()],
+        source.cabinets.keys() - now.cabinets.keys(),
+    )
+
+
+async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Iterable[Cabinet]) -> None:
+    """Read these cabinets' totals and memory from the ledger; raise LedgerError."""
+    hass, ledger = data.hass, data.ledger
+    restoring = {cabinet.machine_id: cabinet for cabinet in cabinets}
+    for totals in await hass.async_add_executor_job(ledger.totals):
+        cabinet = restoring.get(totals.machine_id)
+        if cabinet is not None and totals.currency == cabinet.config.currency:
+            cabinet.revenue = totals.revenue
+            cabinet.payments = totals.payments
+            cabinet.last_payment = totals.last_payment_at
+    memory = await hass.async_add_executor_job(
+        ledger.cabinet_memory, list(restoring), int(utcnow().timestamp())
+    )
+    planner = data.courier.planner
+    owner_says = explicit_acks(entry)
+    for machine_id, cabinet in restoring.items():
+        remembered = memory.get(machine_id)
+        if (explicit := owner_says.get(machine_id)) is not None:
+            planner.set_acknowledges(machine_id, explicit, by_owner=True)
+        else:
+            planner.set_acknowledges(machine_id, bool(remembered and remembered.acknowledges))
+        if remembered is not None:
+            cabinet.paused = remembered.paused
+            cabinet.seen = remembered.seen
+            cabinet.offline_stopped = remembered.offline_stopped
+            # Not told about this link yet (new link, or memory from before schema 3):
+            # unknown, so the start's sync tells Stripe what the cabinet wants.
+            told = remembered.link_active
+            if remembered.link_id == cabinet.config.payment_link_id and told is not None:
+                cabinet.set_accepting_payments(told)
+        if cabinet.awaiting_first_sign:
+            planner.wait_for_first_sign(machine_id)
+
+
+async def async_add_cabinets(
+    hass: HomeAssistant, entry: ConfigEntry, data: ArcadePayData, subentries: list[ConfigSubentry]
+) -> None:
+    """Run cabinets added while the entry runs; raise LedgerError (the caller reloads)."""
+    for subentry in subentries:
+        cabinet = Cabinet(cabinet_config(subentry))
+        await async_restore(data, entry, [cabinet])
+        await data.courier.dispatcher.load(cabinet=cabinet.machine_id)
+        # From here on payments reach it: no await until it is fully there.
+        data.cabinets[cabinet.machine_id] = cabinet
+        data.intake.cabinets_changed()
+        register_devices(hass, entry, [cabinet])
+        async_dispatcher_send(hass, cabinet_added_signal(entry.entry_id), cabinet)
+        data.links.add(cabinet)
+        data.messages.cabinet_added(cabinet)
+        clear_unknown_cabinet_issues(hass, [cabinet.machine_id])
+        data.courier.after_delivery_change(cabinet.machine_id)
+        data.courier.flush_soon()
+
+
+def remove_cabinets(data: ArcadePayData, subentry_ids: set[str]) -> list[Cabinet]:
+    """Stop running deleted cabinets (their links are retired next); return them."""
+    deleted = [c for c in data.cabinets.values() if c.config.subentry_id in subentry_ids]
+    for cabinet in deleted:
+        cabinet.removed = True  # Its link never takes money again, whatever is on its way.
+        del data.cabinets[cabinet.machine_id]
+        data.links.remove(cabinet)
+        data.courier.cabinet_removed(cabinet)
+    data.intake.cabinets_changed()
+    return deleted
