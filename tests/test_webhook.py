@@ -328,6 +328,20 @@ async def test_stripe_unreachable_answers_500_so_stripe_retries(
     assert [p["credits"] for p in pulses(mqtt_mock)] == [2]
 
 
+async def test_key_refused_while_pricing_a_payment_asks_for_a_new_key_and_stripe_retries(
+    hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
+) -> None:
+    """reauthentication-flow: the line-item lookup of a webhook, too (not only the action)."""
+    other = fake_stripe.add_older_link(MACHINE_ID, 150)
+    delivery = fake_stripe.complete_checkout(other["id"], quantity=2)
+    fake_stripe.fail_next, fake_stripe.fail_status = 10, 401
+    assert (await post(client, delivery))[0] == 500
+    await hass.async_block_till_done()
+    assert pulses(mqtt_mock) == []
+    flows = hass.config_entries.flow.async_progress_by_handler("arcade_pay")
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
+
+
 async def test_zero_quantity_from_stripe_does_not_credit(
     client: TestClient, fake_stripe: FakeStripe, mqtt_mock: MagicMock
 ) -> None:
