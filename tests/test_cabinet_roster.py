@@ -13,8 +13,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_ON
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 
+from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
 from fake_stripe import FakeStripe
@@ -188,3 +189,26 @@ async def test_link_turned_on_while_its_cabinet_is_deleted_ends_up_off(
     await hass.async_block_till_done(wait_background_tasks=True)
 
     assert fake_stripe.payment_links[link["id"]]["active"] is False
+
+
+async def test_payment_made_before_its_cabinet_was_added_stays_uncredited_and_its_repair_names_it(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    mqtt_mock: MagicMock,
+) -> None:
+    """Paid on an old link of a machine nobody had: no credit now either, and the repair says whose."""
+    older = fake_stripe.add_older_link(GALAGA, 150)
+    paid = await pay(hass_client_no_auth, fake_stripe, older["id"], 1)
+    issues = ir.async_get(hass)
+    assert issues.async_get_issue(DOMAIN, f"unknown_cabinet_{GALAGA}") is not None
+
+    await add_cabinet(hass, setup_entry, managed_link(fake_stripe, GALAGA), GALAGA)
+
+    assert issues.async_get_issue(DOMAIN, f"unknown_cabinet_{GALAGA}") is None
+    issue = issues.async_get_issue(DOMAIN, f"not_credited_{paid}")
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["cabinet"] == "Galaga"
+    assert coin_pulses(mqtt_mock) == []

@@ -21,10 +21,11 @@ from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
-from .const import SUBENTRY_CABINET
+from .const import CONF_MACHINE_ID, SUBENTRY_CABINET
 from .core.cabinet import Cabinet
 from .core.payments import utcnow
 from .entity import cabinet_added_signal
+from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
 from .repairs import clear_unknown_cabinet_issues
 from .subentries import cabinet_config, explicit_acks, register_devices
 
@@ -69,10 +70,16 @@ def roster_change(entry: ConfigEntry, source: EntrySource) -> RosterChange | Non
         return None
     if any(now.cabinets[kept] != source.cabinets[kept] for kept in now.cabinets.keys() & source.cabinets):
         return None
-    return RosterChange(
-        [entry.subentries[added] for added in now.cabinets.keys() - source.cabinets.keys()],
-        source.cabinets.keys() - now.cabinets.keys(),
-    )
+    added = [entry.subentries[added] for added in now.cabinets.keys() - source.cabinets.keys()]
+    deleted = source.cabinets.keys() - now.cabinets.keys()
+    running = {
+        data[CONF_MACHINE_ID]
+        for subentry_id, (_, data) in source.cabinets.items()
+        if subentry_id not in deleted
+    }
+    if any(subentry.data[CONF_MACHINE_ID] in running for subentry in added):
+        return None  # Two cabinets with one machine ID (the forms refuse it): the start sorts it out.
+    return RosterChange(added, deleted)
 
 
 async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Iterable[Cabinet]) -> None:
@@ -127,6 +134,8 @@ async def async_add_cabinets(
         clear_unknown_cabinet_issues(hass, [cabinet.machine_id])
         data.courier.after_delivery_change(cabinet.machine_id)
         data.courier.flush_soon()
+    # Its payments made before it was added stay uncredited: their repairs now name it.
+    await async_raise_not_credited_repairs(data.intake)
 
 
 def remove_cabinets(data: ArcadePayData, subentry_ids: set[str]) -> list[Cabinet]:
