@@ -212,3 +212,41 @@ async def test_payment_made_before_its_cabinet_was_added_stays_uncredited_and_it
     assert issue.translation_placeholders is not None
     assert issue.translation_placeholders["cabinet"] == "Galaga"
     assert coin_pulses(mqtt_mock) == []
+
+
+async def test_cabinet_deleted_while_the_start_up_sync_waits_on_stripe(
+    hass: HomeAssistant,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    config_entry: MockConfigEntry,
+    monkeypatch: Any,
+    caplog: Any,
+) -> None:
+    """The start asks Stripe about each cabinet's link; one is deleted meanwhile: the sync goes on."""
+    link = managed_link(fake_stripe, GALAGA)
+    config_entry.add_to_hass(hass)
+    template = cabinet_subentry(link, GALAGA, "Galaga")
+    galaga = ConfigSubentry(
+        data=template["data"], subentry_type=template["subentry_type"], title="Galaga", unique_id=GALAGA
+    )
+    hass.config_entries.async_add_subentry(config_entry, galaga)
+    release, waiting = asyncio.Event(), asyncio.Event()
+    payment_link = StripeGateway.payment_link
+
+    async def slow_answer(gateway: StripeGateway, link_id: str) -> Any:
+        waiting.set()
+        await release.wait()
+        return await payment_link(gateway, link_id)
+
+    monkeypatch.setattr(StripeGateway, "payment_link", slow_answer)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await asyncio.wait_for(waiting.wait(), 5)
+
+    assert hass.config_entries.async_remove_subentry(config_entry, galaga.subentry_id)
+    await hass.async_block_till_done()
+    release.set()
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert "changed size during iteration" not in caplog.text
+    assert fake_stripe.payment_links[link["id"]]["active"] is False
+    assert config_entry.state is ConfigEntryState.LOADED

@@ -54,8 +54,11 @@ class LinkKeeper:
 
     async def async_sync_links(self) -> None:
         """Put every cabinet's link in Stripe in line with why it should (not) take money."""
-        for cabinet in self._cabinets.values():
+        # A copy: cabinets may be added or deleted while Stripe answers.
+        for cabinet in list(self._cabinets.values()):
             # A cabinet waiting for its retry (link_retry.py) is left alone until then: backoff.
+            if cabinet.removed:
+                continue  # Its link was retired.
             if self.payment_links.out_of_line(cabinet) and not self._retries.waiting(cabinet):
                 await self._async_sync_link(cabinet)
 
