@@ -261,5 +261,5 @@ async def _async_restore(data: ArcadePayData, explicit_acks: dict[str, bool]) ->
                 cabinet.set_accepting_payments(told)
         if cabinet.awaiting_first_sign:
             planner.wait_for_first_sign(machine_id)
-    await data.courier.dispatcher.load(set(cabinets))
+    await data.courier.async_load(set(cabinets))
     data.courier.refresh_pending()
