@@ -13,11 +13,12 @@ from unittest.mock import MagicMock
 
 from aiohttp.test_utils import TestClient
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from homeassistant.components.mqtt import client as mqtt_client
 from homeassistant.core import HomeAssistant
 
+from custom_components.arcade_pay import mqtt_client_watch
 from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.courier import PUBACK_WAIT_FALLBACK, puback_wait
 from fake_stripe import FakeStripe
@@ -103,3 +104,50 @@ def test_puback_wait_is_home_assistants_or_ten_seconds(monkeypatch: pytest.Monke
         assert puback_wait() == PUBACK_WAIT_FALLBACK
     monkeypatch.delattr(mqtt_client, "TIMEOUT_ACK")  # A future Home Assistant may drop it.
     assert puback_wait() == PUBACK_WAIT_FALLBACK == 10.0
+
+
+class NewMqttClient:
+    """Home Assistant's MQTT client after the MQTT integration was reloaded (a new object)."""
+
+
+@pytest.mark.usefixtures("broker_silent_once")
+async def test_a_new_mqtt_client_gets_what_the_old_one_held(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    replacement = NewMqttClient()
+    monkeypatch.setattr(mqtt_client_watch, "mqtt_client", lambda hass: replacement)
+    second = await pay(client, fake_stripe, cabinet_link)
+    # Confirmed through the new client, which never had the first: that proves nothing about it.
+    async_fire_time_changed(hass)  # The first is due again at once.
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [first, second, first]
+    assert pending_credits(hass) == "0"
+    assert await unconfirmed(hass, setup_entry) == []
+
+
+@pytest.mark.usefixtures("broker_silent_once")
+async def test_an_entry_reload_after_a_new_mqtt_client_sends_again(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    await hass.config_entries.async_unload(setup_entry.entry_id)
+    replacement = NewMqttClient()
+    monkeypatch.setattr(mqtt_client_watch, "mqtt_client", lambda hass: replacement)
+    assert await hass.config_entries.async_setup(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [first, first]
+    assert pending_credits(hass) == "0"
+    assert await unconfirmed(hass, setup_entry) == []

@@ -21,14 +21,12 @@ from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 
 from .const import (
     ATTR_CREDITS,
     ATTR_MACHINE_ID,
     ATTR_PAYMENT_ID,
     ATTR_SOURCE,
-    DOMAIN,
     EVENT_CREDIT_ADDED,
     EVENT_TYPE_CREDIT_ADDED,
     LOGGER,
@@ -40,13 +38,11 @@ from .core.ledger import PaymentLedger
 from .core.payments import utcnow
 from .core.protocol import TOPIC_COIN_PULSE, CoinPulse, topic
 from .entry_work import EntryWork
+from .mqtt_client_watch import ClientWatch, remember_held, take_held
 from .repairs import sync_unacknowledged_issue, sync_undelivered_issue
 
 # Credits on their way longer than this raise a repair (housekeeping checks every 30 seconds).
 ALERT_AFTER = 600.0  # seconds
-# Unconfirmed pulses Home Assistant's MQTT client holds, kept across entry reloads: the next load
-# does not send them again (a doubled credit). A restart starts without them, as the client does.
-HELD_BY_MQTT_CLIENT: HassKey[set[str]] = HassKey(f"{DOMAIN}_held_by_mqtt_client")
 # Home Assistant's wait for a PUBACK (mqtt/client.py TIMEOUT_ACK), if it ever stops saying.
 PUBACK_WAIT_FALLBACK = 10.0  # seconds
 # A publish that took this share of that wait or more was not confirmed: Home Assistant's timer
@@ -97,6 +93,7 @@ class Courier:
         )
         self._wakeup: CALLBACK_TYPE | None = None
         self._publish_failing = False
+        self._client_watch = ClientWatch(hass)
 
     # --- read-only queries -------------------------------------------------------------
 
@@ -133,6 +130,8 @@ class Courier:
         """
         if self._work.stopping:  # The next start sends it, after reading the ledger.
             return PublishResult.REFUSED
+        if self._client_watch.replaced() and self.planner.mqtt_client_replaced():
+            LOGGER.warning("The MQTT client was replaced: coin pulses it held unconfirmed are sent again")
         message = CoinPulse(pulse.machine_id, pulse.credits, pulse.timestamp, pulse.payment_id)
         started = time.monotonic()
         try:
@@ -260,13 +259,10 @@ class Courier:
 
     async def async_load(self, known_cabinets: set[str]) -> None:
         """Read the pulses still owed from the ledger (core/delivery.py), knowing what MQTT holds."""
-        held = self._hass.data.setdefault(HELD_BY_MQTT_CLIENT, set())
-        await self.dispatcher.load(known_cabinets, held)
-        held.difference_update(pulse.payment_id for pulse in self.dispatcher.awaiting_broker())
+        await self.dispatcher.load(known_cabinets, take_held(self._hass))
 
     @callback
     def stop(self) -> None:
         """No more wake-ups; what MQTT holds unconfirmed is known to the next load (an entry reload)."""
         self._cancel_wakeup()
-        held = self._hass.data.setdefault(HELD_BY_MQTT_CLIENT, set())
-        held.update(pulse.payment_id for pulse in self.dispatcher.awaiting_broker())
+        remember_held(self._hass, (pulse.payment_id for pulse in self.dispatcher.awaiting_broker()))

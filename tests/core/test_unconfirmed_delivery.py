@@ -206,3 +206,18 @@ def test_migration_6_keeps_every_payment_and_adds_unconfirmed(tmp_path: Path) ->
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         (index,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'payments_undelivered'").fetchone()
     assert "unconfirmed = 1" in index
+
+
+def test_a_replaced_mqtt_client_makes_its_unconfirmed_pulses_due_again() -> None:
+    planner = DeliveryPlanner()
+    planner.add(pulse("cs_1", OLDER_CAB))
+    planner.take_due(0.0)
+    planner.publish_starting()
+    planner.published("cs_1", 0.0, confirmed=False)
+    assert planner.mqtt_client_replaced()
+    assert [o.payment_id for o in planner.take_due(0.0)] == ["cs_1"]
+    later = planner.publish_starting()
+    planner.published("cs_1", 0.0)
+    assert planner.confirmed_by(later) == []
+    assert len(planner) == 0
+    assert not planner.mqtt_client_replaced()  # Nothing was held.

@@ -209,6 +209,17 @@ class DeliveryPlanner:
         pulse.next_attempt = now + resend.backoff(pulse.attempts)
         return False
 
+    def mqtt_client_replaced(self) -> bool:
+        """The MQTT client that held the unconfirmed pulses is gone: they are due again, now.
+
+        Return whether there were any.
+        """
+        gone = [o for o in self._outstanding.values() if o.unconfirmed_at is not None]
+        for pulse in gone:
+            pulse.unconfirmed_at = None
+            pulse.next_attempt = 0.0
+        return bool(gone)
+
     def confirmed_by(self, publish_number: int) -> list[Outstanding]:
         """The broker confirmed publish ``publish_number``: return the pulses that proves, delivered.
 
