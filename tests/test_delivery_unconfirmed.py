@@ -24,7 +24,7 @@ from custom_components.arcade_pay.courier import PUBACK_WAIT_FALLBACK, puback_wa
 from fake_stripe import FakeStripe
 
 from .conftest import on_ledger_file, payment_state
-from .test_delivery import pay, pulses
+from .test_delivery import pay, pulses, set_connected
 
 PUBACK_WAIT = 0.05  # seconds: Home Assistant's wait, shortened
 
@@ -151,3 +151,25 @@ async def test_an_entry_reload_after_a_new_mqtt_client_sends_again(
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [first, first]
     assert pending_credits(hass) == "0"
     assert await unconfirmed(hass, setup_entry) == []
+
+
+@pytest.mark.usefixtures("broker_silent_once")
+async def test_a_new_mqtt_client_connecting_gets_what_the_old_one_held(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = await pay(client, fake_stripe, cabinet_link, quantity=2)
+    set_connected(hass, False)
+    replacement = NewMqttClient()
+    monkeypatch.setattr(mqtt_client_watch, "mqtt_client", lambda hass: replacement)
+    set_connected(hass, True)  # The MQTT integration reloaded: its new client connects.
+    await hass.async_block_till_done()
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [first, first]
+    assert pending_credits(hass) == "0"

@@ -130,8 +130,7 @@ class Courier:
         """
         if self._work.stopping:  # The next start sends it, after reading the ledger.
             return PublishResult.REFUSED
-        if self._client_watch.replaced() and self.planner.mqtt_client_replaced():
-            LOGGER.warning("The MQTT client was replaced: coin pulses it held unconfirmed are sent again")
+        self._check_mqtt_client()
         message = CoinPulse(pulse.machine_id, pulse.credits, pulse.timestamp, pulse.payment_id)
         started = time.monotonic()
         try:
@@ -161,6 +160,11 @@ class Courier:
             )
             return PublishResult.UNCONFIRMED
         return PublishResult.CONFIRMED
+
+    def _check_mqtt_client(self) -> None:
+        """A new MQTT client (the MQTT integration reloaded) never had what the old one held."""
+        if self._client_watch.replaced() and self.planner.mqtt_client_replaced():
+            LOGGER.warning("The MQTT client was replaced: coin pulses it held unconfirmed are sent again")
 
     @callback
     def _on_first_delivery(self, pulse: Pulse) -> None:
@@ -193,6 +197,7 @@ class Courier:
 
     async def async_flush(self) -> None:
         """Publish what is due, then sleep until the next pulse falls due (whatever went wrong)."""
+        self._check_mqtt_client()  # MQTT (re)connected: maybe through a new client.
         try:
             await self.dispatcher.flush()
         finally:
