@@ -13,8 +13,10 @@ only core and repairs.py. Entities and diagnostics read its queries (``mqtt_conn
 from __future__ import annotations
 
 from collections.abc import Mapping
+import time
 
 from homeassistant.components import mqtt
+from homeassistant.components.mqtt import client as mqtt_client
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
@@ -30,16 +32,35 @@ from .const import (
     LOGGER,
 )
 from .core.cabinet import Cabinet, CabinetEvent
-from .core.delivery import AckResult, CreditDispatcher, Pulse
+from .core.delivery import AckResult, CreditDispatcher, PublishResult, Pulse
 from .core.delivery_planner import DeliveryPlanner
 from .core.ledger import PaymentLedger
 from .core.payments import utcnow
 from .core.protocol import TOPIC_COIN_PULSE, CoinPulse, topic
 from .entry_work import EntryWork
+from .mqtt_client_watch import ClientWatch, remember_held, take_held
 from .repairs import sync_unacknowledged_issue, sync_undelivered_issue
 
 # Credits on their way longer than this raise a repair (housekeeping checks every 30 seconds).
 ALERT_AFTER = 600.0  # seconds
+# Home Assistant's wait for a PUBACK (mqtt/client.py TIMEOUT_ACK), if it ever stops saying.
+PUBACK_WAIT_FALLBACK = 10.0  # seconds
+# A publish that took this share of that wait or more was not confirmed: Home Assistant's timer
+# fires at the wait, measured from a moment just after ours began, so the margin only absorbs
+# clock rounding; a PUBACK that came in that last 5 % counts as missing (sent again after a
+# restart, at worst a doubled credit, never a lost one).
+UNCONFIRMED_SHARE = 0.95
+
+
+def puback_wait() -> float:
+    """Seconds Home Assistant waits for a PUBACK before it returns from a publish anyway.
+
+    Read at each publish: tests shorten it, and a future Home Assistant may change or drop it.
+    """
+    wait = getattr(mqtt_client, "TIMEOUT_ACK", None)
+    if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0:
+        return float(wait)
+    return PUBACK_WAIT_FALLBACK
 
 
 def event_data(cabinet: Cabinet) -> dict[str, str | None]:
@@ -72,6 +93,7 @@ class Courier:
         )
         self._wakeup: CALLBACK_TYPE | None = None
         self._publish_failing = False
+        self._client_watch = ClientWatch(hass)
 
     # --- read-only queries -------------------------------------------------------------
 
@@ -100,11 +122,17 @@ class Courier:
 
     # --- pulses out ----------------------------------------------------------------------
 
-    async def _async_publish_pulse(self, pulse: Pulse) -> bool:
-        """Publish one coin pulse; False when MQTT refused it, or the entry is unloading."""
+    async def _async_publish_pulse(self, pulse: Pulse) -> PublishResult:
+        """Publish one coin pulse; REFUSED when MQTT refused it, or the entry is unloading.
+
+        Home Assistant returns normally when no PUBACK came within its wait (it only logs "No ACK
+        from MQTT server"): a publish that took that long is UNCONFIRMED (core/delivery.py).
+        """
         if self._work.stopping:  # The next start sends it, after reading the ledger.
-            return False
+            return PublishResult.REFUSED
+        self._check_mqtt_client()
         message = CoinPulse(pulse.machine_id, pulse.credits, pulse.timestamp, pulse.payment_id)
+        started = time.monotonic()
         try:
             await mqtt.async_publish(
                 self._hass,
@@ -119,11 +147,24 @@ class Courier:
                     "Coin pulses cannot be sent (%s); they wait and are sent when MQTT is back", err
                 )
                 self._publish_failing = True
-            return False
+            return PublishResult.REFUSED
         if self._publish_failing:
             LOGGER.info("Coin pulses are being sent again")
             self._publish_failing = False
-        return True
+        if time.monotonic() - started >= UNCONFIRMED_SHARE * puback_wait():
+            LOGGER.warning(
+                "The MQTT broker did not confirm coin pulse %s for cabinet %s; its credits stay pending"
+                " until a later pulse is confirmed (the MQTT client sends it when it reconnects)",
+                pulse.payment_id,
+                pulse.machine_id,
+            )
+            return PublishResult.UNCONFIRMED
+        return PublishResult.CONFIRMED
+
+    def _check_mqtt_client(self) -> None:
+        """A new MQTT client (the MQTT integration reloaded) never had what the old one held."""
+        if self._client_watch.replaced() and self.planner.mqtt_client_replaced():
+            LOGGER.warning("The MQTT client was replaced: coin pulses it held unconfirmed are sent again")
 
     @callback
     def _on_first_delivery(self, pulse: Pulse) -> None:
@@ -145,13 +186,18 @@ class Courier:
         self._work.spawn(self._async_deliver(payment_id, machine_id))
 
     async def _async_deliver(self, payment_id: str, machine_id: str) -> None:
+        # A confirmed publish may prove unconfirmed pulses of other cabinets delivered too.
+        cabinets = {machine_id} | {pulse.machine_id for pulse in self.dispatcher.awaiting_broker()}
         try:
             await self.dispatcher.deliver(payment_id)
         finally:
-            self.after_delivery_change(machine_id)
+            for cabinet in cabinets:
+                self.refresh_pending(cabinet)
+            self.schedule_wakeup()
 
     async def async_flush(self) -> None:
         """Publish what is due, then sleep until the next pulse falls due (whatever went wrong)."""
+        self._check_mqtt_client()  # MQTT (re)connected: maybe through a new client.
         try:
             await self.dispatcher.flush()
         finally:
@@ -216,6 +262,10 @@ class Courier:
             age = (now - oldest.timestamp).total_seconds() if oldest else 0.0
             sync_undelivered_issue(self._hass, cabinet, oldest is not None and age >= ALERT_AFTER)
 
+    async def async_load(self, known_cabinets: set[str]) -> None:
+        """Read the pulses still owed from the ledger (core/delivery.py), knowing what MQTT holds."""
+        await self.dispatcher.load(known_cabinets, take_held(self._hass))
+
     @callback
     def cabinet_removed(self, cabinet: Cabinet) -> None:
         """A deleted cabinet: nothing more is sent to it, and its delivery repairs go."""
@@ -226,5 +276,6 @@ class Courier:
 
     @callback
     def stop(self) -> None:
-        """No more wake-ups."""
+        """No more wake-ups; what MQTT holds unconfirmed is known to the next load (an entry reload)."""
         self._cancel_wakeup()
+        remember_held(self._hass, (pulse.payment_id for pulse in self.dispatcher.awaiting_broker()))

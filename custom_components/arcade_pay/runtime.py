@@ -227,7 +227,7 @@ async def async_build(hass: HomeAssistant, entry: ConfigEntry) -> ArcadePayData:
     )
     try:
         await async_restore(data, entry, cabinets.values())
-        await courier.dispatcher.load(set(cabinets))
+        await courier.async_load(set(cabinets))
     except LedgerError as err:
         await hass.async_add_executor_job(ledger.close)
         raise ledger_unavailable(err) from err

@@ -12,6 +12,12 @@ writes that fail after the broker took a pulse (retried, never the publish), web
 that go away after the payment was recorded (Stripe delivers it again) and the bound on re-sends
 to a cabinet whose acks are lost (given up on, sent again when it says it is online).
 
+The broker can also go silent (no PUBACK within Home Assistant's wait, so the publish is
+unconfirmed): either it hangs and the MQTT client holds the message, sending it when the broker
+answers again or MQTT reconnects (gone with the process on a restart), or it takes the message and
+only the PUBACK is lost. An older cabinet's pulse is never published twice by one process; a
+restart may send an unconfirmed one again (the documented at-least-once boundary).
+
 Safety is checked after every step, liveness (everything paid for gets there, exactly once)
 after bringing the whole world back up.
 """
@@ -34,7 +40,7 @@ from hypothesis import event, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 import pytest
 
-from custom_components.arcade_pay.core.delivery import AckResult, CreditDispatcher, Pulse
+from custom_components.arcade_pay.core.delivery import AckResult, CreditDispatcher, PublishResult, Pulse
 from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.core.ledger import (
     LedgerError,
@@ -131,6 +137,16 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.lost_offline: Counter[str] = Counter()
         self.violations: list[str] = []
         self.restarts = 0
+        # The broker gives no PUBACK: "holds" (hung: the MQTT client keeps the message) or "took"
+        # (it delivered the message, only the PUBACK is lost); None: it answers.
+        self.broker_silent: str | None = None
+        self.client_holds: list[Pulse] = []  # unconfirmed, in the MQTT client: sent when it can
+        self.process_sends: Counter[str] = Counter()  # publishes MQTT took, in this process
+        self.handed_to_mqtt: set[str] = set()  # ever (not refused), in any process
+        self.ever_unconfirmed: set[str] = set()
+        self.delivered_unconfirmed: set[str] = set()  # reached the broker through an unconfirmed publish
+        self.resent_unconfirmed: Counter[str] = Counter()  # sent again by a restart, maybe delivered
+        self.confirming_payments = 0
         self.ledger = PaymentLedger(self.directory / "ledger.db")
         self.ledger.open()
         self.dispatcher = self._new_dispatcher()  # Cabinets' status unknown at first: not held.
@@ -140,10 +156,21 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _clock(self) -> float:
         return self.now
 
-    async def _publish(self, pulse: Pulse) -> bool:
+    async def _publish(self, pulse: Pulse) -> bool | PublishResult:
         if not self.mqtt_up:
             event("publish refused: MQTT down, not known to be")
             return False
+        self.handed_to_mqtt.add(pulse.payment_id)
+        self.process_sends[pulse.payment_id] += 1
+        if pulse.machine_id == OLDER_CAB and self.process_sends[pulse.payment_id] > 1:
+            self.violations.append(f"{pulse.payment_id} published twice by one process")
+        if self.broker_silent == "holds":
+            event("publish unconfirmed: the MQTT client holds it")
+            self.sends_this_round[pulse.payment_id] += 1
+            self.unnoted_sends[pulse.payment_id] += 1
+            self.ever_unconfirmed.add(pulse.payment_id)
+            self.client_holds.append(pulse)
+            return self._after_publish(pulse, PublishResult.UNCONFIRMED)
         planner = self.dispatcher.planner
         if not planner.mqtt_connected or planner.cabinet_online(pulse.machine_id) is False:
             self.violations.append(f"published {pulse.payment_id} while it should have been held")
@@ -152,21 +179,41 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.violations.append(f"published {pulse} but paid {paid}")
         if pulse.payment_id in self.refunded_undelivered:
             self.violations.append(f"published {pulse.payment_id} after it was refunded and forgotten")
-        self.accepted[pulse.payment_id] += 1
         self.sends_this_round[pulse.payment_id] += 1
         self.unnoted_sends[pulse.payment_id] += 1
+        self._broker_takes(pulse)
+        if self.broker_silent == "took":
+            event("publish unconfirmed: the broker took it, its PUBACK is lost")
+            self.ever_unconfirmed.add(pulse.payment_id)
+            self.delivered_unconfirmed.add(pulse.payment_id)
+            return self._after_publish(pulse, PublishResult.UNCONFIRMED)
+        return self._after_publish(pulse, PublishResult.CONFIRMED)
+
+    def _after_publish(self, pulse: Pulse, result: PublishResult) -> PublishResult:
+        if self.crash_armed:
+            event("crash between a publish and its ledger write")
+            self.crash_armed = False
+            self.crashed[pulse.payment_id] += 1
+            raise SimulatedCrash(pulse.payment_id)
+        return result
+
+    def _broker_takes(self, pulse: Pulse) -> None:
+        self.accepted[pulse.payment_id] += 1
         cabinet = self.cabinets[pulse.machine_id]
         if cabinet.online:
             cabinet.receive(pulse)
         else:
             self.lost_offline[pulse.payment_id] += 1
             event(f"pulse to {pulse.machine_id} lost: cabinet offline, not known to be")
-        if self.crash_armed:
-            event("crash between a publish and its ledger write")
-            self.crash_armed = False
-            self.crashed[pulse.payment_id] += 1
-            raise SimulatedCrash(pulse.payment_id)
-        return True
+
+    def _broker_answers(self) -> None:
+        """The broker answers again (or MQTT reconnected): the MQTT client sends what it held, first."""
+        self.broker_silent = None
+        for pulse in self.client_holds:
+            event("the MQTT client sends a message it held")
+            self._broker_takes(pulse)
+            self.delivered_unconfirmed.add(pulse.payment_id)
+        self.client_holds.clear()
 
     async def _run_blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         if self.write_failures_armed and function == self.ledger.mark_published:
@@ -200,6 +247,12 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def _restart(self) -> None:
         self.restarts += 1
+        # The MQTT client ends with the process: what it held is lost, the ledger sends it again.
+        self.client_holds.clear()
+        self.process_sends.clear()
+        unconfirmed = {u.payment_id for u in self.ledger.undelivered() if u.unconfirmed}
+        for payment_id in (unconfirmed | self.dispatcher.unnoted()) & self.delivered_unconfirmed:
+            self.resent_unconfirmed[payment_id] += 1  # The at-least-once boundary.
         # Publishes the ledger never noted are sent again after a restart, like one a crash cut
         # off: as many as there were (several, when the ledger write failed several times).
         for payment_id in self.dispatcher.unnoted():
@@ -299,6 +352,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         if (
             payment_id not in self.paid
             or self.accepted[payment_id]
+            or payment_id in self.handed_to_mqtt
             or payment_id in self.refunded_undelivered
         ):
             return
@@ -329,9 +383,26 @@ class DeliveryMachine(RuleBasedStateMachine):
         if not self.mqtt_up:
             self.dispatcher.planner.set_mqtt_connected(False)
 
+    @rule(took=st.booleans())
+    def broker_goes_silent(self, took: bool) -> None:
+        """No PUBACK within Home Assistant's wait: the broker hangs, or only its PUBACKs are lost."""
+        if self.mqtt_up:
+            self.broker_silent = "took" if took else "holds"
+
+    @rule(index=st.integers(0, SESSIONS - 1), took=st.booleans())
+    def pay_while_the_broker_is_silent(self, index: int, took: bool) -> None:
+        self.broker_goes_silent(took)
+        self.pay(index)
+
+    @rule()
+    def broker_answers_again(self) -> None:
+        if self.mqtt_up:
+            self._broker_answers()
+
     @rule()
     def mqtt_back(self) -> None:
         self.mqtt_up = True
+        self._broker_answers()  # A new connection: the client sends what it held first.
         self.dispatcher.planner.set_mqtt_connected(True)
         self.dispatcher.planner.hurry()
         self._guarded(self.dispatcher.flush)
@@ -350,7 +421,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     @rule(machine_id=st.sampled_from(CABINETS))
     def status_arrives(self, machine_id: str) -> None:
         """The retained status (or the last will) reaches Home Assistant."""
-        if not self.mqtt_up:
+        if not self.mqtt_up or self.broker_silent == "holds":
             return
         online = self.cabinets[machine_id].online
         was = self.dispatcher.planner.cabinet_online(machine_id)
@@ -368,7 +439,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         cabinet = self.cabinets[ACK_CAB]
         if lose:
             cabinet.acks.clear()
-        elif self.mqtt_up and cabinet.online:
+        elif self.mqtt_up and cabinet.online and self.broker_silent != "holds":
             self._deliver_acks()
 
     @rule(index=st.integers(0, SESSIONS - 1), machine_id=st.sampled_from([*CABINETS, "other-cab"]))
@@ -420,6 +491,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         # when the cabinet reconnects (it says online again).
         if not (self.mqtt_up and self.dispatcher.planner.mqtt_connected):
             self.mqtt_back()
+        self._broker_answers()
         for name, cabinet in self.cabinets.items():
             if (
                 not cabinet.online
@@ -430,6 +502,10 @@ class DeliveryMachine(RuleBasedStateMachine):
         for payment_id in sorted(self.unanswered):  # Stripe delivers what it had no answer for.
             self.pay(int(payment_id.removeprefix("cs_")))
         self._run(self.dispatcher.flush())
+        if self.dispatcher.awaiting_broker():  # The next payment's confirmed publish proves them.
+            event("unconfirmed pulses proven by a later payment")
+            self.pay(SESSIONS + self.confirming_payments)
+            self.confirming_payments += 1
         for _ in range(10):
             self._deliver_acks()
             self.now += BACKOFF_MAX + 1
@@ -449,6 +525,8 @@ class DeliveryMachine(RuleBasedStateMachine):
                 continue
             if payment_id in self.refunded_delivered:
                 assert state is PaymentState.REFUNDED, (payment_id, state)
+                if payment_id in self.ever_unconfirmed:
+                    continue  # Refunded in full while unconfirmed: the money went back instead.
             if machine_id == ACK_CAB:
                 assert applied == 1, (payment_id, applied)
                 if payment_id not in self.refunded_delivered:
@@ -459,7 +537,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             if payment_id not in self.refunded_delivered:
                 assert state is PaymentState.PUBLISHED, (payment_id, state)
             lost = self.lost_offline[payment_id]
-            if self.crashed[payment_id]:
+            if self.crashed[payment_id] or self.resent_unconfirmed[payment_id]:
                 assert applied == 1 or lost >= 1, (payment_id, applied, lost)
                 continue
             assert self.accepted[payment_id] == 1, (payment_id, self.accepted[payment_id])
@@ -480,7 +558,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def older_cabinet_pulses_are_sent_once(self) -> None:
         for payment_id, (machine_id, _) in self.paid.items():
             if machine_id == OLDER_CAB:
-                limit = 1 + self.crashed[payment_id]
+                limit = 1 + self.crashed[payment_id] + self.resent_unconfirmed[payment_id]
                 assert self.accepted[payment_id] <= limit, (payment_id, self.accepted[payment_id])
 
     @invariant()

@@ -327,6 +327,18 @@ PRAGMA user_version = 1;
 """
 
 
+def undo_migration_6(path: Path) -> None:
+    """Bring a closed ledger file back to schema 5: no ``unconfirmed`` column, the old index."""
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "DROP INDEX payments_undelivered;"
+            " ALTER TABLE payments DROP COLUMN unconfirmed;"
+            " CREATE INDEX payments_undelivered ON payments (received_at)"
+            " WHERE state = 'pending' OR awaiting_ack = 1;"
+            " PRAGMA user_version = 5;"
+        )
+
+
 def test_file_of_the_first_schema_is_migrated_with_its_data(path: Path) -> None:
     path.parent.mkdir(parents=True)
     with closing(sqlite3.connect(path)) as db:
@@ -379,6 +391,7 @@ def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Pa
             ledger.set_cabinet_acknowledges(machine_id)
     finally:
         ledger.close()
+    undo_migration_6(path)
     with closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA user_version = 4")  # As schema 4 left it.
         db.commit()

@@ -20,7 +20,7 @@ Scenarios: (a) the broker stopped while payments arrive, for a cabinet that ackn
 for one that does not (the earlier system's); (b) Home Assistant restarted with pulses
 unacknowledged, held for an offline cabinet and held for a broker that is down; (c) the
 broker killed during bursts of concurrent deliveries while every other ack is lost; (d) the
-broker hanging on a pulse, then crashing, then Home Assistant restarting (a known bug, xfail).
+broker hanging on a pulse, then crashing, then Home Assistant restarting.
 """
 
 from __future__ import annotations
@@ -826,18 +826,7 @@ async def test_broker_killed_during_burst_with_lost_acks(
 
 # --- d. the broker hangs on a pulse (no PUBACK), then Home Assistant restarts ---------------------
 
-NO_PUBACK_BUG = (
-    "BUG: a coin pulse the broker never acknowledged is recorded as delivered. Home Assistant's"
-    " mqtt.async_publish returns normally when no PUBACK comes within 10 s (it only logs 'No ACK"
-    " from MQTT server'); courier.py's publish returns True, delivery.py _send_one calls"
-    " ledger.mark_published(awaiting_ack=False) and, for a cabinet that does not acknowledge,"
-    " DeliveryPlanner.published drops the pulse. The message then lives only in the paho client's"
-    " memory: after a Home Assistant restart ledger.undelivered() no longer lists it and the"
-    " credit never reaches the cabinet (lost)."
-)
 
-
-@pytest.mark.xfail(strict=True, reason=NO_PUBACK_BUG)
 async def test_pulse_without_puback_survives_restart_older_cabinet(
     hass: HomeAssistant,
     aiohttp_client: Any,
@@ -879,6 +868,15 @@ async def test_pulse_without_puback_survives_restart_older_cabinet(
             return states.get(hung) is PaymentState.PUBLISHED
 
         await wait_until(first_hass, given_up, "Home Assistant to give up waiting for the PUBACK")
+
+        # Not confirmed by the broker: still pending, and the ledger says so.
+        async def still_pending() -> bool:
+            pending = first_hass.states.get("sensor.pac_man_pending_credits")
+            return pending is not None and pending.state == "3"
+
+        await wait_until(first_hass, still_pending, "the hung pulse's credits to show as pending", deadline=2)
+        hung_undelivered = await on_ledger_file(first_hass, entry, lambda ledger: ledger.undelivered())
+        assert [(u.payment_id, u.unconfirmed) for u in hung_undelivered] == [(hung, True)]
         broker.kill()
         tally.fault("broker killed")
 

@@ -9,7 +9,11 @@ Plain Python (no Home Assistant import), driven by the integration and by the pr
   (resend.py: also what makes a cabinet count as acknowledging); at once when it comes back
   online or MQTT reconnects. Cabinets drop pulses they already applied.
 * A cabinet that never acknowledges (the earlier system's) gets each pulse once: a QoS 1 publish the
-  broker accepted while connected is all that can be known.
+  broker confirmed (PUBACK) is all that can be known. One left unconfirmed stays with the MQTT
+  client, which sends it on reconnecting, while this process runs: not published again here (a
+  doubled credit), it stays owed and ``unconfirmed`` in the ledger, sent once more after a restart;
+  a later publish the broker confirms proves it delivered (planner's ``confirmed_by``). The
+  at-least-once boundary this leaves is in the README (How credits are counted).
 
 What is owed and when it is due is the planner's (delivery_planner.py, without I/O, one record
 per pulse); the dispatcher adds the ledger, the publish and the notes of what was published.
@@ -17,17 +21,19 @@ per pulse); the dispatcher adds the ledger, the publish and the notes of what wa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 import logging
 from typing import Any
 
 from .delivery_planner import DeliveryPlanner
+from .delivery_queries import DeliveryQueries
 
 # Re-exported: callers import the records of delivery from here.
 from .delivery_records import (
     AckResult as AckResult,  # noqa: PLC0414
     Outstanding,
+    PublishResult as PublishResult,  # noqa: PLC0414
     Pulse as Pulse,  # noqa: PLC0414
     Withdrawn as Withdrawn,  # noqa: PLC0414
 )
@@ -37,7 +43,8 @@ from .publish_notes import PublishNotes, RunBlocking
 _LOGGER = logging.getLogger(__name__)
 
 
-type Publish = Callable[[Pulse], Awaitable[bool]]
+# True: confirmed by the broker, False: refused (the simple answer of a publish that always confirms).
+type Publish = Callable[[Pulse], Awaitable[bool | PublishResult]]
 type Delivered = Callable[[Pulse], None]
 
 
@@ -45,12 +52,12 @@ async def _run_inline[T](function: Callable[..., T], *args: Any) -> T:
     return function(*args)
 
 
-class CreditDispatcher:
+class CreditDispatcher(DeliveryQueries):
     """Gets every recorded payment's credits to its cabinet, exactly once.
 
     The ledger is the truth: a payment is recorded before anything is published, and what
-    is outstanding after a restart is read back from it. ``publish`` returns False when
-    MQTT refused the message; ``clock`` is the one clock, in seconds since the epoch: when
+    is outstanding after a restart is read back from it. ``publish`` answers a PublishResult
+    (True: confirmed, False: refused); ``clock`` is the one clock, in seconds since the epoch: when
     pulses fall due and the times noted in the ledger; ``run_blocking`` runs ledger calls off
     the event loop; ``delivered`` is told when a pulse first reaches MQTT (to update entities).
     """
@@ -74,10 +81,17 @@ class CreditDispatcher:
         self._ever_tracked: set[str] = set()
         self._notes = PublishNotes(ledger, run_blocking, clock)
 
-    async def load(self, known_cabinets: set[str] | None = None, *, cabinet: str | None = None) -> None:
+    async def load(
+        self,
+        known_cabinets: set[str] | None = None,
+        held: Collection[str] = (),
+        *,
+        cabinet: str | None = None,
+    ) -> None:
         """Read what is still outstanding from the ledger; due at once (we just restarted).
 
-        ``cabinet``: only the pulses of a cabinet added while running, none of them tracked yet.
+        ``held``: unconfirmed pulses the MQTT client still holds (an entry reload): not sent again.
+        ``cabinet``: only the untracked pulses of a cabinet added while running.
         """
         for pending in await self._run(self.ledger.undelivered):
             if cabinet is not None and (pending.machine_id != cabinet or pending.payment_id in self.planner):
@@ -91,9 +105,14 @@ class CreditDispatcher:
                 )
                 continue
             self._ever_tracked.add(pending.payment_id)
-            if pending.attempts and not self.planner.acknowledges(pending.machine_id):
-                # Sent while the cabinet counted as acknowledging; it does not (any more): a sent
-                # pulse is delivered, as for any cabinet that does not acknowledge.
+            if pending.unconfirmed and pending.payment_id in held:
+                self._track(Pulse.owed(pending, pending.credits), pending.attempts, awaiting_broker=True)
+                continue
+            # Unconfirmed: sent again, the MQTT client that held it ended with the last process.
+            confirmed = pending.attempts and not pending.unconfirmed
+            if confirmed and not self.planner.acknowledges(pending.machine_id):
+                # Sent while the cabinet counted as acknowledging; it does not (any more): a
+                # confirmed pulse is delivered, as for any cabinet that does not acknowledge.
                 await self._run(
                     self.ledger.mark_published, pending.payment_id, self._now(), False, pending.attempts
                 )
@@ -101,35 +120,13 @@ class CreditDispatcher:
             # Due at once, whatever its backoff was: we just restarted (unless given up on).
             self._track(Pulse.owed(pending, pending.credits), pending.attempts)
 
-    def _track(self, pulse: Pulse, attempts: int = 0) -> None:
-        self.planner.add(pulse, attempts)
+    def _track(self, pulse: Pulse, attempts: int = 0, awaiting_broker: bool = False) -> None:
+        self.planner.add(pulse, attempts, awaiting_broker=awaiting_broker)
         self._ever_tracked.add(pulse.payment_id)
 
     def _now(self) -> datetime:
         """The clock's time, for the ledger."""
         return datetime.fromtimestamp(self._clock(), UTC)
-
-    def outstanding_credits(self, machine_id: str) -> int:
-        """Credits recorded for a cabinet but not yet known to be delivered."""
-        return sum(o.pulse.credits for o in self.planner.outstanding(machine_id))
-
-    def given_up_credits(self, machine_id: str) -> int:
-        """Credits a cabinet never acknowledged, not sent again for now (resend.py)."""
-        return sum(o.pulse.credits for o in self.planner.given_up(machine_id))
-
-    def oldest_outstanding(self, machine_id: str | None = None) -> Pulse | None:
-        """Return the oldest pulse still outstanding."""
-        pulses = [o.pulse for o in self.planner.outstanding(machine_id)]
-        return min(pulses, key=lambda p: p.timestamp, default=None)
-
-    def pulse(self, payment_id: str) -> Pulse | None:
-        """Return an outstanding pulse."""
-        return self.planner.pulse(payment_id)
-
-    def published_once(self, payment_id: str) -> bool:
-        """Return whether a pulse has reached MQTT at least once (or is no longer outstanding)."""
-        outstanding = self.planner.get(payment_id)
-        return outstanding is None or outstanding.attempts > 0
 
     async def accept(
         self,
@@ -207,19 +204,26 @@ class CreditDispatcher:
     async def _send_one(self, outstanding: Outstanding) -> None:
         pulse = outstanding.pulse
         first_time = outstanding.attempts == 0
-        if not await self._publish(pulse):
+        number = self.planner.publish_starting()
+        result = PublishResult.of(await self._publish(pulse))
+        if result is PublishResult.REFUSED:
             self.planner.failed(pulse.payment_id, self._clock())
             return
-        # The broker took it: delivered (or one attempt more) in memory, whatever the ledger write
-        # does. Publishing again because a write failed doubled credits on cabinets that cannot tell.
-        self._notes.add(
-            pulse.payment_id, self.planner.acknowledges(pulse.machine_id), outstanding.attempts + 1
-        )
-        self.planner.published(pulse.payment_id, self._clock())
+        # MQTT took it: delivered (or one attempt more) in memory, whatever the ledger write does.
+        # Publishing again because a write failed doubled credits on cabinets that cannot tell.
+        confirmed = result is PublishResult.CONFIRMED
+        acknowledges = self.planner.acknowledges(pulse.machine_id)
+        self._notes.add(pulse.payment_id, acknowledges, outstanding.attempts + 1, unconfirmed=not confirmed)
+        self.planner.published(pulse.payment_id, self._clock(), confirmed)
+        proven = self.planner.confirmed_by(number) if confirmed else []
+        for earlier in proven:  # Delivered now: the ledger must not send them again after a restart.
+            self._notes.add(earlier.payment_id, False, earlier.attempts, unconfirmed=False)
         if first_time and self._delivered is not None:
             self._delivered(pulse)
         # Written after the publish: a crash in between re-sends, and cabinets drop repeats.
         await self._notes.write(pulse.payment_id)
+        for earlier in proven:
+            await self._notes.write(earlier.payment_id)
 
     async def write_notes(self) -> None:
         """Write the publish notes the ledger still owes (publish_notes.py)."""
@@ -282,7 +286,8 @@ class CreditDispatcher:
         gets back; ``put_back`` if the refund fails.
         """
         outstanding = self.planner.get(payment_id)
-        if outstanding is None or outstanding.in_flight:
+        # Held by the MQTT client, unconfirmed: it may reach the cabinet at any moment too.
+        if outstanding is None or outstanding.in_flight or self.planner.awaiting_broker(outstanding):
             return None
         self.forget(payment_id)
         return Withdrawn(outstanding)

@@ -30,6 +30,8 @@ class DeliveryPlanner:
     # Cabinets that never showed a sign of life: a pulse sent there would reach nobody.
     _waiting_first_sign: set[str] = field(default_factory=set, init=False)
     _outstanding: dict[str, Outstanding] = field(default_factory=dict, init=False)
+    # Publishes started by this process: orders them, to tell which confirms which.
+    _publishes_started: int = field(default=0, init=False)
 
     # --- what the planner knows about MQTT and the cabinets --------------------------------
 
@@ -86,10 +88,18 @@ class DeliveryPlanner:
 
     # --- outstanding pulses ------------------------------------------------------------------
 
-    def add(self, pulse: Pulse, attempts: int = 0, due_at: float = 0.0) -> None:
-        """Track a pulse to deliver (unless it is already); ``attempts`` counts earlier publishes."""
+    def add(
+        self, pulse: Pulse, attempts: int = 0, due_at: float = 0.0, awaiting_broker: bool = False
+    ) -> None:
+        """Track a pulse to deliver (unless it is already); ``attempts`` counts earlier publishes.
+
+        ``awaiting_broker``: published unconfirmed before, still held by the MQTT client.
+        """
         if pulse.payment_id not in self._outstanding:
-            self._outstanding[pulse.payment_id] = Outstanding(pulse, attempts, due_at)
+            unconfirmed_at = self._publishes_started if awaiting_broker else None
+            self._outstanding[pulse.payment_id] = Outstanding(
+                pulse, attempts, due_at, unconfirmed_at=unconfirmed_at
+            )
 
     def get(self, payment_id: str) -> Outstanding | None:
         """Return an outstanding pulse's record, or None."""
@@ -141,6 +151,22 @@ class DeliveryPlanner:
             pulse.next_attempt = 0.0
         return bool(given_up)
 
+    def awaiting_broker(self, pulse: Outstanding) -> bool:
+        """Whether a pulse for a cabinet that does not acknowledge waits for the broker's confirmation.
+
+        The MQTT client holds it and sends it again when it reconnects: publishing it again
+        too would double the credit on a cabinet that applies every pulse it gets.
+        """
+        return pulse.unconfirmed_at is not None and not self.acknowledges(pulse.machine_id)
+
+    def _sendable(self, pulse: Outstanding) -> bool:
+        return not (
+            pulse.in_flight
+            or self._held(pulse.machine_id)
+            or self._gave_up(pulse)
+            or self.awaiting_broker(pulse)
+        )
+
     def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
         """Return the pulses to publish now (or just ``payment_id``), marking them in flight.
 
@@ -152,30 +178,63 @@ class DeliveryPlanner:
             if payment_id is None
             else [p for p in (self._outstanding.get(payment_id),) if p is not None]
         )
-        due = [
-            o
-            for o in candidates
-            if not o.in_flight
-            and o.next_attempt <= now
-            and not self._held(o.machine_id)
-            and not self._gave_up(o)
-        ]
+        due = [o for o in candidates if o.next_attempt <= now and self._sendable(o)]
         for pulse in due:
             pulse.in_flight = True
         return due
 
-    def published(self, payment_id: str, now: float) -> bool:
-        """Note a publish the broker took; return True when the pulse counts as delivered."""
+    def publish_starting(self) -> int:
+        """A publish is handed to MQTT now: return its number (each later publish gets a higher one)."""
+        self._publishes_started += 1
+        return self._publishes_started
+
+    def published(self, payment_id: str, now: float, confirmed: bool = True) -> bool:
+        """Note a publish MQTT took; return True when the pulse counts as delivered.
+
+        ``confirmed``: the broker acknowledged it (PUBACK). An unconfirmed one to a cabinet that
+        does not acknowledge stays owed, not sent again (``awaiting_broker``), until ``confirmed_by``.
+        """
         pulse = self._outstanding.get(payment_id)
         if pulse is None:
             return False
         pulse.in_flight = False
+        pulse.unconfirmed_at = None if confirmed else self._publishes_started
         if not self.acknowledges(pulse.machine_id):
-            del self._outstanding[payment_id]
-            return True
+            if confirmed:
+                del self._outstanding[payment_id]
+                return True
+            pulse.attempts += 1
+            return False
         pulse.attempts += 1
         pulse.next_attempt = now + resend.backoff(pulse.attempts)
         return False
+
+    def mqtt_client_replaced(self) -> bool:
+        """The MQTT client that held the unconfirmed pulses is gone: they are due again, now.
+
+        Return whether there were any.
+        """
+        gone = [o for o in self._outstanding.values() if o.unconfirmed_at is not None]
+        for pulse in gone:
+            pulse.unconfirmed_at = None
+            pulse.next_attempt = 0.0
+        return bool(gone)
+
+    def confirmed_by(self, publish_number: int) -> list[Outstanding]:
+        """The broker confirmed publish ``publish_number``: return the pulses that proves, delivered.
+
+        Those waiting for the broker whose publish returned before it started: the MQTT client
+        sent them first (one connection's messages are handled in order, and the client sends its
+        unconfirmed messages again first when it reconnects).
+        """
+        proven = [
+            o
+            for o in self._outstanding.values()
+            if o.unconfirmed_at is not None and o.unconfirmed_at < publish_number and self.awaiting_broker(o)
+        ]
+        for pulse in proven:
+            del self._outstanding[pulse.payment_id]
+        return proven
 
     def failed(self, payment_id: str, now: float) -> None:
         """A publish failed (MQTT refused it): try again after the backoff."""
@@ -199,10 +258,11 @@ class DeliveryPlanner:
     def drop_cabinet(self, machine_id: str) -> None:
         """A cabinet was deleted: stop delivering to it (the ledger still owes it, as at a restart).
 
-        A pulse on its way is left to finish: it was paid for that cabinet.
+        A pulse on its way, or held unconfirmed by the MQTT client, is left to finish: it was paid
+        for that cabinet (and added again, the cabinet must not get it twice).
         """
         for outstanding in self.outstanding(machine_id):
-            if not outstanding.in_flight:
+            if not outstanding.in_flight and not self.awaiting_broker(outstanding):
                 self.forget(outstanding.payment_id)
 
     def hurry(self, machine_id: str | None = None) -> None:
@@ -213,9 +273,4 @@ class DeliveryPlanner:
 
     def next_wakeup(self) -> float | None:
         """Return when the earliest pulse that is not held falls due, or None."""
-        times = [
-            o.next_attempt
-            for o in self._outstanding.values()
-            if not o.in_flight and not self._held(o.machine_id) and not self._gave_up(o)
-        ]
-        return min(times, default=None)
+        return min((o.next_attempt for o in self._outstanding.values() if self._sendable(o)), default=None)

@@ -22,6 +22,23 @@ class AckResult(StrEnum):
     NOT_SENT = "not_sent"  # Its pulse was never sent: proves nothing, the credits stay owed.
 
 
+class PublishResult(StrEnum):
+    """What became of one publish (a publish function may answer True for CONFIRMED, False for REFUSED)."""
+
+    CONFIRMED = "confirmed"  # The broker took it (its PUBACK came).
+    # Handed to the MQTT client, no PUBACK in time: the client keeps it and sends it again when it
+    # reconnects, but only while this process runs (delivery.py's docstring).
+    UNCONFIRMED = "unconfirmed"
+    REFUSED = "refused"  # MQTT refused it: not sent.
+
+    @classmethod
+    def of(cls, answer: bool | PublishResult) -> PublishResult:
+        """A publish function's answer as a PublishResult (True: confirmed, False: refused)."""
+        if isinstance(answer, PublishResult):
+            return answer
+        return cls.CONFIRMED if answer else cls.REFUSED
+
+
 @dataclass(frozen=True, slots=True)
 class Pulse:
     """A coin pulse to publish."""
@@ -47,6 +64,9 @@ class Outstanding:
     next_attempt: float = 0.0
     in_flight: bool = False
     round_start: int = 0  # ``attempts`` when the current round of sends began (resend.py)
+    # Its last publish went unconfirmed: how many publishes had started when it returned (the
+    # planner's count); a later publish the broker confirms proves it. None: not unconfirmed.
+    unconfirmed_at: int | None = None
 
     @property
     def payment_id(self) -> str:

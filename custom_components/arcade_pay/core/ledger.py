@@ -160,25 +160,33 @@ class PaymentLedger(CabinetLedger, LedgerQueries):
         return self._applied_on_record.pop(payment_id, None)
 
     def mark_published(
-        self, payment_id: str, at: datetime, awaiting_ack: bool = False, attempts: int | None = None
+        self,
+        payment_id: str,
+        at: datetime,
+        awaiting_ack: bool = False,
+        attempts: int | None = None,
+        unconfirmed: bool = False,
     ) -> None:
         """Note that a coin pulse for a payment went out (again).
 
         ``awaiting_ack`` keeps it on the undelivered list until the cabinet acknowledges.
         ``attempts`` (publishes so far) makes the note idempotent, so that a write retried after
-        a failure counts nothing twice; without it, one more publish is counted.
+        a failure counts nothing twice; without it, one more publish is counted. ``unconfirmed``:
+        the broker never confirmed it, so it stays on the undelivered list (sent again after a
+        restart, delivery.py) until a note without it.
         """
         with self._transaction() as db:
             db.execute(
                 "UPDATE payments SET state = ?, published_at = coalesce(published_at, ?),"
                 " attempts = CASE WHEN ? IS NULL THEN attempts + 1 ELSE max(attempts, ?) END,"
-                " awaiting_ack = ? WHERE payment_id = ? AND state IN (?, ?)",
+                " awaiting_ack = ?, unconfirmed = ? WHERE payment_id = ? AND state IN (?, ?)",
                 (
                     PaymentState.PUBLISHED.value,
                     iso(at),
                     attempts,
                     attempts,
                     int(awaiting_ack),
+                    int(unconfirmed),
                     payment_id,
                     *_ON_ITS_WAY,
                 ),
@@ -192,7 +200,7 @@ class PaymentLedger(CabinetLedger, LedgerQueries):
         with self._transaction() as db:
             return (
                 db.execute(
-                    "UPDATE payments SET state = ?, awaiting_ack = 0, acknowledged_at = ?"
+                    "UPDATE payments SET state = ?, awaiting_ack = 0, unconfirmed = 0, acknowledged_at = ?"
                     " WHERE payment_id = ? AND machine_id = ? AND state IN (?, ?)",
                     (PaymentState.ACKNOWLEDGED.value, iso(at), payment_id, machine_id, *_ON_ITS_WAY),
                 ).rowcount

@@ -56,15 +56,21 @@ class LedgerQueries(LedgerStore):
         return known
 
     def undelivered(self) -> list[Undelivered]:
-        """Pulses not yet known to be delivered, oldest first (indexed: cost follows their number)."""
+        """Pulses not yet known to be delivered, oldest first (indexed: cost follows their number).
+
+        An unconfirmed publish (delivery.py) counts while its payment is ``published``: refunded or
+        disputed since, money rules count its credits delivered (money_rules.py); not sent again.
+        """
         rows = self._query(
-            "SELECT payment_id, machine_id, credits - withheld_credits, source, received_at, attempts"
-            " FROM payments WHERE state = ? OR awaiting_ack = 1 ORDER BY received_at",
-            (PaymentState.PENDING.value,),
+            "SELECT payment_id, machine_id, credits - withheld_credits, source, received_at, attempts,"
+            " unconfirmed, state = ? OR awaiting_ack = 1 OR (unconfirmed = 1 AND state = ?)"
+            " FROM payments WHERE state = ? OR awaiting_ack = 1 OR unconfirmed = 1 ORDER BY received_at",
+            (PaymentState.PENDING.value, PaymentState.PUBLISHED.value, PaymentState.PENDING.value),
         )
         return [
-            Undelivered(pid, machine, credits, PaymentSource(source), datetime.fromisoformat(at), attempts)
-            for pid, machine, credits, source, at, attempts in rows
+            Undelivered(pid, machine, credits, PaymentSource(source), _moment(at), tries, bool(unconfirmed))
+            for pid, machine, credits, source, at, tries, unconfirmed, owed in rows
+            if owed
         ]
 
     def uncreditable(self) -> list[PaymentRecord]:
@@ -110,6 +116,10 @@ class LedgerQueries(LedgerStore):
                     writer.writerows(_in_currency_units(row) for row in rows)
                     count += len(rows)
         return count
+
+
+def _moment(stored: str) -> datetime:
+    return datetime.fromisoformat(stored)
 
 
 def _in_currency_units(row: Any) -> list[Any]:

@@ -150,6 +150,7 @@ class Undelivered:
     source: PaymentSource
     received_at: datetime
     attempts: int
+    unconfirmed: bool = False  # its last publish was not confirmed by the broker: sent again
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Final
 
 from . import ledger_money
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -77,6 +77,13 @@ MIGRATIONS: Final[dict[int, str]] = {
     5: """
     UPDATE cabinets SET acknowledges = 0 WHERE acknowledges = 1 AND machine_id NOT IN
         (SELECT DISTINCT machine_id FROM payments WHERE acknowledged_at IS NOT NULL);
+    """,
+    # A publish the broker never confirmed (no PUBACK) stays undelivered: sent again after a restart.
+    6: """
+    ALTER TABLE payments ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX payments_undelivered;
+    CREATE INDEX payments_undelivered ON payments (received_at)
+        WHERE state = 'pending' OR awaiting_ack = 1 OR unconfirmed = 1;
     """,
 }
 

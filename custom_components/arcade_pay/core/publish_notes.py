@@ -29,6 +29,7 @@ class _Note:
     at: datetime
     awaiting_ack: bool
     attempts: int
+    unconfirmed: bool
 
 
 class PublishNotes:
@@ -51,11 +52,14 @@ class PublishNotes:
         """The payments with a note to write."""
         return set(self._notes)
 
-    def add(self, payment_id: str, awaiting_ack: bool, attempts: int) -> None:
-        """The broker took a pulse (the ``attempts``-th); note it (the latest publish wins)."""
+    def add(self, payment_id: str, awaiting_ack: bool, attempts: int, unconfirmed: bool = False) -> None:
+        """MQTT took a pulse (the ``attempts``-th); note it (the latest publish wins).
+
+        ``unconfirmed``: the broker did not confirm it (delivery.py); False again once proven.
+        """
         earlier = self._notes.get(payment_id)
         at = earlier.at if earlier else datetime.fromtimestamp(self._clock(), UTC)
-        self._notes[payment_id] = _Note(at, awaiting_ack, attempts)
+        self._notes[payment_id] = _Note(at, awaiting_ack, attempts, unconfirmed)
 
     def discard(self, payment_id: str) -> None:
         """Nothing to note any more (acknowledged: the ledger has it final)."""
@@ -82,7 +86,12 @@ class PublishNotes:
             return True
         try:
             await self._run(
-                self._ledger.mark_published, payment_id, note.at, note.awaiting_ack, note.attempts
+                self._ledger.mark_published,
+                payment_id,
+                note.at,
+                note.awaiting_ack,
+                note.attempts,
+                note.unconfirmed,
             )
         except LedgerError as err:
             if not self._failures:
