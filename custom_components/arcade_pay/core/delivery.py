@@ -185,11 +185,6 @@ class CreditDispatcher(DeliveryQueries):
             await self._notes.write_all()
         await self._send(self.planner.take_due(self._clock()))
 
-    def next_wakeup(self) -> float | None:
-        """Return when a pulse falls due or a failed ledger write is tried again, or None."""
-        times = (self.planner.next_wakeup(), self._notes.retry_at)
-        return min((t for t in times if t is not None), default=None)
-
     async def _send(self, due: list[Outstanding]) -> None:
         remaining = list(due)
         try:
@@ -228,10 +223,6 @@ class CreditDispatcher(DeliveryQueries):
     async def write_notes(self) -> None:
         """Write the publish notes the ledger still owes (publish_notes.py)."""
         await self._notes.write_all()
-
-    def unnoted(self) -> set[str]:
-        """Payments whose publish the ledger has not noted yet."""
-        return self._notes.payment_ids()
 
     async def acknowledge(self, machine_id: str, payment_id: str) -> AckResult:
         """A cabinet acknowledged a pulse.

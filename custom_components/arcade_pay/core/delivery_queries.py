@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from .delivery_planner import DeliveryPlanner
 from .delivery_records import Pulse
+from .publish_notes import PublishNotes
 
 
 class DeliveryQueries:
     """Reads of the planner's outstanding pulses."""
 
     planner: DeliveryPlanner
+    _notes: PublishNotes
 
     def outstanding_credits(self, machine_id: str) -> int:
         """Credits recorded for a cabinet but not yet known to be delivered."""
@@ -40,3 +42,12 @@ class DeliveryQueries:
     def awaiting_broker(self) -> list[Pulse]:
         """The pulses waiting for the broker's confirmation, held by the MQTT client (delivery_planner.py)."""
         return [o.pulse for o in self.planner.outstanding() if self.planner.awaiting_broker(o)]
+
+    def next_wakeup(self) -> float | None:
+        """Return when a pulse falls due or a failed ledger write is tried again, or None."""
+        times = (self.planner.next_wakeup(), self._notes.retry_at)
+        return min((t for t in times if t is not None), default=None)
+
+    def unnoted(self) -> set[str]:
+        """Payments whose publish the ledger has not noted yet."""
+        return self._notes.payment_ids()
