@@ -24,6 +24,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
+from custom_components.arcade_pay.core.delivery_planner import STATUS_GRACE
 from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.resend import MAX_SENDS_WITHOUT_ACK
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway, StripeGatewayError
@@ -178,6 +179,43 @@ async def test_offline_cabinet_gets_credits_when_back(
     assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
     assert caplog.text.count("went offline") == 1
     assert caplog.text.count("is back online") == 1
+
+
+@pytest.mark.parametrize("status_after_reload", ["offline", "online", None])
+async def test_credits_held_for_an_offline_cabinet_stay_held_across_a_reload(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    status_after_reload: str | None,
+) -> None:
+    """Reloaded (options saved, say) before its retained status comes back: not sent to nobody.
+
+    An older cabinet applies what it gets and never acks: a pulse published while it is offline,
+    counted as delivered, may never reach it.
+    """
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    session = await pay(client, fake_stripe, cabinet_link, quantity=2)
+
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert pulses(mqtt_mock) == []
+    if status_after_reload is not None:  # The broker hands the retained status to the new subscription.
+        async_fire_mqtt_message(hass, f"{PREFIX}/status", status_after_reload, retain=True)
+        await hass.async_block_till_done()
+    await advance(hass, freezer, STATUS_GRACE + 1)
+
+    # Offline: held until it is back. Online, or no retained status at all: sent (once).
+    expected = [] if status_after_reload == "offline" else [session]
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == expected
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
+    await hass.async_block_till_done()
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 
 
 async def test_offline_cabinet_stops_taking_payments(

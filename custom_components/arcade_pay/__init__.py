@@ -12,7 +12,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
-from .cabinet_roster import EntrySource, async_add_cabinets, remove_cabinets, roster_change
+from .cabinet_roster import EntrySource, async_add_cabinets, remember_offline, remove_cabinets, roster_change
 from .const import DOMAIN, LOGGER
 from .core.ledger import LedgerError
 from .endpoint_keeper import async_delete_endpoint, async_keep_endpoint
@@ -69,6 +69,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
     async_unregister_stripe_webhook(hass, entry)
     async_unregister_game_over_webhook(hass, entry)
     data.async_stop()
+    remember_offline(hass, entry.entry_id, data.cabinets.values())
     await data.async_drain()
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     await hass.async_add_executor_job(data.ledger.close)

@@ -140,6 +140,7 @@ class CabinetMessages:
             self._courier.schedule_wakeup()
             return
         LOGGER.info("MQTT is back: sending the coin pulses that waited")
+        planner.expect_statuses(utcnow().timestamp())  # Subscribed again (core/delivery_planner.py).
         planner.hurry()
         self._courier.flush_soon()
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util.hass_dict import HassKey
 
-from .const import CONF_MACHINE_ID, SUBENTRY_CABINET
+from .const import CONF_MACHINE_ID, DOMAIN, SUBENTRY_CABINET
 from .core.cabinet import Cabinet
 from .core.payments import utcnow
 from .entity import cabinet_added_signal
@@ -31,6 +32,8 @@ from .subentries import cabinet_config, explicit_acks, register_devices
 
 if TYPE_CHECKING:
     from .runtime import ArcadePayData
+
+OFFLINE_AT_UNLOAD: HassKey[dict[str, set[str]]] = HassKey(f"{DOMAIN}_offline_at_unload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +85,19 @@ def roster_change(entry: ConfigEntry, source: EntrySource) -> RosterChange | Non
     return RosterChange(added, deleted)
 
 
+@callback
+def remember_offline(hass: HomeAssistant, entry_id: str, cabinets: Iterable[Cabinet]) -> None:
+    """The entry unloads: which cabinets were offline, for the next start (a reload) to know."""
+    hass.data.setdefault(OFFLINE_AT_UNLOAD, {})[entry_id] = {
+        c.machine_id for c in cabinets if c.online is False
+    }
+
+
 async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Iterable[Cabinet]) -> None:
     """Read these cabinets' totals and memory from the ledger; raise LedgerError."""
     hass, ledger = data.hass, data.ledger
+    # Offline before this reload, or long enough before this restart for the offline rule.
+    offline_at_unload = hass.data.get(OFFLINE_AT_UNLOAD, {}).pop(entry.entry_id, set())
     restoring = {cabinet.machine_id: cabinet for cabinet in cabinets}
     for totals in await hass.async_add_executor_job(ledger.totals):
         cabinet = restoring.get(totals.machine_id)
@@ -114,6 +127,8 @@ async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Itera
                 cabinet.set_accepting_payments(told)
         if cabinet.awaiting_first_sign:
             planner.wait_for_first_sign(machine_id)
+        if machine_id in offline_at_unload or cabinet.offline_stopped:
+            planner.was_offline(machine_id)
 
 
 async def async_add_cabinets(

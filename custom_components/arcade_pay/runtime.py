@@ -151,6 +151,7 @@ class ArcadePayData:
                 async_track_time_interval(self.hass, partial(self._interval_due, work), interval)
             )
         clear_unknown_cabinet_issues(self.hass, self.cabinets)
+        self.courier.planner.expect_statuses(utcnow().timestamp())
         await self.courier.async_flush()
         self.links.start()
         # Repairs are not kept across restarts; the ledger knows which payments still need one.

@@ -1,9 +1,7 @@
-"""Which pulses are due, and when to look again: the delivery rules, without any I/O.
+"""Which pulses are due, and when to look again: the delivery rules (delivery.py), without any I/O.
 
-Plain Python (no Home Assistant import), driven by the dispatcher (delivery.py) and by the
-property tests. The rules are in delivery.py's docstring.
-
-One record per outstanding pulse (``Outstanding``, delivery_records.py: the pulse to send and
+Plain Python (no Home Assistant import), driven by the dispatcher and the property tests. One
+record per outstanding pulse (``Outstanding``, delivery_records.py: the pulse to send and
 how its delivery goes) in the planner's one dict. Only the planner's methods change a record,
 so what is sent and what is owed cannot drift apart. What it knows of MQTT and the cabinets
 (connected, online, acknowledges, waiting for a first sign of life) is private too: Home
@@ -13,9 +11,13 @@ Assistant's side tells it through methods named for what happened.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from . import resend
 from .delivery_records import Outstanding, Pulse
+
+# Seconds a new subscription waits for the retained status of a cabinet last known offline.
+STATUS_GRACE: Final = 3.0
 
 
 @dataclass
@@ -32,6 +34,9 @@ class DeliveryPlanner:
     _outstanding: dict[str, Outstanding] = field(default_factory=dict, init=False)
     # Publishes started by this process: orders them, to tell which confirms which.
     _publishes_started: int = field(default=0, init=False)
+    # Last known offline (before a reload or restart): their status is awaited before sending.
+    _was_offline: set[str] = field(default_factory=set, init=False)
+    _statuses_due_until: float = field(default=0.0, init=False)
 
     # --- what the planner knows about MQTT and the cabinets --------------------------------
 
@@ -51,6 +56,19 @@ class DeliveryPlanner:
     def set_cabinet_online(self, machine_id: str, online: bool | None) -> None:
         """The cabinet's status said online or offline (None: unknown, which does not hold pulses)."""
         self._online[machine_id] = online
+
+    def was_offline(self, machine_id: str) -> None:
+        """The cabinet was last known offline (before a reload or a restart)."""
+        self._was_offline.add(machine_id)
+
+    def expect_statuses(self, now: float) -> None:
+        """Just subscribed: a cabinet last known offline waits for its retained status (STATUS_GRACE)."""
+        self._statuses_due_until = now + STATUS_GRACE
+
+    def _status_due(self, machine_id: str) -> float:
+        """Until when the cabinet's pulses wait for its retained status (0: they do not)."""
+        unknown = machine_id in self._was_offline and self._online.get(machine_id) is None
+        return self._statuses_due_until if unknown else 0.0
 
     def acknowledges(self, machine_id: str) -> bool:
         """Whether the cabinet acknowledges its pulses (so they are resent until it does)."""
@@ -170,15 +188,18 @@ class DeliveryPlanner:
     def take_due(self, now: float, payment_id: str | None = None) -> list[Outstanding]:
         """Return the pulses to publish now (or just ``payment_id``), marking them in flight.
 
-        A pulse in flight is not handed out again until ``published`` or ``failed``, so that
-        concurrent callers never publish the same pulse twice at once.
+        In flight, it is not handed out again until ``published`` or ``failed``: never twice at once.
         """
         candidates = (
             self._outstanding.values()
             if payment_id is None
             else [p for p in (self._outstanding.get(payment_id),) if p is not None]
         )
-        due = [o for o in candidates if o.next_attempt <= now and self._sendable(o)]
+        due = [
+            o
+            for o in candidates
+            if max(o.next_attempt, self._status_due(o.machine_id)) <= now and self._sendable(o)
+        ]
         for pulse in due:
             pulse.in_flight = True
         return due
@@ -210,10 +231,7 @@ class DeliveryPlanner:
         return False
 
     def mqtt_client_replaced(self) -> bool:
-        """The MQTT client that held the unconfirmed pulses is gone: they are due again, now.
-
-        Return whether there were any.
-        """
+        """The MQTT client that held the unconfirmed pulses is gone: due again now; return if any."""
         gone = [o for o in self._outstanding.values() if o.unconfirmed_at is not None]
         for pulse in gone:
             pulse.unconfirmed_at = None
@@ -243,10 +261,7 @@ class DeliveryPlanner:
             pulse.next_attempt = now + resend.backoff(max(1, pulse.attempts))
 
     def put_back(self, outstanding: Outstanding, credits: int | None = None) -> None:
-        """Deliver a pulse taken out with ``forget`` again, due now.
-
-        ``credits``: what is still owed, when a refund or dispute left fewer meanwhile.
-        """
+        """Deliver a pulse taken out with ``forget`` again, due now (``credits``: fewer, if refunded)."""
         pulse = outstanding.pulse if credits is None else replace(outstanding.pulse, credits=credits)
         again = replace(outstanding, pulse=pulse, in_flight=False, next_attempt=0.0)
         self._outstanding.setdefault(pulse.payment_id, again)
@@ -258,8 +273,7 @@ class DeliveryPlanner:
     def drop_cabinet(self, machine_id: str) -> None:
         """A cabinet was deleted: stop delivering to it (the ledger still owes it, as at a restart).
 
-        A pulse on its way, or held unconfirmed by the MQTT client, is left to finish: it was paid
-        for that cabinet (and added again, the cabinet must not get it twice).
+        A pulse on its way, or held unconfirmed by the MQTT client, is left to finish (paid for it).
         """
         for outstanding in self.outstanding(machine_id):
             if not outstanding.in_flight and not self.awaiting_broker(outstanding):
@@ -273,4 +287,11 @@ class DeliveryPlanner:
 
     def next_wakeup(self) -> float | None:
         """Return when the earliest pulse that is not held falls due, or None."""
-        return min((o.next_attempt for o in self._outstanding.values() if self._sendable(o)), default=None)
+        return min(
+            (
+                max(o.next_attempt, self._status_due(o.machine_id))
+                for o in self._outstanding.values()
+                if self._sendable(o)
+            ),
+            default=None,
+        )
