@@ -380,7 +380,9 @@ def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Pa
     finally:
         ledger.close()
     with closing(sqlite3.connect(path)) as db:
-        db.execute("PRAGMA user_version = 4")  # As schema 4 left it.
+        db.execute("PRAGMA user_version = 4")  # As schema 4 left it (without what 6 added).
+        db.execute("DROP INDEX payments_refunding")
+        db.execute("ALTER TABLE payments DROP COLUMN refund_started_at")
         db.commit()
     ledger = PaymentLedger(path)
     ledger.open()
@@ -817,6 +819,7 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "withheld_credits",
         "payment_link",
         "note",
+        "refund_started_at",  # an automatic refund under way (the payment is still pending)
     ]
     by_column = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     # Oldest first, ties by payment id.
@@ -840,6 +843,7 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "withheld_credits": "0",
         "payment_link": "",
         "note": "",
+        "refund_started_at": "",
     }
     assert (by_column[0]["source"], by_column[0]["payment_intent"]) == ("manual", "")
     assert (by_column[0]["amount"], by_column[3]["amount"], by_column[3]["currency"]) == (

@@ -165,6 +165,8 @@ class CreditDispatcher:
         record = await self._run(self.ledger.payment, payment_id)
         if record is None or not record.undelivered or record.credits_still_paid <= 0:
             return False
+        if record.being_refunded:  # Never sent meanwhile (undelivered_refunds.py).
+            return False
         # Tracked by this process once: its fate is known here (sent, acknowledged, refunded)
         # even if the record just read is older than that (the first delivery published it
         # while this one read). Only a payment never tracked here is stranded.

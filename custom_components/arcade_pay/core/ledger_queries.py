@@ -56,10 +56,14 @@ class LedgerQueries(LedgerStore):
         return known
 
     def undelivered(self) -> list[Undelivered]:
-        """Pulses not yet known to be delivered, oldest first (indexed: cost follows their number)."""
+        """Pulses not yet known to be delivered, oldest first (indexed: cost follows their number).
+
+        Not those being refunded (ledger_refunds.py): they are finished, never delivered.
+        """
         rows = self._query(
             "SELECT payment_id, machine_id, credits - withheld_credits, source, received_at, attempts"
-            " FROM payments WHERE state = ? OR awaiting_ack = 1 ORDER BY received_at",
+            " FROM payments WHERE (state = ? OR awaiting_ack = 1) AND refund_started_at IS NULL"
+            " ORDER BY received_at",
             (PaymentState.PENDING.value,),
         )
         return [

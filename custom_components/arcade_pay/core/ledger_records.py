@@ -103,11 +103,17 @@ class PaymentRecord:
     withheld_credits: int = 0  # not sent because of a refund or dispute (money_rules.py)
     payment_link: str | None = None
     note: str | None = None  # why an uncreditable payment credits nothing
+    refund_started_at: datetime | None = None  # an automatic refund is under way (ledger_refunds.py)
 
     @property
     def undelivered(self) -> bool:
         """Whether its credits are not known to have reached the cabinet."""
         return self.state is PaymentState.PENDING or self.awaiting_ack
+
+    @property
+    def being_refunded(self) -> bool:
+        """Whether an automatic refund is under way: its credits must not be sent meanwhile."""
+        return self.refund_started_at is not None
 
     @property
     def credits_still_paid(self) -> int:
@@ -170,7 +176,7 @@ class Adjustment:
 RECORD_COLUMNS: Final = (
     "payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,"
     " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount,"
-    " withheld_credits, payment_link, note"
+    " withheld_credits, payment_link, note, refund_started_at"
 )
 SELECT_RECORD: Final = f"SELECT {RECORD_COLUMNS} FROM payments"  # noqa: S608 - a constant column list
 
@@ -178,7 +184,7 @@ SELECT_RECORD: Final = f"SELECT {RECORD_COLUMNS} FROM payments"  # noqa: S608 - 
 def record_of_row(row: Any) -> PaymentRecord:
     """A ``SELECT {RECORD_COLUMNS}`` row as a PaymentRecord."""
     (pid, machine, credits, amount, currency, intent, source, state, received, published, acked) = row[:11]
-    (attempts, awaiting, refunded, disputed, withheld, link, note) = row[11:]
+    (attempts, awaiting, refunded, disputed, withheld, link, note, refund_started) = row[11:]
     return PaymentRecord(
         pid,
         machine,
@@ -198,6 +204,7 @@ def record_of_row(row: Any) -> PaymentRecord:
         withheld,
         link,
         note,
+        datetime.fromisoformat(refund_started) if refund_started else None,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from . import ledger_money
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -77,6 +77,12 @@ MIGRATIONS: Final[dict[int, str]] = {
     5: """
     UPDATE cabinets SET acknowledges = 0 WHERE acknowledges = 1 AND machine_id NOT IN
         (SELECT DISTINCT machine_id FROM payments WHERE acknowledged_at IS NOT NULL);
+    """,
+    # Automatic refunds under way (ledger_refunds.py): a crash mid-refund must neither deliver
+    # their credits nor forget them. The partial index finds those a crash left.
+    6: """
+    ALTER TABLE payments ADD COLUMN refund_started_at TEXT;
+    CREATE INDEX payments_refunding ON payments (refund_started_at) WHERE refund_started_at IS NOT NULL
     """,
 }
 
