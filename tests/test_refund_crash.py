@@ -25,7 +25,7 @@ from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionErr
 from custom_components.arcade_pay.core.undelivered_refunds import refund_key
 from fake_stripe import FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, payment_record, settle
+from .conftest import WEBHOOK_ID, failing_ledger, payment_record, settle
 from .test_delivery import PREFIX, housekeeping, pulses
 
 
@@ -207,3 +207,15 @@ async def test_a_refund_stripe_refuses_for_good_leaves_the_ledger_true(
     await cabinet_comes_back(hass, freezer)
     # Actual before: the credits went back into delivery and out to the cabinet; ledger "published".
     await assert_refunded_once(hass, setup_entry, fake_stripe, session, mqtt_mock)
+
+
+async def test_a_ledger_that_cannot_list_unfinished_refunds_is_asked_again(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failing_ledger(monkeypatch, "refunds_started", "database is locked")
+    await housekeeping(hass, freezer, 30)
+    assert "Could not look for unfinished refunds now: database is locked" in caplog.text
