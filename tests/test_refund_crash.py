@@ -137,6 +137,7 @@ async def test_a_refund_whose_answer_was_lost_is_settled_by_the_next_run(
     monkeypatch.setattr(StripeGateway, "refund", answer_lost)
     await housekeeping(hass, freezer, 6 * 60)
     assert keys == [refund_key(session)] == [f"arcade_pay_refund_{session}"]
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "0"  # Not on their way.
     # Before the next run: the cabinet is back, and gets nothing (actual before: the credits, at once).
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()

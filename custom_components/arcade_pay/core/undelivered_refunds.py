@@ -102,6 +102,8 @@ class UndeliveredRefunds:
                 await self._refund_marked(record, withdrawn)
         finally:
             self._in_progress.discard(payment_id)
+        # Out of delivery whatever Stripe answered: its credits are not on their way any more.
+        self._delivery_changed(withdrawn.pulse.machine_id)
 
     async def _start(self, payment_id: str, now: datetime) -> PaymentRecord | None:
         """Mark the payment, durably; None if it cannot (or need not) be refunded."""
