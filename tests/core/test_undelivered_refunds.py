@@ -225,3 +225,19 @@ def test_a_payment_without_a_payment_intent_is_never_refunded(world: World) -> N
     assert world.gateway.calls == []
     assert world.ledger.refunds_started() == []
     assert "cs_3" in world.dispatcher.planner
+
+
+def test_finishing_reads_the_payment_again(world: World) -> None:
+    """Listed, then settled before its turn (an ack, a dispute, another run): left as it is."""
+    world.gateway.refund_error = StripeConnectionError("down")
+    world.refund()
+    [listed] = world.ledger.refunds_started()
+    world.failing.add("payment")
+    asyncio.run(world.refunds.finish(listed))  # The ledger cannot say now: left marked.
+    assert world.marked()
+    world.failing.clear()
+    world.ledger.record_refund("pi_1", 200, "auto_refund:cs_1", True)  # Another run finished it.
+    calls = list(world.gateway.calls)
+    asyncio.run(world.refunds.finish(listed))
+    assert world.gateway.calls == calls  # Stripe is not asked again.
+    assert (world.state(), world.marked()) == (PaymentState.REFUNDED, False)

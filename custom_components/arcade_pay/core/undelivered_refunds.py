@@ -125,7 +125,9 @@ class UndeliveredRefunds:
         try:
             await self._gateway().refund(intent, refund_key(record.payment_id))
         except _NO_ANSWER as err:
-            _LOGGER.warning(
+            # Said once; the runs that finish it ask again every 30 seconds (for a day, at worst).
+            log = _LOGGER.warning if withdrawn is not None else _LOGGER.debug
+            log(
                 "No answer from Stripe to the refund of undelivered payment %s (%s); its credits stay"
                 " withheld and Arcade Pay asks Stripe again at its next run",
                 record.payment_id,
@@ -210,7 +212,15 @@ class UndeliveredRefunds:
         finally:
             self._in_progress.discard(record.payment_id)
 
-    async def _finish(self, record: PaymentRecord) -> None:
+    async def _finish(self, listed: PaymentRecord) -> None:
+        # As it is now: an ack, a dispute or another run may have come since it was listed.
+        try:
+            record: PaymentRecord | None = await self._run(self._dispatcher.ledger.payment, listed.payment_id)
+        except LedgerError as err:
+            _LOGGER.warning("Cannot finish the refund of %s now: %s", listed.payment_id, err)
+            return
+        if record is None or not record.being_refunded:
+            return
         if record.payment_intent is None:  # Never marked so (``_start``): nothing to refund.
             await self._not_refunded(record, 0, None)
             return
