@@ -420,10 +420,10 @@ async def test_overlapping_housekeeping_runs_refund_a_payment_once(
     real_refund = StripeGateway.refund
     refunding, answer = asyncio.Event(), asyncio.Event()
 
-    async def slow_refund(gateway: StripeGateway, payment_intent: str) -> None:
+    async def slow_refund(gateway: StripeGateway, payment_intent: str, key: str) -> None:
         refunding.set()
         await answer.wait()
-        await real_refund(gateway, payment_intent)
+        await real_refund(gateway, payment_intent, key)
 
     monkeypatch.setattr(StripeGateway, "refund", slow_refund)
     freezer.tick(timedelta(minutes=6))
@@ -750,14 +750,14 @@ def cabinet_back_during_refund(
     real_refund = StripeGateway.refund
     refunds: list[str] = []
 
-    async def refund(gateway: StripeGateway, payment_intent: str) -> None:
+    async def refund(gateway: StripeGateway, payment_intent: str, key: str) -> None:
         async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
         for _ in range(20):  # Whatever the cabinet's return sets off runs now.
             await asyncio.sleep(0)
         if fail:
-            raise StripeGatewayError("Stripe is down")
+            raise StripeGatewayError("Stripe refused the refund")
         refunds.append(payment_intent)
-        await real_refund(gateway, payment_intent)
+        await real_refund(gateway, payment_intent, key)
 
     monkeypatch.setattr(StripeGateway, "refund", refund)
     return refunds

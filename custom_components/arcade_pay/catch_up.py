@@ -3,8 +3,9 @@
 Reconciliation (hourly, and once at start-up) lists each link's paid sessions in Stripe and
 hands the ones the ledger does not know to intake.py, as if the webhook had delivered them.
 Housekeeping (every 30 seconds) refunds Stripe payments whose credits did not reach their
-cabinet in time, when the owner asked for it. Both run on the intake and the courier; neither
-calls back.
+cabinet in time, when the owner asked for it, and (always, and at start-up) finishes refunds a
+crash left half-way (core/undelivered_refunds.py). Both run on the intake and the courier;
+neither calls back.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from homeassistant.core import HomeAssistant
 
 from .const import LOGGER
 from .core import reconciliation
-from .core.delivery import Pulse, Withdrawn
-from .core.ledger import LedgerError, PaymentLedger, PaymentRecord, PaymentSource
+from .core.ledger import LedgerError, PaymentLedger, PaymentSource
 from .core.payments import PaidSession, RefundNotice, WebhookRejected, paid_session, utcnow
 from .core.reconciliation import LinkCursor
 from .core.stripe_gateway import StripeGatewayError
 from .core.stripe_health import OUTAGE_ERRORS
+from .core.undelivered_refunds import UndeliveredRefunds
 from .courier import Courier
 from .entry_work import EntryWork
 from .intake import Intake, Outcome
@@ -36,6 +37,13 @@ class CatchUp:
         self._courier = courier
         self._work = work
         self._refund_after = refund_after
+        self._refunds = UndeliveredRefunds(
+            courier.dispatcher,
+            lambda: intake.gateway,
+            hass.async_add_executor_job,
+            intake.apply,
+            courier.after_delivery_change,
+        )
 
     @property
     def _ledger(self) -> PaymentLedger:
@@ -56,42 +64,23 @@ class CatchUp:
             # a moment; never refund what was delivered). An overlapping run no longer sees it.
             if (withdrawn := dispatcher.withdraw(pulse.payment_id)) is not None:
                 # The entry's own task: cancelling housekeeping (unload) must not cut a refund short.
-                await self._work.run(self._async_refund_undelivered(withdrawn))
+                await self._work.run(self._refunds.refund(withdrawn, utcnow()))
 
-    async def _async_refund_undelivered(self, withdrawn: Withdrawn) -> None:
-        refunded: tuple[PaymentRecord, str] | None = None
+    async def async_finish_refunds(self) -> None:
+        """Finish the refunds a crash, an unload or a lost answer left half-way.
+
+        Each payment is settled from what Stripe says (undelivered_refunds.py); those Stripe
+        cannot be asked about now stay marked, undelivered, until the next run.
+        """
         try:
-            refunded = await self._async_refund(withdrawn.pulse)
-        finally:
-            if refunded is None:  # Not refunded: the credits are owed again, and due now.
-                await self._courier.dispatcher.put_back(withdrawn)
-                self._courier.after_delivery_change(withdrawn.pulse.machine_id)
-        if refunded is None:
+            unfinished = await self._refunds.unfinished()
+        except LedgerError as err:  # A background job: say it, the next run tries again.
+            LOGGER.warning("Could not look for unfinished refunds now: %s", err)
             return
-        record, payment_intent = refunded
-        adjustment = await self._hass.async_add_executor_job(
-            self._ledger.record_refund, payment_intent, record.amount, f"auto_refund:{record.payment_id}"
-        )
-        if adjustment is not None:
-            self._intake.apply(adjustment)
-
-    async def _async_refund(self, pulse: Pulse) -> tuple[PaymentRecord, str] | None:
-        """Refund a payment in Stripe; return its record and payment intent, or None if not refunded."""
-        record = await self._hass.async_add_executor_job(self._ledger.payment, pulse.payment_id)
-        if record is None or record.payment_intent is None:
-            return None
-        try:
-            await self._intake.gateway.refund(record.payment_intent)
-        except StripeGatewayError as err:
-            LOGGER.error("Could not refund undelivered payment %s: %s", pulse.payment_id, err)
-            return None
-        LOGGER.warning(
-            "Refunded payment %s: its %d credit(s) did not reach %s in time",
-            pulse.payment_id,
-            pulse.credits,
-            pulse.machine_id,
-        )
-        return record, record.payment_intent
+        for record in unfinished:
+            if self._work.stopping:
+                return
+            await self._work.run(self._refunds.finish(record))
 
     # --- reconciliation -------------------------------------------------------------------------
 

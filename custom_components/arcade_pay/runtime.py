@@ -156,6 +156,8 @@ class ArcadePayData:
         self.links.start()
         # Repairs are not kept across restarts; the ledger knows which payments still need one.
         await async_raise_not_credited_repairs(self.intake)
+        # Refunds the last run left half-way: settled from Stripe now, not in 30 seconds.
+        self.work.spawn(self.catch_up.async_finish_refunds(), cancellable=True, background=True)
         # Payments made while Home Assistant was down longer than Stripe retries.
         self.work.hold(
             entry.async_create_background_task(
@@ -173,8 +175,12 @@ class ArcadePayData:
         return await self.catch_up.async_reconcile()
 
     async def _async_housekeeping(self, _: object = None) -> None:
-        """Raise stuck-credit repairs, refund what could not be delivered in time (if enabled), sync links."""
+        """Raise stuck-credit repairs, refund what could not be delivered in time (if enabled), sync links.
+
+        Refunds a crash left half-way are finished whatever the option says now.
+        """
         self.courier.sync_overdue_issues()
+        await self.catch_up.async_finish_refunds()
         if self.options.refund_undelivered:
             await self.catch_up.async_refund_overdue(utcnow().timestamp())
         await self.links.async_sync_links()

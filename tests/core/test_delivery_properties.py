@@ -18,6 +18,11 @@ answers again or MQTT reconnects (gone with the process on a restart), or it tak
 only the PUBACK is lost. An older cabinet's pulse is never published twice by one process; a
 restart may send an unconfirmed one again (the documented at-least-once boundary).
 
+Automatic refunds of undelivered credits (core/undelivered_refunds.py) run against a model of
+Stripe that can be down or lose the refund's answer, and the process can die between Stripe's
+refund and its ledger write: a payment marked for a refund is never published, Stripe refunds it
+once, and once Stripe answers again every refund left half-way is settled in the ledger.
+
 Safety is checked after every step, liveness (everything paid for gets there, exactly once)
 after bringing the whole world back up.
 """
@@ -43,6 +48,7 @@ import pytest
 from custom_components.arcade_pay.core.delivery import AckResult, CreditDispatcher, PublishResult, Pulse
 from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.core.ledger import (
+    Adjustment,
     LedgerError,
     Payment,
     PaymentLedger,
@@ -51,6 +57,8 @@ from custom_components.arcade_pay.core.ledger import (
 )
 from custom_components.arcade_pay.core.publish_notes import PublishNotes
 from custom_components.arcade_pay.core.resend import BACKOFF_MAX, MAX_SENDS_WITHOUT_ACK, backoff
+from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError, StripeGatewayError
+from custom_components.arcade_pay.core.undelivered_refunds import UndeliveredRefunds, refund_key
 
 ACK_CAB = "ack-cab"
 OLDER_CAB = "older-cab"
@@ -87,7 +95,48 @@ def pulse(payment_id: str, machine_id: str, credits: int = 1) -> Pulse:
 
 
 class SimulatedCrash(Exception):
-    """Home Assistant died right after MQTT accepted a pulse, before the ledger heard of it."""
+    """Home Assistant died right after MQTT accepted a pulse (or Stripe a refund), before the
+    ledger heard of it."""
+
+
+@dataclass
+class StripeModel:
+    """Stripe's refunds, as Arcade Pay can see them: one refund at most refunds what is left."""
+
+    down: bool = False
+    lose_next_answer: bool = False
+    refunded: dict[str, int] = field(default_factory=dict)  # by payment intent: the total
+    ours: Counter[str] = field(default_factory=Counter)  # refunds Arcade Pay created
+    by_owner: Counter[str] = field(default_factory=Counter)  # refunds from the dashboard
+    answers: dict[str, bool] = field(default_factory=dict)  # idempotency key: refunded (or refused)
+    bad_keys: list[str] = field(default_factory=list)
+    refunded_now: list[str] = field(default_factory=list)  # for the machine's model
+
+    async def refund(self, payment_intent: str, idempotency_key: str) -> None:
+        index = int(payment_intent.removeprefix("pi_"))
+        if idempotency_key != refund_key(session(index)[0]):
+            self.bad_keys.append(idempotency_key)
+        if self.down:
+            raise StripeConnectionError("Stripe is down")
+        if idempotency_key not in self.answers:  # Else the saved answer of the first request.
+            amount = payment(index).amount
+            done = self.refunded.get(payment_intent, 0) >= amount
+            self.answers[idempotency_key] = not done
+            if not done:
+                self.refunded[payment_intent] = amount
+                self.ours[payment_intent] += 1
+                self.refunded_now.append(session(index)[0])
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            event("refund's answer lost")
+            raise StripeConnectionError("answer lost")
+        if not self.answers[idempotency_key]:
+            raise StripeGatewayError("Charge has already been refunded.")
+
+    async def refunded_amount(self, payment_intent: str) -> int:
+        if self.down:
+            raise StripeConnectionError("Stripe is down")
+        return self.refunded.get(payment_intent, 0)
 
 
 @dataclass
@@ -147,9 +196,12 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.delivered_unconfirmed: set[str] = set()  # reached the broker through an unconfirmed publish
         self.resent_unconfirmed: Counter[str] = Counter()  # sent again by a restart, maybe delivered
         self.confirming_payments = 0
+        self.stripe = StripeModel()
+        self.refund_crash_armed = False  # The next refund's ledger write never happens.
         self.ledger = PaymentLedger(self.directory / "ledger.db")
         self.ledger.open()
         self.dispatcher = self._new_dispatcher()  # Cabinets' status unknown at first: not held.
+        self.refunds = self._new_refunds()
 
     # --- the simulated world ----------------------------------------------------
 
@@ -179,6 +231,9 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.violations.append(f"published {pulse} but paid {paid}")
         if pulse.payment_id in self.refunded_undelivered:
             self.violations.append(f"published {pulse.payment_id} after it was refunded and forgotten")
+        record = self.ledger.payment(pulse.payment_id)
+        if record is not None and record.being_refunded:
+            self.violations.append(f"published {pulse.payment_id} while it is being refunded")
         self.sends_this_round[pulse.payment_id] += 1
         self.unnoted_sends[pulse.payment_id] += 1
         self._broker_takes(pulse)
@@ -216,6 +271,10 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.client_holds.clear()
 
     async def _run_blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self.refund_crash_armed and function == self.ledger.record_refund:
+            self.refund_crash_armed = False
+            event("crash between Stripe's refund and its ledger write")
+            raise SimulatedCrash(args[0])
         if self.write_failures_armed and function == self.ledger.mark_published:
             self.write_failures_armed -= 1
             event("ledger write failed after a publish")
@@ -234,6 +293,22 @@ class DeliveryMachine(RuleBasedStateMachine):
         # The integration remembers which cabinets acknowledge (ledger cabinet memory).
         dispatcher.planner.set_acknowledges(ACK_CAB, True)
         return dispatcher
+
+    def _new_refunds(self) -> UndeliveredRefunds:
+        dispatcher = self.dispatcher
+
+        def applied(adjustment: Adjustment) -> None:  # What the hub does with every adjustment.
+            dispatcher.adjust(adjustment.payment.payment_id, adjustment.credits_left)
+
+        return UndeliveredRefunds(
+            dispatcher, lambda: self.stripe, self._run_blocking, applied, lambda _: None
+        )
+
+    def _stripe_refunds_noted(self) -> None:
+        """Refunds Stripe just made: their credits must never be sent from now on."""
+        for payment_id in self.stripe.refunded_now:
+            self.refunded_undelivered.add(payment_id)
+        self.stripe.refunded_now.clear()
 
     def _run[T](self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -263,6 +338,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.ledger = PaymentLedger(self.directory / "ledger.db")
         self.ledger.open()
         self.dispatcher = self._new_dispatcher()
+        self.refunds = self._new_refunds()
         self.dispatcher.planner.set_mqtt_connected(old.mqtt_connected)
         for machine_id in CABINETS:
             self.dispatcher.planner.set_cabinet_online(machine_id, old.cabinet_online(machine_id))
@@ -271,7 +347,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         for outstanding in self.dispatcher.planner.outstanding():
             if outstanding.next_attempt > self.now:
                 self.violations.append(f"{outstanding.payment_id} not due at once after restart")
-        self._guarded(self.dispatcher.flush)  # What async_start does.
+        self._guarded(self.dispatcher.flush)  # What async_start does,
+        self._finish_refunds()  # and what its background task does.
 
     def _deliver_acks(self) -> None:
         cabinet = self.cabinets[ACK_CAB]
@@ -458,6 +535,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         record = payment(index)
         before = self.ledger.payment(record.payment_id)
         assert record.payment_intent is not None
+        if self.stripe.refunded.get(record.payment_intent, 0) < record.amount:  # Else: the event of ours.
+            self.stripe.refunded[record.payment_intent] = record.amount
+            self.stripe.by_owner[record.payment_intent] += 1
         adjustment = self.ledger.record_refund(record.payment_intent, record.amount, f"evt_refund_{index}")
         if before is None:  # Kept, and applied when the payment comes: never sent (issue 8, item 5).
             assert adjustment is None
@@ -473,6 +553,47 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.refunded_delivered.add(record.payment_id)
         assert self.ledger.state_of(record.payment_id) is PaymentState.REFUNDED
 
+    @rule(
+        data=st.data(),
+        fault=st.sampled_from(["none", "answer lost", "crash before the ledger write", "stripe down"]),
+    )
+    def refund_undelivered(self, data: st.DataObject, fault: str) -> None:
+        """Housekeeping refunds a payment whose credits are outstanding (overdue, say)."""
+        outstanding = sorted(o.payment_id for o in self.dispatcher.planner.outstanding())
+        if not outstanding:
+            return
+        withdrawn = self.dispatcher.withdraw(data.draw(st.sampled_from(outstanding)))
+        if withdrawn is None:
+            return
+        event(f"refund of undelivered credits, fault: {fault}")
+        self.stripe.lose_next_answer = fault == "answer lost"
+        self.refund_crash_armed = fault == "crash before the ledger write"
+        if fault == "stripe down":
+            self.stripe.down = True
+        try:
+            self._guarded(lambda: self.refunds.refund(withdrawn, datetime.fromtimestamp(self.now, UTC)))
+        finally:
+            self._stripe_refunds_noted()
+            self.stripe.lose_next_answer = self.refund_crash_armed = False
+
+    def _finish_refunds(self) -> None:
+        async def finish_all() -> None:
+            for record in await self.refunds.unfinished():
+                await self.refunds.finish(record)
+
+        try:
+            self._guarded(finish_all)
+        finally:
+            self._stripe_refunds_noted()
+
+    @rule()
+    def housekeeping_finishes_refunds(self) -> None:
+        self._finish_refunds()
+
+    @rule(down=st.booleans())
+    def stripe_up_or_down(self, down: bool) -> None:
+        self.stripe.down = down
+
     @rule()
     def crash_on_next_publish(self) -> None:
         self.crash_armed = True
@@ -486,6 +607,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         """Bring everything back; every paid pulse must then get where it can, exactly once."""
         self.crash_armed = False
         self.write_failures_armed = 0
+        self.stripe.down = False
+        self._finish_refunds()  # The next housekeeping run, with Stripe answering.
+        assert self.ledger.refunds_started() == []
         # Only what is down comes back (and hurries its pulses): pulses to a cabinet that
         # stayed up are retried by their backoff alone, and by another round once given up on,
         # when the cabinet reconnects (it says online again).
@@ -553,6 +677,18 @@ class DeliveryMachine(RuleBasedStateMachine):
                 assert self.paid.get(payment_id) == (name, credits), (name, payment_id, credits)
             assert all(count == 1 for count in cabinet.applied_count.values()), cabinet.applied_count
             assert sum(cabinet.applied.values()) == sum(self.paid[p][1] for p in cabinet.applied)
+
+    @invariant()
+    def stripe_refunds_each_payment_once_and_the_ledger_no_more(self) -> None:
+        assert not self.stripe.bad_keys, self.stripe.bad_keys
+        for intent in set(self.stripe.ours) | set(self.stripe.by_owner):
+            assert self.stripe.ours[intent] + self.stripe.by_owner[intent] == 1, intent
+        marked = {record.payment_id for record in self.ledger.refunds_started()}
+        assert not marked & {o.payment_id for o in self.dispatcher.planner.outstanding()}, marked
+        for index in range(SESSIONS):
+            record = self.ledger.payment(session(index)[0])
+            if record is not None:
+                assert record.refunded_amount <= self.stripe.refunded.get(f"pi_{index}", 0), record
 
     @invariant()
     def older_cabinet_pulses_are_sent_once(self) -> None:

@@ -328,10 +328,13 @@ PRAGMA user_version = 1;
 
 
 def undo_migration_6(path: Path) -> None:
-    """Bring a closed ledger file back to schema 5: no ``unconfirmed`` column, the old index."""
+    """Bring a closed ledger file back to schema 5: no refunds under way (7), no ``unconfirmed``
+    column and the old index (6)."""
     with closing(sqlite3.connect(path)) as db:
         db.executescript(
-            "DROP INDEX payments_undelivered;"
+            "DROP INDEX payments_refunding;"
+            " ALTER TABLE payments DROP COLUMN refund_started_at;"
+            " DROP INDEX payments_undelivered;"
             " ALTER TABLE payments DROP COLUMN unconfirmed;"
             " CREATE INDEX payments_undelivered ON payments (received_at)"
             " WHERE state = 'pending' OR awaiting_ack = 1;"
@@ -393,7 +396,7 @@ def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Pa
         ledger.close()
     undo_migration_6(path)
     with closing(sqlite3.connect(path)) as db:
-        db.execute("PRAGMA user_version = 4")  # As schema 4 left it.
+        db.execute("PRAGMA user_version = 4")  # As schema 4 left it (without what 6 and 7 added).
         db.commit()
     ledger = PaymentLedger(path)
     ledger.open()
@@ -830,6 +833,8 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "withheld_credits",
         "payment_link",
         "note",
+        "refund_started_at",  # an automatic refund under way (the payment is still pending)
+        "unconfirmed",  # published, the broker never confirmed it: sent again after a restart
     ]
     by_column = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     # Oldest first, ties by payment id.
@@ -853,6 +858,8 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "withheld_credits": "0",
         "payment_link": "",
         "note": "",
+        "refund_started_at": "",
+        "unconfirmed": "0",
     }
     assert (by_column[0]["source"], by_column[0]["payment_intent"]) == ("manual", "")
     assert (by_column[0]["amount"], by_column[3]["amount"], by_column[3]["currency"]) == (

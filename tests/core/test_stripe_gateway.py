@@ -51,7 +51,7 @@ def test_no_stripe_module_is_imported_after_ours() -> None:
                 session_obj = delivery.event["data"]["object"]
                 await gateway.session_items(session_obj["id"])
                 await gateway.checkout_sessions(link.id, 0)
-                await gateway.refund(session_obj["payment_intent"])
+                await gateway.refund(session_obj["payment_intent"], "arcade_pay_refund_x")
                 await gateway.refunded_amount(session_obj["payment_intent"])
                 endpoint = await gateway.create_webhook_endpoint("https://x.example/h", "w1", "Home")
                 await gateway.own_webhook_endpoints("w1")
@@ -150,3 +150,21 @@ def test_restricted_key_permissions_are_documented_where_the_owner_reads_them() 
             assert re.search(rf"{access} access to [^.]*\b{resource}\b", form), (access, resource, form)
     # Refund-undelivered and reconciliation's refund check use the Refunds API.
     assert "Refunds" in RESTRICTED_KEY_PERMISSIONS["write"]
+
+
+async def test_a_refund_asked_again_with_its_key_refunds_once(session: aiohttp.ClientSession) -> None:
+    """A refund whose answer was lost is asked for again with the same key: Stripe answers with the
+    first refund (undelivered_refunds.py relies on it)."""
+    fake = FakeStripe()
+    url = await fake.start()
+    try:
+        gateway = StripeGateway("sk_test_x", session, url)
+        link = await gateway.create_cabinet_link("m1", "M", 100, "usd", 5)
+        intent = fake.complete_checkout(link.id, 3).event["data"]["object"]["payment_intent"]
+        await gateway.refund(intent, "arcade_pay_refund_cs_1")
+        await gateway.refund(intent, "arcade_pay_refund_cs_1")  # Actual without a key: refused.
+        assert [r["amount"] for r in fake.refunds] == [300]
+        assert await gateway.refunded_amount(intent) == 300
+        assert fake.idempotency.replayed == ["arcade_pay_refund_cs_1"]
+    finally:
+        await fake.stop()

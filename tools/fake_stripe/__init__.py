@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from .idempotency import IdempotentRequests
 from .permissions import refusal_message, refused_resource
 from .webhook_endpoints import EndpointError, apply_update, new_endpoint, public, receives
 
@@ -123,6 +124,7 @@ class FakeStripe:
     # Test controls: answer the next N API requests with this HTTP status.
     fail_next: int = 0
     fail_status: int = 500
+    idempotency: IdempotentRequests = field(default_factory=IdempotentRequests)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     url: str = ""
@@ -183,7 +185,8 @@ class FakeStripe:
         if self.fail_next > 0:
             self.fail_next -= 1
             return _error(self.fail_status, "Simulated failure", "api_error")
-        return await handler(request)
+        params = await self._params(request) if request.method == "POST" else {}
+        return await self.idempotency.answer(request, params, handler)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on host:port (0 = a free port); return the base URL."""
@@ -396,19 +399,26 @@ class FakeStripe:
         return self._list(request, items)
 
     async def _create_refund(self, request: web.Request) -> web.Response:
+        """Refund what is left of a payment (Stripe's refund without an ``amount``)."""
         params = await self._params(request)
         intent = params.get("payment_intent")
         session = next((s for s in self.sessions.values() if s["payment_intent"] == intent), None)
         if session is None:
             return _error(400, f"No such payment_intent: '{intent}'", code="resource_missing")
-        if session.get("refunded"):
+        left = session["amount_total"] - sum(
+            r["amount"]
+            for r in self.refunds
+            if r["payment_intent"] == intent and r["status"] not in ("failed", "canceled")
+        )
+        if left <= 0:
             return _error(400, "Charge has already been refunded.", code="charge_already_refunded")
-        session["refunded"] = True
+        if session.get("disputed"):
+            return _error(400, "Charge has been disputed.", code="charge_disputed")
         refund = {
             "id": self._id("re"),
             "object": "refund",
             "payment_intent": intent,
-            "amount": session["amount_total"],
+            "amount": left,
             "status": "succeeded",
         }
         self.refunds.append(refund)
@@ -457,8 +467,9 @@ class FakeStripe:
         return self.event_delivery("charge.refunded", charge)
 
     def dispute_event(self, session_id: str, reason: str = "fraudulent") -> Delivery:
-        """A ``charge.dispute.created`` event for a session's payment."""
+        """A ``charge.dispute.created`` event for a session's payment; Stripe refunds it no more."""
         session = self.sessions[session_id]
+        session["disputed"] = True
         dispute = {
             "id": self._id("dp"),
             "object": "dispute",

@@ -167,6 +167,8 @@ class CreditDispatcher(DeliveryQueries):
         record = await self._run(self.ledger.payment, payment_id)
         if record is None or not record.undelivered or record.credits_still_paid <= 0:
             return False
+        if record.being_refunded:  # Never sent meanwhile (undelivered_refunds.py).
+            return False
         # Tracked by this process once: its fate is known here (sent, acknowledged, refunded)
         # even if the record just read is older than that (the first delivery published it
         # while this one read). Only a payment never tracked here is stranded.
@@ -289,7 +291,7 @@ class CreditDispatcher(DeliveryQueries):
             record = await self._run(self.ledger.payment, withdrawn.pulse.payment_id)
         except LedgerError:
             record = None  # Unreadable now: owing it is the state it was withdrawn in.
-        if record is not None and not (record.undelivered and record.credits_still_paid > 0):
+        if record is not None and not (record.owed and record.credits_still_paid > 0):
             return  # Settled meanwhile: acknowledged, or refunded or disputed in full.
         # A partial refund or a dispute that came meanwhile may have left fewer credits to send.
         credits = None if record is None else record.credits_still_paid

@@ -15,6 +15,7 @@ The ledger is built of parts, each a module of its own:
 * ledger_cabinets.py: what is remembered of each cabinet, reconciliation cursors;
 * ledger_queries.py: reads, totals, the CSV export;
 * ledger_money.py, early_money.py: refunds and disputes;
+* ledger_refunds.py: automatic refunds under way (a crash mid-refund);
 * this module: recording payments and their way to the cabinet.
 """
 
@@ -44,6 +45,7 @@ from .ledger_records import (
     iso,
     record_of_row,
 )
+from .ledger_refunds import RefundingLedger
 from .ledger_schema import SCHEMA_VERSION
 
 __all__ = [
@@ -65,7 +67,7 @@ __all__ = [
 _ON_ITS_WAY = (PaymentState.PENDING.value, PaymentState.PUBLISHED.value)
 
 
-class PaymentLedger(CabinetLedger, LedgerQueries):
+class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
     """A SQLite file of payments; safe to call from any one thread at a time."""
 
     def __init__(self, path: str | Path) -> None:
@@ -207,11 +209,14 @@ class PaymentLedger(CabinetLedger, LedgerQueries):
                 == 1
             )
 
-    def record_refund(self, payment_intent: str, refunded_total: int, event_id: str) -> Adjustment | None:
+    def record_refund(
+        self, payment_intent: str, refunded_total: int, event_id: str, ends_refund: bool = False
+    ) -> Adjustment | None:
         """Stripe refunded (part of) a payment; ``refunded_total`` is the charge's cumulative refund.
 
         Revenue and undelivered credits follow money_rules.py. Return None for payments we do
-        not know (yet: kept for when they arrive, early_money.py).
+        not know (yet: kept for when they arrive, early_money.py). ``ends_refund``: this is the
+        automatic refund the payment is marked for (ledger_refunds.py); the mark goes with it.
         """
         with self._transaction() as db:
             row = _by_intent(db, payment_intent)
@@ -220,9 +225,12 @@ class PaymentLedger(CabinetLedger, LedgerQueries):
                 return None
             record = record_of_row(row)
             _remember_event(db, event_id, record.payment_id, "charge.refunded", iso(_now()))
-            return Adjustment(
-                record, *ledger_money.settle(db, record, refunded_total, record.disputed_amount, False)
-            )
+            settled = ledger_money.settle(db, record, refunded_total, record.disputed_amount, False)
+            if ends_refund:
+                db.execute(
+                    "UPDATE payments SET refund_started_at = NULL WHERE payment_id = ?", (record.payment_id,)
+                )
+            return Adjustment(record, *settled)
 
     def record_dispute(
         self,

@@ -60,11 +60,13 @@ class LedgerQueries(LedgerStore):
 
         An unconfirmed publish (delivery.py) counts while its payment is ``published``: refunded or
         disputed since, money rules count its credits delivered (money_rules.py); not sent again.
+        Not those being refunded (ledger_refunds.py): they are finished, never delivered.
         """
         rows = self._query(
             "SELECT payment_id, machine_id, credits - withheld_credits, source, received_at, attempts,"
             " unconfirmed, state = ? OR awaiting_ack = 1 OR (unconfirmed = 1 AND state = ?)"
-            " FROM payments WHERE state = ? OR awaiting_ack = 1 OR unconfirmed = 1 ORDER BY received_at",
+            " FROM payments WHERE (state = ? OR awaiting_ack = 1 OR unconfirmed = 1)"
+            " AND refund_started_at IS NULL ORDER BY received_at",
             (PaymentState.PENDING.value, PaymentState.PUBLISHED.value, PaymentState.PENDING.value),
         )
         return [

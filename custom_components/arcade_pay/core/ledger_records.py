@@ -103,11 +103,23 @@ class PaymentRecord:
     withheld_credits: int = 0  # not sent because of a refund or dispute (money_rules.py)
     payment_link: str | None = None
     note: str | None = None  # why an uncreditable payment credits nothing
+    refund_started_at: datetime | None = None  # an automatic refund is under way (ledger_refunds.py)
+    unconfirmed: bool = False  # published, the broker never confirmed it (delivery.py)
 
     @property
     def undelivered(self) -> bool:
-        """Whether its credits are not known to have reached the cabinet."""
+        """Whether its credits are not known to have reached the cabinet (for the money rules)."""
         return self.state is PaymentState.PENDING or self.awaiting_ack
+
+    @property
+    def owed(self) -> bool:
+        """Whether its pulse is still to be delivered: undelivered, or published unconfirmed."""
+        return self.undelivered or (self.unconfirmed and self.state is PaymentState.PUBLISHED)
+
+    @property
+    def being_refunded(self) -> bool:
+        """Whether an automatic refund is under way: its credits must not be sent meanwhile."""
+        return self.refund_started_at is not None
 
     @property
     def credits_still_paid(self) -> int:
@@ -171,7 +183,7 @@ class Adjustment:
 RECORD_COLUMNS: Final = (
     "payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,"
     " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount,"
-    " withheld_credits, payment_link, note"
+    " withheld_credits, payment_link, note, refund_started_at, unconfirmed"
 )
 SELECT_RECORD: Final = f"SELECT {RECORD_COLUMNS} FROM payments"  # noqa: S608 - a constant column list
 
@@ -179,7 +191,7 @@ SELECT_RECORD: Final = f"SELECT {RECORD_COLUMNS} FROM payments"  # noqa: S608 - 
 def record_of_row(row: Any) -> PaymentRecord:
     """A ``SELECT {RECORD_COLUMNS}`` row as a PaymentRecord."""
     (pid, machine, credits, amount, currency, intent, source, state, received, published, acked) = row[:11]
-    (attempts, awaiting, refunded, disputed, withheld, link, note) = row[11:]
+    (attempts, awaiting, refunded, disputed, withheld, link, note, refund_started, unconfirmed) = row[11:]
     return PaymentRecord(
         pid,
         machine,
@@ -199,6 +211,8 @@ def record_of_row(row: Any) -> PaymentRecord:
         withheld,
         link,
         note,
+        datetime.fromisoformat(refund_started) if refund_started else None,
+        bool(unconfirmed),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from . import ledger_money
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -84,6 +84,12 @@ MIGRATIONS: Final[dict[int, str]] = {
     DROP INDEX payments_undelivered;
     CREATE INDEX payments_undelivered ON payments (received_at)
         WHERE state = 'pending' OR awaiting_ack = 1 OR unconfirmed = 1;
+    """,
+    # Automatic refunds under way (ledger_refunds.py): a crash mid-refund must neither deliver
+    # their credits nor forget them. The partial index finds those a crash left.
+    7: """
+    ALTER TABLE payments ADD COLUMN refund_started_at TEXT;
+    CREATE INDEX payments_refunding ON payments (refund_started_at) WHERE refund_started_at IS NOT NULL
     """,
 }
 

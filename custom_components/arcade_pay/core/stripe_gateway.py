@@ -261,10 +261,16 @@ class StripeGateway(WebhookEndpointCalls):
                     total += refund.amount
         return total
 
-    async def refund(self, payment_intent: str) -> None:
-        """Refund a payment in full."""
+    async def refund(self, payment_intent: str, idempotency_key: str) -> None:
+        """Refund (what is left of) a payment; a retry with the same key refunds nothing more.
+
+        Stripe answers a request with a key it has seen with its first answer (for 24 hours at
+        least), so asking again after a lost answer cannot refund twice.
+        """
         async with self._translated_errors():
-            await self._client.v1.refunds.create_async({"payment_intent": payment_intent})
+            await self._client.v1.refunds.create_async(
+                {"payment_intent": payment_intent}, {"idempotency_key": idempotency_key}
+            )
 
 
 def _metadata_machine_id(metadata: Any) -> str | None:
