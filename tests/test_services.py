@@ -39,15 +39,30 @@ async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqt
     }
 
 
-@pytest.mark.parametrize("credits", [0, 101, -1, "lots"])
-async def test_add_credit_validates_credits(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock, credits: Any
+async def test_add_credit_refuses_what_is_not_a_number(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
 ) -> None:
     with pytest.raises(vol.Invalid):
         await hass.services.async_call(
-            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": credits}, blocking=True
+            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": "lots"}, blocking=True
         )
     assert published(mqtt_mock) == []
+
+
+@pytest.mark.parametrize("credits", [0, 101, -1])
+async def test_add_credit_out_of_range_is_a_translated_error(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock, credits: int
+) -> None:
+    """credits 0 gave Home Assistant's raw "value must be at least 1 for dictionary value"."""
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": credits}, blocking=True
+        )
+    assert err.value.translation_key == "credits_out_of_range"
+    assert err.value.translation_placeholders == {"credits": str(credits), "min": "1", "max": "100"}
+    assert published(mqtt_mock) == []
+    owed = await on_ledger_file(hass, setup_entry, lambda ledger: ledger.undelivered())
+    assert owed == []
 
 
 async def test_add_credit_unknown_device(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:

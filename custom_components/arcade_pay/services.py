@@ -40,7 +40,9 @@ MAX_MANUAL_CREDITS = 100
 ADD_CREDIT_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_DEVICE_ID): cv.string,
-        vol.Required(ATTR_CREDITS): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_MANUAL_CREDITS)),
+        # The range is checked by the handler, which says so in words: the schema's own
+        # message ("value must be at least 1 for dictionary value") is not translated.
+        vol.Required(ATTR_CREDITS): vol.Coerce(int),
     }
 )
 CREATE_PAYMENT_LINK_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
@@ -129,8 +131,15 @@ async def async_add_credit(data: ArcadePayData, cabinet: Cabinet, credits: int) 
 
 @_admin_only
 async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
+    credits: int = call.data[ATTR_CREDITS]
+    if not 1 <= credits <= MAX_MANUAL_CREDITS:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="credits_out_of_range",
+            translation_placeholders={"credits": str(credits), "min": "1", "max": str(MAX_MANUAL_CREDITS)},
+        )
     data, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
-    credit = await async_add_credit(data, cabinet, call.data[ATTR_CREDITS])
+    credit = await async_add_credit(data, cabinet, credits)
     if not call.return_response:
         return None
     return {"payment_id": credit.payment_id, "waits_for_cabinet": credit.waits_for_cabinet}
