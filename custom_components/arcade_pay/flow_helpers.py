@@ -126,10 +126,11 @@ def price_placeholders(currency: str) -> dict[str, str]:
     """What the price field and its error say about the currency.
 
     The example shows the decimals and both separators ("1.50 or 1,50"), or none ("100"):
-    words about decimals would be wrong for a currency without them.
+    words about decimals would be wrong for a currency without them. Three decimals get no
+    comma form: "1,500" reads as a thousand.
     """
     example = price_example(currency)
-    if currency_exponent(currency):
+    if currency_exponent(currency) == 2:
         example = f"{example} or {example.replace('.', ',')}"
     return {
         "currency": currency.upper(),
