@@ -398,3 +398,16 @@ async def test_price_help_and_currency_fit_the_currency(
     error = cabinet_text("error", "invalid_price", placeholders=result["description_placeholders"])
     assert "decimal" not in error
     assert "comma" not in error
+
+
+async def test_cabinet_reconfigure_is_titled_with_the_cabinets_name(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """It read "Change cabinet pacman-1": the machine ID, not the name the operator gave."""
+    result = await start_reconfigure(hass, setup_entry)
+    placeholders = result["description_placeholders"]
+    assert (
+        cabinet_text("step", "reconfigure", "title", placeholders=placeholders)
+        == "Change the cabinet Pac-Man"
+    )
+    assert MACHINE_ID in cabinet_text("step", "reconfigure", "description", placeholders=placeholders)

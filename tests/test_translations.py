@@ -156,3 +156,9 @@ def test_every_menu_says_what_its_choices_do() -> None:
     assert MENU_STEPS
     for path, step in MENU_STEPS:
         assert step.get("description"), path
+
+
+@pytest.mark.parametrize("jargon", ["Flask"])
+def test_no_developer_jargon(jargon: str) -> None:
+    """ "Cabinets set up with the earlier Flask system" meant nothing to an arcade owner."""
+    assert [path for path, value in STRING_VALUES if jargon in value] == []
