@@ -37,7 +37,6 @@ from fake_stripe import FakeStripe
 from .conftest import MACHINE_ID
 from .test_config_flow import NEW_CABINET, start_cabinet_flow, start_reconfigure
 
-
 EN = Path(__file__).parents[1] / "custom_components" / "arcade_pay" / "translations" / "en.json"
 
 
