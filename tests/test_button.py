@@ -17,8 +17,9 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.core.ledger import LedgerError, PaymentLedger
+from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, published
+from .conftest import MACHINE_ID, on_ledger_file, published
 from .platform_snapshot import assert_on_cabinet_device
 
 BUTTON = "button.pac_man_insert_credit"
@@ -92,3 +93,30 @@ async def test_insert_credit_is_unavailable_while_mqtt_is_down(
     async_dispatcher_send(hass, "mqtt_connection_state", True)
     await hass.async_block_till_done()
     assert hass.states.get(BUTTON).state != STATE_UNAVAILABLE
+
+
+async def test_insert_credit_on_a_cabinet_never_seen_is_recorded_once_and_raises_nothing(
+    hass: HomeAssistant,
+    mqtt_mock: MagicMock,
+    fake_stripe: FakeStripe,
+    config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The credit was recorded, then an error (logged with a traceback) invited a second press.
+
+    Now the press succeeds: the credit waits in Pending credits, a warning in the log says why.
+    """
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await press(hass)  # Raises nothing.
+    await hass.async_block_till_done()
+    owed = await on_ledger_file(hass, config_entry, lambda ledger: ledger.undelivered())
+    assert [(u.machine_id, u.credits, u.source.value) for u in owed] == [(MACHINE_ID, 1, "manual")]
+    assert [t for t, *_ in published(mqtt_mock) if t.endswith("/coinpulse")] == []
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "1"
+    assert hass.states.get("sensor.pac_man_payments").state == "waiting"
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING" and "Pac-Man" in r.getMessage()]
+    assert "Cabinet never reports on MQTT" in warning.getMessage()
+    assert "credit(s)" not in warning.getMessage()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

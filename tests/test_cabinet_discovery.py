@@ -177,8 +177,25 @@ async def test_an_ignored_cabinet_is_not_offered_again(
     assert result["step_id"] == "discovery_confirm"
 
 
+async def test_a_cabinet_seen_only_by_its_status_is_not_said_to_have_announced_itself(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    """The form said it "announced itself … under the name it gave itself": it gave none."""
+    result = await discover(hass, status())
+    assert result["step_id"] == "discovery_confirm_status"
+    strings = json.loads((MANIFEST.parent / "strings.json").read_text(encoding="utf-8"))
+    description = strings["config"]["step"][result["step_id"]]["description"]
+    assert "announced" not in description
+    assert "name it gave" not in description
+    assert set(result["data_schema"].schema) == {CONF_CURRENCY, CONF_PRICE, CONF_MAX_QUANTITY}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], PRICE)
+    await hass.async_block_till_done()
+    assert result["reason"] == "cabinet_added"
+    assert cabinet_subentry(setup_entry).title == NEW_ID  # Named after its machine ID.
+
+
 async def test_a_cabinet_is_offered_once(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
-    assert (await discover(hass, status()))["step_id"] == "discovery_confirm"
+    assert (await discover(hass, status()))["step_id"] == "discovery_confirm_status"
     assert offered(hass)[0]["context"]["title_placeholders"] == {"name": NEW_ID}  # A status has no name.
     assert (await discover(hass, status()))["reason"] == "already_in_progress"
     # Its announcement replaces the offer made from its status: it has the cabinet's name.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -34,6 +36,20 @@ from fake_stripe import FakeStripe
 
 from .conftest import MACHINE_ID
 from .test_config_flow import NEW_CABINET, start_cabinet_flow, start_reconfigure
+
+EN = Path(__file__).parents[1] / "custom_components" / "arcade_pay" / "translations" / "en.json"
+
+
+def cabinet_text(*path: str, placeholders: dict[str, str]) -> str:
+    """The English text of the cabinet flow at ``path``, as the frontend fills it in."""
+    node: Any = json.loads(EN.read_text(encoding="utf-8"))["config_subentries"]["cabinet"]
+    for part in path:
+        node = node[part]
+    return str(node).format(**placeholders)
+
+
+def suggested(result: Any, field: str) -> Any:
+    return next(key for key in result["data_schema"].schema if key == field).description["suggested_value"]
 
 
 def subentry_of(entry: MockConfigEntry, machine_id: str) -> Any:
@@ -353,3 +369,44 @@ async def test_new_qr_code_repair_goes_with_its_cabinet(
     assert hass.config_entries.async_remove_subentry(setup_entry, subentry_id)
     await hass.async_block_till_done()
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_price_help_and_currency_fit_the_currency(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    """For JPY the help said "A point or a comma separates the decimals, for example 100",
+    and the currency typed as "jpy" came back in lower case after the price check."""
+    help_path = ("step", "new_link", "data_description", "price")
+    result = await start_cabinet_flow(hass, setup_entry, "new_link")
+    dollars = cabinet_text(*help_path, placeholders=result["description_placeholders"])
+    assert "1.50 or 1,50" in dollars
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], NEW_CABINET | {CONF_CURRENCY: " jpy ", CONF_PRICE: "1.50"}
+    )
+    assert result["errors"] == {CONF_PRICE: "price_currency_changed"}
+    assert suggested(result, CONF_CURRENCY) == "JPY"
+    yen = cabinet_text(*help_path, placeholders=result["description_placeholders"])
+    assert "for example 100." in yen
+    assert "decimal" not in yen
+    assert "comma" not in yen
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], NEW_CABINET | {CONF_CURRENCY: "jpy", CONF_PRICE: "1.50"}
+    )
+    assert result["errors"] == {CONF_PRICE: "invalid_price"}
+    assert suggested(result, CONF_CURRENCY) == "JPY"
+    error = cabinet_text("error", "invalid_price", placeholders=result["description_placeholders"])
+    assert "decimal" not in error
+    assert "comma" not in error
+
+
+async def test_cabinet_reconfigure_is_titled_with_the_cabinets_name(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
+    """It read "Change cabinet pacman-1": the machine ID, not the name the operator gave."""
+    result = await start_reconfigure(hass, setup_entry)
+    placeholders = result["description_placeholders"]
+    assert (
+        cabinet_text("step", "reconfigure", "title", placeholders=placeholders)
+        == "Change the cabinet Pac-Man"
+    )
+    assert MACHINE_ID in cabinet_text("step", "reconfigure", "description", placeholders=placeholders)

@@ -121,3 +121,12 @@ async def test_qr_code_time_changes_with_the_link(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(QR_CODE).state > EARLIER
+
+
+async def test_qr_code_names_its_link_and_price(
+    hass: HomeAssistant, platform_entry: MockConfigEntry, cabinet_link: dict[str, Any]
+) -> None:
+    """The operator copies the link and sees what it sells (no secret: the link is public)."""
+    attributes = hass.states.get(QR_CODE).attributes
+    assert attributes["url"] == cabinet_link["url"]
+    assert attributes["price_per_credit"] == "2.00 USD"  # UNIT_AMOUNT cents.

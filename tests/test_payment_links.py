@@ -8,7 +8,6 @@ from typing import Any
 from unittest.mock import MagicMock
 
 from freezegun.api import FrozenDateTimeFactory
-import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_mqtt_message,
@@ -17,7 +16,6 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 
 from custom_components.arcade_pay.const import CONF_NEVER_REPORTS, DOMAIN
@@ -255,13 +253,20 @@ async def test_free_credit_for_a_cabinet_never_seen_says_it_waits(
     fake_stripe: FakeStripe,
     config_entry: MockConfigEntry,
 ) -> None:
-    """Item 1.4: Insert credit on a cabinet never seen said MQTT failed; it is recorded and waits."""
+    """Item 1.4: Insert credit on a cabinet never seen said MQTT failed; it is recorded and waits.
+
+    It is no error (an error invited a second gift): the response says it waits.
+    """
     await setup(hass, config_entry)
-    with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            DOMAIN, "add_credit", {"device_id": device_id(hass), "credits": 2}, blocking=True
-        )
-    assert err.value.translation_key == "credit_waits_for_cabinet"
+    response = await hass.services.async_call(
+        DOMAIN,
+        "add_credit",
+        {"device_id": device_id(hass), "credits": 2},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["waits_for_cabinet"] is True
     assert coin_pulses(mqtt_mock) == []
     assert hass.states.get(PENDING).state == "2"
 

@@ -16,7 +16,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_device_id, published
+from .conftest import MACHINE_ID, cabinet_device_id, on_ledger_file, published
 
 
 async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
@@ -29,7 +29,7 @@ async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqt
     message = json.loads(payload)
     assert (topic, qos) == (f"arcade/machine/{MACHINE_ID}/coinpulse", 1)
     assert message["credits"] == 5
-    assert response == {"payment_id": message["paymentId"]}
+    assert response == {"payment_id": message["paymentId"], "waits_for_cabinet": False}
     assert events[0].data == {
         "machine_id": MACHINE_ID,
         "device_id": device_id,
@@ -39,15 +39,30 @@ async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqt
     }
 
 
-@pytest.mark.parametrize("credits", [0, 101, -1, "lots"])
-async def test_add_credit_validates_credits(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock, credits: Any
+async def test_add_credit_refuses_what_is_not_a_number(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
 ) -> None:
     with pytest.raises(vol.Invalid):
         await hass.services.async_call(
-            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": credits}, blocking=True
+            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": "lots"}, blocking=True
         )
     assert published(mqtt_mock) == []
+
+
+@pytest.mark.parametrize("credits", [0, 101, -1])
+async def test_add_credit_out_of_range_is_a_translated_error(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock, credits: int
+) -> None:
+    """credits 0 gave Home Assistant's raw "value must be at least 1 for dictionary value"."""
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": credits}, blocking=True
+        )
+    assert err.value.translation_key == "credits_out_of_range"
+    assert err.value.translation_placeholders == {"credits": str(credits), "min": "1", "max": "100"}
+    assert published(mqtt_mock) == []
+    owed = await on_ledger_file(hass, setup_entry, lambda ledger: ledger.undelivered())
+    assert owed == []
 
 
 async def test_add_credit_unknown_device(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
@@ -131,3 +146,24 @@ async def test_create_payment_link_rejected_key_starts_reauth(
         )
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == ["reauth"]
+
+
+async def test_add_credit_for_a_cabinet_never_seen_succeeds_and_says_it_waits(
+    hass: HomeAssistant, mqtt_mock: MagicMock, fake_stripe: FakeStripe, config_entry: Any
+) -> None:
+    """Recorded, then an error: a script that retried handed the credits out twice."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "add_credit",
+        {"device_id": cabinet_device_id(hass), "credits": 2},
+        blocking=True,
+        return_response=True,
+    )
+    owed = await on_ledger_file(hass, config_entry, lambda ledger: ledger.undelivered())
+    assert [(u.payment_id, u.credits) for u in owed] == [(response["payment_id"], 2)]
+    assert response["waits_for_cabinet"] is True
+    assert published(mqtt_mock) == []
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "2"

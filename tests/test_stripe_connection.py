@@ -295,6 +295,8 @@ async def test_reconfigure_key_of_another_account_is_refused(
     result = await setup_entry.start_reconfigure_flow(hass)
     assert result["type"] is FlowResultType.MENU
     assert result["menu_options"] == ["reconfigure_key", "reconfigure_secret"]  # Made by hand.
+    # The menu's description names the account (its title cannot: test_translations.py).
+    assert result["description_placeholders"] == {"account": setup_entry.title}
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "reconfigure_key"}
     )

@@ -119,3 +119,46 @@ def test_every_field_help_has_a_field() -> None:
     for flow in flows:
         for step_id, step in flow["step"].items():
             assert set(step.get("data_description", {})) <= set(step.get("data", {})), step_id
+
+
+def _steps(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every flow step of strings.json (config, options, subentries, repairs' fix flows), by its path."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else key
+            if key == "step" and isinstance(value, dict):
+                for step_id, step in value.items():
+                    yield f"{here}.{step_id}", step
+            else:
+                yield from _steps(value, here)
+
+
+MENU_STEPS = [
+    (path, step)
+    for path, step in _steps(json.loads(STRINGS.read_text(encoding="utf-8")))
+    if "menu_options" in step
+]
+
+
+@pytest.mark.parametrize(("path", "step"), MENU_STEPS, ids=[path for path, _ in MENU_STEPS])
+def test_menu_title_has_no_placeholder(path: str, step: dict[str, Any]) -> None:
+    """Home Assistant 2025.4's frontend fills no placeholder into a menu's title.
+
+    Entry ⋮ → Reconfigure showed 'Translation Error: The intl string context variable "account"
+    was not provided'. Its description gets them; the title must do without.
+    """
+    fields = [field for _, field, _, _ in string.Formatter().parse(step.get("title", "")) if field]
+    assert fields == [], f"{path}.title has placeholders {fields}"
+
+
+def test_every_menu_says_what_its_choices_do() -> None:
+    """A menu without a description shows only a title above bare choices."""
+    assert MENU_STEPS
+    for path, step in MENU_STEPS:
+        assert step.get("description"), path
+
+
+@pytest.mark.parametrize("jargon", ["Flask"])
+def test_no_developer_jargon(jargon: str) -> None:
+    """ "Cabinets set up with the earlier Flask system" meant nothing to an arcade owner."""
+    assert [path for path, value in STRING_VALUES if jargon in value] == []

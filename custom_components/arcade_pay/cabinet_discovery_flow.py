@@ -74,7 +74,9 @@ class CabinetDiscoveryFlow(ConfigFlow):
             return self.async_abort(reason="already_configured")
         self._found = found
         self.context["title_placeholders"] = {"name": found.name}
-        return await self.async_step_discovery_confirm()
+        if found.announced:
+            return await self.async_step_discovery_confirm()
+        return await self.async_step_discovery_confirm_status()
 
     def _accounts(self) -> list[ConfigEntry]:
         """The Stripe accounts whose cabinets use the found cabinet's topics."""
@@ -98,6 +100,16 @@ class CabinetDiscoveryFlow(ConfigFlow):
     async def async_step_discovery_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
+        """Confirm a cabinet that announced itself, with the name it gave."""
+        return await self._async_confirm("discovery_confirm", user_input)
+
+    async def async_step_discovery_confirm_status(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm a cabinet seen only by its status: it gave no name, its form says so."""
+        return await self._async_confirm("discovery_confirm_status", user_input)
+
+    async def _async_confirm(self, step_id: str, user_input: dict[str, Any] | None) -> ConfigFlowResult:
         """Price, currency and limit (and the account, when there are several) of the found cabinet."""
         found = self._found
         placeholders = {"name": found.name, "machine_id": found.machine_id, "prefix": found.prefix}
@@ -130,7 +142,7 @@ class CabinetDiscoveryFlow(ConfigFlow):
                         reason="cabinet_already_added",
                         description_placeholders=placeholders | {"account": owner.title},
                     )
-                data[CONF_NEVER_REPORTS] = False  # It announced itself: it reports.
+                data[CONF_NEVER_REPORTS] = False  # It published on MQTT: it reports.
                 self.hass.config_entries.async_add_subentry(
                     entry,
                     ConfigSubentry(
@@ -155,7 +167,7 @@ class CabinetDiscoveryFlow(ConfigFlow):
         schema[vol.Required(CONF_PRICE)] = price_selector(shown)
         schema[vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY)] = QUANTITY
         return self.async_show_form(
-            step_id="discovery_confirm",
+            step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input),
             errors=errors,
             description_placeholders=placeholders | price_placeholders(shown),

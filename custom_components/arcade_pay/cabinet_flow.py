@@ -259,7 +259,8 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input or suggested),
             errors=errors,
-            description_placeholders={"machine_id": data[CONF_MACHINE_ID]} | price_placeholders(currency),
+            description_placeholders={"name": subentry.title, "machine_id": data[CONF_MACHINE_ID]}
+            | price_placeholders(currency),
         )
 
     async def _async_acknowledges(self, data: Mapping[str, Any]) -> bool:

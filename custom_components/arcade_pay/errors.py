@@ -16,7 +16,7 @@ from homeassistant.exceptions import ConfigEntryError, HomeAssistantError
 from .const import DOMAIN
 from .core.ledger import LedgerError
 from .core.stripe_gateway import StripeAuthError, StripeConnectionError, StripeGatewayError
-from .intake import CreditWaitsForCabinet, PulseNotTaken
+from .intake import PulseNotTaken
 
 
 @contextmanager
@@ -38,12 +38,6 @@ def translated_errors() -> Iterator[None]:
             translation_domain=DOMAIN,
             translation_key="ledger_failed",
             translation_placeholders={"error": str(err)},
-        ) from err
-    except CreditWaitsForCabinet as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="credit_waits_for_cabinet",
-            translation_placeholders={"cabinet": err.cabinet.config.name, "credits": str(err.credits)},
         ) from err
     except PulseNotTaken as err:
         raise HomeAssistantError(

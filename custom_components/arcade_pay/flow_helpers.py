@@ -102,8 +102,15 @@ def whole_number(
 
 
 def stripped(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Pasted text often carries spaces or a newline at either end."""
-    return {key: value.strip() if isinstance(value, str) else value for key, value in user_input.items()}
+    """Pasted text often carries spaces or a newline at either end.
+
+    A currency code is shown again in upper case, as codes are written ("eur" came back as
+    typed); Stripe's lower case is what is stored (normalize_currency).
+    """
+    cleaned = {key: value.strip() if isinstance(value, str) else value for key, value in user_input.items()}
+    if isinstance(cleaned.get(CONF_CURRENCY), str):
+        cleaned[CONF_CURRENCY] = cleaned[CONF_CURRENCY].upper()
+    return cleaned
 
 
 def unit_amount_or_error(price: Any, currency: str, errors: dict[str, str]) -> int | None:
@@ -116,11 +123,18 @@ def unit_amount_or_error(price: Any, currency: str, errors: dict[str, str]) -> i
 
 
 def price_placeholders(currency: str) -> dict[str, str]:
-    """What the price field and its error say about the currency."""
+    """What the price field and its error say about the currency.
+
+    The example shows the decimals and both separators ("1.50 or 1,50"), or none ("100"):
+    words about decimals would be wrong for a currency without them. Three decimals get no
+    comma form: "1,500" reads as a thousand.
+    """
+    example = price_example(currency)
+    if currency_exponent(currency) == 2:
+        example = f"{example} or {example.replace('.', ',')}"
     return {
         "currency": currency.upper(),
-        "decimals": str(currency_exponent(currency)),
-        "example": price_example(currency),
+        "example": example,
         "max_quantity_limit": str(MAX_ADJUSTABLE_QUANTITY),
     }
 

@@ -13,6 +13,7 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.util import dt as dt_util
 
 from .core.cabinet import Cabinet
+from .core.currencies import format_amount
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .runtime import ArcadePayConfigEntry
 
@@ -26,6 +27,17 @@ def qr_code_png(url: str) -> bytes:
     buffer = io.BytesIO()
     segno.make(url, error="m", micro=False).save(buffer, kind="png", scale=10, border=4)
     return buffer.getvalue()
+
+
+def link_attributes(cabinet: Cabinet) -> dict[str, str]:
+    """The link the QR code holds (public: players open it) and what it sells, to copy and check."""
+    config = cabinet.config
+    attributes = {"url": config.payment_link_url}
+    if config.unit_amount:  # Unknown for an adopted link that sells several prices.
+        attributes["price_per_credit"] = (
+            f"{format_amount(config.unit_amount, config.currency)} {config.currency.upper()}"
+        )
+    return attributes
 
 
 async def async_setup_entry(
@@ -54,7 +66,7 @@ class ArcadePayQrCode(ArcadePayEntity, ImageEntity, RestoreEntity):
         ImageEntity.__init__(self, hass)
         self._png: bytes | None = None
         self._attr_image_last_updated = dt_util.utcnow()
-        self._attr_extra_state_attributes = {"url": cabinet.config.payment_link_url}
+        self._attr_extra_state_attributes = link_attributes(cabinet)
 
     async def async_added_to_hass(self) -> None:
         """Keep the time of the last change when the link is the one shown before."""

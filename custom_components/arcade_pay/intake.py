@@ -49,14 +49,12 @@ class Outcome(StrEnum):
     IGNORED = "ignored"
 
 
-class CreditWaitsForCabinet(Exception):
-    """A manual credit was recorded, but its cabinet never showed a sign of life yet."""
+@dataclass(frozen=True, slots=True)
+class ManualCredit:
+    """Free credits recorded in the ledger: published now, or waiting for a cabinet never seen yet."""
 
-    def __init__(self, cabinet: Cabinet, credits: int) -> None:
-        """Name the cabinet and the credits that wait."""
-        super().__init__(f"{credits} credit(s) wait until {cabinet.machine_id} shows up")
-        self.cabinet = cabinet
-        self.credits = credits
+    payment_id: str
+    waits_for_cabinet: bool
 
 
 class PulseNotTaken(Exception):
@@ -273,11 +271,11 @@ class Intake:
 
     # --- credits given away ----------------------------------------------------------------------
 
-    async def async_add_manual_credit(self, cabinet: Cabinet, credits: int) -> str:
-        """Give free credits (button or action); return the payment id used.
+    async def async_add_manual_credit(self, cabinet: Cabinet, credits: int) -> ManualCredit:
+        """Give free credits (button or action): recorded, then published unless the cabinet was never seen.
 
-        Raises CreditWaitsForCabinet or PulseNotTaken when MQTT could not take the pulse now
-        (errors.py translates them); it stays in the ledger and is delivered later.
+        Raises PulseNotTaken when MQTT could not take the pulse now (errors.py translates it);
+        it stays in the ledger and is delivered later.
         """
         payment = Payment(
             payment_id=f"manual_{uuid.uuid4().hex}",
@@ -291,8 +289,7 @@ class Intake:
         dispatcher = self._courier.dispatcher
         await dispatcher.accept(payment)
         self._courier.after_delivery_change(cabinet.machine_id)
-        if cabinet.awaiting_first_sign and not dispatcher.published_once(payment.payment_id):
-            raise CreditWaitsForCabinet(cabinet, credits)
-        if not dispatcher.published_once(payment.payment_id):
+        published = dispatcher.published_once(payment.payment_id)
+        if not published and not cabinet.awaiting_first_sign:
             raise PulseNotTaken(cabinet, credits)
-        return payment.payment_id
+        return ManualCredit(payment.payment_id, waits_for_cabinet=not published)

@@ -22,11 +22,12 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError,
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util import dt as dt_util
 
-from .const import ATTR_CREDITS, DOMAIN
+from .const import ATTR_CREDITS, DOMAIN, LOGGER
 from .errors import export_errors, translated_errors
 
 if TYPE_CHECKING:
     from .core.cabinet import Cabinet
+    from .intake import ManualCredit
     from .runtime import ArcadePayData
 
 SERVICE_ADD_CREDIT = "add_credit"
@@ -39,7 +40,9 @@ MAX_MANUAL_CREDITS = 100
 ADD_CREDIT_SCHEMA = vol.Schema(
     {
         vol.Required(ATTR_DEVICE_ID): cv.string,
-        vol.Required(ATTR_CREDITS): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_MANUAL_CREDITS)),
+        # The range is checked by the handler, which says so in words: the schema's own
+        # message ("value must be at least 1 for dictionary value") is not translated.
+        vol.Required(ATTR_CREDITS): vol.Coerce(int),
     }
 )
 CREATE_PAYMENT_LINK_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
@@ -105,17 +108,41 @@ def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayD
     )
 
 
-async def async_add_credit(data: ArcadePayData, cabinet: Cabinet, credits: int) -> str:
-    """Publish free credits; raise a translated error if they could not be sent."""
+async def async_add_credit(data: ArcadePayData, cabinet: Cabinet, credits: int) -> ManualCredit:
+    """Record free credits and publish them; raise a translated error if they could not be sent.
+
+    A cabinet that has not sent any message yet gets them once it does. That is no failure:
+    they are recorded, and an error would invite a second press (a second gift). So the call
+    succeeds, the log says why they wait, and the cabinet's Payments and Pending credits
+    sensors show it (README, "Insert credit").
+    """
     with translated_errors():
-        return await data.intake.async_add_manual_credit(cabinet, credits)
+        credit = await data.intake.async_add_manual_credit(cabinet, credits)
+    if credit.waits_for_cabinet:
+        LOGGER.warning(
+            "%s has not sent any MQTT message yet, so the free credits just given to it (%d) wait in "
+            "its Pending credits and are sent as soon as it does. If it never publishes anything, "
+            'turn on "Cabinet never reports on MQTT" in its Reconfigure to send them at once',
+            cabinet.config.name,
+            credits,
+        )
+    return credit
 
 
 @_admin_only
 async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
+    credits: int = call.data[ATTR_CREDITS]
+    if not 1 <= credits <= MAX_MANUAL_CREDITS:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="credits_out_of_range",
+            translation_placeholders={"credits": str(credits), "min": "1", "max": str(MAX_MANUAL_CREDITS)},
+        )
     data, cabinet = _cabinet_for_device(call.hass, call.data[ATTR_DEVICE_ID])
-    payment_id = await async_add_credit(data, cabinet, call.data[ATTR_CREDITS])
-    return {"payment_id": payment_id} if call.return_response else None
+    credit = await async_add_credit(data, cabinet, credits)
+    if not call.return_response:
+        return None
+    return {"payment_id": credit.payment_id, "waits_for_cabinet": credit.waits_for_cabinet}
 
 
 async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceResponse:
