@@ -1,12 +1,9 @@
 """What cabinets publish over MQTT (game over, status, state, acks, announcements) and MQTT's own state.
 
-MQTT in: each handler checks the message, then tells the cabinet, the courier (courier.py:
-pulses, acks, wake-ups) or the link keeper (link_keeper.py: first sign of life, the offline
-rule) what it means. Both are called, never calling back; runtime.py subscribes at start.
-
-The earlier system's HTTP game over (game_over_webhook.py) takes the MQTT game over's path here,
-then publishes the game over message as the earlier system did; ``PublishedEchoes`` keeps that
-message, when the subscription brings it back, from counting as a second game over.
+MQTT in: each handler checks the message, then tells the cabinet, the courier (pulses, acks,
+wake-ups) or the link keeper (first sign of life, the offline rule); neither calls back. The
+earlier system's HTTP game over (game_over_webhook.py) takes the MQTT game over's path, then is
+published as it did; ``PublishedEchoes`` keeps that message, coming back, from counting twice.
 """
 
 from __future__ import annotations
@@ -78,9 +75,8 @@ class CabinetMessages:
             (TOPIC_GAME_OVER, self.on_game_over, 1),
             (TOPIC_STATUS, self.on_status, 1),
             (TOPIC_STATE, self.on_state, 1),
-            # QoS 0: a lost ack only costs a re-sent pulse (which the cabinet acks again), while
-            # answering each ack with a PUBACK stalls the next coin pulse behind Nagle's algorithm
-            # (Home Assistant's MQTT socket does not set TCP_NODELAY): 40 ms per payment.
+            # QoS 0: a lost ack costs a re-sent pulse; a PUBACK per ack stalls the next pulse 40 ms
+            # behind Nagle's algorithm (Home Assistant's MQTT socket does not set TCP_NODELAY).
             (TOPIC_ACK, self.on_ack, 0),
             (TOPIC_INFO, self.on_info, 1),
         ):
@@ -120,9 +116,7 @@ class CabinetMessages:
             return
         self._warned_topics.add(message_topic)
         LOGGER.warning(
-            "Ignoring malformed message on %s: %s (further ones on this topic are logged at debug level)",
-            message_topic,
-            err,
+            "Ignoring malformed message on %s: %s (further ones at debug level)", message_topic, err
         )
 
     @callback
