@@ -29,7 +29,7 @@ async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqt
     message = json.loads(payload)
     assert (topic, qos) == (f"arcade/machine/{MACHINE_ID}/coinpulse", 1)
     assert message["credits"] == 5
-    assert response == {"payment_id": message["paymentId"], "waits_for_cabinet": False}
+    assert response == {"payment_id": message["paymentId"], "sent": True, "waits_for_cabinet": False}
     assert events[0].data == {
         "machine_id": MACHINE_ID,
         "device_id": device_id,
@@ -86,13 +86,18 @@ async def test_add_credit_unloaded_entry(hass: HomeAssistant, setup_entry: MockC
 async def test_add_credit_mqtt_failure(
     hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock
 ) -> None:
+    """Recorded but not taken by MQTT: the call succeeds and says so; the credits follow later."""
     mqtt_mock.async_publish.side_effect = HomeAssistantError("disconnected")
-    with pytest.raises(HomeAssistantError) as err:
-        await hass.services.async_call(
-            DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": 1}, blocking=True
-        )
-    assert err.value.translation_key == "publish_failed"
+    response = await hass.services.async_call(
+        DOMAIN,
+        "add_credit",
+        {"device_id": cabinet_device_id(hass), "credits": 1},
+        blocking=True,
+        return_response=True,
+    )
+    assert (response["sent"], response["waits_for_cabinet"]) == (False, False)
     assert hass.states.get("sensor.pac_man_credits").state == "0"
+    assert hass.states.get("sensor.pac_man_pending_credits").state == "1"
 
 
 async def test_create_payment_link(

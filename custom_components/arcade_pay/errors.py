@@ -16,7 +16,6 @@ from homeassistant.exceptions import ConfigEntryError, HomeAssistantError
 from .const import DOMAIN
 from .core.ledger import LedgerError
 from .core.stripe_gateway import StripeAuthError, StripeConnectionError, StripeGatewayError
-from .intake import PulseNotTaken
 
 
 @contextmanager
@@ -38,12 +37,6 @@ def translated_errors() -> Iterator[None]:
             translation_domain=DOMAIN,
             translation_key="ledger_failed",
             translation_placeholders={"error": str(err)},
-        ) from err
-    except PulseNotTaken as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="publish_failed",
-            translation_placeholders={"machine_id": err.cabinet.machine_id, "error": str(err)},
         ) from err
 
 

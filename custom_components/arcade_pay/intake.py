@@ -54,16 +54,8 @@ class ManualCredit:
     """Free credits recorded in the ledger: published now, or waiting for a cabinet never seen yet."""
 
     payment_id: str
-    waits_for_cabinet: bool
-
-
-class PulseNotTaken(Exception):
-    """A manual credit was recorded, but MQTT did not take its pulse now; it follows later."""
-
-    def __init__(self, cabinet: Cabinet, credits: int) -> None:
-        """Name the cabinet and the credits that follow."""
-        super().__init__(f"MQTT did not take the coin pulse; {credits} credit(s) will follow")
-        self.cabinet = cabinet
+    waits_for_cabinet: bool  # it never sent a message: they go when it does
+    sent: bool  # MQTT took the pulse now (else it follows: cabinet offline, MQTT down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +266,8 @@ class Intake:
     async def async_add_manual_credit(self, cabinet: Cabinet, credits: int) -> ManualCredit:
         """Give free credits (button or action): recorded, then published unless the cabinet was never seen.
 
-        Raises PulseNotTaken when MQTT could not take the pulse now (errors.py translates it);
-        it stays in the ledger and is delivered later.
+        Once recorded it is delivered like a payment, now or later: no error after that (a retry
+        would give the credits twice).
         """
         payment = Payment(
             payment_id=f"manual_{uuid.uuid4().hex}",
@@ -290,6 +282,5 @@ class Intake:
         await dispatcher.accept(payment)
         self._courier.after_delivery_change(cabinet.machine_id)
         published = dispatcher.published_once(payment.payment_id)
-        if not published and not cabinet.awaiting_first_sign:
-            raise PulseNotTaken(cabinet, credits)
-        return ManualCredit(payment.payment_id, waits_for_cabinet=not published)
+        waits = not published and cabinet.awaiting_first_sign
+        return ManualCredit(payment.payment_id, waits_for_cabinet=waits, sent=published)

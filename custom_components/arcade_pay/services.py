@@ -109,12 +109,12 @@ def _cabinet_for_device(hass: HomeAssistant, device_id: str) -> tuple[ArcadePayD
 
 
 async def async_add_credit(data: ArcadePayData, cabinet: Cabinet, credits: int) -> ManualCredit:
-    """Record free credits and publish them; raise a translated error if they could not be sent.
+    """Record free credits and publish them; raise a translated error if they could not be recorded.
 
-    A cabinet that has not sent any message yet gets them once it does. That is no failure:
-    they are recorded, and an error would invite a second press (a second gift). So the call
-    succeeds, the log says why they wait, and the cabinet's Payments and Pending credits
-    sensors show it (README, "Insert credit").
+    Recorded, they are delivered like a payment, now or later (a cabinet that has not sent any
+    message yet, one offline, MQTT down). That is no failure: an error would invite a second
+    press (a second gift). So the call succeeds, the log says why they wait, and the cabinet's
+    Pending credits (and Payments) sensors show it (README, "Insert credit").
     """
     with translated_errors():
         credit = await data.intake.async_add_manual_credit(cabinet, credits)
@@ -123,6 +123,14 @@ async def async_add_credit(data: ArcadePayData, cabinet: Cabinet, credits: int) 
             "%s has not sent any MQTT message yet, so the free credits just given to it (%d) wait in "
             "its Pending credits and are sent as soon as it does. If it never publishes anything, "
             'turn on "Cabinet never reports on MQTT" in its Reconfigure to send them at once',
+            cabinet.config.name,
+            credits,
+        )
+    elif not credit.sent:
+        LOGGER.warning(
+            "The free credits just given to %s (%d) are recorded but could not be sent now (the "
+            "cabinet is offline, or MQTT is down): they wait in its Pending credits and are sent "
+            "when it can take them",
             cabinet.config.name,
             credits,
         )
@@ -142,7 +150,11 @@ async def _async_handle_add_credit(call: ServiceCall) -> ServiceResponse:
     credit = await async_add_credit(data, cabinet, credits)
     if not call.return_response:
         return None
-    return {"payment_id": credit.payment_id, "waits_for_cabinet": credit.waits_for_cabinet}
+    return {
+        "payment_id": credit.payment_id,
+        "sent": credit.sent,
+        "waits_for_cabinet": credit.waits_for_cabinet,
+    }
 
 
 async def _async_handle_create_payment_link(call: ServiceCall) -> ServiceResponse:
