@@ -112,8 +112,8 @@ async def open_add_cabinet(journey: Journey, problems: list[str] | None = None) 
 
 
 async def choose(page: Page, option: str) -> None:
-    """Pick an option of a flow's menu step."""
-    await page.get_by_text(option, exact=True).click()
+    """Pick an option of a flow's menu step (not its name in bold in the menu's description)."""
+    await page.get_by_text(option, exact=True).and_(page.locator(":not(strong)")).click()
 
 
 async def fill(field: Locator, text: str) -> None:
