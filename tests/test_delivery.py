@@ -239,6 +239,29 @@ async def test_offline_cabinet_stops_taking_payments(
     assert hass.states.get(switch).state == "on"
 
 
+async def test_a_reload_does_not_restart_the_offline_rules_wait(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Offline 90 s of the 120 s grace, then the options are saved: the link stops 30 s later, not 120."""
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 90)
+
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline", retain=True)
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 20)
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
+    await advance(hass, freezer, 15)
+
+    assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
+
+
 async def test_short_outage_keeps_taking_payments(
     hass: HomeAssistant,
     setup_entry: MockConfigEntry,

@@ -69,7 +69,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
     async_unregister_stripe_webhook(hass, entry)
     async_unregister_game_over_webhook(hass, entry)
     data.async_stop()
-    remember_offline(hass, entry.entry_id, data.cabinets.values())
+    remember_offline(hass, entry.entry_id, data)
     await data.async_drain()
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     await hass.async_add_executor_job(data.ledger.close)

@@ -33,7 +33,7 @@ from .subentries import cabinet_config, explicit_acks, register_devices
 if TYPE_CHECKING:
     from .runtime import ArcadePayData
 
-OFFLINE_AT_UNLOAD: HassKey[dict[str, set[str]]] = HassKey(f"{DOMAIN}_offline_at_unload")
+OFFLINE_AT_UNLOAD: HassKey[dict[str, dict[str, float]]] = HassKey(f"{DOMAIN}_offline_at_unload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +86,12 @@ def roster_change(entry: ConfigEntry, source: EntrySource) -> RosterChange | Non
 
 
 @callback
-def remember_offline(hass: HomeAssistant, entry_id: str, cabinets: Iterable[Cabinet]) -> None:
-    """The entry unloads: which cabinets were offline, for the next start (a reload) to know."""
+def remember_offline(hass: HomeAssistant, entry_id: str, data: ArcadePayData) -> None:
+    """The entry unloads: which cabinets were offline, and since when, for the next start (a reload)."""
     hass.data.setdefault(OFFLINE_AT_UNLOAD, {})[entry_id] = {
-        c.machine_id for c in cabinets if c.online is False
+        machine_id: data.links.offline_since.get(machine_id, utcnow().timestamp())
+        for machine_id, cabinet in data.cabinets.items()
+        if cabinet.online is False
     }
 
 
@@ -97,7 +99,7 @@ async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Itera
     """Read these cabinets' totals and memory from the ledger; raise LedgerError."""
     hass, ledger = data.hass, data.ledger
     # Offline before this reload, or long enough before this restart for the offline rule.
-    offline_at_unload = hass.data.get(OFFLINE_AT_UNLOAD, {}).pop(entry.entry_id, set())
+    offline_at_unload = hass.data.get(OFFLINE_AT_UNLOAD, {}).pop(entry.entry_id, {})
     restoring = {cabinet.machine_id: cabinet for cabinet in cabinets}
     for totals in await hass.async_add_executor_job(ledger.totals):
         cabinet = restoring.get(totals.machine_id)
@@ -129,6 +131,8 @@ async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Itera
             planner.wait_for_first_sign(machine_id)
         if machine_id in offline_at_unload or cabinet.offline_stopped:
             planner.was_offline(machine_id)
+        if machine_id in offline_at_unload:  # The offline rule's wait goes on where it was.
+            data.links.offline_since[machine_id] = offline_at_unload[machine_id]
 
 
 async def async_add_cabinets(

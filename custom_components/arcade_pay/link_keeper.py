@@ -15,6 +15,7 @@ from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
+from homeassistant.util import dt as dt_util
 
 from .const import LOGGER
 from .core.cabinet import Cabinet
@@ -44,6 +45,8 @@ class LinkKeeper:
         self._work = work
         self._retries = LinkRetries(hass, self._async_sync_link)
         self._offline_timers: dict[str, CALLBACK_TYPE] = {}
+        # When each cabinet went offline (epoch seconds), kept across a reload (cabinet_roster.py).
+        self.offline_since: dict[str, float] = {}
 
     def start(self) -> None:
         """Ask Stripe what it has before changing anything, then sync every link in the background."""
@@ -73,6 +76,7 @@ class LinkKeeper:
         """A deleted cabinet (``cabinet.removed``): no offline timer, no retry for its link."""
         if (cancel := self._offline_timers.pop(cabinet.machine_id, None)) is not None:
             cancel()
+        self.offline_since.pop(cabinet.machine_id, None)
         self._retries.cancel(cabinet.machine_id)
 
     async def _async_sync_link(self, cabinet: Cabinet) -> None:
@@ -120,11 +124,16 @@ class LinkKeeper:
 
     @callback
     def cabinet_offline(self, machine_id: str) -> None:
-        """The cabinet went offline: its link stops after the grace period, unless it is back."""
+        """The cabinet went offline: its link stops after the grace period, unless it is back.
+
+        Counted from when it went offline, also when that was before a reload.
+        """
+        since = self.offline_since.setdefault(machine_id, dt_util.utcnow().timestamp())
         if self._offline_grace > 0 and machine_id not in self._offline_timers:
+            left = max(0.0, self._offline_grace - (dt_util.utcnow().timestamp() - since))
             self._offline_timers[machine_id] = async_call_later(
                 self._hass,
-                self._offline_grace,
+                left,
                 HassJob(partial(self._offline_too_long, machine_id), cancel_on_shutdown=True),
             )
 
@@ -145,6 +154,7 @@ class LinkKeeper:
         """The cabinet is online again: no offline rule; its link may take money again."""
         if (cancel := self._offline_timers.pop(cabinet.machine_id, None)) is not None:
             cancel()
+        self.offline_since.pop(cabinet.machine_id, None)
         self._work.spawn(self._async_back_online(cabinet), cancellable=True)
 
     async def _async_back_online(self, cabinet: Cabinet) -> None:
