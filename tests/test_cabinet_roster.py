@@ -250,3 +250,36 @@ async def test_cabinet_deleted_while_the_start_up_sync_waits_on_stripe(
     assert "changed size during iteration" not in caplog.text
     assert fake_stripe.payment_links[link["id"]]["active"] is False
     assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_two_cabinets_added_at_once_are_each_run_once(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    mqtt_mock: MagicMock,
+    caplog: Any,
+) -> None:
+    """Two discovered cabinets confirmed in the same moment: two update listeners, interleaved."""
+    links = {machine_id: managed_link(fake_stripe, machine_id) for machine_id in (GALAGA, "tetris-3")}
+    for machine_id, link in links.items():
+        template = cabinet_subentry(link, machine_id, machine_id.title())
+        hass.config_entries.async_add_subentry(
+            setup_entry,
+            ConfigSubentry(
+                data=template["data"],
+                subentry_type=template["subentry_type"],
+                title=machine_id.title(),
+                unique_id=machine_id,
+            ),
+        )
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    assert "already exists" not in caplog.text
+    assert hass.states.get("sensor.galaga_2_credits") is not None
+    assert hass.states.get("sensor.tetris_3_credits") is not None
+    for machine_id, link in links.items():
+        async_fire_mqtt_message(hass, f"arcade/machine/{machine_id}/status", "online")
+        await hass.async_block_till_done(wait_background_tasks=True)
+        await pay(hass_client_no_auth, fake_stripe, link["id"], 1)
+    assert sorted(coin_pulses(mqtt_mock)) == [(GALAGA, 1), ("tetris-3", 1)]

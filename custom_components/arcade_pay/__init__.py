@@ -20,7 +20,7 @@ from .game_over_webhook import async_register_game_over_webhook, async_unregiste
 from .ledger_setup import ledger_issue_id
 from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues, raise_links_left_active
-from .runtime import ArcadePayConfigEntry, async_build, create_gateway, ledger_path
+from .runtime import ArcadePayConfigEntry, ArcadePayData, async_build, create_gateway, ledger_path
 from .services import async_setup_services
 from .subentries import cabinet_link_ids
 from .webhook import async_delete_cloudhook, async_register_stripe_webhook, async_unregister_stripe_webhook
@@ -79,9 +79,17 @@ async def async_unload_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
 async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:
     """Cabinets added or deleted are run or stopped in place; any other change reloads the entry.
 
-    A deleted cabinet's link is retired whichever way (cabinet_roster.py).
+    A deleted cabinet's link is retired whichever way (cabinet_roster.py). One change at a time:
+    two cabinets confirmed at once would otherwise both be seen as new by both listeners.
     """
     data = entry.runtime_data
+    async with data.roster_lock:
+        if entry.runtime_data is not data:
+            return  # Reloaded meanwhile: that start read every change.
+        await _async_apply_change(hass, entry, data)
+
+
+async def _async_apply_change(hass: HomeAssistant, entry: ArcadePayConfigEntry, data: ArcadePayData) -> None:
     change = roster_change(entry, data.source)
     if change is None:
         deleted = [c for c in data.cabinets.values() if c.config.subentry_id not in entry.subentries]
@@ -110,7 +118,7 @@ async def _async_update_listener(hass: HomeAssistant, entry: ArcadePayConfigEntr
         LOGGER.warning("Could not add cabinets while running (%s); reloading Arcade Pay", err)
         await hass.config_entries.async_reload(entry.entry_id)
         return
-    data.source = EntrySource.of(entry)
+    data.source = change.source
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> None:

@@ -64,6 +64,7 @@ class RosterChange:
 
     added: list[ConfigSubentry]
     deleted: set[str]  # subentry ids
+    source: EntrySource  # The entry once they are applied (a later change is measured from it).
 
 
 def roster_change(entry: ConfigEntry, source: EntrySource) -> RosterChange | None:
@@ -82,7 +83,7 @@ def roster_change(entry: ConfigEntry, source: EntrySource) -> RosterChange | Non
     }
     if any(subentry.data[CONF_MACHINE_ID] in running for subentry in added):
         return None  # Two cabinets with one machine ID (the forms refuse it): the start sorts it out.
-    return RosterChange(added, deleted)
+    return RosterChange(added, deleted, now)
 
 
 @callback

@@ -16,6 +16,7 @@ them back. ``EntryOptions.of`` is the only place option defaults are applied.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -123,6 +124,7 @@ class ArcadePayData:
     messages: CabinetMessages
     signatures: SignatureWatch
     source: EntrySource  # What the entry was built from (cabinet_roster.py).
+    roster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # One cabinet change at a time.
     _unsubscribe: list[Callable[[], None]] = field(default_factory=list)
 
     @property
