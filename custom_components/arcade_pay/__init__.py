@@ -18,6 +18,7 @@ from .core.ledger import LedgerError
 from .endpoint_keeper import async_delete_endpoint, async_keep_endpoint
 from .game_over_webhook import async_register_game_over_webhook, async_unregister_game_over_webhook
 from .ledger_setup import ledger_issue_id
+from .link_keeper import async_retire_deleted
 from .payment_links import async_retire_links
 from .repairs import async_clear_new_qr_code_issues, raise_links_left_active
 from .runtime import ArcadePayConfigEntry, ArcadePayData, async_build, create_gateway, ledger_path
@@ -96,19 +97,7 @@ async def _async_apply_change(hass: HomeAssistant, entry: ArcadePayConfigEntry, 
     else:
         deleted = remove_cabinets(data, change.deleted)
         async_clear_new_qr_code_issues(hass, entry)
-    failed = await async_retire_links(data.gateway, [c.config.payment_link_id for c in deleted])
-    for cabinet in deleted:
-        link_id = cabinet.config.payment_link_id
-        if link_id in failed:
-            LOGGER.warning(
-                "Cabinet %s was deleted but its payment link %s could not be deactivated: %s; "
-                "deactivate it in the Stripe dashboard",
-                cabinet.machine_id,
-                link_id,
-                failed[link_id],
-            )
-        else:
-            LOGGER.info("Deactivated payment link %s of deleted cabinet %s", link_id, cabinet.machine_id)
+    await async_retire_deleted(data.gateway, deleted)
     if change is None:
         await hass.config_entries.async_reload(entry.entry_id)
         return

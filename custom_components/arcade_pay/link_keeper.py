@@ -9,7 +9,7 @@ create_payment_link action use ``payment_links`` directly, housekeeping calls
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -23,7 +23,26 @@ from .core.ledger import LedgerError
 from .core.stripe_gateway import StripeGatewayError
 from .entry_work import EntryWork
 from .link_retry import LinkRetries
-from .payment_links import PaymentLinks, async_retire_links
+from .payment_links import LinkGateway, PaymentLinks, async_retire_links
+
+
+async def async_retire_deleted(gateway: LinkGateway, cabinets: Iterable[Cabinet]) -> set[str]:
+    """Deactivate the links of deleted cabinets, saying what happened; return the ones that failed."""
+    cabinets = list(cabinets)
+    failed = await async_retire_links(gateway, [c.config.payment_link_id for c in cabinets])
+    for cabinet in cabinets:
+        link_id = cabinet.config.payment_link_id
+        if link_id in failed:
+            LOGGER.warning(
+                "Cabinet %s was deleted but its payment link %s could not be deactivated: %s; "
+                "deactivate it in the Stripe dashboard",
+                cabinet.machine_id,
+                link_id,
+                failed[link_id],
+            )
+        else:
+            LOGGER.info("Deactivated payment link %s of deleted cabinet %s", link_id, cabinet.machine_id)
+    return set(failed)
 
 
 class LinkKeeper:
@@ -104,17 +123,8 @@ class LinkKeeper:
             LOGGER.info("Payment link of cabinet %s: %s", cabinet.machine_id, cabinet.payments_state.value)
 
     async def _async_retire_late(self, cabinet: Cabinet) -> None:
-        link_id = cabinet.config.payment_link_id
-        if failed := await async_retire_links(self.payment_links.gateway, [link_id]):
-            LOGGER.error(
-                "Payment link %s of deleted cabinet %s could not be deactivated (%s); deactivate it "
-                "in the Stripe dashboard",
-                link_id,
-                cabinet.machine_id,
-                failed[link_id],
-            )
-            return
-        cabinet.set_accepting_payments(False)
+        if not await async_retire_deleted(self.payment_links.gateway, [cabinet]):
+            cabinet.set_accepting_payments(False)
 
     @callback
     def first_sign_of_life(self, cabinet: Cabinet) -> None:
