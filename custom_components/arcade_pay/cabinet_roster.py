@@ -88,12 +88,12 @@ def roster_change(entry: ConfigEntry, source: EntrySource) -> RosterChange | Non
 
 @callback
 def remember_offline(hass: HomeAssistant, entry_id: str, data: ArcadePayData) -> None:
-    """The entry unloads: which cabinets were offline, and since when, for the next start (a reload)."""
-    hass.data.setdefault(OFFLINE_AT_UNLOAD, {})[entry_id] = {
-        machine_id: data.links.offline_since.get(machine_id, utcnow().timestamp())
-        for machine_id, cabinet in data.cabinets.items()
-        if cabinet.online is False
-    }
+    """The entry unloads: which cabinets were offline, and since when, for the next start (a reload).
+
+    The link keeper knows exactly those: it notes a cabinet when its status says offline and
+    forgets it when it says online (or the cabinet is deleted).
+    """
+    hass.data.setdefault(OFFLINE_AT_UNLOAD, {})[entry_id] = dict(data.links.offline_since)
 
 
 async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Iterable[Cabinet]) -> None:
