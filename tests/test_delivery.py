@@ -28,7 +28,7 @@ from custom_components.arcade_pay.core.delivery_planner import STATUS_GRACE
 from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.resend import MAX_SENDS_WITHOUT_ACK
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway, StripeGatewayError
-from fake_stripe import FakeStripe
+from fake_stripe import Delivery, FakeStripe
 
 from .conftest import (
     MACHINE_ID,
@@ -54,12 +54,16 @@ def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
     return [json.loads(p) for t, p, _, _ in published(mqtt_mock) if t.endswith("/coinpulse")]
 
 
-async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], quantity: int = 1) -> str:
-    delivery = fake.complete_checkout(link["id"], quantity=quantity)
+async def post_delivery(client: TestClient, delivery: Delivery) -> str:
+    """Stripe delivers a paid checkout; return the session's id once its pulse went out."""
     resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
     assert resp.status == 200, await resp.text()
     await settle(client)
     return str(delivery.event["data"]["object"]["id"])
+
+
+async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], quantity: int = 1) -> str:
+    return await post_delivery(client, fake.complete_checkout(link["id"], quantity=quantity))
 
 
 async def ack(hass: HomeAssistant, payment_id: str, machine_id: str = MACHINE_ID) -> None:
@@ -757,13 +761,18 @@ async def overdue_payment(
     entry: MockConfigEntry,
 ) -> str:
     """A payment for a cabinet that is offline, with refund-undelivered on."""
+    await refund_undelivered_of_an_offline_cabinet(hass, entry)
+    return await pay(client, fake_stripe, link, quantity=2)
+
+
+async def refund_undelivered_of_an_offline_cabinet(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Refund-undelivered on (after 5 minutes, no offline rule), and the cabinet offline."""
     hass.config_entries.async_update_entry(
         entry, options=entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0}
     )
     await hass.async_block_till_done(wait_background_tasks=True)
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
-    return await pay(client, fake_stripe, link, quantity=2)
 
 
 def cabinet_back_during_refund(

@@ -26,7 +26,13 @@ from custom_components.arcade_pay.core.undelivered_refunds import refund_key
 from fake_stripe import FakeStripe, sign
 
 from .conftest import WEBHOOK_ID, failing_ledger, payment_record, settle
-from .test_delivery import PREFIX, housekeeping, pulses
+from .test_delivery import (
+    PREFIX,
+    housekeeping,
+    post_delivery,
+    pulses,
+    refund_undelivered_of_an_offline_cabinet,
+)
 
 
 @pytest.fixture
@@ -39,17 +45,9 @@ async def overdue_payment(
 ) -> tuple[str, Any]:
     """A paid session of 2 credits for a cabinet that is offline, refund-undelivered on (5 minutes);
     return its id and its webhook delivery (Stripe may send it again)."""
-    hass.config_entries.async_update_entry(
-        entry, options=entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0}
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
-    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
-    await hass.async_block_till_done()
+    await refund_undelivered_of_an_offline_cabinet(hass, entry)
     delivery = fake.complete_checkout(link["id"], quantity=2)
-    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
-    assert resp.status == 200, await resp.text()
-    await settle(client)
-    return str(delivery.event["data"]["object"]["id"]), delivery
+    return await post_delivery(client, delivery), delivery
 
 
 def dies_after_the_refund(monkeypatch: pytest.MonkeyPatch) -> list[str]:
