@@ -14,6 +14,8 @@ from custom_components.arcade_pay.binary_sensor import ONLINE
 from custom_components.arcade_pay.button import INSERT_CREDIT
 from custom_components.arcade_pay.event import GAME
 from custom_components.arcade_pay.image import PAYMENT_QR_CODE
+from custom_components.arcade_pay.number import PRICE_PER_CREDIT
+from custom_components.arcade_pay.select import PACKS
 from custom_components.arcade_pay.sensor import SENSORS
 from custom_components.arcade_pay.switch import ACCEPTING_PAYMENTS
 
@@ -38,6 +40,8 @@ def test_every_entity_has_a_translated_name_and_icon() -> None:
         "button": (INSERT_CREDIT,),
         "event": (GAME,),
         "image": (PAYMENT_QR_CODE,),
+        "number": (PRICE_PER_CREDIT,),
+        "select": (PACKS,),
         "switch": (ACCEPTING_PAYMENTS,),
     }
     for platform, platform_descriptions in descriptions.items():
@@ -50,6 +54,7 @@ def test_every_entity_has_a_translated_name_and_icon() -> None:
     assert set(strings["event"]["game"]["state_attributes"]["event_type"]["state"]) == set(
         GAME.event_types or []
     )
+    assert set(strings["select"]["packs"]["state"]) == set(PACKS.options or [])
 
 
 def _translation_keys_in_code() -> set[str]:
@@ -71,7 +76,16 @@ def test_every_raised_exception_is_translated() -> None:
     issue_keys = set(load("strings.json")["issues"])
     entity_keys = {
         d.translation_key
-        for d in (*SENSORS, ONLINE, INSERT_CREDIT, GAME, PAYMENT_QR_CODE, ACCEPTING_PAYMENTS)
+        for d in (
+            *SENSORS,
+            ONLINE,
+            INSERT_CREDIT,
+            GAME,
+            PAYMENT_QR_CODE,
+            PRICE_PER_CREDIT,
+            PACKS,
+            ACCEPTING_PAYMENTS,
+        )
     }
     issue_keys = set(load("strings.json")["issues"])
     used = _translation_keys_in_code() - entity_keys - (issue_keys - set(exceptions))
@@ -90,6 +104,8 @@ def test_form_errors_and_aborts_are_translated() -> None:
             "connection_flow.py",
             "reconfigure_flow.py",
             "cabinet_flow.py",
+            "cabinet_settings.py",
+            "core/pricing.py",  # the packs' errors (PackError)
             "flow_helpers.py",
             "errors.py",
         )

@@ -16,6 +16,7 @@ from .cabinet_roster import EntrySource, async_add_cabinets, remember_offline, r
 from .const import DOMAIN, LOGGER
 from .core.ledger import LedgerError
 from .endpoint_keeper import async_delete_endpoint, async_keep_endpoint
+from .entry_migration import async_migrate
 from .game_over_webhook import async_register_game_over_webhook, async_unregister_game_over_webhook
 from .ledger_setup import ledger_issue_id
 from .link_keeper import async_retire_deleted
@@ -31,6 +32,8 @@ PLATFORMS = [
     Platform.BUTTON,
     Platform.EVENT,
     Platform.IMAGE,
+    Platform.NUMBER,
+    Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
 ]
@@ -41,6 +44,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions, which exist whether or not an entry is loaded."""
     async_setup_services(hass)
     return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> bool:
+    """Bring an entry stored by an earlier version to this one (entry_migration.py)."""
+    return await async_migrate(hass, entry)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> bool:

@@ -22,7 +22,6 @@ from homeassistant.helpers.selector import SelectOptionDict, SelectSelector, Sel
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from .cabinet_discovery import FoundCabinet, found_cabinet
-from .cabinet_flow import QUANTITY, price_selector
 from .const import (
     CONF_CURRENCY,
     CONF_DEFAULT_CURRENCY,
@@ -35,10 +34,12 @@ from .const import (
     SUBENTRY_CABINET,
 )
 from .flow_helpers import (
+    QUANTITY,
     TEXT,
     async_new_cabinet_link,
     machine_ids_of,
     price_placeholders,
+    price_selector,
     stripped,
     summary,
     topic_prefix_of,

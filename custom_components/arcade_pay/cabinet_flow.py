@@ -15,16 +15,10 @@ import voluptuous as vol
 
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryFlow, SubentryFlowResult
 from homeassistant.const import CONF_API_KEY, CONF_NAME
-from homeassistant.helpers.selector import (
-    BooleanSelector,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    TextSelector,
-    TextSelectorConfig,
-)
+from homeassistant.helpers.selector import BooleanSelector
 
 from .cabinet_discovery import withdraw_offer
+from .cabinet_settings import cabinet_settings, settings_of, settings_schema, settings_shown
 from .const import (
     CONF_ACKNOWLEDGES,
     CONF_CURRENCY,
@@ -40,15 +34,19 @@ from .const import (
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
 )
-from .core.currencies import format_amount
+from .core.cabinet import QrTarget
+from .core.currencies import format_amount, normalize_currency
+from .core.pricing import pack_placeholders
 from .core.stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError
 from .errors import stripe_form_error
 from .flow_helpers import (
+    QUANTITY,
     TEXT,
     async_new_cabinet_link,
     cabinet_errors,
     link_data,
     price_placeholders,
+    price_selector,
     stripped,
     summary,
     topic_prefix_of,
@@ -59,16 +57,6 @@ from .flow_helpers import (
 from .payment_links import async_retire_links
 from .repairs import async_create_new_qr_code_issue
 from .runtime import create_gateway
-
-# No min or max: the form checks the range itself and says so in words (a selector's own
-# check would show Home Assistant's untranslated "Value 0.0 is too small").
-QUANTITY = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
-
-
-def price_selector(currency: str) -> TextSelector:
-    """The price field, with the currency's code beside it."""
-    # Text, not a number box: a browser's number box turns "1,50" into 150 without a word.
-    return TextSelector(TextSelectorConfig(suffix=currency.upper()))
 
 
 class CabinetSubentryFlow(ConfigSubentryFlow):
@@ -106,13 +94,16 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             user_input = stripped(user_input)
             errors = cabinet_errors(self.hass, self._get_entry(), user_input, clash)
+            # Packs typed next to another currency's code are read with the price, once shown in it.
+            same_currency = normalize_currency(user_input[CONF_CURRENCY]) == shown
+            settings = settings_of(user_input, shown, errors if same_currency else {}, clash)
             name, machine_id = user_input[CONF_NAME], user_input[CONF_MACHINE_ID]
             data, shown = await async_new_cabinet_link(
                 self._gateway(), machine_id, name, user_input, shown, errors
             )
             self._shown_currency = shown
             if data is not None:
-                data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
+                data |= settings | {CONF_NEVER_REPORTS: user_input[CONF_NEVER_REPORTS]}
                 withdraw_offer(self.hass, topic_prefix_of(self._get_entry()), machine_id)
                 return self.async_create_entry(
                     title=name,
@@ -133,11 +124,12 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                         vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY): QUANTITY,
                         vol.Required(CONF_NEVER_REPORTS, default=False): BooleanSelector(),
                     }
+                    | settings_schema()
                 ),
                 user_input,
             ),
             errors=errors,
-            description_placeholders=price_placeholders(shown) | clash,
+            description_placeholders=price_placeholders(shown) | pack_placeholders(shown) | clash,
         )
 
     async def async_step_existing_link(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
@@ -172,7 +164,9 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             elif link is not None and not errors:
                 if link.currency is None:
                     link = replace(link, currency=self._default_currency())
+                # Its QR code stays on the link it was adopted for (Stripe holds its prices).
                 data = link_data(machine_id, link, DEFAULT_MAX_QUANTITY, managed=False)
+                data |= cabinet_settings(QrTarget.PAYMENT_LINK)
                 data[CONF_NEVER_REPORTS] = user_input[CONF_NEVER_REPORTS]
                 withdraw_offer(self.hass, topic_prefix_of(self._get_entry()), machine_id)
                 return self.async_create_entry(
@@ -211,15 +205,20 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         managed = bool(data.get(CONF_MANAGED_LINK))
         currency = data[CONF_CURRENCY]
         errors: dict[str, str] = {}
+        placeholders = {"name": subentry.title, "machine_id": data[CONF_MACHINE_ID]}
+        placeholders |= price_placeholders(currency) | pack_placeholders(currency)
         if user_input is not None:
             user_input = stripped(user_input)
             name = user_input[CONF_NAME]
             if not name:
                 errors[CONF_NAME] = "name_required"
             old_link = data[CONF_PAYMENT_LINK_ID]
+            settings: dict[str, Any] = {}
+            if managed:  # Checked before Stripe is asked for anything.
+                settings = settings_of(user_input, currency, errors, placeholders)
             try:
                 if managed and not errors:
-                    data = await self._async_update_managed_link(data, name, user_input, errors)
+                    data = await self._async_update_managed_link(data, name, user_input, errors) | settings
             except StripeGatewayError as err:
                 errors["base"] = stripe_form_error(err)
             if not errors:
@@ -253,14 +252,16 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
             schema[vol.Required(CONF_MAX_QUANTITY)] = QUANTITY
             suggested[CONF_PRICE] = format_amount(data[CONF_UNIT_AMOUNT], currency)
             suggested[CONF_MAX_QUANTITY] = data.get(CONF_MAX_QUANTITY, DEFAULT_MAX_QUANTITY)
+            shown = settings_shown(data, currency)
+            schema |= settings_schema(shown)
+            suggested |= shown
         schema[vol.Required(CONF_ACKNOWLEDGES)] = BooleanSelector()
         schema[vol.Required(CONF_NEVER_REPORTS)] = BooleanSelector()
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input or suggested),
             errors=errors,
-            description_placeholders={"name": subentry.title, "machine_id": data[CONF_MACHINE_ID]}
-            | price_placeholders(currency),
+            description_placeholders=placeholders,
         )
 
     async def _async_acknowledges(self, data: Mapping[str, Any]) -> bool:

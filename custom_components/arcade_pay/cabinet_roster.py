@@ -120,6 +120,7 @@ async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Itera
         else:
             planner.set_acknowledges(machine_id, bool(remembered and remembered.acknowledges))
         if remembered is not None:
+            cabinet.restore_price(remembered.unit_amount_now, remembered.pack_set, remembered.price_basis)
             cabinet.paused = remembered.paused
             cabinet.seen = remembered.seen
             cabinet.offline_stopped = remembered.offline_stopped

@@ -22,6 +22,7 @@ from homeassistant.helpers.selector import (
     NumberSelectorMode,
 )
 
+from . import entry_migration
 from .cabinet_discovery_flow import CabinetDiscoveryFlow
 from .cabinet_flow import CabinetSubentryFlow
 from .connection_flow import WEBHOOK_PERMISSION
@@ -53,7 +54,8 @@ WHOLE_NUMBER = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMo
 class ArcadePayConfigFlow(CabinetDiscoveryFlow, ReconfigureSteps, domain=DOMAIN):
     """Connect a Stripe account; discovered cabinets join one (cabinet_discovery_flow.py)."""
 
-    VERSION = 1
+    VERSION = entry_migration.VERSION
+    MINOR_VERSION = entry_migration.MINOR_VERSION  # Older entries are brought to it there.
 
     @classmethod
     @callback

@@ -22,6 +22,7 @@ from .const import (
     CONF_ACCOUNT_NAME,
     CONF_CLOUDHOOK_URL,
     CONF_DEFAULT_CURRENCY,
+    CONF_PLAYER_WEBHOOK_ID,
     CONF_WEBHOOK_ENDPOINT_ID,
     CONF_WEBHOOK_SECRET,
 )
@@ -31,6 +32,7 @@ from .core.stripe_scope import key_livemode
 from .errors import stripe_form_error
 from .flow_helpers import PASSWORD
 from .runtime import EntryOptions, create_gateway
+from .stable_ids import new_player_webhook_id
 from .stripe_connection import (
     CLOUD_SETTINGS,
     NETWORK_SETTINGS,
@@ -56,13 +58,16 @@ class StripeConnectionFlow(ConfigFlow):
     _api_key: str
     _account: StripeAccount
     _webhook_id: str | None = None
+    _player_webhook_id: str | None = None
 
     def _entry_data(self) -> dict[str, Any]:
         if self._webhook_id is None:
             self._webhook_id = webhook.async_generate_id()
+            self._player_webhook_id = new_player_webhook_id()
         return {
             CONF_API_KEY: self._api_key,
             CONF_WEBHOOK_ID: self._webhook_id,
+            CONF_PLAYER_WEBHOOK_ID: self._player_webhook_id,
             CONF_ACCOUNT_NAME: self._account.name,
             CONF_DEFAULT_CURRENCY: self._account.default_currency or "usd",
         }

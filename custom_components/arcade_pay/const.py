@@ -19,6 +19,8 @@ CONF_ACCOUNT_NAME: Final = "account_name"
 CONF_DEFAULT_CURRENCY: Final = "default_currency"
 # The webhook of the earlier system's HTTP game over (game_over_webhook.py).
 CONF_GAME_OVER_WEBHOOK_ID: Final = "game_over_webhook_id"
+# The public webhook players' scans reach (stable QR codes); made once, never changed.
+CONF_PLAYER_WEBHOOK_ID: Final = "player_webhook_id"
 
 # Entry options (their defaults: runtime.EntryOptions).
 CONF_TOPIC_PREFIX: Final = "topic_prefix"
@@ -45,6 +47,13 @@ DEFAULT_MAX_QUANTITY: Final = 10
 CONF_ACKNOWLEDGES: Final = "acknowledges"
 # The cabinet never publishes anything (the earlier system's): its link takes payments without a sign of life.
 CONF_NEVER_REPORTS: Final = "never_reports"
+# Where the QR code points (core.cabinet.QrTarget); what a scan of a Home Assistant QR code sells.
+CONF_QR_TARGET: Final = "qr_target"
+CONF_PACKS: Final = "packs"  # stored as [[credits, amount], …] in minor units
+CONF_HAPPY_HOUR_PACKS: Final = "happy_hour_packs"
+CONF_ALLOW_PROMOTION_CODES: Final = "allow_promotion_codes"
+# The cabinet's part of its stable URL: made with the cabinet, never shown, never changed.
+CONF_SCAN_TOKEN: Final = "scan_token"
 
 # Bus events for automations.
 EVENT_GAME_OVER: Final = "arcade_pay_game_over"

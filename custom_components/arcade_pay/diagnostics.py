@@ -8,7 +8,13 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLOUDHOOK_URL, CONF_GAME_OVER_WEBHOOK_ID, CONF_WEBHOOK_SECRET
+from .const import (
+    CONF_CLOUDHOOK_URL,
+    CONF_GAME_OVER_WEBHOOK_ID,
+    CONF_PLAYER_WEBHOOK_ID,
+    CONF_SCAN_TOKEN,
+    CONF_WEBHOOK_SECRET,
+)
 from .core.currencies import from_minor_units
 from .core.ledger import LedgerError, PaymentLedger
 from .runtime import ArcadePayConfigEntry
@@ -19,6 +25,9 @@ TO_REDACT = {
     CONF_WEBHOOK_ID,
     CONF_CLOUDHOOK_URL,
     CONF_GAME_OVER_WEBHOOK_ID,
+    # Together they are a cabinet's stable URL: anyone holding it can open checkouts on it.
+    CONF_PLAYER_WEBHOOK_ID,
+    CONF_SCAN_TOKEN,
 }
 
 
@@ -36,6 +45,9 @@ async def async_get_config_entry_diagnostics(
                 "managed_link": cabinet.config.managed_link,
                 "currency": cabinet.config.currency,
                 "unit_amount": cabinet.config.unit_amount,
+                "qr_target": cabinet.config.qr_target.value,
+                "unit_amount_now": cabinet.unit_amount_now,
+                "pack_set": cabinet.pack_set.value,
                 "credits": cabinet.credits,
                 "game_state": cabinet.game_state.value,
                 "online": cabinet.online,

@@ -8,8 +8,16 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
 
+from .cabinet_settings import cabinet_settings
 from .const import (
     CONF_CURRENCY,
     CONF_MACHINE_ID,
@@ -24,7 +32,16 @@ from .const import (
     DEFAULT_MAX_QUANTITY,
     DOMAIN,
 )
-from .core.currencies import PriceError, format_amount, normalize_currency, parse_price, price_example
+from .core.cabinet import QrTarget
+from .core.currencies import (
+    STRIPE_MAX_AMOUNT,
+    PriceError,
+    PriceTooHigh,
+    format_amount,
+    normalize_currency,
+    parse_price,
+    price_example,
+)
 from .core.payments import currency_exponent
 from .core.protocol import is_valid_machine_id, is_valid_new_machine_id
 from .core.stripe_gateway import (
@@ -38,6 +55,15 @@ from .runtime import EntryOptions
 
 PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 TEXT = TextSelector()
+# No min or max: the form checks the range itself and says so in words (a selector's own
+# check would show Home Assistant's untranslated "Value 0.0 is too small").
+QUANTITY = NumberSelector(NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX))
+
+
+def price_selector(currency: str) -> TextSelector:
+    """The price field, with the currency's code beside it."""
+    # Text, not a number box: a browser's number box turns "1,50" into 150 without a word.
+    return TextSelector(TextSelectorConfig(suffix=currency.upper()))
 
 
 def topic_prefix_of(entry: ConfigEntry) -> str:
@@ -114,12 +140,17 @@ def stripped(user_input: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def unit_amount_or_error(price: Any, currency: str, errors: dict[str, str]) -> int | None:
-    """Price in minor units, or None with a form error."""
+    """Price in minor units, or None with a form error (the error key: ``price_error``)."""
     try:
         return parse_price(str(price), currency)
-    except PriceError:
-        errors[CONF_PRICE] = "invalid_price"
+    except PriceError as err:
+        errors[CONF_PRICE] = price_error(err)
         return None
+
+
+def price_error(err: PriceError) -> str:
+    """The translation key of a price the price field (or the Price per credit entity) refuses."""
+    return "price_too_high" if isinstance(err, PriceTooHigh) else "invalid_price"
 
 
 def price_placeholders(currency: str) -> dict[str, str]:
@@ -135,6 +166,7 @@ def price_placeholders(currency: str) -> dict[str, str]:
     return {
         "currency": currency.upper(),
         "example": example,
+        "max_price": format_amount(STRIPE_MAX_AMOUNT, currency),
         "max_quantity_limit": str(MAX_ADJUSTABLE_QUANTITY),
     }
 
@@ -207,4 +239,5 @@ async def async_new_cabinet_link(
     except StripeGatewayError as err:
         errors["base"] = stripe_form_error(err)
         return None, shown_currency
-    return link_data(machine_id, link, max_quantity, managed=True), shown_currency
+    data = link_data(machine_id, link, max_quantity, managed=True) | cabinet_settings(QrTarget.HOME_ASSISTANT)
+    return data, shown_currency

@@ -13,7 +13,7 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.util import dt as dt_util
 
 from .core.cabinet import Cabinet
-from .core.currencies import format_amount
+from .core.pricing import price_per_credit
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .runtime import ArcadePayConfigEntry
 
@@ -33,10 +33,8 @@ def link_attributes(cabinet: Cabinet) -> dict[str, str]:
     """The link the QR code holds (public: players open it) and what it sells, to copy and check."""
     config = cabinet.config
     attributes = {"url": config.payment_link_url}
-    if config.unit_amount:  # Unknown for an adopted link that sells several prices.
-        attributes["price_per_credit"] = (
-            f"{format_amount(config.unit_amount, config.currency)} {config.currency.upper()}"
-        )
+    if unit_amount := cabinet.unit_amount_now:  # Unknown for an adopted link that sells several prices.
+        attributes["price_per_credit"] = price_per_credit(unit_amount, config.currency)
     return attributes
 
 
@@ -78,7 +76,10 @@ class ArcadePayQrCode(ArcadePayEntity, ImageEntity, RestoreEntity):
             self._attr_image_last_updated = since
 
     def _handle_cabinet_change(self, event: object) -> None:
-        """The QR code does not follow credits or game state."""
+        """The QR code does not follow credits or game state; its price follows the live price."""
+        if (attributes := link_attributes(self.cabinet)) != self._attr_extra_state_attributes:
+            self._attr_extra_state_attributes = attributes
+            self.async_write_ha_state()
 
     async def async_image(self) -> bytes | None:
         """Return the PNG, rendered in the executor on first request."""

@@ -47,9 +47,9 @@ def _currency_exponent(cabinet: Cabinet) -> int:
 
 
 def _price_per_credit(cabinet: Cabinet) -> Decimal | None:
-    """What one credit costs; unknown for an adopted link that sells several prices."""
-    config = cabinet.config
-    return None if config.unit_amount is None else from_minor_units(config.unit_amount, config.currency)
+    """What one credit costs now (Cabinet.unit_amount_now), as a number: the unit is the currency."""
+    unit_amount = cabinet.unit_amount_now
+    return None if unit_amount is None else from_minor_units(unit_amount, cabinet.config.currency)
 
 
 def _restore_credits(cabinet: Cabinet, value: str) -> None:

@@ -8,6 +8,7 @@ links to retire when the entry is removed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
@@ -15,21 +16,37 @@ from homeassistant.helpers import device_registry as dr
 
 from .const import (
     CONF_ACKNOWLEDGES,
+    CONF_ALLOW_PROMOTION_CODES,
     CONF_CURRENCY,
+    CONF_HAPPY_HOUR_PACKS,
     CONF_MACHINE_ID,
     CONF_MANAGED_LINK,
     CONF_MAX_QUANTITY,
     CONF_NEVER_REPORTS,
+    CONF_PACKS,
     CONF_PAYMENT_LINK_ID,
     CONF_PAYMENT_LINK_URL,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
+    CONF_QR_TARGET,
+    CONF_SCAN_TOKEN,
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from .core.cabinet import Cabinet, CabinetConfig
+from .core.cabinet import Cabinet, CabinetConfig, QrTarget
+from .core.pricing import Pack
+
+
+def packs_of(stored: Any) -> tuple[Pack, ...]:
+    """Packs as a subentry stores them: ``[[credits, amount], …]`` (minor units)."""
+    return tuple(Pack(int(credits), int(amount)) for credits, amount in stored or ())
+
+
+def stored_packs(packs: Iterable[Pack]) -> list[list[int]]:
+    """Packs as a subentry stores them (JSON: no tuples, no dataclasses)."""
+    return [[pack.credits, pack.amount] for pack in packs]
 
 
 def cabinet_config(subentry: ConfigSubentry) -> CabinetConfig:
@@ -48,6 +65,12 @@ def cabinet_config(subentry: ConfigSubentry) -> CabinetConfig:
         price_id=data.get(CONF_PRICE_ID),
         product_id=data.get(CONF_PRODUCT_ID),
         never_reports=bool(data.get(CONF_NEVER_REPORTS, False)),
+        # Not migrated yet: the payment link, as before.
+        qr_target=QrTarget(data.get(CONF_QR_TARGET, QrTarget.PAYMENT_LINK)),
+        packs=packs_of(data.get(CONF_PACKS)),
+        happy_hour_packs=packs_of(data.get(CONF_HAPPY_HOUR_PACKS)),
+        allow_promotion_codes=bool(data.get(CONF_ALLOW_PROMOTION_CODES, False)),
+        scan_token=data.get(CONF_SCAN_TOKEN),
     )
 
 

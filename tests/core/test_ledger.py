@@ -328,11 +328,14 @@ PRAGMA user_version = 1;
 
 
 def undo_migration_6(path: Path) -> None:
-    """Bring a closed ledger file back to schema 5: no refunds under way (7), no ``unconfirmed``
-    column and the old index (6)."""
+    """Bring a closed ledger file back to schema 5: no live prices (8), no refunds under way (7),
+    no ``unconfirmed`` column and the old index (6)."""
     with closing(sqlite3.connect(path)) as db:
         db.executescript(
-            "DROP INDEX payments_refunding;"
+            "ALTER TABLE cabinets DROP COLUMN price_basis;"
+            " ALTER TABLE cabinets DROP COLUMN pack_set;"
+            " ALTER TABLE cabinets DROP COLUMN unit_amount_now;"
+            " DROP INDEX payments_refunding;"
             " ALTER TABLE payments DROP COLUMN refund_started_at;"
             " DROP INDEX payments_undelivered;"
             " ALTER TABLE payments DROP COLUMN unconfirmed;"

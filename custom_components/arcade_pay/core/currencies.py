@@ -47,6 +47,10 @@ ZERO_DECIMAL_CURRENCIES: Final = frozenset(
 )
 THREE_DECIMAL_CURRENCIES: Final = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
+# Stripe's largest amount: eight digits of minor units (999,999.99 USD). Stripe refuses a price
+# above it with an error the operator cannot act on: the forms say it first.
+STRIPE_MAX_AMOUNT: Final = 99_999_999
+
 
 def currency_exponent(currency: str) -> int:
     """Return the number of minor-unit digits Stripe uses for ``currency``."""
@@ -56,6 +60,11 @@ def currency_exponent(currency: str) -> int:
     if code in THREE_DECIMAL_CURRENCIES:
         return 3
     return 2
+
+
+def smallest_amount(currency: str) -> int:
+    """The smallest step of an amount Stripe takes, in minor units (10 for three decimals)."""
+    return 10 if currency_exponent(currency) == 3 else 1
 
 
 def to_minor_units(amount: Decimal | str | float, currency: str) -> int:
@@ -71,7 +80,7 @@ def to_minor_units(amount: Decimal | str | float, currency: str) -> int:
     if minor != minor.to_integral_value():
         raise ValueError(f"{currency.upper()} amounts have at most {exponent} decimals")
     result = int(minor)
-    if exponent == 3 and result % 10:
+    if result % smallest_amount(currency):
         raise ValueError(f"{currency.upper()} amounts must be multiples of 0.010")
     return result
 
@@ -87,6 +96,10 @@ _PRICE = re.compile(r"^\d+(?:[.,]\d+)?$|^[.,]\d+$")
 
 class PriceError(ValueError):
     """A typed price that is not an amount Stripe can charge in its currency."""
+
+
+class PriceTooHigh(PriceError):
+    """A typed price above STRIPE_MAX_AMOUNT."""
 
 
 def normalize_currency(text: str) -> str | None:
@@ -110,9 +123,12 @@ def parse_price(text: str, currency: str) -> int:
         # Even as zeros: "1,500" is more likely fifteen hundred than one and a half.
         raise PriceError(f"{currency.upper()} amounts have at most {currency_exponent(currency)} decimals")
     try:
-        return to_minor_units(Decimal(cleaned.replace(",", ".")), currency)
+        amount = to_minor_units(Decimal(cleaned.replace(",", ".")), currency)
     except (InvalidOperation, ValueError) as err:
         raise PriceError(str(err)) from err
+    if amount > STRIPE_MAX_AMOUNT:
+        raise PriceTooHigh(f"Stripe takes at most {format_amount(STRIPE_MAX_AMOUNT, currency)}")
+    return amount
 
 
 def format_amount(minor_units: int, currency: str) -> str:

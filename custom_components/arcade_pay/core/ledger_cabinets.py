@@ -1,8 +1,9 @@
 """What the ledger remembers of each cabinet, and the reconciliation cursors of its links.
 
 Standard library ``sqlite3``, on the ledger's connection (ledger_store.py): a restart must not
-forget that a cabinet acknowledges, that its owner paused it, that it was ever seen, or what
-Stripe was last told about its link (the offline rule, payment_links.py).
+forget that a cabinet acknowledges, that its owner paused it, that it was ever seen, what
+Stripe was last told about its link (the offline rule, payment_links.py), or the price a scan
+sells at now.
 """
 
 from __future__ import annotations
@@ -33,20 +34,22 @@ class CabinetLedger(LedgerStore):
             )
             rows = db.execute(
                 "SELECT machine_id, acknowledges, reconciled_until, paused, seen, offline_stopped,"
-                " link_id, link_active FROM cabinets"
+                " link_id, link_active, unit_amount_now, pack_set, price_basis FROM cabinets"
             ).fetchall()
+        wanted = set(machine_ids)
         return {
-            machine: CabinetMemory(
-                bool(acks),
-                until,
-                bool(paused),
-                bool(seen),
-                bool(offline_stopped),
-                link_id,
-                None if link_active is None else bool(link_active),
+            row[0]: CabinetMemory(
+                bool(row[1]),
+                row[2],
+                bool(row[3]),
+                bool(row[4]),
+                bool(row[5]),
+                row[6],
+                None if row[7] is None else bool(row[7]),
+                *row[8:],
             )
-            for machine, acks, until, paused, seen, offline_stopped, link_id, link_active in rows
-            if machine in set(machine_ids)
+            for row in rows
+            if row[0] in wanted
         }
 
     def _update_cabinet(self, machine_id: str, column: str, value: int | str | None) -> None:
@@ -77,6 +80,19 @@ class CabinetLedger(LedgerStore):
                 " ON CONFLICT (machine_id) DO UPDATE SET link_id = excluded.link_id,"
                 " link_active = excluded.link_active, offline_stopped = excluded.offline_stopped",
                 (machine_id, link_id, int(active), int(offline_stopped)),
+            )
+
+    def set_cabinet_price(
+        self, machine_id: str, unit_amount_now: int, pack_set: str, price_basis: str
+    ) -> None:
+        """Remember the price a scan sells at now and the packs on sale, and what they were set under."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO cabinets (machine_id, unit_amount_now, pack_set, price_basis)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (machine_id) DO UPDATE SET"
+                " unit_amount_now = excluded.unit_amount_now, pack_set = excluded.pack_set,"
+                " price_basis = excluded.price_basis",
+                (machine_id, unit_amount_now, pack_set, price_basis),
             )
 
     def links_to_reconcile(self, current: Mapping[str, str], now: int) -> list[LinkCursor]:

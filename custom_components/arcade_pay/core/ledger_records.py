@@ -150,6 +150,9 @@ class CabinetMemory:
     offline_stopped: bool = False
     link_id: str | None = None  # the link ``link_active`` is about
     link_active: bool | None = None  # what Stripe was last told; None: never told
+    unit_amount_now: int | None = None  # the live price per credit; None: never set
+    pack_set: str | None = None  # the packs on sale (pricing.PackSet)
+    price_basis: str | None = None  # what both were set under (Cabinet.price_basis)
 
 
 @dataclass(frozen=True, slots=True)

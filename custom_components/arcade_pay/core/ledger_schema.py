@@ -13,7 +13,7 @@ from typing import Final
 
 from . import ledger_money
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -90,6 +90,13 @@ MIGRATIONS: Final[dict[int, str]] = {
     7: """
     ALTER TABLE payments ADD COLUMN refund_started_at TEXT;
     CREATE INDEX payments_refunding ON payments (refund_started_at) WHERE refund_started_at IS NOT NULL
+    """,
+    # The price a scan sells at now, changed without a reload (the Price per credit and Packs
+    # entities), and what it was set under (Cabinet.price_basis): a restart must keep it.
+    8: """
+    ALTER TABLE cabinets ADD COLUMN unit_amount_now INTEGER;
+    ALTER TABLE cabinets ADD COLUMN pack_set TEXT;
+    ALTER TABLE cabinets ADD COLUMN price_basis TEXT
     """,
 }
 
