@@ -39,16 +39,22 @@ from homeassistant.helpers.http import KEY_HASS
 from custom_components.arcade_pay import ledger_path
 from custom_components.arcade_pay.const import (
     CONF_ACCOUNT_NAME,
+    CONF_ALLOW_PROMOTION_CODES,
     CONF_CREDITS_PER_GAME,
     CONF_CURRENCY,
     CONF_DEFAULT_CURRENCY,
+    CONF_HAPPY_HOUR_PACKS,
     CONF_MACHINE_ID,
     CONF_MANAGED_LINK,
     CONF_MAX_QUANTITY,
+    CONF_PACKS,
     CONF_PAYMENT_LINK_ID,
     CONF_PAYMENT_LINK_URL,
+    CONF_PLAYER_WEBHOOK_ID,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
+    CONF_QR_TARGET,
+    CONF_SCAN_TOKEN,
     CONF_TOPIC_PREFIX,
     CONF_UNIT_AMOUNT,
     CONF_WEBHOOK_SECRET,
@@ -217,6 +223,45 @@ def config_entry(cabinet_link: dict[str, Any]) -> MockConfigEntry:
         },
         options={CONF_TOPIC_PREFIX: "arcade/machine", CONF_CREDITS_PER_GAME: 1},
         subentries_data=[cabinet_subentry(cabinet_link)],
+    )
+
+
+def stable_qr_subentry(
+    link: dict[str, Any], machine_id: str = MACHINE_ID, title: str = "Pac-Man"
+) -> ConfigSubentryData:
+    """A cabinet as this version makes one: its QR code on Home Assistant, packs and promotion codes.
+
+    Packs: 3 credits for 5.00, 10 for 15.00; happy hour: 3 for 3.00.
+    """
+    subentry = cabinet_subentry(link, machine_id, title)
+    settings = {
+        CONF_QR_TARGET: "home_assistant",
+        CONF_PACKS: [[3, 500], [10, 1500]],
+        CONF_HAPPY_HOUR_PACKS: [[3, 300]],
+        CONF_ALLOW_PROMOTION_CODES: True,
+        CONF_SCAN_TOKEN: f"scan-{machine_id}",
+    }
+    return ConfigSubentryData(
+        data={**subentry["data"], **settings},
+        subentry_type=SUBENTRY_CABINET,
+        title=title,
+        unique_id=machine_id,
+    )
+
+
+def stable_qr_entry(entry: MockConfigEntry, *cabinets: ConfigSubentryData) -> MockConfigEntry:
+    """``entry`` as this version stores it (1.2: nothing to migrate), with these cabinets.
+
+    A test file of such cabinets defines ``config_entry`` to return it (``setup_entry`` sets it up).
+    """
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=entry.title,
+        unique_id=entry.unique_id,
+        data={**entry.data, CONF_PLAYER_WEBHOOK_ID: "player_webhook_test"},
+        options=entry.options,
+        subentries_data=list(cabinets),
+        minor_version=2,
     )
 
 

@@ -87,7 +87,8 @@ class ArcadePayPricePerCredit(ArcadePayEntity, NumberEntity):
     async def async_set_native_value(self, value: float) -> None:
         """Sell at this price from the next scan on."""
         currency = self.cabinet.config.currency
-        typed = format(Decimal(str(value)), "f")  # 2.5, not 2.5000000001 nor 1e-05
+        # As typed: 2.5 (not 2.5000000001), 300 (a float's 300.0 has no decimals), 0.00001 (not 1e-05).
+        typed = format(Decimal(str(value)).normalize(), "f")
         placeholders = price_placeholders(currency) | {"value": typed}
         try:
             unit_amount = parse_price(typed, currency)

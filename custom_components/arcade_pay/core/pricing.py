@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 import re
+import string
 from typing import Any, Final
 
 from .currencies import PriceError, PriceTooHigh, currency_exponent, format_amount, parse_price
@@ -24,7 +25,7 @@ MAX_PACK_CREDITS: Final = 99
 
 # A comma ends a pack only where the next one starts ("credits="): "3=2,50, 10=7,00" is two.
 _PACK_SEPARATOR = re.compile(r"[;\n]|,(?=\s*\d+\s*=)")
-_PACK = re.compile(r"^(\d+)\s*=\s*(\S+)$")
+_PACK = re.compile(r"^(\d+)\s*=\s*([^=\s]+)$")
 _LINE = re.compile(r"^([1-9]\d{0,5})x([1-9]\d{0,11})$")
 
 
@@ -83,7 +84,8 @@ def parse_packs(text: str, currency: str) -> tuple[Pack, ...]:
     told from the session's line items.
     """
     packs: list[Pack] = []
-    for piece in (part.strip() for part in _PACK_SEPARATOR.split(text)):
+    # A stray comma at either end is a typo, not a pack.
+    for piece in (part.strip(f"{string.whitespace},") for part in _PACK_SEPARATOR.split(text)):
         if not piece:
             continue
         match = _PACK.match(piece)
