@@ -126,9 +126,9 @@ def test_anonymous_and_wrong_passwords_are_refused(
 
 
 def test_readme_shows_the_acl_that_is_tested() -> None:
-    """The README's example is tools/dev/mosquitto.acl, word for word."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```text\n(.*?)```", readme, re.DOTALL)
+    """The example in docs/mqtt-protocol.md is tools/dev/mosquitto.acl, word for word."""
+    protocol = (REPO / "docs" / "mqtt-protocol.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```text\n(.*?)```", protocol, re.DOTALL)
     assert ACL_FILE.read_text(encoding="utf-8") in blocks
 
 
