@@ -15,7 +15,7 @@ from homeassistant.exceptions import Unauthorized
 
 from custom_components.arcade_pay.const import DOMAIN
 
-from .conftest import cabinet_device_id, published
+from .helpers import cabinet_device_id, published
 
 PENDING = "sensor.pac_man_pending_credits"
 

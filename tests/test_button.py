@@ -19,7 +19,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from custom_components.arcade_pay.core.ledger import LedgerError, PaymentLedger
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, on_ledger_file, published
+from .helpers import MACHINE_ID, on_ledger_file, published
 from .platform_snapshot import assert_on_cabinet_device
 
 BUTTON = "button.pac_man_insert_credit"

@@ -35,7 +35,7 @@ from custom_components.arcade_pay.core.protocol import DEFAULT_TOPIC_PREFIX, TOP
 from custom_components.arcade_pay.core.stripe_gateway import PaymentLink, StripeGateway
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import API_KEY, MACHINE_ID
+from .helpers import API_KEY, MACHINE_ID
 
 NEW_ID = "galaga-2"
 PRICE = {CONF_CURRENCY: "USD", CONF_PRICE: "1.50", CONF_MAX_QUANTITY: 10}

@@ -34,8 +34,7 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.stripe_gateway import PaymentLink
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID
-from .test_config_flow import NEW_CABINET, start_cabinet_flow, start_reconfigure
+from .helpers import MACHINE_ID, NEW_CABINET, start_cabinet_flow, start_reconfigure
 
 EN = Path(__file__).parents[1] / "custom_components" / "arcade_pay" / "translations" / "en.json"
 

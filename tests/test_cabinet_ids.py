@@ -22,8 +22,7 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.protocol import is_valid_machine_id, is_valid_new_machine_id
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_subentry, managed_link
-from .test_config_flow import NEW_CABINET, start_cabinet_flow
+from .helpers import MACHINE_ID, NEW_CABINET, cabinet_subentry, managed_link, start_cabinet_flow
 
 OPTIONS = {"offline_minutes": 5, "refund_undelivered": False, "refund_minutes": 30, CONF_CREDITS_PER_GAME: 1}
 

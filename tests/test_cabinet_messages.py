@@ -19,9 +19,8 @@ from homeassistant.helpers import device_registry as dr
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
 from fake_stripe import ACCOUNT_ID
 
-from .conftest import MACHINE_ID, cabinet_device_id
+from .helpers import MACHINE_ID, PREFIX, cabinet_device_id
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 GAME_OVER = json.dumps({"machineId": MACHINE_ID, "status": "game_over", "timestamp": "2024-07-01T12:30:00Z"})
 
 

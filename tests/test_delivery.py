@@ -21,64 +21,34 @@ from pytest_homeassistant_custom_component.common import (
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.delivery_planner import STATUS_GRACE
 from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.resend import MAX_SENDS_WITHOUT_ACK
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway, StripeGatewayError
-from fake_stripe import Delivery, FakeStripe
+from fake_stripe import FakeStripe
 
-from .conftest import (
+from .helpers import (
     MACHINE_ID,
+    PREFIX,
     WEBHOOK_ID,
+    advance,
     failing_ledger,
+    housekeeping,
+    pay,
     payment_record,
     payment_state,
-    published,
+    pulses,
+    refund_undelivered_of_an_offline_cabinet,
     remembers_acknowledging,
-    run_timers,
-    settle,
+    set_connected,
 )
-
-PREFIX = f"arcade/machine/{MACHINE_ID}"
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
-
-
-def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [json.loads(p) for t, p, _, _ in published(mqtt_mock) if t.endswith("/coinpulse")]
-
-
-async def post_delivery(client: TestClient, delivery: Delivery) -> str:
-    """Stripe delivers a paid checkout; return the session's id once its pulse went out."""
-    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
-    assert resp.status == 200, await resp.text()
-    await settle(client)
-    return str(delivery.event["data"]["object"]["id"])
-
-
-async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], quantity: int = 1) -> str:
-    return await post_delivery(client, fake.complete_checkout(link["id"], quantity=quantity))
 
 
 async def ack(hass: HomeAssistant, payment_id: str, machine_id: str = MACHINE_ID) -> None:
     async_fire_mqtt_message(hass, f"arcade/machine/{machine_id}/ack", json.dumps({"paymentId": payment_id}))
     await hass.async_block_till_done()
-
-
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-
-
-def set_connected(hass: HomeAssistant, connected: bool) -> None:
-    async_dispatcher_send(hass, "mqtt_connection_state", connected)
 
 
 async def test_cabinet_that_acknowledges_gets_retries_until_it_does(
@@ -355,11 +325,6 @@ async def test_manual_credit_while_mqtt_down_follows_later(
     set_connected(hass, True)
     await hass.async_block_till_done()
     assert [p["credits"] for p in pulses(mqtt_mock)] == [1]
-
-
-async def housekeeping(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    """Let time pass: the 30-second housekeeping runs once, and is waited for."""
-    await run_timers(hass, freezer, timedelta(seconds=seconds))
 
 
 async def test_undelivered_credits_raise_a_repair_and_clear_it(
@@ -763,16 +728,6 @@ async def overdue_payment(
     """A payment for a cabinet that is offline, with refund-undelivered on."""
     await refund_undelivered_of_an_offline_cabinet(hass, entry)
     return await pay(client, fake_stripe, link, quantity=2)
-
-
-async def refund_undelivered_of_an_offline_cabinet(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    """Refund-undelivered on (after 5 minutes, no offline rule), and the cabinet offline."""
-    hass.config_entries.async_update_entry(
-        entry, options=entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0}
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
-    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
-    await hass.async_block_till_done()
 
 
 def cabinet_back_during_refund(

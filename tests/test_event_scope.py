@@ -21,7 +21,7 @@ from custom_components.arcade_pay.core.payments import paid_session
 from custom_components.arcade_pay.core.stripe_scope import key_livemode, metadata_machine_id, refusal
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, on_ledger_file, published, remember_seen, settle
+from .helpers import WEBHOOK_ID, on_ledger_file, published, remember_seen, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 
@@ -47,11 +47,6 @@ def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
         for r in caplog.records
         if r.levelno >= logging.WARNING and r.getMessage().startswith("Refused Stripe event")
     ]
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from custom_components.arcade_pay.core.cabinet import Cabinet
 from custom_components.arcade_pay.core.ledger import PaymentLedger
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_device_id, patch_ledger, published, settle, wait_for
+from .helpers import MACHINE_ID, cabinet_device_id, patch_ledger, published, settle, wait_for
 
 TOPIC = f"arcade/machine/{MACHINE_ID}/gameover"
 GAME = "event.pac_man_game"
@@ -47,12 +47,6 @@ def state(hass: HomeAssistant, key: str) -> str:
 
 def game_overs_published(mqtt_mock: MagicMock) -> list[tuple[str, str, int, bool]]:
     return [call for call in published(mqtt_mock) if call[0].endswith("/gameover")]
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    """An HTTP client on Home Assistant (from 127.0.0.1: the local network), the entry set up."""
-    return await hass_client_no_auth()
 
 
 async def post(client: TestClient, entry: MockConfigEntry, body: bytes | str) -> tuple[int, Any]:

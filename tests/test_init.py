@@ -31,7 +31,7 @@ from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
 from custom_components.arcade_pay.diagnostics import async_get_config_entry_diagnostics
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import (
+from .helpers import (
     API_KEY,
     MACHINE_ID,
     WEBHOOK_ID,

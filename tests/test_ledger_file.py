@@ -21,7 +21,7 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import LedgerError, Payment, PaymentLedger, PaymentSource
 from fake_stripe import FakeStripe
 
-from .conftest import WEBHOOK_ID, published
+from .helpers import WEBHOOK_ID, published
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -11,7 +10,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_mqtt_message,
-    async_fire_time_changed,
 )
 
 from homeassistant.core import HomeAssistant
@@ -22,18 +20,11 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError, StripeGateway
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, failing_ledger
+from .helpers import MACHINE_ID, PREFIX, advance, failing_ledger
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 SWITCH = "switch.pac_man_accepting_payments"
 PAYMENTS = "sensor.pac_man_payments"
 LINK_ISSUE = f"link_still_on_{MACHINE_ID}"
-
-
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
 
 
 # --- item 10 ---------------------------------------------------------------------------------

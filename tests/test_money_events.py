@@ -22,14 +22,9 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentState
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, payment_record, published, reconcile, settle
+from .helpers import WEBHOOK_ID, payment_record, published, reconcile, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 async def post(client: TestClient, delivery: Delivery) -> dict[str, Any]:

@@ -29,8 +29,9 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from fake_stripe import Delivery, FakeStripe
 
-from .conftest import (
+from .helpers import (
     MACHINE_ID,
+    PREFIX,
     WEBHOOK_ID,
     failing_ledger,
     managed_link,
@@ -42,12 +43,6 @@ from .conftest import (
 )
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
-PREFIX = f"arcade/machine/{MACHINE_ID}"
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 async def post(client: TestClient, delivery: Delivery) -> str:

@@ -20,7 +20,7 @@ from custom_components.arcade_pay.core.cabinet import Cabinet, CabinetConfig
 from custom_components.arcade_pay.core.routing import AmbiguousLink, LinkIndex
 from fake_stripe import FakeStripe
 
-from .conftest import WEBHOOK_ID, cabinet_subentry, managed_link, published
+from .helpers import WEBHOOK_ID, cabinet_subentry, managed_link, published
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 import json
 from typing import Any
 from unittest.mock import MagicMock
@@ -11,7 +10,6 @@ from freezegun.api import FrozenDateTimeFactory
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_mqtt_message,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
@@ -21,9 +19,8 @@ from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from custom_components.arcade_pay.const import CONF_NEVER_REPORTS, DOMAIN
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, managed_link, published, remember_seen
+from .helpers import MACHINE_ID, PREFIX, WEBHOOK_ID, advance, managed_link, pulses, remember_seen
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 SWITCH = "switch.pac_man_accepting_payments"
 PAYMENTS = "sensor.pac_man_payments"
 PENDING = "sensor.pac_man_pending_credits"
@@ -42,16 +39,6 @@ async def get_link(hass: HomeAssistant) -> dict[str, Any]:
     )
     assert response is not None
     return dict(response)
-
-
-def coin_pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [json.loads(p) for t, p, *_ in published(mqtt_mock) if t.endswith("/coinpulse")]
-
-
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
 
 
 async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -154,12 +141,12 @@ async def test_cabinet_never_seen_takes_no_payments_until_its_first_message(
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
     assert (await client.post(URL, data=delivery.body, headers=delivery.headers)).status == 200
     await hass.async_block_till_done()
-    assert coin_pulses(mqtt_mock) == []
+    assert pulses(mqtt_mock) == []
     assert hass.states.get(PENDING).state == "3"
 
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
-    assert [p["credits"] for p in coin_pulses(mqtt_mock)] == [3]
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [3]
     assert hass.states.get(PENDING).state == "0"
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
     assert hass.states.get(PAYMENTS).state == "accepting"
@@ -208,7 +195,7 @@ async def test_never_reports_cabinet_takes_payments_without_a_sign_of_life(
     await hass.services.async_call(
         DOMAIN, "add_credit", {"device_id": device_id(hass), "credits": 2}, blocking=True
     )
-    assert [p["credits"] for p in coin_pulses(mqtt_mock)] == [2]
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [2]
 
 
 # --- 1.3 -------------------------------------------------------------------------------
@@ -267,7 +254,7 @@ async def test_free_credit_for_a_cabinet_never_seen_says_it_waits(
     )
     assert response is not None
     assert response["waits_for_cabinet"] is True
-    assert coin_pulses(mqtt_mock) == []
+    assert pulses(mqtt_mock) == []
     assert hass.states.get(PENDING).state == "2"
 
 

@@ -19,7 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from custom_components.arcade_pay.const import DOMAIN
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import MACHINE_ID, failing_ledger, reconcile
+from .helpers import MACHINE_ID, failing_ledger, reconcile
 
 
 def device_id(hass: HomeAssistant) -> str:

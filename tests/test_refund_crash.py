@@ -25,19 +25,17 @@ from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionErr
 from custom_components.arcade_pay.core.undelivered_refunds import refund_key
 from fake_stripe import FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, failing_ledger, payment_record, settle
-from .test_delivery import (
+from .helpers import (
     PREFIX,
+    WEBHOOK_ID,
+    failing_ledger,
     housekeeping,
+    payment_record,
     post_delivery,
     pulses,
     refund_undelivered_of_an_offline_cabinet,
+    settle,
 )
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 async def overdue_payment(

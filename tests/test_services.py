@@ -16,7 +16,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_device_id, on_ledger_file, published
+from .helpers import MACHINE_ID, cabinet_device_id, on_ledger_file, published
 
 
 async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:

@@ -30,7 +30,7 @@ from custom_components.arcade_pay.core.ledger import (
 )
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import (
+from .helpers import (
     MACHINE_ID,
     WEBHOOK_ID,
     cabinet_device_id,
@@ -39,6 +39,7 @@ from .conftest import (
     patch_ledger,
     payment_state,
     published,
+    pulses,
     record_then_wait,
     settle,
     wait_for,
@@ -48,22 +49,10 @@ URL = f"/api/webhook/{WEBHOOK_ID}"
 COIN_PULSE_TOPIC = f"arcade/machine/{MACHINE_ID}/coinpulse"
 
 
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    """An HTTP client on Home Assistant, with the entry set up."""
-    return await hass_client_no_auth()
-
-
 async def post(client: TestClient, delivery: Delivery) -> tuple[int, dict[str, Any]]:
     resp = await client.post(URL, data=delivery.body, headers=delivery.headers)
     await settle(client)
     return resp.status, await resp.json()
-
-
-def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [
-        json.loads(payload) for topic, payload, _, _ in published(mqtt_mock) if topic.endswith("/coinpulse")
-    ]
 
 
 async def test_paid_checkout_publishes_the_earlier_systems_coin_pulse(

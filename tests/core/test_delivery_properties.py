@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 import shutil
 import sqlite3
@@ -50,9 +50,7 @@ from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.core.ledger import (
     Adjustment,
     LedgerError,
-    Payment,
     PaymentLedger,
-    PaymentSource,
     PaymentState,
 )
 from custom_components.arcade_pay.core.publish_notes import PublishNotes
@@ -60,38 +58,9 @@ from custom_components.arcade_pay.core.resend import BACKOFF_MAX, MAX_SENDS_WITH
 from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError, StripeGatewayError
 from custom_components.arcade_pay.core.undelivered_refunds import UndeliveredRefunds, refund_key
 
-ACK_CAB = "ack-cab"
-OLDER_CAB = "older-cab"
-CABINETS = (ACK_CAB, OLDER_CAB)
+from .helpers import ACK_CAB, CABINETS, NOON, OLDER_CAB, START, payment, pulse, session
+
 SESSIONS = 8
-NOON = datetime(2024, 7, 1, 12, 0, 0, tzinfo=UTC)
-START = NOON.timestamp()
-
-
-def session(index: int) -> tuple[str, str, int]:
-    """payment id, cabinet and credits of a Checkout session: always the same for one index."""
-    return f"cs_{index}", (ACK_CAB if index % 2 == 0 else OLDER_CAB), 1 + index % 3
-
-
-def payment(index: int) -> Payment:
-    payment_id, machine_id, credits = session(index)
-    return Payment(
-        payment_id=payment_id,
-        machine_id=machine_id,
-        credits=credits,
-        amount=100 * credits,
-        currency="usd",
-        source=PaymentSource.STRIPE,
-        received_at=NOON + timedelta(seconds=index),
-        payment_intent=f"pi_{index}",
-        event_id=f"evt_{index}",
-        event_type="checkout.session.completed",
-    )
-
-
-def pulse(payment_id: str, machine_id: str, credits: int = 1) -> Pulse:
-    """A pulse for the planner alone (no ledger behind it)."""
-    return Pulse(payment_id, machine_id, credits, NOON, PaymentSource.STRIPE)
 
 
 class SimulatedCrash(Exception):
@@ -264,10 +233,10 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _broker_answers(self) -> None:
         """The broker answers again (or MQTT reconnected): the MQTT client sends what it held, first."""
         self.broker_silent = None
-        for pulse in self.client_holds:
+        for held in self.client_holds:
             event("the MQTT client sends a message it held")
-            self._broker_takes(pulse)
-            self.delivered_unconfirmed.add(pulse.payment_id)
+            self._broker_takes(held)
+            self.delivered_unconfirmed.add(held.payment_id)
         self.client_holds.clear()
 
     async def _run_blocking(self, function: Callable[..., Any], *args: Any) -> Any:

@@ -1,6 +1,6 @@
 """The payment ledger: one durable record per payment, totals, crash safety, threads."""
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 import csv
@@ -39,52 +39,7 @@ from custom_components.arcade_pay.core.ledger import (
     Undelivered,
 )
 
-MACHINE_ID = "arcadeCabinet-123"
-NOON = datetime(2024, 7, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def make_payment(**overrides: object) -> Payment:
-    payment = Payment(
-        payment_id="cs_test_1",
-        machine_id=MACHINE_ID,
-        credits=3,
-        amount=600,
-        currency="usd",
-        source=PaymentSource.STRIPE,
-        received_at=NOON,
-        payment_intent="pi_1",
-        event_id="evt_1",
-        event_type="checkout.session.completed",
-    )
-    return replace(payment, **overrides)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
-
-
-def query(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    """Read the file with a connection of our own, as another process would."""
-    with closing(sqlite3.connect(path)) as db:
-        return db.execute(sql, args).fetchall()
-
-
-def events_of(path: Path, payment_id: str) -> list[tuple[object, ...]]:
-    return query(
-        path,
-        "SELECT event_id, event_type FROM payment_events WHERE payment_id = ? ORDER BY event_id",
-        payment_id,
-    )
-
+from .helpers import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query, undo_migration_6
 
 # --- recording -----------------------------------------------------------------------------
 
@@ -300,46 +255,6 @@ def test_reopening_a_current_file_does_not_migrate_again(path: Path) -> None:
         ledger.close()
     assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert query(path, "SELECT count(*) FROM payments") == [(0,)]
-
-
-# The schema as the first release (afa6612) wrote it, with one payment in it.
-SCHEMA_V1 = """
-CREATE TABLE payments (
-    payment_id TEXT PRIMARY KEY, machine_id TEXT NOT NULL, credits INTEGER NOT NULL CHECK (credits > 0),
-    amount INTEGER NOT NULL CHECK (amount >= 0), currency TEXT NOT NULL, payment_intent TEXT,
-    source TEXT NOT NULL, state TEXT NOT NULL, received_at TEXT NOT NULL, published_at TEXT
-) WITHOUT ROWID;
-CREATE TABLE payment_events (
-    event_id TEXT PRIMARY KEY, payment_id TEXT NOT NULL REFERENCES payments (payment_id),
-    event_type TEXT NOT NULL, received_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX payments_pending ON payments (machine_id, received_at) WHERE state = 'pending';
-CREATE TABLE cabinet_totals (
-    machine_id TEXT NOT NULL, currency TEXT NOT NULL, revenue INTEGER NOT NULL, payments INTEGER NOT NULL,
-    credits INTEGER NOT NULL, last_payment_at TEXT, PRIMARY KEY (machine_id, currency)
-) WITHOUT ROWID;
-INSERT INTO payments VALUES ('cs_old', 'arcadeCabinet-123', 3, 600, 'usd', 'pi_old', 'stripe', 'published',
-    '2024-07-01T12:00:00+00:00', '2024-07-01T12:00:01+00:00');
-INSERT INTO payment_events VALUES ('evt_old', 'cs_old', 'checkout.session.completed',
-    '2024-07-01T12:00:00+00:00');
-INSERT INTO cabinet_totals VALUES ('arcadeCabinet-123', 'usd', 600, 1, 3, '2024-07-01T12:00:00+00:00');
-PRAGMA user_version = 1;
-"""
-
-
-def undo_migration_6(path: Path) -> None:
-    """Bring a closed ledger file back to schema 5: no refunds under way (7), no ``unconfirmed``
-    column and the old index (6)."""
-    with closing(sqlite3.connect(path)) as db:
-        db.executescript(
-            "DROP INDEX payments_refunding;"
-            " ALTER TABLE payments DROP COLUMN refund_started_at;"
-            " DROP INDEX payments_undelivered;"
-            " ALTER TABLE payments DROP COLUMN unconfirmed;"
-            " CREATE INDEX payments_undelivered ON payments (received_at)"
-            " WHERE state = 'pending' OR awaiting_ack = 1;"
-            " PRAGMA user_version = 5;"
-        )
 
 
 def test_file_of_the_first_schema_is_migrated_with_its_data(path: Path) -> None:
@@ -648,11 +563,6 @@ def test_a_pending_payment_can_be_acknowledged(ledger: PaymentLedger) -> None:
 
 
 # --- refunds and disputes -------------------------------------------------------------------------
-
-
-def delta(adjustment: Adjustment | None) -> int:
-    assert adjustment is not None
-    return adjustment.revenue_delta
 
 
 def _stripe_payment(ledger: PaymentLedger, **overrides: object) -> None:

@@ -1,7 +1,6 @@
 """Money after a payment in the ledger: schema 4, early refunds and disputes, partial refunds,
 uncreditable payments, reconciliation cursors (issue 8, items 5, 6, 8 and 9)."""
 
-from collections.abc import Generator
 from contextlib import closing
 from pathlib import Path
 import sqlite3
@@ -20,21 +19,7 @@ from custom_components.arcade_pay.core.ledger import (
 from custom_components.arcade_pay.core.ledger_schema import MIGRATIONS
 from custom_components.arcade_pay.core.money_rules import credits_to_withhold
 
-from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
-
+from .helpers import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
 
 # --- schema 4 -------------------------------------------------------------------------------------------
 

@@ -18,8 +18,7 @@ from custom_components.arcade_pay.core.delivery import CreditDispatcher, Publish
 from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.core.ledger import SCHEMA_VERSION, PaymentLedger, PaymentState
 
-from .test_delivery_properties import ACK_CAB, CABINETS, OLDER_CAB, START, payment, pulse
-from .test_ledger import undo_migration_6
+from .helpers import ACK_CAB, CABINETS, OLDER_CAB, START, payment, pulse, undo_migration_6
 
 
 class Broker:
