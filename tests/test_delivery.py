@@ -474,7 +474,7 @@ async def test_a_claim_to_acknowledge_is_not_proof(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """One retained state claiming acknowledgements, on an older cabinet's topic (it applies every
-    pulse and never acknowledges): one payment of 2 credits became 9 pulses in 4 minutes."""
+    pulse and never acknowledges): one payment of 2 credits stays one pulse (not 9 in 4 minutes)."""
     async_fire_mqtt_message(
         hass,
         f"{PREFIX}/state",
@@ -485,7 +485,7 @@ async def test_a_claim_to_acknowledge_is_not_proof(
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
     for _ in range(8):
         await advance(hass, freezer, 30)
-    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Actual: 9 of them.
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Not re-sent.
     assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
     # One pulse, no re-sends: not believed; and nothing learned survives a restart either.
     assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
@@ -506,7 +506,7 @@ async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
     assert pulses(mqtt_mock) == []
     await ack(hass, session)
     assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
-    assert await payment_state(hass, setup_entry, session) is PaymentState.PENDING  # Actual: acknowledged.
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PENDING  # An ack is no proof.
     assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
@@ -532,7 +532,7 @@ async def test_resends_stop_after_the_bound_and_raise_a_repair(
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
     for _ in range(20):
         await advance(hass, freezer, 61)
-    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * MAX_SENDS_WITHOUT_ACK  # Actual: 25.
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * MAX_SENDS_WITHOUT_ACK  # Then given up.
     assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
@@ -576,7 +576,7 @@ async def test_turning_acknowledges_off_closes_credits_already_sent(
         await advance(hass, freezer, 61)
     await explicit_acknowledges(hass, setup_entry, False)
     await advance(hass, freezer, 61)
-    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK  # Actual: one more.
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK  # Not one more.
     assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"credits_unacknowledged_{MACHINE_ID}") is None
@@ -659,9 +659,9 @@ async def test_credits_of_a_cabinet_that_reports_its_state_are_never_counted_twi
 ) -> None:
     """The cabinet's own count can arrive before the broker confirmed the pulse to us.
 
-    Adding the pulse to a count that already holds it showed 4 credits after a payment of 2
-    (seen in the browser suite and the end-to-end test). A cabinet that reports its state is
-    believed alone; the estimate is only for cabinets that never say.
+    Adding the pulse to a count that already holds it would show 4 credits after a payment of 2.
+    A cabinet that reports its state is believed alone; the estimate is only for cabinets that
+    never say.
     """
     # The cabinet applied the pulse and said so before Home Assistant saw the broker's PUBACK.
     async_fire_mqtt_message(hass, f"{PREFIX}/state", json.dumps({"credits": 2, "state": "playing"}))
@@ -702,8 +702,8 @@ async def test_a_failed_ledger_write_after_a_publish_never_republishes(
     for seconds in (2.5, 4.5, 8.5):
         await advance(hass, freezer, seconds)
     sent = [p["paymentId"] for p in pulses(mqtt_mock)]
-    # An older cabinet: once (actual: again at every wake-up). One that acknowledges: on its backoff
-    # (actual: the first wake-up's LedgerError escaped and no wake-up came again).
+    # An older cabinet: once (not again at every wake-up). One that acknowledges: on its backoff
+    # (a LedgerError of a wake-up escapes nowhere, and the next wake-up comes).
     assert sent == ([session] * 4 if acknowledges else [session])
     assert len(writes) >= len(sent)  # The write is what is retried.
     assert "Error doing job" not in caplog.text
@@ -764,7 +764,7 @@ async def test_a_cabinet_back_during_the_refund_call_does_not_get_the_refunded_c
     refunds = cabinet_back_during_refund(hass, monkeypatch)
     await housekeeping(hass, freezer, 6 * 60)
     assert refunds == [fake_stripe.sessions[session]["payment_intent"]]
-    assert pulses(mqtt_mock) == []  # Actual: the credits went out during the refund call.
+    assert pulses(mqtt_mock) == []  # None went out during the refund call.
     assert await payment_state(hass, setup_entry, session) is PaymentState.REFUNDED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 

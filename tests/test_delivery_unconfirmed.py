@@ -63,7 +63,7 @@ async def test_an_unconfirmed_pulse_stays_pending_until_a_later_one_is_confirmed
 ) -> None:
     first = await pay(client, fake_stripe, cabinet_link, quantity=2)
     assert await payment_state(hass, setup_entry, first) is PaymentState.PUBLISHED
-    assert pending_credits(hass) == "2"  # Actual: 0, and lost at the next restart.
+    assert pending_credits(hass) == "2"  # Still owed, and kept across a restart.
     assert await unconfirmed(hass, setup_entry) == [first]
 
     second = await pay(client, fake_stripe, cabinet_link)  # Confirmed: the broker had the first.

@@ -1,4 +1,4 @@
-"""The earlier system's HTTP game over (issue 10, section 3): ``POST {"machine_id": "…"}`` to the
+"""The earlier system's HTTP game over: ``POST {"machine_id": "…"}`` to the
 entry's second webhook counts exactly like an MQTT game over, and its MQTT echo does not count again."""
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ async def test_unloaded_entry_takes_no_game_over_and_its_reload_takes_them_again
 async def test_an_entry_from_before_gets_its_own_id_once_and_keeps_it_across_reloads(
     hass: HomeAssistant, setup_entry: MockConfigEntry
 ) -> None:
-    """The conftest entry has no game over webhook id, as entries made before this change."""
+    """The conftest entry has no game over webhook id, as entries made by older releases."""
     webhook_id = setup_entry.data[CONF_GAME_OVER_WEBHOOK_ID]
     assert webhook_id not in ("", setup_entry.data[CONF_WEBHOOK_ID])
     for _ in range(2):

@@ -1,6 +1,5 @@
 """Payments in, through the webhook and reconciliation: early refunds and disputes, partial
-refunds, uncreditable payments, reconciliation that never skips a session (issue 8, items 5, 6,
-8 and 9)."""
+refunds, uncreditable payments, reconciliation that never skips a session."""
 
 from __future__ import annotations
 
@@ -74,7 +73,7 @@ async def cabinet_status(hass: HomeAssistant, status: str) -> None:
     await hass.async_block_till_done()
 
 
-# --- item 8 ---------------------------------------------------------------------------------------------
+# --- partial refunds of undelivered credits ------------------------------------------------------------
 
 
 async def test_partial_refund_of_undelivered_credits_sends_those_still_paid_for(
@@ -103,7 +102,7 @@ async def test_dispute_then_refund_takes_the_money_out_of_revenue_once(
     assert state(hass, "revenue") == "0.00"
 
 
-# --- item 5 ---------------------------------------------------------------------------------------------
+# --- refunds and disputes that arrive before their payment --------------------------------------------
 
 
 async def test_refund_before_its_payment_is_applied_when_the_payment_arrives(
@@ -195,7 +194,7 @@ async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
     assert state(hass, "revenue") == "6.00"  # 0 + 4.00 + 2.00
 
 
-# --- item 9 ---------------------------------------------------------------------------------------------
+# --- payments that cannot be credited ------------------------------------------------------------------
 
 
 async def forget_issues_and_restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -278,7 +277,7 @@ async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survive
     assert response["rows"] == 1
 
 
-# --- item 6 ---------------------------------------------------------------------------------------------
+# --- reconciliation never skips a session that may still be paid ---------------------------------------
 
 
 async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(

@@ -49,7 +49,7 @@ def events_of(path: Path, payment_id: str) -> list[tuple[object, ...]]:
     )
 
 
-# The schema as the first release (afa6612) wrote it, with one payment in it.
+# The schema as the first release wrote it, with one payment in it.
 SCHEMA_V1 = """
 CREATE TABLE payments (
     payment_id TEXT PRIMARY KEY, machine_id TEXT NOT NULL, credits INTEGER NOT NULL CHECK (credits > 0),

@@ -295,7 +295,7 @@ def test_failed_migration_is_rolled_back(path: Path) -> None:
 
 
 def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Path) -> None:
-    """Before issue 8, one state message saying ``"acknowledges": true`` made a cabinet count as
+    """Up to schema 4, one state message saying ``"acknowledges": true`` made a cabinet count as
     acknowledging, for good. Migration 5 forgets it for cabinets that never acknowledged a payment."""
     ledger = PaymentLedger(path)
     ledger.open()
@@ -317,7 +317,7 @@ def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Pa
     ledger.open()
     try:
         memory = ledger.cabinet_memory([MACHINE_ID, "agentCab"], 0)
-        assert memory[MACHINE_ID].acknowledges is False  # Actual: the claim is still believed.
+        assert memory[MACHINE_ID].acknowledges is False  # The claim alone is not believed.
         assert memory["agentCab"].acknowledges is True
     finally:
         ledger.close()
@@ -380,7 +380,7 @@ def _write_garbage(path: Path) -> None:
     "prepare", [_write_newer_schema, _write_garbage], ids=["newer-schema", "not-a-database"]
 )
 def test_failed_open_closes_its_connection(path: Path, prepare: Callable[[Path], None]) -> None:
-    """An unusable file must not leak its connection (found leaking in afa6612, now fixed)."""
+    """An unusable file must not leak its connection."""
     prepare(path)
     ledger = PaymentLedger(path)
     with warnings.catch_warnings(record=True) as caught:
@@ -613,7 +613,7 @@ def test_refund_of_an_undelivered_payment_stops_its_delivery(
     _stripe_payment(ledger)
     if awaiting_ack is not None:
         ledger.mark_published("cs_test_1", NOON, awaiting_ack=awaiting_ack)
-    # A refund of everything; partial refunds: test_ledger_money.py (issue 8, item 8).
+    # A refund of everything; partial refunds: test_ledger_money.py.
     assert delta(ledger.record_refund("pi_1", 600, "evt_r1")) == 600
     assert ledger.state_of("cs_test_1") is PaymentState.REFUNDED
     assert ledger.undelivered() == []

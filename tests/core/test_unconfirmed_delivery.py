@@ -61,7 +61,7 @@ def test_an_unconfirmed_pulse_to_an_older_cabinet_stays_owed_and_is_not_due_agai
     planner.add(pulse("cs_1", OLDER_CAB, credits=3))
     (due,) = planner.take_due(0.0)
     planner.publish_starting()
-    assert planner.published(due.payment_id, 0.0, confirmed=False) is False  # Actual: True (delivered).
+    assert planner.published(due.payment_id, 0.0, confirmed=False) is False  # Not delivered yet.
     assert "cs_1" in planner
     assert planner.awaiting_broker(due)
     planner.hurry()  # MQTT reconnects: the MQTT client sends it, not the planner.
@@ -108,7 +108,7 @@ def test_an_unconfirmed_pulse_is_sent_once_more_after_a_restart(ledger: PaymentL
     asyncio.run(dispatcher.accept(payment(1)))  # cs_1 is for the older cabinet, 2 credits.
     assert dispatcher.outstanding_credits(OLDER_CAB) == 2  # Pending until confirmed.
     assert ledger.state_of("cs_1") is PaymentState.PUBLISHED
-    assert unconfirmed_in_ledger(ledger) == ["cs_1"]  # Actual: [] (lost at the next restart).
+    assert unconfirmed_in_ledger(ledger) == ["cs_1"]  # Kept across a restart.
     asyncio.run(dispatcher.flush())
     assert broker.sent == ["cs_1"]  # Not published again by this process.
     assert dispatcher.withdraw("cs_1") is None  # Not refundable as undelivered: it may arrive.

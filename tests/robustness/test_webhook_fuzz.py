@@ -630,7 +630,7 @@ async def check_pays_nothing(
     if case.outcome is not None:
         assert answer.get("outcome") == case.outcome, (case.kind, answer)
     assert pulses(mqtt_mock) == [], case.kind
-    # Nothing in the ledger but payments that cannot be credited (issue 8, item 9), kept for the owner.
+    # Nothing in the ledger but payments that cannot be credited, kept for the owner.
     after = await on_ledger_file(hass, entry, PaymentLedger.count_by_state)
     assert set(after) <= {"uncreditable"}, (case.kind, after)
     if case.outcome not in {"unknown_cabinet", "not_creditable"}:
