@@ -3,8 +3,8 @@
 * No module imports a test module (``test_*.py``): what tests share lives in ``conftest.py``
   files and helper modules (``tests/helpers/``, ``tests/core/helpers.py``,
   ``tests/robustness/real_mqtt.py``). Every import counts: relative or absolute, inside a
-  function, or through ``importlib``. A test module that others import runs its tests' imports
-  in theirs, and a moved or renamed test silently breaks another file.
+  function, or through ``importlib``. Helpers kept in a test module are where nobody looks for
+  them, and moving or renaming that test breaks another file.
 * No tracker references in code or tests ("Issue N", "item N.M", "#N", "ticket N"): a comment
   says the rule it stands for, which stays true when the tracker moves or the issue closes. A
   qualified upstream reference (``home-assistant/frontend#28185``) names someone else's bug and
