@@ -25,7 +25,7 @@ from homeassistant.util.yaml import load_yaml_dict
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_subentry, managed_link
+from .helpers import MACHINE_ID, cabinet_subentry, managed_link
 
 REPO = Path(__file__).resolve().parent.parent
 BLUEPRINT_PATH = "arcade_pay/arcade_cabinet_game_over.yaml"
