@@ -179,7 +179,7 @@ class Intake:
         record, applied = await not_credited.async_record(self.hass, self.ledger, session, machine_id, reason)
         if applied is not None and applied.dispute is not None:
             self.raise_dispute_issue(applied.payment, applied.dispute)
-        # The first record of a session stands; the answer is about this one.
+        # The repair is the session's first record's (it stands); the answer is this delivery's.
         sync_not_credited_issue(self.hass, record, not_credited.claimant(record, self._links))
         if reason == not_credited.NO_CABINET:
             return Outcome.UNKNOWN_CABINET
