@@ -13,82 +13,16 @@ Each check is first shown a synthetic module graph with the violation, and must 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
 import pytest
 
-from .import_scan import Import, imports
+from .import_scan import Graph, integration_sources, module_graph
 
-INTEGRATION = Path(__file__).resolve().parents[2] / "custom_components" / "arcade_pay"
-PACKAGE = "custom_components.arcade_pay"
 WIRING = "runtime"
 MAY_IMPORT_WIRING = frozenset({"__init__"})
 # What a running entry is made of: the config flow has no business loading any of it.
 RUNNING_ENTRY = frozenset(
     {WIRING, "courier", "intake", "catch_up", "cabinet_messages", "ledger_setup", "core.ledger"}
 )
-
-type Graph = dict[str, set[str]]
-
-
-def module_names(sources: Mapping[str, str]) -> set[str]:
-    """The modules: "courier", "core.ledger"; a package is named by itself ("__init__" the top one)."""
-    return set(sources)
-
-
-def _package_of(module: str, modules: set[str]) -> list[str]:
-    """The package a module's relative imports start from, as parts ("core.x" → ["core"])."""
-    if module == "__init__":
-        return []
-    if any(other.startswith(f"{module}.") for other in modules):
-        return module.split(".")  # A package's own __init__ (core/__init__.py is "core").
-    return module.split(".")[:-1]
-
-
-def _node(dotted: str, modules: set[str]) -> str | None:
-    """The module ``dotted`` is, or is inside of (``core.ledger.X`` → ``core.ledger``)."""
-    parts = dotted.split(".") if dotted else []
-    while parts:
-        if (name := ".".join(parts)) in modules:
-            return name
-        parts.pop()
-    return "__init__" if "__init__" in modules else None
-
-
-def targets(module: str, found: Import, modules: set[str]) -> set[str]:
-    """The integration's modules one import of ``module`` reaches (none for other packages)."""
-    if found.level == 0:
-        if found.module != PACKAGE and not found.module.startswith(f"{PACKAGE}."):
-            return set()
-        base = found.module.removeprefix(PACKAGE).removeprefix(".").split(".")
-        base = [part for part in base if part]
-    else:
-        package = _package_of(module, modules)
-        if found.level - 1 > len(package):
-            return set()  # Above the integration: not one of its modules.
-        base = package[: len(package) - (found.level - 1)] + ([found.module] if found.module else [])
-    dotted = ".".join(base)
-    reached = set()
-    for name in found.names or ("",):
-        candidate = f"{dotted}.{name}" if dotted and name else name or dotted
-        if name and candidate in modules:
-            reached.add(candidate)  # ``from . import courier``: the module itself.
-        elif (node := _node(dotted, modules)) is not None:
-            reached.add(node)
-    return reached - {module}  # A package's __init__ taking its own names is no cycle.
-
-
-def module_graph(sources: Mapping[str, str], *, type_checking: bool = True) -> Graph:
-    """Which of the modules each one imports."""
-    modules = module_names(sources)
-    graph: Graph = {}
-    for module, source in sources.items():
-        reached: set[str] = set()
-        for found in imports(source, type_checking=type_checking):
-            reached |= targets(module, found, modules)
-        graph[module] = reached
-    return graph
 
 
 def cycles(graph: Graph) -> list[list[str]]:
@@ -162,17 +96,6 @@ def loaded_by(graph: Graph, module: str) -> set[str]:
             seen.add(other)
             todo.append(other)
     return seen
-
-
-def integration_sources() -> dict[str, str]:
-    """The real modules, named as module_graph expects."""
-    sources = {}
-    for path in INTEGRATION.rglob("*.py"):
-        parts = list(path.relative_to(INTEGRATION).with_suffix("").parts)
-        if parts[-1] == "__init__" and len(parts) > 1:
-            parts.pop()
-        sources[".".join(parts)] = path.read_text(encoding="utf-8")
-    return sources
 
 
 # --- the checks report what they must -------------------------------------------------------
