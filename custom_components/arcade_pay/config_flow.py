@@ -115,7 +115,11 @@ class ArcadePayConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_connect(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Create the webhook endpoint through Stripe's API on the URL Stripe can reach."""
-        return await self._connection.async_connect()
+        if (result := await self._connection.async_connect()) is not None:
+            return result
+        if self._connection.live:
+            return await self.async_step_no_public_url_live()
+        return await self.async_step_no_public_url()
 
     async def async_step_no_public_url(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Stripe cannot reach this Home Assistant: say what to set, or go the manual way."""

@@ -79,8 +79,16 @@ class StripeConnection:
         assert self.account is not None
         return entry_title(self.account.name, self.api_key)
 
-    async def async_connect(self) -> ConfigFlowResult:
-        """Create the webhook endpoint through Stripe's API on the URL Stripe can reach."""
+    @property
+    def live(self) -> bool:
+        """Whether the key is a live mode key (Stripe then needs https)."""
+        return key_livemode(self.api_key) is True
+
+    async def async_connect(self) -> ConfigFlowResult | None:
+        """Create the webhook endpoint through Stripe's API on the URL Stripe can reach.
+
+        None when Stripe cannot reach this Home Assistant: the flow's menus say what to set.
+        """
         flow = self._flow
         data = self._entry_data()
         try:
@@ -88,10 +96,7 @@ class StripeConnection:
         except CloudhookFailed:
             return self.key_form({"base": "cloudhook_failed"})
         if url is None:
-            # A live key needs https: its menu says so.
-            return self.no_url_menu(
-                "no_public_url_live" if key_livemode(self.api_key) is True else "no_public_url"
-            )
+            return None
         try:
             endpoint = await async_new_endpoint(
                 flow.hass, create_gateway(flow.hass, self.api_key), data[CONF_WEBHOOK_ID], url
@@ -111,7 +116,7 @@ class StripeConnection:
         )
 
     def no_url_menu(self, step_id: str) -> ConfigFlowResult:
-        """Stripe cannot reach this Home Assistant: say what to set, or go the manual way."""
+        """The menu ``step_id``: what to set so that Stripe reaches Home Assistant, or the manual way."""
         return self._flow.async_show_menu(
             step_id=step_id,
             menu_options=["connect", "manual"],
