@@ -56,9 +56,9 @@ from .flow_helpers import (
     whole_number,
     with_limit,
 )
+from .helpers import create_gateway
+from .issues import async_create_new_qr_code_issue
 from .payment_links import async_retire_links
-from .repairs import async_create_new_qr_code_issue
-from .runtime import create_gateway
 
 # No min or max: the form checks the range itself and says so in words (a selector's own
 # check would show Home Assistant's untranslated "Value 0.0 is too small").

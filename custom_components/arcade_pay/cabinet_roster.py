@@ -15,47 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.util.hass_dict import HassKey
 
-from .const import CONF_MACHINE_ID, DOMAIN, SUBENTRY_CABINET
+from .const import CONF_MACHINE_ID, DOMAIN, cabinet_added_signal
 from .core.cabinet import Cabinet
 from .core.payments import utcnow
-from .entity import cabinet_added_signal
+from .data import ArcadePayData, EntrySource
+from .issues import clear_unknown_cabinet_issues
 from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
-from .repairs import clear_unknown_cabinet_issues
 from .subentries import cabinet_config, explicit_acks, register_devices
 
-if TYPE_CHECKING:
-    from .runtime import ArcadePayData
-
 OFFLINE_AT_UNLOAD: HassKey[dict[str, dict[str, float]]] = HassKey(f"{DOMAIN}_offline_at_unload")
-
-
-@dataclass(frozen=True, slots=True)
-class EntrySource:
-    """What a running entry was built from: tells a cabinet added or deleted from any other change."""
-
-    data: dict[str, Any]
-    options: dict[str, Any]
-    cabinets: dict[str, tuple[str, dict[str, Any]]]  # subentry id: title, data
-
-    @classmethod
-    def of(cls, entry: ConfigEntry) -> EntrySource:
-        """The entry as it is now."""
-        return cls(
-            dict(entry.data),
-            dict(entry.options),
-            {
-                subentry_id: (subentry.title, dict(subentry.data))
-                for subentry_id, subentry in entry.subentries.items()
-                if subentry.subentry_type == SUBENTRY_CABINET
-            },
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +129,7 @@ async def async_add_cabinets(
         data.courier.after_delivery_change(cabinet.machine_id)
         data.courier.flush_soon()
     # Its payments made before it was added stay uncredited: their repairs now name it.
-    await async_raise_not_credited_repairs(data.intake)
+    await async_raise_not_credited_repairs(hass, data.ledger, data.cabinets.values())
 
 
 def remove_cabinets(data: ArcadePayData, subentry_ids: set[str]) -> list[Cabinet]:

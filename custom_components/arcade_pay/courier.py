@@ -6,7 +6,7 @@ the repairs of credits stuck on their way. It learns which cabinets acknowledge 
 acks (cabinet_messages.py tells it).
 
 Arrows point one way: intake.py and cabinet_messages.py call the courier; the courier calls
-only core and repairs.py. Entities and diagnostics read its queries (``mqtt_connected``,
+only core and issues.py. Entities and diagnostics read its queries (``mqtt_connected``,
 ``acknowledges`` …) and change nothing.
 """
 
@@ -38,8 +38,8 @@ from .core.ledger import PaymentLedger
 from .core.payments import utcnow
 from .core.protocol import TOPIC_COIN_PULSE, CoinPulse, topic
 from .entry_work import EntryWork
+from .issues import sync_unacknowledged_issue, sync_undelivered_issue
 from .mqtt_client_watch import ClientWatch, remember_held, take_held
-from .repairs import sync_unacknowledged_issue, sync_undelivered_issue
 
 # Credits on their way longer than this raise a repair (housekeeping checks every 30 seconds).
 ALERT_AFTER = 600.0  # seconds

@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from .const import CONF_CLOUDHOOK_URL, CONF_GAME_OVER_WEBHOOK_ID, CONF_WEBHOOK_SECRET
 from .core.currencies import from_minor_units
 from .core.ledger import LedgerError, PaymentLedger
-from .runtime import ArcadePayConfigEntry
+from .data import ArcadePayConfigEntry
 
 TO_REDACT = {
     CONF_API_KEY,

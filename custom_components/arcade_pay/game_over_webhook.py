@@ -40,10 +40,10 @@ from homeassistant.core import HomeAssistant, callback
 from .const import CONF_GAME_OVER_WEBHOOK_ID, DOMAIN, LOGGER
 from .core.protocol import MAX_MESSAGE_BYTES, is_valid_machine_id
 from .entry_work import Unloading
-from .webhook import local_webhook_url
+from .helpers import local_webhook_url
 
 if TYPE_CHECKING:
-    from .runtime import ArcadePayData
+    from .data import ArcadePayData
 
 
 class BadGameOver(ValueError):

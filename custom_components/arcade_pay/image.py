@@ -14,8 +14,8 @@ from homeassistant.util import dt as dt_util
 
 from .core.cabinet import Cabinet
 from .core.currencies import format_amount
+from .data import ArcadePayConfigEntry
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -33,7 +33,7 @@ from .core.payments import (
 from .core.routing import AmbiguousLink, LinkIndex
 from .core.stripe_gateway import StripeGateway
 from .courier import Courier
-from .repairs import raise_dispute_issue
+from .issues import raise_dispute_issue, sync_not_credited_issue
 
 
 class Outcome(StrEnum):
@@ -176,7 +176,12 @@ class Intake:
         self, session: PaidSession, machine_id: str | None, reason: str
     ) -> Outcome:
         """A paid session nobody can be credited for: recorded, with a repair (not_credited.py)."""
-        if await not_credited.async_record(self, session, machine_id, reason):
+        record, applied = await not_credited.async_record(self.hass, self.ledger, session, machine_id, reason)
+        if applied is not None and applied.dispute is not None:
+            self.raise_dispute_issue(applied.payment, applied.dispute)
+        # The repair is the session's first record's (it stands); the answer is this delivery's.
+        sync_not_credited_issue(self.hass, record, not_credited.claimant(record, self._links))
+        if reason == not_credited.NO_CABINET:
             return Outcome.UNKNOWN_CABINET
         return Outcome.NOT_CREDITABLE
 
@@ -251,7 +256,7 @@ class Intake:
                 self.ledger.payment, adjustment.payment.payment_id
             )
             if record is not None:
-                not_credited.raise_repair(self, record)
+                sync_not_credited_issue(self.hass, record, not_credited.claimant(record, self._links))
 
     def apply(self, adjustment: Adjustment) -> None:
         """Money given back: send only the undelivered credits still paid for, lower revenue."""

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .core.cabinet import Cabinet
-from .core.ledger import PaymentLedger
 from .core.stripe_gateway import PaymentLink, StripeGatewayError
+
+if TYPE_CHECKING:
+    from .core.ledger import PaymentLedger
 
 type RunBlocking = Callable[..., Awaitable[Any]]
 
