@@ -14,8 +14,10 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
+from .core.clock import clock_of
 from .core.ledger import LedgerError, PaymentLedger
 from .errors import ledger_unavailable
 
@@ -35,7 +37,7 @@ async def async_open_ledger(hass: HomeAssistant, entry: ConfigEntry, path: str) 
             translation_key="ledger_missing",
             translation_placeholders={"path": path},
         )
-    ledger = PaymentLedger(path)
+    ledger = PaymentLedger(path, clock_of(dt_util.utcnow))  # Home Assistant's clock (core/clock.py).
     try:
         await hass.async_add_executor_job(ledger.open)
     except LedgerError as err:

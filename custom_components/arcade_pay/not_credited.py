@@ -14,12 +14,13 @@ from typing import Protocol
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util.dt import utcnow
 
 from .const import DOMAIN, LOGGER
 from .core.cabinet import Cabinet
 from .core.early_money import Dispute
 from .core.ledger import LedgerError, Payment, PaymentLedger, PaymentRecord, PaymentState
-from .core.payments import PaidSession, utcnow
+from .core.payments import PaidSession
 from .core.routing import AmbiguousLink
 from .repairs import raise_issue
 

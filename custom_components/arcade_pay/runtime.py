@@ -29,6 +29,7 @@ from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util.dt import utcnow
 
 from .cabinet_messages import CabinetMessages
 from .cabinet_roster import EntrySource, async_restore
@@ -45,7 +46,7 @@ from .const import (
 )
 from .core.cabinet import Cabinet
 from .core.ledger import LedgerError, PaymentLedger
-from .core.payments import utcnow
+from .core.mqtt_connection import MqttConnection
 from .core.stripe_gateway import ENV_API_BASE, StripeGateway
 from .core.stripe_health import StripeHealth
 from .courier import Courier
@@ -153,7 +154,6 @@ class ArcadePayData:
                 async_track_time_interval(self.hass, partial(self._interval_due, work), interval)
             )
         clear_unknown_cabinet_issues(self.hass, self.cabinets)
-        self.courier.planner.expect_statuses(utcnow().timestamp())
         await self.courier.async_flush()
         self.links.start()
         # Repairs are not kept across restarts; the ledger knows which payments still need one.
@@ -199,7 +199,7 @@ class ArcadePayData:
     async def async_drain(self) -> None:
         """Wait for the work in progress (publishes, ledger writes), then write the notes still owed."""
         await self.work.async_wait()
-        await self.courier.dispatcher.write_notes()
+        await self.courier.async_write_notes()
 
 
 async def async_build(hass: HomeAssistant, entry: ConfigEntry) -> ArcadePayData:
@@ -209,12 +209,13 @@ async def async_build(hass: HomeAssistant, entry: ConfigEntry) -> ArcadePayData:
     """
     ledger = await async_open_ledger(hass, entry, ledger_path(hass, entry))
     options = EntryOptions.of(entry.options)
-    cabinets = {config.machine_id: Cabinet(config) for config in cabinet_configs(entry)}
+    mqtt = MqttConnection()  # Whether MQTT is connected: one answer for the courier and the cabinets.
+    cabinets = {config.machine_id: Cabinet(config, mqtt) for config in cabinet_configs(entry)}
     gateway = create_gateway(hass, entry.data[CONF_API_KEY])
     # Any call refused for its key, whoever made it, asks the owner for a new key.
     gateway.observer = StripeHealth(LOGGER, partial(entry.async_start_reauth, hass))
     work = EntryWork(hass)
-    courier = Courier(hass, ledger, cabinets, options.topic_prefix, work)
+    courier = Courier(hass, ledger, cabinets, options.topic_prefix, work, mqtt)
     intake = Intake(hass, ledger, gateway, cabinets, courier)
     payment_links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
     links = LinkKeeper(hass, payment_links, cabinets, 60.0 * options.offline_minutes, work)
