@@ -73,9 +73,9 @@ class CabinetMessages:
         self._echoes = PublishedEchoes(clock_of(utcnow))
         self._offered_topics: set[str] = set()
         self._unclaimed: UnclaimedMessages[mqtt.ReceiveMessage] = UnclaimedMessages()
-        # What cabinets publish (protocol.py): subscribed to, and what a cabinet said before it was
-        # added is replayed through it (its handler keeps what it says, see cabinet_added).
-        self._handlers: dict[str, tuple[Handler, int]] = {  # kind: handler, QoS
+        # Each kind cabinets publish (protocol.py), its handler and QoS: what is subscribed to, and
+        # how cabinet_added replays what a cabinet said before (the retained kinds' handlers keep it).
+        self._handlers: dict[str, tuple[Handler, int]] = {
             TOPIC_GAME_OVER: (self.on_game_over, 1),
             TOPIC_STATUS: (self.on_status, 1),
             TOPIC_STATE: (self.on_state, 1),
@@ -112,7 +112,8 @@ class CabinetMessages:
     def cabinet_added(self, cabinet: Cabinet) -> None:
         """A cabinet added while the entry runs hears what it said before (see core/unclaimed.py)."""
         for msg in self._unclaimed.claim(cabinet.machine_id):
-            self._handlers[msg.topic.rsplit("/", 1)[1]][0](msg)
+            handler, _ = self._handlers[msg.topic.rsplit("/", 1)[1]]
+            handler(msg)
 
     def _warn_once(self, message_topic: str, err: ProtocolError) -> None:
         """Warn once per topic about malformed messages; a chatty cabinet must not flood the log."""
