@@ -30,8 +30,12 @@ from custom_components.arcade_pay.const import (
     CONF_UNIT_AMOUNT,
     DOMAIN,
 )
-from custom_components.arcade_pay.core.announcement import TOPIC_INFO
-from custom_components.arcade_pay.core.protocol import DEFAULT_TOPIC_PREFIX, TOPIC_STATUS, subscription
+from custom_components.arcade_pay.core.protocol import (
+    DEFAULT_TOPIC_PREFIX,
+    TOPIC_INFO,
+    TOPIC_STATUS,
+    subscription,
+)
 from custom_components.arcade_pay.core.stripe_gateway import PaymentLink, StripeGateway
 from fake_stripe import ACCOUNT_ID, FakeStripe
 

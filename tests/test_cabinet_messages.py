@@ -17,6 +17,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
+from custom_components.arcade_pay.core.protocol import (
+    DEFAULT_TOPIC_PREFIX,
+    TOPIC_ACK,
+    TOPIC_COIN_PULSE,
+    TOPICS,
+    subscription,
+)
 from fake_stripe import ACCOUNT_ID
 
 from .helpers import MACHINE_ID, PREFIX, cabinet_device_id
@@ -196,6 +203,22 @@ async def test_reported_state_overrides_estimate(hass: HomeAssistant, setup_entr
     async_fire_mqtt_message(hass, f"{PREFIX}/state", "")  # retained state cleared: keep what we know
     await hass.async_block_till_done()
     assert state(hass, "credits") == "0"
+
+
+async def test_every_topic_a_cabinet_publishes_is_subscribed(
+    hass: HomeAssistant, mqtt_mock: MagicMock, setup_entry: MockConfigEntry
+) -> None:
+    """protocol.py's topics but the coin pulse, which Home Assistant publishes; acks at QoS 0."""
+    subscribed = {
+        c.args[0]: c.args[2]
+        for c in mqtt_mock.async_subscribe.call_args_list
+        if c.args[0].startswith(f"{DEFAULT_TOPIC_PREFIX}/+/")
+    }
+    assert subscribed == {
+        subscription(DEFAULT_TOPIC_PREFIX, kind): 0 if kind == TOPIC_ACK else 1
+        for kind in TOPICS
+        if kind != TOPIC_COIN_PULSE
+    }
 
 
 async def test_custom_topic_prefix(

@@ -20,7 +20,7 @@ from homeassistant.core import HomeAssistant
 
 from custom_components.arcade_pay import mqtt_client_watch
 from custom_components.arcade_pay.core.ledger import PaymentState
-from custom_components.arcade_pay.courier import PUBACK_WAIT_FALLBACK, puback_wait
+from custom_components.arcade_pay.pulses_out import PUBACK_WAIT_FALLBACK, puback_wait
 from fake_stripe import FakeStripe
 
 from .helpers import on_ledger_file, pay, payment_state, pulses, set_connected

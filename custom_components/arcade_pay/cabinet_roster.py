@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util.dt import utcnow
 from homeassistant.util.hass_dict import HassKey
 
 from .const import CONF_MACHINE_ID, DOMAIN, cabinet_added_signal
 from .core.cabinet import Cabinet
-from .core.payments import utcnow
 from .data import ArcadePayData, EntrySource
 from .issues import clear_unknown_cabinet_issues
 from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
@@ -79,33 +79,30 @@ async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Itera
     for totals in await hass.async_add_executor_job(ledger.totals):
         cabinet = restoring.get(totals.machine_id)
         if cabinet is not None and totals.currency == cabinet.config.currency:
-            cabinet.revenue = totals.revenue
-            cabinet.payments = totals.payments
-            cabinet.last_payment = totals.last_payment_at
+            cabinet.restore_totals(totals.revenue, totals.payments, totals.last_payment_at)
     memory = await hass.async_add_executor_job(
         ledger.cabinet_memory, list(restoring), int(utcnow().timestamp())
     )
-    planner = data.courier.planner
     owner_says = explicit_acks(entry)
     for machine_id, cabinet in restoring.items():
         remembered = memory.get(machine_id)
-        if (explicit := owner_says.get(machine_id)) is not None:
-            planner.set_acknowledges(machine_id, explicit, by_owner=True)
-        else:
-            planner.set_acknowledges(machine_id, bool(remembered and remembered.acknowledges))
         if remembered is not None:
-            cabinet.paused = remembered.paused
-            cabinet.seen = remembered.seen
-            cabinet.offline_stopped = remembered.offline_stopped
+            cabinet.restore_memory(
+                paused=remembered.paused, seen=remembered.seen, offline_stopped=remembered.offline_stopped
+            )
             # Not told about this link yet (new link, or memory from before schema 3):
             # unknown, so the start's sync tells Stripe what the cabinet wants.
             told = remembered.link_active
             if remembered.link_id == cabinet.config.payment_link_id and told is not None:
                 cabinet.set_accepting_payments(told)
-        if cabinet.awaiting_first_sign:
-            planner.wait_for_first_sign(machine_id)
-        if machine_id in offline_at_unload or cabinet.offline_stopped:
-            planner.was_offline(machine_id)
+        explicit = owner_says.get(machine_id)
+        data.courier.cabinet_restored(
+            machine_id,
+            acknowledges=bool(remembered and remembered.acknowledges) if explicit is None else explicit,
+            by_owner=explicit is not None,
+            unseen=cabinet.awaiting_first_sign,
+            was_offline=machine_id in offline_at_unload or cabinet.offline_stopped,
+        )
         if machine_id in offline_at_unload:  # The offline rule's wait goes on where it was.
             data.links.offline_since[machine_id] = offline_at_unload[machine_id]
 
@@ -115,9 +112,9 @@ async def async_add_cabinets(
 ) -> None:
     """Run cabinets added while the entry runs; raise LedgerError (the caller reloads)."""
     for subentry in subentries:
-        cabinet = Cabinet(cabinet_config(subentry))
+        cabinet = Cabinet(cabinet_config(subentry), data.courier.mqtt)
         await async_restore(data, entry, [cabinet])
-        await data.courier.dispatcher.load(cabinet=cabinet.machine_id)
+        await data.courier.async_load_cabinet(cabinet.machine_id)
         # From here on payments reach it: no await until it is fully there.
         data.cabinets[cabinet.machine_id] = cabinet
         data.intake.cabinets_changed()

@@ -148,4 +148,4 @@ class ArcadePayData:
     async def async_drain(self) -> None:
         """Wait for the work in progress (publishes, ledger writes), then write the notes still owed."""
         await self.work.async_wait()
-        await self.courier.dispatcher.write_notes()
+        await self.courier.async_write_notes()

@@ -14,6 +14,7 @@ from enum import StrEnum
 import uuid
 
 from homeassistant.core import HomeAssistant
+from homeassistant.util.dt import utcnow
 
 from . import not_credited
 from .const import LOGGER
@@ -28,7 +29,6 @@ from .core.payments import (
     checked_credits,
     credits_from_subtotal,
     from_minor_units,
-    utcnow,
 )
 from .core.routing import AmbiguousLink, LinkIndex
 from .core.stripe_gateway import StripeGateway
@@ -126,7 +126,7 @@ class Intake:
             came_before.append(applied)
             self._after_record(cabinet, payment, applied)
 
-        if not await self._courier.dispatcher.accept(payment, recorded=recorded, deliver=False):
+        if not await self._courier.async_accept(payment, recorded):
             # It may have been cut off before it was tracked (accept tracks it now): send it.
             self._courier.deliver_soon(payment.payment_id, cabinet.machine_id)
             LOGGER.info(
@@ -261,7 +261,7 @@ class Intake:
     def apply(self, adjustment: Adjustment) -> None:
         """Money given back: send only the undelivered credits still paid for, lower revenue."""
         payment = adjustment.payment
-        self._courier.dispatcher.adjust(payment.payment_id, adjustment.credits_left)
+        self._courier.adjust(payment.payment_id, adjustment.credits_left)
         if (cabinet := self.cabinets.get(payment.machine_id)) is not None and adjustment.revenue_delta:
             cabinet.refunded(adjustment.revenue_delta)
         self._courier.after_delivery_change(payment.machine_id)
@@ -283,9 +283,6 @@ class Intake:
             source=PaymentSource.MANUAL,
             received_at=utcnow(),
         )
-        dispatcher = self._courier.dispatcher
-        await dispatcher.accept(payment)
-        self._courier.after_delivery_change(cabinet.machine_id)
-        published = dispatcher.published_once(payment.payment_id)
+        published = await self._courier.async_accept_now(payment)
         waits = not published and cabinet.awaiting_first_sign
         return ManualCredit(payment.payment_id, waits_for_cabinet=waits, sent=published)

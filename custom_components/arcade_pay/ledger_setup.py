@@ -13,8 +13,10 @@ from pathlib import Path
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
+from .core.clock import clock_of
 from .core.ledger import LedgerError, PaymentLedger
 from .errors import ledger_unavailable
 from .issues import delete_ledger_replaced, ledger_lost, raise_ledger_replaced
@@ -28,7 +30,7 @@ async def async_open_ledger(hass: HomeAssistant, entry: ConfigEntry, path: str) 
             translation_key="ledger_missing",
             translation_placeholders={"path": path},
         )
-    ledger = PaymentLedger(path)
+    ledger = PaymentLedger(path, clock_of(dt_util.utcnow))  # Home Assistant's clock (core/clock.py).
     try:
         await hass.async_add_executor_job(ledger.open)
     except LedgerError as err:

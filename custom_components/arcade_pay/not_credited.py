@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from homeassistant.core import HomeAssistant
+from homeassistant.util.dt import utcnow
 
 from .const import LOGGER
 from .core.cabinet import Cabinet
 from .core.ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentRecord
-from .core.payments import PaidSession, utcnow
+from .core.payments import PaidSession
 from .core.routing import AmbiguousLink, LinkIndex
 from .issues import sync_not_credited_issue
 

@@ -132,8 +132,7 @@ class PaymentLinks:
         if cabinet.offline_stopped == stopped:
             await self.async_sync(cabinet)
             return
-        cabinet.offline_stopped = stopped
-        cabinet.changed()
+        cabinet.set_offline_stopped(stopped)
         if not self.out_of_line(cabinet):
             # Nothing to tell Stripe (the link is off for another reason too): remember why.
             await self._run(

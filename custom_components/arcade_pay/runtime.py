@@ -23,6 +23,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util.dt import utcnow
 
 from .cabinet_messages import CabinetMessages
 from .cabinet_roster import async_restore
@@ -30,7 +31,7 @@ from .catch_up import CatchUp
 from .const import DOMAIN, HOUSEKEEPING_INTERVAL, LOGGER, RECONCILE_INTERVAL
 from .core.cabinet import Cabinet
 from .core.ledger import LedgerError
-from .core.payments import utcnow
+from .core.mqtt_connection import MqttConnection
 from .core.stripe_health import StripeHealth
 from .courier import Courier
 from .data import ArcadePayData, EntryOptions, EntrySource
@@ -53,12 +54,13 @@ async def async_build(hass: HomeAssistant, entry: ConfigEntry) -> ArcadePayData:
     """
     ledger = await async_open_ledger(hass, entry, ledger_path(hass, entry))
     options = EntryOptions.of(entry.options)
-    cabinets = {config.machine_id: Cabinet(config) for config in cabinet_configs(entry)}
+    mqtt = MqttConnection()  # Whether MQTT is connected: one answer for the courier and the cabinets.
+    cabinets = {config.machine_id: Cabinet(config, mqtt) for config in cabinet_configs(entry)}
     gateway = create_gateway(hass, entry.data[CONF_API_KEY])
     # Any call refused for its key, whoever made it, asks the owner for a new key.
     gateway.observer = StripeHealth(LOGGER, partial(entry.async_start_reauth, hass))
     work = EntryWork(hass)
-    courier = Courier(hass, ledger, cabinets, options.topic_prefix, work)
+    courier = Courier(hass, ledger, cabinets, options.topic_prefix, work, mqtt)
     intake = Intake(hass, ledger, gateway, cabinets, courier)
     payment_links = PaymentLinks(gateway, ledger, hass.async_add_executor_job)
     links = LinkKeeper(hass, payment_links, cabinets, 60.0 * options.offline_minutes, work)
@@ -103,7 +105,6 @@ async def async_start(data: ArcadePayData, entry: ConfigEntry) -> None:
     ):
         data.unsubscribe.append(async_track_time_interval(hass, partial(_interval_due, data, work), interval))
     clear_unknown_cabinet_issues(hass, data.cabinets)
-    data.courier.planner.expect_statuses(utcnow().timestamp())
     await data.courier.async_flush()
     data.links.start()
     # Repairs are not kept across restarts; the ledger knows which payments still need one.

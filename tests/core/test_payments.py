@@ -1,6 +1,5 @@
 """Stripe webhook deliveries → paid sessions, and the money / credit arithmetic."""
 
-from datetime import timedelta
 from decimal import Decimal
 import json
 import time
@@ -28,7 +27,6 @@ from custom_components.arcade_pay.core.payments import (
     from_minor_units,
     interpret_event,
     to_minor_units,
-    utcnow,
     verify_and_parse,
 )
 from fake_stripe import sign
@@ -286,14 +284,6 @@ def test_subscribed_events_include_every_event_that_is_acted_on() -> None:
         "charge.refunded",
         "charge.dispute.created",
     } <= set(SUBSCRIBED_EVENTS)
-
-
-def test_utcnow_is_now_in_utc() -> None:
-    before = time.time()
-    now = utcnow()
-    after = time.time()
-    assert now.utcoffset() == timedelta(0)
-    assert before - 1 <= now.timestamp() <= after + 1
 
 
 # --- genuine deliveries ----------------------------------------------------------------------

@@ -21,12 +21,13 @@ The ledger is built of parts, each a module of its own:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 import sqlite3
 from typing import Any
 
 from . import early_money, ledger_money
+from .clock import Clock, moment, system_clock
 from .early_money import Dispute
 from .ledger_cabinets import CabinetLedger
 from .ledger_queries import LedgerQueries
@@ -70,9 +71,10 @@ _ON_ITS_WAY = (PaymentState.PENDING.value, PaymentState.PUBLISHED.value)
 class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
     """A SQLite file of payments; safe to call from any one thread at a time."""
 
-    def __init__(self, path: str | Path) -> None:
-        """Remember where the ledger lives; ``open`` does the I/O."""
+    def __init__(self, path: str | Path, clock: Clock = system_clock) -> None:
+        """Remember where the ledger lives; ``open`` does the I/O; ``clock`` dates refunds and disputes."""
         super().__init__(path)
+        self._clock = clock
         # Early refunds and disputes applied by ``record``, for its caller (take_applied_on_record).
         self._applied_on_record: dict[str, Adjustment] = {}
 
@@ -221,10 +223,10 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
         with self._transaction() as db:
             row = _by_intent(db, payment_intent)
             if row is None:
-                early_money.hold_refund(db, payment_intent, refunded_total, event_id, _now())
+                early_money.hold_refund(db, payment_intent, refunded_total, event_id, moment(self._clock))
                 return None
             record = record_of_row(row)
-            _remember_event(db, event_id, record.payment_id, "charge.refunded", iso(_now()))
+            _remember_event(db, event_id, record.payment_id, "charge.refunded", iso(moment(self._clock)))
             settled = ledger_money.settle(db, record, refunded_total, record.disputed_amount, False)
             if ends_refund:
                 db.execute(
@@ -248,10 +250,12 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
             row = _by_intent(db, payment_intent)
             if row is None:
                 dispute = Dispute(dispute_id or event_id, amount, reason)
-                early_money.hold_dispute(db, payment_intent, dispute, event_id, _now())
+                early_money.hold_dispute(db, payment_intent, dispute, event_id, moment(self._clock))
                 return None
             record = record_of_row(row)
-            _remember_event(db, event_id, record.payment_id, "charge.dispute.created", iso(_now()))
+            _remember_event(
+                db, event_id, record.payment_id, "charge.dispute.created", iso(moment(self._clock))
+            )
             if record.state is PaymentState.DISPUTED:
                 return Adjustment(record, 0)
             return Adjustment(record, *ledger_money.settle(db, record, record.refunded_amount, amount, True))
@@ -273,7 +277,3 @@ def _read_record(db: sqlite3.Connection, payment_id: str) -> PaymentRecord:
 
 def _by_intent(db: sqlite3.Connection, payment_intent: str) -> Any:
     return db.execute(f"{SELECT_RECORD} WHERE payment_intent = ?", (payment_intent,)).fetchone()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -10,7 +10,6 @@ for callers that import it from this module).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 import json
 from typing import Any, Final
 
@@ -246,8 +245,3 @@ def _dispute_notice(event_id: str, obj: Any) -> DisputeNotice | IgnoredEvent:
 
 
 type StripeNotice = PaidSession | RefundNotice | DisputeNotice | IgnoredEvent
-
-
-def utcnow() -> datetime:
-    """Return the current time in UTC (one place to read the clock)."""
-    return datetime.now(UTC)
