@@ -14,7 +14,8 @@ from homeassistant.core import HomeAssistant
 
 from .const import LOGGER
 from .core import reconciliation
-from .core.ledger import LedgerError, PaymentLedger, PaymentSource
+from .core.ledger import LedgerError, PaymentLedger
+from .core.money_rules import refund_due
 from .core.payments import PaidSession, RefundNotice, WebhookRejected, paid_session, utcnow
 from .core.reconciliation import LinkCursor
 from .core.stripe_gateway import StripeGatewayError
@@ -56,9 +57,9 @@ class CatchUp:
         dispatcher = self._courier.dispatcher
         for outstanding in dispatcher.planner.outstanding():
             pulse = dispatcher.pulse(outstanding.payment_id)
-            if pulse is None or pulse.source is not PaymentSource.STRIPE or self._work.stopping:
+            if pulse is None or self._work.stopping:
                 continue
-            if now - pulse.timestamp.timestamp() < self._refund_after:
+            if not refund_due(pulse.source, pulse.timestamp, now, self._refund_after):
                 continue
             # Out of delivery before the first await (None: in flight, it may be on the cabinet in
             # a moment; never refund what was delivered). An overlapping run no longer sees it.
