@@ -3,7 +3,9 @@ refunds, uncreditable payments, reconciliation that never skips a session."""
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 import threading
 import time
 from typing import Any
@@ -100,6 +102,37 @@ async def test_dispute_then_refund_takes_the_money_out_of_revenue_once(
     assert await post(client, fake_stripe.dispute_event(session_of(paid))) == "recorded"
     assert await post(client, fake_stripe.refund_event(session_of(paid))) == "recorded"
     assert state(hass, "revenue") == "0.00"
+
+
+async def test_promotion_code_credits_what_was_bought_and_counts_what_was_paid(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """3 credits at 2.00 with 1.50 off: 3 credits, revenue 4.50, the discount in the export."""
+    await cabinet_status(hass, "online")
+    session = fake_stripe.sessions[session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=3))]
+    session.update(
+        amount_total=450, total_details={"amount_discount": 150, "amount_shipping": 0, "amount_tax": 0}
+    )
+    assert await post(client, fake_stripe.event_delivery("checkout.session.completed", session)) == "credited"
+    assert pulses(mqtt_mock) == [(session["id"], 3)]
+    assert state(hass, "revenue") == "4.50"
+    record = await payment_record(hass, setup_entry, session["id"])
+    assert (record.amount, record.discount) == (450, 150)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "export_ledger",
+        {"config_entry_id": setup_entry.entry_id},
+        blocking=True,
+        return_response=True,
+    )
+    text = await hass.async_add_executor_job(Path(str(response["path"])).read_text, "utf-8")
+    (row,) = csv.DictReader(text.splitlines())
+    assert (row["amount"], row["discount"], row["credits"]) == ("4.50", "1.50", "3")
 
 
 # --- refunds and disputes that arrive before their payment --------------------------------------------

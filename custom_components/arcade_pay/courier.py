@@ -18,7 +18,8 @@ from .const import LOGGER
 from .core.cabinet import Cabinet
 from .core.clock import clock_of, moment
 from .core.delivery import AckResult, CreditDispatcher, PublishResult, Pulse, Withdrawn
-from .core.ledger import Adjustment, Payment, PaymentLedger, PaymentSource
+from .core.ledger import Adjustment, Payment, PaymentLedger
+from .core.money_rules import refund_due
 from .core.mqtt_connection import MqttConnection
 from .core.stripe_gateway import StripeGateway
 from .core.undelivered_refunds import UndeliveredRefunds
@@ -198,9 +199,9 @@ class Courier:
         None if not, or in flight: it may be on the cabinet in a moment (never refund what was delivered).
         """
         pulse = self._dispatcher.pulse(payment_id)
-        if pulse is None or pulse.source is not PaymentSource.STRIPE:
+        if pulse is None or not refund_due(pulse.source, pulse.timestamp, now, after):
             return None
-        return None if now - pulse.timestamp.timestamp() < after else self._dispatcher.withdraw(payment_id)
+        return self._dispatcher.withdraw(payment_id)
 
     def undelivered_refunds(
         self, gateway: Callable[[], StripeGateway], applied: Callable[[Adjustment], None]

@@ -75,11 +75,16 @@ PRAGMA user_version = 1;
 
 
 def undo_migration_6(path: Path) -> None:
-    """Bring a closed ledger file back to schema 5: no refunds under way (7), no ``unconfirmed``
-    column and the old index (6)."""
+    """Bring a closed ledger file back to schema 5: no checkout offers, scan tokens or charged prices
+    (9), no live cabinet prices (8), no refunds under way (7), no ``unconfirmed`` column and the
+    old index (6)."""
     with closing(sqlite3.connect(path)) as db:
         db.executescript(
-            "DROP INDEX payments_refunding;"
+            "DROP TABLE scan_tokens; DROP TABLE checkout_offers;"
+            " ALTER TABLE payments DROP COLUMN discount; ALTER TABLE payments DROP COLUMN offer;"
+            " ALTER TABLE payments DROP COLUMN unit_amount;"
+            " ALTER TABLE cabinets DROP COLUMN pack_set; ALTER TABLE cabinets DROP COLUMN unit_amount_now;"
+            " DROP INDEX payments_refunding;"
             " ALTER TABLE payments DROP COLUMN refund_started_at;"
             " DROP INDEX payments_undelivered;"
             " ALTER TABLE payments DROP COLUMN unconfirmed;"

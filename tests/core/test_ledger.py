@@ -311,7 +311,7 @@ def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Pa
         ledger.close()
     undo_migration_6(path)
     with closing(sqlite3.connect(path)) as db:
-        db.execute("PRAGMA user_version = 4")  # As schema 4 left it (without what 6 and 7 added).
+        db.execute("PRAGMA user_version = 4")  # As schema 4 left it (without what 6 to 9 added).
         db.commit()
     ledger = PaymentLedger(path)
     ledger.open()
@@ -709,7 +709,9 @@ def test_cabinet_settings_before_memory(ledger: PaymentLedger) -> None:
 
 
 def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
-    ledger.record(make_payment(payment_id="cs_b", received_at=NOON + timedelta(minutes=1)))
+    # 3 credits at 2.00 from the checkout of a stable QR code, 1.00 off with a promotion code.
+    charged = {"unit_amount": 200, "offer": "1x200,3x500", "discount": 100, "amount": 500}
+    ledger.record(make_payment(payment_id="cs_b", received_at=NOON + timedelta(minutes=1), **charged))
     ledger.record(make_payment(payment_id="cs_a", received_at=NOON + timedelta(minutes=1), amount=400))
     ledger.record(
         make_payment(payment_id="cs_yen", received_at=NOON + timedelta(minutes=3), amount=500, currency="jpy")
@@ -745,6 +747,9 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "note",
         "refund_started_at",  # an automatic refund under way (the payment is still pending)
         "unconfirmed",  # published, the broker never confirmed it: sent again after a restart
+        "unit_amount",  # what the player was charged: the price of one credit,
+        "offer",  # the packs the checkout sold (credits x minor units, as its metadata says),
+        "discount",  # and what a promotion code took off (amount is what was paid)
     ]
     by_column = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     # Oldest first, ties by payment id.
@@ -770,7 +775,16 @@ def test_export_csv(ledger: PaymentLedger, tmp_path: Path) -> None:
         "note": "",
         "refund_started_at": "",
         "unconfirmed": "0",
+        "unit_amount": "",  # not known for this payment
+        "offer": "",
+        "discount": "0.00",
     }
+    assert (by_column[2]["payment_id"], by_column[2]["amount"]) == ("cs_b", "5.00")
+    assert [by_column[2][column] for column in ("unit_amount", "offer", "discount")] == [
+        "2.00",
+        "1x200,3x500",
+        "1.00",
+    ]
     assert (by_column[0]["source"], by_column[0]["payment_intent"]) == ("manual", "")
     assert (by_column[0]["amount"], by_column[3]["amount"], by_column[3]["currency"]) == (
         "0.00",

@@ -47,7 +47,7 @@ def test_schema_5_is_migrated_to_the_current_one_with_its_data(path: Path) -> No
     finally:
         ledger.close()
     assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 7  # 6: unconfirmed publishes; 7: refunds under way
+    assert SCHEMA_VERSION == 9  # 6: unconfirmed publishes; 7: refunds under way; 8, 9: the stable QR code
     indexes = {name for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"payments_undelivered", "payments_refunding"} <= indexes
     plan = query(

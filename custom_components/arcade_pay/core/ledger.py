@@ -16,6 +16,7 @@ The ledger is built of parts, each a module of its own:
 * ledger_queries.py: reads, totals, the CSV export;
 * ledger_money.py, early_money.py: refunds and disputes;
 * ledger_refunds.py: automatic refunds under way (a crash mid-refund);
+* ledger_checkout.py: the checkout sessions made for scans, scan tokens, the player's page;
 * this module: recording payments and their way to the cabinet.
 """
 
@@ -28,8 +29,9 @@ from typing import Any
 
 from . import early_money, ledger_money
 from .clock import Clock, moment, system_clock
-from .early_money import Dispute
+from .early_money import Dispute, storable
 from .ledger_cabinets import CabinetLedger
+from .ledger_checkout import CheckoutLedger, offer_paid
 from .ledger_queries import LedgerQueries
 from .ledger_records import (
     SELECT_RECORD,
@@ -68,7 +70,7 @@ __all__ = [
 _ON_ITS_WAY = (PaymentState.PENDING.value, PaymentState.PUBLISHED.value)
 
 
-class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
+class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger, CheckoutLedger):
     """A SQLite file of payments; safe to call from any one thread at a time."""
 
     def __init__(self, path: str | Path, clock: Clock = system_clock) -> None:
@@ -89,9 +91,9 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
         with self._transaction() as db:
             inserted = (
                 db.execute(
-                    "INSERT INTO payments (payment_id, machine_id, credits, amount, currency,"
-                    " payment_intent, source, state, received_at, payment_link)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
+                    "INSERT INTO payments (payment_id, machine_id, credits, amount, currency, payment_intent,"
+                    " source, state, received_at, payment_link, unit_amount, offer, discount)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
                     (
                         payment.payment_id,
                         payment.machine_id,
@@ -103,6 +105,9 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
                         PaymentState.PENDING.value,
                         received,
                         payment.payment_link,
+                        payment.unit_amount,
+                        None if payment.offer is None else storable(payment.offer),  # metadata: any text
+                        payment.discount,
                     ),
                 ).rowcount
                 == 1
@@ -120,6 +125,7 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
                     (payment.machine_id, payment.currency, payment.amount, payment.credits, received),
                 )
             if inserted:
+                offer_paid(db, payment.payment_id)
                 self._apply_early(db, payment.payment_id, payment.payment_intent, received)
         return inserted
 
@@ -153,6 +159,7 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
             if payment.event_id is not None:
                 _remember_event(db, payment.event_id, payment.payment_id, payment.event_type, received)
             if inserted:
+                offer_paid(db, payment.payment_id)
                 self._apply_early(db, payment.payment_id, payment.payment_intent, received)
             return _read_record(db, payment.payment_id)
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from . import ledger_money
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 9
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -90,6 +90,36 @@ MIGRATIONS: Final[dict[int, str]] = {
     7: """
     ALTER TABLE payments ADD COLUMN refund_started_at TEXT;
     CREATE INDEX payments_refunding ON payments (refund_started_at) WHERE refund_started_at IS NOT NULL
+    """,
+    # Each cabinet's live price and pack set, changed from Home Assistant without a new link.
+    8: (
+        "ALTER TABLE cabinets ADD COLUMN unit_amount_now INTEGER;"
+        " ALTER TABLE cabinets ADD COLUMN pack_set TEXT"
+    ),
+    # The stable QR code (ledger_checkout.py): the checkout sessions made for scans, every scan
+    # token served (a deleted cabinet's answers "gone"), and what each payment charged.
+    9: """
+    ALTER TABLE payments ADD COLUMN unit_amount INTEGER;
+    ALTER TABLE payments ADD COLUMN offer TEXT;
+    ALTER TABLE payments ADD COLUMN discount INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE checkout_offers (
+        session_id TEXT PRIMARY KEY,
+        machine_id TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        offer TEXT NOT NULL,
+        unit_amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        promotion_codes INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'complete', 'expired'))
+    ) WITHOUT ROWID;
+    CREATE INDEX checkout_offers_open ON checkout_offers (machine_id, expires_at) WHERE status = 'open';
+    CREATE TABLE scan_tokens (
+        token TEXT PRIMARY KEY,
+        machine_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        retired_at INTEGER
+    ) WITHOUT ROWID
     """,
 }
 
