@@ -17,11 +17,17 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
+from custom_components.arcade_pay.core.protocol import (
+    DEFAULT_TOPIC_PREFIX,
+    TOPIC_ACK,
+    TOPIC_COIN_PULSE,
+    TOPICS,
+    subscription,
+)
 from fake_stripe import ACCOUNT_ID
 
-from .conftest import MACHINE_ID, cabinet_device_id
+from .helpers import MACHINE_ID, PREFIX, cabinet_device_id
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 GAME_OVER = json.dumps({"machineId": MACHINE_ID, "status": "game_over", "timestamp": "2024-07-01T12:30:00Z"})
 
 
@@ -44,7 +50,7 @@ async def test_game_over(hass: HomeAssistant, setup_entry: MockConfigEntry) -> N
     async_fire_mqtt_message(hass, f"{PREFIX}/gameover", GAME_OVER)
     await hass.async_block_till_done()
 
-    # Item 1.6: credits are left, so the next game is on its way: no `attract` flicker.
+    # Credits are left, so the next game is on its way: no `attract` flicker.
     assert state(hass, "game_state") == "playing"
     assert state(hass, "plays") == "1"
     assert state(hass, "credits") == "2"
@@ -58,10 +64,10 @@ async def test_game_over(hass: HomeAssistant, setup_entry: MockConfigEntry) -> N
 async def test_game_over_with_credits_left_never_shows_attract(
     hass: HomeAssistant, setup_entry: MockConfigEntry
 ) -> None:
-    """Issue 7, item 1.6: with credits left after a game over the state stays `playing`.
+    """With credits left after a game over the state stays `playing`.
 
-    It used to go `attract` and back to `playing` within the second, doubling logbook
-    entries and firing automations that trigger on `attract`.
+    Going `attract` and back to `playing` within the second would double logbook entries and
+    fire automations that trigger on `attract`.
     """
     await give_credits(hass, 2)
     seen: list[str] = []
@@ -197,6 +203,22 @@ async def test_reported_state_overrides_estimate(hass: HomeAssistant, setup_entr
     async_fire_mqtt_message(hass, f"{PREFIX}/state", "")  # retained state cleared: keep what we know
     await hass.async_block_till_done()
     assert state(hass, "credits") == "0"
+
+
+async def test_every_topic_a_cabinet_publishes_is_subscribed(
+    hass: HomeAssistant, mqtt_mock: MagicMock, setup_entry: MockConfigEntry
+) -> None:
+    """protocol.py's topics but the coin pulse, which Home Assistant publishes; acks at QoS 0."""
+    subscribed = {
+        c.args[0]: c.args[2]
+        for c in mqtt_mock.async_subscribe.call_args_list
+        if c.args[0].startswith(f"{DEFAULT_TOPIC_PREFIX}/+/")
+    }
+    assert subscribed == {
+        subscription(DEFAULT_TOPIC_PREFIX, kind): 0 if kind == TOPIC_ACK else 1
+        for kind in TOPICS
+        if kind != TOPIC_COIN_PULSE
+    }
 
 
 async def test_custom_topic_prefix(

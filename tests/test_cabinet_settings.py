@@ -30,7 +30,7 @@ from custom_components.arcade_pay.const import (
 )
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID
+from .helpers import MACHINE_ID
 
 GALAGA = {
     CONF_MACHINE_ID: "galaga-2",
@@ -61,7 +61,11 @@ async def test_a_new_cabinets_qr_code_points_to_home_assistant(
     hass: HomeAssistant, setup_entry: MockConfigEntry
 ) -> None:
     form = await new_cabinet_form(hass, setup_entry)
-    defaults = {key: key.default() for key in form["data_schema"].schema if key in (CONF_QR_TARGET, CONF_ALLOW_PROMOTION_CODES)}
+    defaults = {
+        key: key.default()
+        for key in form["data_schema"].schema
+        if key in (CONF_QR_TARGET, CONF_ALLOW_PROMOTION_CODES)
+    }
     assert defaults == {CONF_QR_TARGET: "home_assistant", CONF_ALLOW_PROMOTION_CODES: False}
     result = await hass.config_entries.subentries.async_configure(form["flow_id"], GALAGA)
     await hass.async_block_till_done()
@@ -108,7 +112,13 @@ async def test_packs_and_promotion_codes_are_stored_in_minor_units(
     ],
 )
 async def test_packs_that_cannot_be_sold_create_nothing(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, field: str, typed: str, error: str, pack: str
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    fake_stripe: FakeStripe,
+    field: str,
+    typed: str,
+    error: str,
+    pack: str,
 ) -> None:
     links = set(fake_stripe.payment_links)
     form = await new_cabinet_form(hass, setup_entry)
@@ -119,10 +129,14 @@ async def test_packs_that_cannot_be_sold_create_nothing(
     assert cabinet(setup_entry, "galaga-2") is None
 
 
-async def test_a_price_above_what_stripe_takes(hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe) -> None:
+async def test_a_price_above_what_stripe_takes(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
     links = set(fake_stripe.payment_links)
     form = await new_cabinet_form(hass, setup_entry)
-    result = await hass.config_entries.subentries.async_configure(form["flow_id"], GALAGA | {CONF_PRICE: "1000000"})
+    result = await hass.config_entries.subentries.async_configure(
+        form["flow_id"], GALAGA | {CONF_PRICE: "1000000"}
+    )
     assert result["errors"] == {CONF_PRICE: "price_too_high"}
     assert result["description_placeholders"]["max_price"] == "999999.99"
     assert set(fake_stripe.payment_links) == links
@@ -190,7 +204,12 @@ async def test_an_adopted_link_keeps_its_qr_code_on_the_link(
     form = await new_cabinet_form(hass, setup_entry, "existing_link")
     await hass.config_entries.subentries.async_configure(
         form["flow_id"],
-        {CONF_MACHINE_ID: "frogger", CONF_NAME: "Frogger", CONF_PAYMENT_LINK_ID: old["id"], CONF_NEVER_REPORTS: False},
+        {
+            CONF_MACHINE_ID: "frogger",
+            CONF_NAME: "Frogger",
+            CONF_PAYMENT_LINK_ID: old["id"],
+            CONF_NEVER_REPORTS: False,
+        },
     )
     await hass.async_block_till_done()
     data = cabinet(setup_entry, "frogger").data
@@ -202,7 +221,10 @@ async def test_a_discovered_cabinet_is_added_as_a_new_one(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
     async_fire_mqtt_message(
-        hass, "arcade/machine/galaga-2/info", json.dumps({"machineId": "galaga-2", "name": "Galaga"}), retain=True
+        hass,
+        "arcade/machine/galaga-2/info",
+        json.dumps({"machineId": "galaga-2", "name": "Galaga"}),
+        retain=True,
     )
     await hass.async_block_till_done()
     [flow] = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
@@ -211,6 +233,10 @@ async def test_a_discovered_cabinet_is_added_as_a_new_one(
     )
     await hass.async_block_till_done()
     data = cabinet(setup_entry, "galaga-2").data
-    assert (data[CONF_QR_TARGET], data[CONF_PACKS], data[CONF_ALLOW_PROMOTION_CODES]) == ("home_assistant", [], False)
+    assert (data[CONF_QR_TARGET], data[CONF_PACKS], data[CONF_ALLOW_PROMOTION_CODES]) == (
+        "home_assistant",
+        [],
+        False,
+    )
     assert len(data[CONF_SCAN_TOKEN]) >= 16
     assert hass.states.get("number.galaga_price_per_credit").state == "1.5"

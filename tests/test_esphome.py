@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 
-from custom_components.arcade_pay.core.announcement import TOPIC_INFO
 from custom_components.arcade_pay.core.protocol import (
     DEFAULT_TOPIC_PREFIX,
     STATUS_OFFLINE,
@@ -29,12 +28,13 @@ from custom_components.arcade_pay.core.protocol import (
     TOPIC_ACK,
     TOPIC_COIN_PULSE,
     TOPIC_GAME_OVER,
+    TOPIC_INFO,
     TOPIC_STATE,
     TOPIC_STATUS,
     topic,
 )
 
-from .conftest import MACHINE_ID
+from .helpers import MACHINE_ID
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO / "examples" / "esphome"

@@ -1,4 +1,4 @@
-"""Entries stored by an earlier version: their cabinets' printed codes keep working, and each gets its stable ids."""
+"""Entries stored by an earlier version: their cabinets' printed codes keep working, and gains its ids."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from custom_components.arcade_pay.const import (
 )
 from fake_stripe import FakeStripe
 
-from .conftest import API_KEY, remember_seen
+from .helpers import API_KEY, remember_seen
 
 
 async def start(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -53,7 +53,8 @@ async def test_an_entry_of_the_earlier_version_keeps_its_payment_links(
     assert config_entry.minor_version == 2
     cabinet = next(iter(config_entry.subentries.values()))
     token = cabinet.data[CONF_SCAN_TOKEN]
-    assert isinstance(token, str) and len(token) >= 16
+    assert isinstance(token, str)
+    assert len(token) >= 16
     assert dict(cabinet.data) == before | {
         CONF_QR_TARGET: "payment_link",
         CONF_PACKS: [],
@@ -62,7 +63,8 @@ async def test_an_entry_of_the_earlier_version_keeps_its_payment_links(
         CONF_SCAN_TOKEN: token,
     }
     webhook_id = config_entry.data[CONF_PLAYER_WEBHOOK_ID]
-    assert len(webhook_id) == 32 and int(webhook_id, 16) >= 0
+    assert len(webhook_id) == 32
+    assert int(webhook_id, 16) >= 0
     assert data_before.items() <= config_entry.data.items()  # nothing else changed
     # The printed code is the payment link, as before, and it still takes money.
     qr_code = hass.states.get("image.pac_man_payment_qr_code")

@@ -1,10 +1,11 @@
 """Payments in, through the webhook and reconciliation: early refunds and disputes, partial
-refunds, uncreditable payments, reconciliation that never skips a session (issue 8, items 5, 6,
-8 and 9)."""
+refunds, uncreditable payments, reconciliation that never skips a session."""
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 import threading
 import time
 from typing import Any
@@ -29,8 +30,9 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from fake_stripe import Delivery, FakeStripe
 
-from .conftest import (
+from .helpers import (
     MACHINE_ID,
+    PREFIX,
     WEBHOOK_ID,
     failing_ledger,
     managed_link,
@@ -42,12 +44,6 @@ from .conftest import (
 )
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
-PREFIX = f"arcade/machine/{MACHINE_ID}"
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 async def post(client: TestClient, delivery: Delivery) -> str:
@@ -79,7 +75,7 @@ async def cabinet_status(hass: HomeAssistant, status: str) -> None:
     await hass.async_block_till_done()
 
 
-# --- item 8 ---------------------------------------------------------------------------------------------
+# --- partial refunds of undelivered credits ------------------------------------------------------------
 
 
 async def test_partial_refund_of_undelivered_credits_sends_those_still_paid_for(
@@ -108,7 +104,38 @@ async def test_dispute_then_refund_takes_the_money_out_of_revenue_once(
     assert state(hass, "revenue") == "0.00"
 
 
-# --- item 5 ---------------------------------------------------------------------------------------------
+async def test_promotion_code_credits_what_was_bought_and_counts_what_was_paid(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    cabinet_link: dict[str, Any],
+    mqtt_mock: MagicMock,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """3 credits at 2.00 with 1.50 off: 3 credits, revenue 4.50, the discount in the export."""
+    await cabinet_status(hass, "online")
+    session = fake_stripe.sessions[session_of(fake_stripe.complete_checkout(cabinet_link["id"], quantity=3))]
+    session.update(
+        amount_total=450, total_details={"amount_discount": 150, "amount_shipping": 0, "amount_tax": 0}
+    )
+    assert await post(client, fake_stripe.event_delivery("checkout.session.completed", session)) == "credited"
+    assert pulses(mqtt_mock) == [(session["id"], 3)]
+    assert state(hass, "revenue") == "4.50"
+    record = await payment_record(hass, setup_entry, session["id"])
+    assert (record.amount, record.discount) == (450, 150)
+    response = await hass.services.async_call(
+        DOMAIN,
+        "export_ledger",
+        {"config_entry_id": setup_entry.entry_id},
+        blocking=True,
+        return_response=True,
+    )
+    text = await hass.async_add_executor_job(Path(str(response["path"])).read_text, "utf-8")
+    (row,) = csv.DictReader(text.splitlines())
+    assert (row["amount"], row["discount"], row["credits"]) == ("4.50", "1.50", "3")
+
+
+# --- refunds and disputes that arrive before their payment --------------------------------------------
 
 
 async def test_refund_before_its_payment_is_applied_when_the_payment_arrives(
@@ -200,7 +227,7 @@ async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
     assert state(hass, "revenue") == "6.00"  # 0 + 4.00 + 2.00
 
 
-# --- item 9 ---------------------------------------------------------------------------------------------
+# --- payments that cannot be credited ------------------------------------------------------------------
 
 
 async def forget_issues_and_restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -283,7 +310,7 @@ async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survive
     assert response["rows"] == 1
 
 
-# --- item 6 ---------------------------------------------------------------------------------------------
+# --- reconciliation never skips a session that may still be paid ---------------------------------------
 
 
 async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(

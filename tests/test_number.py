@@ -1,4 +1,4 @@
-"""The Price per credit number: what the next scan of a Home Assistant QR code charges, set without a reload."""
+"""The Price per credit number: what the next scan of a Home Assistant QR code charges, without a reload."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from custom_components.arcade_pay.const import (
 )
 from fake_stripe import FakeStripe
 
-from .conftest import (
+from .helpers import (
     cabinet_subentry,
     failing_ledger,
     managed_link,
@@ -75,7 +75,9 @@ def price(hass: HomeAssistant, entity_id: str = PRICE) -> str:
     return state.state
 
 
-async def remembered_price(hass: HomeAssistant, entry: MockConfigEntry, machine_id: str = "arcadeCabinet-123") -> Any:
+async def remembered_price(
+    hass: HomeAssistant, entry: MockConfigEntry, machine_id: str = "arcadeCabinet-123"
+) -> Any:
     memory = await on_ledger_file(hass, entry, lambda ledger: ledger.cabinet_memory([machine_id], 0))
     return memory[machine_id].unit_amount_now
 
@@ -182,7 +184,9 @@ async def reconfigure(hass: HomeAssistant, entry: MockConfigEntry, changes: dict
     await hass.async_block_till_done()
 
 
-async def test_a_new_price_in_the_form_is_the_price_now(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+async def test_a_new_price_in_the_form_is_the_price_now(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
     await set_price(hass, 1.5)
     await reconfigure(hass, setup_entry, {CONF_NAME: "Pac-Man"})  # another setting: the live price stays
     assert price(hass) == "1.5"
@@ -198,7 +202,9 @@ def yen_entry(
 ) -> MockConfigEntry:
     link = fake_stripe.add_older_link("galaga", 500, "jpy")
     item = fake_stripe.link_items[link["id"]][0]["price"]
-    galaga = stable_qr_subentry(link | {"price_id": item["id"], "product_id": item["product"]}, "galaga", "Galaga")
+    galaga = stable_qr_subentry(
+        link | {"price_id": item["id"], "product_id": item["product"]}, "galaga", "Galaga"
+    )
     galaga["data"] = {**galaga["data"], CONF_CURRENCY: "jpy", CONF_UNIT_AMOUNT: 500}
     return stable_qr_entry(config_entry, galaga)
 

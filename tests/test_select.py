@@ -1,4 +1,4 @@
-"""The Packs select: which packs the next scan of a Home Assistant QR code offers, switched without a reload."""
+"""The Packs select: which packs the next scan of a Home Assistant QR code offers, without a reload."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 
-from .conftest import failing_ledger, on_ledger_file, stable_qr_entry, stable_qr_subentry
+from .helpers import failing_ledger, on_ledger_file, stable_qr_entry, stable_qr_subentry
 from .platform_snapshot import assert_on_cabinet_device
 
 PACKS = "select.pac_man_packs"
@@ -76,7 +76,9 @@ async def test_a_pack_set_holds_from_the_next_scan_and_across_a_restart(
     assert (state(hass), state(hass, PRICE)) == ("happy_hour_packs", "1.0")
 
 
-async def test_an_option_that_is_not_one_changes_nothing(hass: HomeAssistant, setup_entry: MockConfigEntry) -> None:
+async def test_an_option_that_is_not_one_changes_nothing(
+    hass: HomeAssistant, setup_entry: MockConfigEntry
+) -> None:
     with pytest.raises(ServiceValidationError):
         await select(hass, "weekend_packs")
     assert state(hass) == "none"

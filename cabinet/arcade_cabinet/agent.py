@@ -30,7 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from . import __version__
-from .announcement import TOPIC_INFO, Announcement
+from .announcement import Announcement
 from .config import Config
 from .control import ControlServer
 from .protocol import (
@@ -39,8 +39,10 @@ from .protocol import (
     TOPIC_ACK,
     TOPIC_COIN_PULSE,
     TOPIC_GAME_OVER,
+    TOPIC_INFO,
     TOPIC_STATE,
     TOPIC_STATUS,
+    TOPICS,
     Ack,
     CabinetState,
     CoinPulse,
@@ -110,10 +112,7 @@ class Agent:
         self._connect_error: str | None = None
         self._last_coin_end = 0.0
         prefix, machine_id = config.topic_prefix, config.machine_id
-        self._topics = {
-            kind: topic(prefix, machine_id, kind)
-            for kind in (TOPIC_COIN_PULSE, TOPIC_GAME_OVER, TOPIC_STATUS, TOPIC_STATE, TOPIC_ACK, TOPIC_INFO)
-        }
+        self._topics = {kind: topic(prefix, machine_id, kind) for kind in TOPICS}
         self._client = self._make_client()
         self._control = ControlServer(config.socket_path, self._on_command)
         self._coin_thread = threading.Thread(target=self._coin_loop, name="arcade-cabinet-coins", daemon=True)

@@ -1,6 +1,6 @@
 """Arcade Pay: Stripe payments become arcade credits over MQTT.
 
-Setting up, unloading and removing an entry; what an entry runs is built in runtime.py.
+Setting up, unloading and removing an entry; what an entry runs is built and started in runtime.py.
 """
 
 from __future__ import annotations
@@ -9,20 +9,21 @@ from homeassistant.components import mqtt
 from homeassistant.const import CONF_API_KEY, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from .cabinet_roster import EntrySource, async_add_cabinets, remember_offline, remove_cabinets, roster_change
+from .cabinet_roster import async_add_cabinets, remember_offline, remove_cabinets, roster_change
 from .const import DOMAIN, LOGGER
 from .core.ledger import LedgerError
+from .data import ArcadePayConfigEntry, ArcadePayData, EntrySource
 from .endpoint_keeper import async_delete_endpoint, async_keep_endpoint
 from .entry_migration import async_migrate
 from .game_over_webhook import async_register_game_over_webhook, async_unregister_game_over_webhook
-from .ledger_setup import ledger_issue_id
+from .helpers import create_gateway, ledger_path
+from .issues import async_clear_new_qr_code_issues, delete_ledger_replaced, raise_links_left_active
 from .link_keeper import async_retire_deleted
 from .payment_links import async_retire_links
-from .repairs import async_clear_new_qr_code_issues, raise_links_left_active
-from .runtime import ArcadePayConfigEntry, ArcadePayData, async_build, create_gateway, ledger_path
+from .runtime import async_build, async_start
 from .services import async_setup_services
 from .subentries import cabinet_link_ids
 from .webhook import async_delete_cloudhook, async_register_stripe_webhook, async_unregister_stripe_webhook
@@ -59,7 +60,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) ->
     async_clear_new_qr_code_issues(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # After the entities restored their state, so that retained cabinet state wins.
-    await data.async_start(entry)
+    await async_start(data, entry)
     async_register_stripe_webhook(hass, entry, data)
     async_register_game_over_webhook(hass, entry, data)
     async_keep_endpoint(hass, entry, data.gateway)
@@ -137,7 +138,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
     if failed:
         raise_links_left_active(hass, entry, failed)
     # The file is the owner's to restore or not; a repair of an entry that is gone helps nobody.
-    ir.async_delete_issue(hass, DOMAIN, ledger_issue_id(entry.entry_id))
+    delete_ledger_replaced(hass, entry.entry_id)
     await async_delete_endpoint(hass, entry)
     await async_delete_cloudhook(hass, entry)
 

@@ -10,8 +10,8 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .data import ArcadePayConfigEntry
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -7,8 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.cabinet import Cabinet
+from .data import ArcadePayConfigEntry, ArcadePayData
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .runtime import ArcadePayConfigEntry, ArcadePayData
 from .services import async_add_credit
 
 PARALLEL_UPDATES = 1

@@ -16,9 +16,10 @@ from homeassistant.helpers import device_registry as dr, discovery_flow
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from .const import DOMAIN
-from .core.announcement import TOPIC_INFO, Announcement
+from .core.announcement import Announcement
 from .core.cabinet import Cabinet
 from .core.protocol import (
+    TOPIC_INFO,
     TOPIC_STATUS,
     Payload,
     ProtocolError,

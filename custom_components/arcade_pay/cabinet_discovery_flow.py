@@ -1,4 +1,4 @@
-"""A discovered cabinet becomes a cabinet of a Stripe account: the config flow's discovery steps.
+"""A discovered cabinet becomes a cabinet of a Stripe account: the work of the config flow's discovery steps.
 
 MQTT discovery (the manifest's topics, default prefix) and each entry's own subscription
 (cabinet_discovery.offer_cabinet, any prefix) start it with a cabinet's announcement or its
@@ -6,7 +6,8 @@ retained status. It shows up as "Arcade cabinet <name>" under Discovered; its un
 cabinet's topics, so Ignore is remembered and each cabinet is offered once. An announcement
 replaces an offer made from the status alone (it has the cabinet's name). Confirming asks only
 for the price, currency and limit, then adds the cabinet exactly as the cabinet form does
-(flow_helpers.async_new_cabinet_link) as a subentry of the account the user picks.
+(flow_helpers.async_new_cabinet_link) as a subentry of the account the user picks. The steps
+are ArcadePayConfigFlow's (config_flow.py); CabinetDiscovery does their work.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import voluptuous as vol
 
 from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, ConfigSubentry
 from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.selector import SelectOptionDict, SelectSelector, SelectSelectorConfig
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
@@ -45,46 +47,54 @@ from .flow_helpers import (
     topic_prefix_of,
     with_limit,
 )
+from .helpers import create_gateway
 from .payment_links import async_retire_links
-from .runtime import create_gateway
 
 CONF_ACCOUNT = "account"
 
 
-class CabinetDiscoveryFlow(ConfigFlow):
-    """The discovery steps of Arcade Pay's config flow (config_flow.py inherits them)."""
+class CabinetDiscovery:
+    """What the main flow's discovery steps (config_flow.py) do with a cabinet found on MQTT."""
 
-    _found: FoundCabinet
-    _shown_currency: str | None = None
+    def __init__(self, flow: ConfigFlow) -> None:
+        """Show forms and abort through ``flow``."""
+        self._flow = flow
+        self._found: FoundCabinet | None = None
+        self._shown_currency: str | None = None
 
-    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
-        """A cabinet announced itself (or published its status) on MQTT."""
+    @property
+    def hass(self) -> HomeAssistant:
+        """Home Assistant, the flow's."""
+        return self._flow.hass
+
+    async def async_discovered(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
+        """A cabinet announced itself (or published its status) on MQTT: offer it, or not."""
+        flow = self._flow
         found = found_cabinet(discovery_info.topic, discovery_info.payload)
         if found is None:
-            return self.async_abort(reason="not_a_cabinet")
+            return flow.async_abort(reason="not_a_cabinet")
         if found.announced:
             # The announcement names the cabinet: it replaces an offer made from its status.
-            for flow in self._async_in_progress(include_uninitialized=True):
-                context = flow["context"]
+            for other in flow._async_in_progress(include_uninitialized=True):
+                context = other["context"]
                 if context.get("unique_id") == found.unique_id and not context.get("announced"):
-                    self.hass.config_entries.flow.async_abort(flow["flow_id"])
-        self.context["announced"] = found.announced  # type: ignore[typeddict-unknown-key]
-        await self.async_set_unique_id(found.unique_id)
-        self._abort_if_unique_id_configured()  # Ignored before.
+                    self.hass.config_entries.flow.async_abort(other["flow_id"])
+        flow.context["announced"] = found.announced  # type: ignore[typeddict-unknown-key]
+        await flow.async_set_unique_id(found.unique_id)
+        flow._abort_if_unique_id_configured()  # Ignored before.
         if self._account_of(found) is not None:
-            return self.async_abort(reason="already_configured")
+            return flow.async_abort(reason="already_configured")
         self._found = found
-        self.context["title_placeholders"] = {"name": found.name}
-        if found.announced:
-            return await self.async_step_discovery_confirm()
-        return await self.async_step_discovery_confirm_status()
+        flow.context["title_placeholders"] = {"name": found.name}
+        step_id = "discovery_confirm" if found.announced else "discovery_confirm_status"
+        return await self.async_confirm(step_id, None)
 
-    def _accounts(self) -> list[ConfigEntry]:
+    def _accounts(self, found: FoundCabinet) -> list[ConfigEntry]:
         """The Stripe accounts whose cabinets use the found cabinet's topics."""
         return [
             entry
             for entry in self.hass.config_entries.async_entries(DOMAIN, include_ignore=False)
-            if topic_prefix_of(entry) == self._found.prefix
+            if topic_prefix_of(entry) == found.prefix
         ]
 
     def _account_of(self, found: FoundCabinet) -> ConfigEntry | None:
@@ -98,28 +108,22 @@ class CabinetDiscoveryFlow(ConfigFlow):
             None,
         )
 
-    async def async_step_discovery_confirm(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Confirm a cabinet that announced itself, with the name it gave."""
-        return await self._async_confirm("discovery_confirm", user_input)
+    async def async_confirm(self, step_id: str, user_input: dict[str, Any] | None) -> ConfigFlowResult:
+        """Price, currency and limit (and the account, when there are several) of the found cabinet.
 
-    async def async_step_discovery_confirm_status(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Confirm a cabinet seen only by its status: it gave no name, its form says so."""
-        return await self._async_confirm("discovery_confirm_status", user_input)
-
-    async def _async_confirm(self, step_id: str, user_input: dict[str, Any] | None) -> ConfigFlowResult:
-        """Price, currency and limit (and the account, when there are several) of the found cabinet."""
+        ``discovery_confirm`` for a cabinet that announced itself, with the name it gave;
+        ``discovery_confirm_status`` for one seen only by its status (its form says it gave none).
+        """
+        flow = self._flow
         found = self._found
+        assert found is not None  # Only the step that found it shows these forms.
         placeholders = {"name": found.name, "machine_id": found.machine_id, "prefix": found.prefix}
         if not self.hass.config_entries.async_entries(DOMAIN, include_ignore=False):
-            return self.async_abort(reason="no_account", description_placeholders=placeholders)
-        if not (accounts := self._accounts()):
-            return self.async_abort(reason="no_account_on_prefix", description_placeholders=placeholders)
+            return flow.async_abort(reason="no_account", description_placeholders=placeholders)
+        if not (accounts := self._accounts(found)):
+            return flow.async_abort(reason="no_account_on_prefix", description_placeholders=placeholders)
         if owner := self._account_of(found):
-            return self.async_abort(
+            return flow.async_abort(
                 reason="cabinet_already_added",
                 description_placeholders=placeholders | {"account": owner.title},
             )
@@ -139,7 +143,7 @@ class CabinetDiscoveryFlow(ConfigFlow):
                 if owner := self._account_of(found):
                     # Added meanwhile (by hand, or from another window): the new link must not take money.
                     await async_retire_links(gateway, [data[CONF_PAYMENT_LINK_ID]])
-                    return self.async_abort(
+                    return flow.async_abort(
                         reason="cabinet_already_added",
                         description_placeholders=placeholders | {"account": owner.title},
                     )
@@ -153,7 +157,7 @@ class CabinetDiscoveryFlow(ConfigFlow):
                         unique_id=found.machine_id,
                     ),
                 )
-                return self.async_abort(
+                return flow.async_abort(
                     reason=with_limit("cabinet_added", data[CONF_MAX_QUANTITY]),
                     description_placeholders=summary(found.name, data) | {"account": entry.title},
                 )
@@ -167,9 +171,9 @@ class CabinetDiscoveryFlow(ConfigFlow):
         schema[vol.Required(CONF_CURRENCY, default=shown.upper())] = TEXT
         schema[vol.Required(CONF_PRICE)] = price_selector(shown)
         schema[vol.Required(CONF_MAX_QUANTITY, default=DEFAULT_MAX_QUANTITY)] = QUANTITY
-        return self.async_show_form(
+        return flow.async_show_form(
             step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(vol.Schema(schema), user_input),
+            data_schema=flow.add_suggested_values_to_schema(vol.Schema(schema), user_input),
             errors=errors,
             description_placeholders=placeholders | price_placeholders(shown),
         )

@@ -54,9 +54,9 @@ from .flow_helpers import (
     whole_number,
     with_limit,
 )
+from .helpers import create_gateway
+from .issues import async_create_new_qr_code_issue
 from .payment_links import async_retire_links
-from .repairs import async_create_new_qr_code_issue
-from .runtime import create_gateway
 
 
 class CabinetSubentryFlow(ConfigSubentryFlow):

@@ -1,9 +1,10 @@
 """What cabinets publish over MQTT (game over, status, state, acks, announcements) and MQTT's own state.
 
-MQTT in: each handler checks the message, then tells the cabinet, the courier (pulses, acks,
-wake-ups) or the link keeper (first sign of life, the offline rule); neither calls back. The
-earlier system's HTTP game over (game_over_webhook.py) takes the MQTT game over's path, then is
-published as it did; ``PublishedEchoes`` keeps that message, coming back, from counting twice.
+MQTT in: each handler checks the message, then tells the cabinet, the courier (MQTT's state, the
+status, first sign of life and acks) or the link keeper (first sign, the offline rule); neither
+calls back. The earlier system's HTTP game over (game_over_webhook.py) takes the MQTT game over's
+path, then is published as it did; ``PublishedEchoes`` keeps that message, coming back, from
+counting twice.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from collections.abc import Callable, Mapping
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util.dt import utcnow
 
 from .cabinet_discovery import offer_cabinet, show_announcement
 from .const import EVENT_GAME_OVER, EVENT_TYPE_GAME_OVER, LOGGER
-from .core.announcement import TOPIC_INFO, Announcement
+from .core.announcement import Announcement
 from .core.cabinet import Cabinet, CabinetEvent
+from .core.clock import clock_of
 from .core.delivery import AckResult
 from .core.ledger import LedgerError
-from .core.payments import utcnow
 from .core.protocol import (
     TOPIC_ACK,
     TOPIC_GAME_OVER,
+    TOPIC_INFO,
     TOPIC_STATE,
     TOPIC_STATUS,
     Ack,
@@ -37,9 +40,12 @@ from .core.protocol import (
 )
 from .core.published_echoes import PublishedEchoes
 from .core.unclaimed import UnclaimedMessages
-from .courier import Courier, event_data
+from .courier import Courier
 from .entry_work import EntryWork
 from .link_keeper import LinkKeeper
+from .pulses_out import event_data
+
+type Handler = Callable[[mqtt.ReceiveMessage], None]
 
 
 class CabinetMessages:
@@ -64,32 +70,33 @@ class CabinetMessages:
         self._links = links
         self._work = work
         self._warned_topics: set[str] = set()
-        self._echoes = PublishedEchoes()
+        self._echoes = PublishedEchoes(clock_of(utcnow))
         self._offered_topics: set[str] = set()
         self._unclaimed: UnclaimedMessages[mqtt.ReceiveMessage] = UnclaimedMessages()
+        # Each kind cabinets publish (protocol.py), its handler and QoS: what is subscribed to, and
+        # how cabinet_added replays what a cabinet said before (the retained kinds' handlers keep it).
+        self._handlers: dict[str, tuple[Handler, int]] = {
+            TOPIC_GAME_OVER: (self.on_game_over, 1),
+            TOPIC_STATUS: (self.on_status, 1),
+            TOPIC_STATE: (self.on_state, 1),
+            # QoS 0: a lost ack costs a re-sent pulse; a PUBACK per ack stalls the next pulse 40 ms
+            # behind Nagle's algorithm (Home Assistant's MQTT socket does not set TCP_NODELAY).
+            TOPIC_ACK: (self.on_ack, 0),
+            TOPIC_INFO: (self.on_info, 1),
+        }
 
     async def async_subscribe(self) -> list[Callable[[], None]]:
         """Subscribe to what cabinets publish and to MQTT's state; return the unsubscribers."""
         unsubscribe = []
-        for kind, handler, qos in (
-            (TOPIC_GAME_OVER, self.on_game_over, 1),
-            (TOPIC_STATUS, self.on_status, 1),
-            (TOPIC_STATE, self.on_state, 1),
-            # QoS 0: a lost ack costs a re-sent pulse; a PUBACK per ack stalls the next pulse 40 ms
-            # behind Nagle's algorithm (Home Assistant's MQTT socket does not set TCP_NODELAY).
-            (TOPIC_ACK, self.on_ack, 0),
-            (TOPIC_INFO, self.on_info, 1),
-        ):
+        for kind, (handler, qos) in self._handlers.items():
             unsubscribe.append(
                 await mqtt.async_subscribe(
                     self._hass, subscription(self._topic_prefix, kind), handler, qos=qos, encoding=None
                 )
             )
-        unsubscribe.append(mqtt.async_subscribe_connection_status(self._hass, self.on_mqtt_connection))
-        connected = mqtt.is_connected(self._hass)
-        self._courier.planner.set_mqtt_connected(connected)
-        for cabinet in self._cabinets.values():
-            cabinet.mqtt_connected = connected
+        watch = self._courier.mqtt_connection_changed
+        unsubscribe.append(mqtt.async_subscribe_connection_status(self._hass, watch))
+        self._courier.subscribed(mqtt.is_connected(self._hass))
         return unsubscribe
 
     def _cabinet_for_topic(self, message_topic: str) -> Cabinet | None:
@@ -104,10 +111,9 @@ class CabinetMessages:
     @callback
     def cabinet_added(self, cabinet: Cabinet) -> None:
         """A cabinet added while the entry runs hears what it said before (see core/unclaimed.py)."""
-        cabinet.mqtt_connected = self._courier.planner.mqtt_connected
-        handlers = {TOPIC_INFO: self.on_info, TOPIC_STATUS: self.on_status, TOPIC_STATE: self.on_state}
         for msg in self._unclaimed.claim(cabinet.machine_id):
-            handlers[msg.topic.rsplit("/", 1)[1]](msg)
+            handler, _ = self._handlers[msg.topic.rsplit("/", 1)[1]]
+            handler(msg)
 
     def _warn_once(self, message_topic: str, err: ProtocolError) -> None:
         """Warn once per topic about malformed messages; a chatty cabinet must not flood the log."""
@@ -118,25 +124,6 @@ class CabinetMessages:
         LOGGER.warning(
             "Ignoring malformed message on %s: %s (further ones at debug level)", message_topic, err
         )
-
-    @callback
-    def on_mqtt_connection(self, connected: bool) -> None:
-        """MQTT connected or lost its broker: hold or resume pulses, update availability."""
-        planner = self._courier.planner
-        if connected == planner.mqtt_connected:
-            return
-        planner.set_mqtt_connected(connected)
-        for cabinet in self._cabinets.values():
-            cabinet.mqtt_connected = connected
-            cabinet.changed()
-        if not connected:
-            LOGGER.info("MQTT is disconnected: coin pulses wait until it is back")
-            self._courier.schedule_wakeup()
-            return
-        LOGGER.info("MQTT is back: sending the coin pulses that waited")
-        planner.expect_statuses(utcnow().timestamp())  # Subscribed again (core/delivery_planner.py).
-        planner.hurry()
-        self._courier.flush_soon()
 
     @callback
     def on_game_over(self, msg: mqtt.ReceiveMessage) -> None:
@@ -197,26 +184,17 @@ class CabinetMessages:
             self._warn_once(msg.topic, err)
             return
         self._note_sign_of_life(cabinet)
-        was = cabinet.online
+        was, machine_id = cabinet.online, cabinet.machine_id
         cabinet.set_online(online)
-        planner = self._courier.planner
-        planner.set_cabinet_online(cabinet.machine_id, online)
-        machine_id = cabinet.machine_id
-        # Every "online" is a (re)connect: pulses given up on get another round (resend.py).
-        if online and planner.resume(machine_id) and online == was:
-            self._courier.flush_soon()
-        if online == was:
-            return
-        if not online:
+        changed = online != was
+        if changed and online:  # Its link first, then its pulses (courier.py).
+            if was is False:
+                LOGGER.info("Cabinet %s is back online", machine_id)
+            self._links.cabinet_back(cabinet)
+        self._courier.cabinet_status(machine_id, online, changed=changed)
+        if changed and not online:
             LOGGER.info("Cabinet %s went offline; credits for it wait until it is back", machine_id)
-            self._courier.schedule_wakeup()
             self._links.cabinet_offline(machine_id)
-            return
-        if was is False:
-            LOGGER.info("Cabinet %s is back online", machine_id)
-        planner.hurry(machine_id)
-        self._links.cabinet_back(cabinet)
-        self._courier.flush_soon()
 
     @callback
     def on_state(self, msg: mqtt.ReceiveMessage) -> None:
@@ -288,12 +266,8 @@ class CabinetMessages:
     @callback
     def _note_sign_of_life(self, cabinet: Cabinet) -> None:
         """The cabinet published on its topics: it exists, so credits and payments can flow."""
-        if cabinet.seen:
+        if not cabinet.note_sign_of_life():
             return
-        cabinet.seen = True
-        cabinet.changed()
         LOGGER.info("Cabinet %s showed its first sign of life", cabinet.machine_id)
-        self._courier.planner.first_sign_seen(cabinet.machine_id)
-        self._courier.planner.hurry(cabinet.machine_id)
         self._links.first_sign_of_life(cabinet)
-        self._courier.flush_soon()
+        self._courier.first_sign_of_life(cabinet.machine_id)

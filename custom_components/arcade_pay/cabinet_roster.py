@@ -15,47 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util.dt import utcnow
 from homeassistant.util.hass_dict import HassKey
 
-from .const import CONF_MACHINE_ID, DOMAIN, SUBENTRY_CABINET
+from .const import CONF_MACHINE_ID, DOMAIN, cabinet_added_signal
 from .core.cabinet import Cabinet
-from .core.payments import utcnow
-from .entity import cabinet_added_signal
+from .data import ArcadePayData, EntrySource
+from .issues import clear_unknown_cabinet_issues
 from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
-from .repairs import clear_unknown_cabinet_issues
 from .subentries import cabinet_config, explicit_acks, register_devices
 
-if TYPE_CHECKING:
-    from .runtime import ArcadePayData
-
 OFFLINE_AT_UNLOAD: HassKey[dict[str, dict[str, float]]] = HassKey(f"{DOMAIN}_offline_at_unload")
-
-
-@dataclass(frozen=True, slots=True)
-class EntrySource:
-    """What a running entry was built from: tells a cabinet added or deleted from any other change."""
-
-    data: dict[str, Any]
-    options: dict[str, Any]
-    cabinets: dict[str, tuple[str, dict[str, Any]]]  # subentry id: title, data
-
-    @classmethod
-    def of(cls, entry: ConfigEntry) -> EntrySource:
-        """The entry as it is now."""
-        return cls(
-            dict(entry.data),
-            dict(entry.options),
-            {
-                subentry_id: (subentry.title, dict(subentry.data))
-                for subentry_id, subentry in entry.subentries.items()
-                if subentry.subentry_type == SUBENTRY_CABINET
-            },
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,34 +79,31 @@ async def async_restore(data: ArcadePayData, entry: ConfigEntry, cabinets: Itera
     for totals in await hass.async_add_executor_job(ledger.totals):
         cabinet = restoring.get(totals.machine_id)
         if cabinet is not None and totals.currency == cabinet.config.currency:
-            cabinet.revenue = totals.revenue
-            cabinet.payments = totals.payments
-            cabinet.last_payment = totals.last_payment_at
+            cabinet.restore_totals(totals.revenue, totals.payments, totals.last_payment_at)
     memory = await hass.async_add_executor_job(
         ledger.cabinet_memory, list(restoring), int(utcnow().timestamp())
     )
-    planner = data.courier.planner
     owner_says = explicit_acks(entry)
     for machine_id, cabinet in restoring.items():
         remembered = memory.get(machine_id)
-        if (explicit := owner_says.get(machine_id)) is not None:
-            planner.set_acknowledges(machine_id, explicit, by_owner=True)
-        else:
-            planner.set_acknowledges(machine_id, bool(remembered and remembered.acknowledges))
         if remembered is not None:
             cabinet.restore_price(remembered.unit_amount_now, remembered.pack_set, remembered.price_basis)
-            cabinet.paused = remembered.paused
-            cabinet.seen = remembered.seen
-            cabinet.offline_stopped = remembered.offline_stopped
+            cabinet.restore_memory(
+                paused=remembered.paused, seen=remembered.seen, offline_stopped=remembered.offline_stopped
+            )
             # Not told about this link yet (new link, or memory from before schema 3):
             # unknown, so the start's sync tells Stripe what the cabinet wants.
             told = remembered.link_active
             if remembered.link_id == cabinet.config.payment_link_id and told is not None:
                 cabinet.set_accepting_payments(told)
-        if cabinet.awaiting_first_sign:
-            planner.wait_for_first_sign(machine_id)
-        if machine_id in offline_at_unload or cabinet.offline_stopped:
-            planner.was_offline(machine_id)
+        explicit = owner_says.get(machine_id)
+        data.courier.cabinet_restored(
+            machine_id,
+            acknowledges=bool(remembered and remembered.acknowledges) if explicit is None else explicit,
+            by_owner=explicit is not None,
+            unseen=cabinet.awaiting_first_sign,
+            was_offline=machine_id in offline_at_unload or cabinet.offline_stopped,
+        )
         if machine_id in offline_at_unload:  # The offline rule's wait goes on where it was.
             data.links.offline_since[machine_id] = offline_at_unload[machine_id]
 
@@ -142,9 +113,9 @@ async def async_add_cabinets(
 ) -> None:
     """Run cabinets added while the entry runs; raise LedgerError (the caller reloads)."""
     for subentry in subentries:
-        cabinet = Cabinet(cabinet_config(subentry))
+        cabinet = Cabinet(cabinet_config(subentry), data.courier.mqtt)
         await async_restore(data, entry, [cabinet])
-        await data.courier.dispatcher.load(cabinet=cabinet.machine_id)
+        await data.courier.async_load_cabinet(cabinet.machine_id)
         # From here on payments reach it: no await until it is fully there.
         data.cabinets[cabinet.machine_id] = cabinet
         data.intake.cabinets_changed()
@@ -156,7 +127,7 @@ async def async_add_cabinets(
         data.courier.after_delivery_change(cabinet.machine_id)
         data.courier.flush_soon()
     # Its payments made before it was added stay uncredited: their repairs now name it.
-    await async_raise_not_credited_repairs(data.intake)
+    await async_raise_not_credited_repairs(hass, data.ledger, data.cabinets.values())
 
 
 def remove_cabinets(data: ArcadePayData, subentry_ids: set[str]) -> list[Cabinet]:

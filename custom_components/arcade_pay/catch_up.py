@@ -11,15 +11,15 @@ neither calls back.
 from __future__ import annotations
 
 from homeassistant.core import HomeAssistant
+from homeassistant.util.dt import utcnow
 
 from .const import LOGGER
 from .core import reconciliation
-from .core.ledger import LedgerError, PaymentLedger, PaymentSource
-from .core.payments import PaidSession, RefundNotice, WebhookRejected, paid_session, utcnow
+from .core.ledger import LedgerError, PaymentLedger
+from .core.payments import PaidSession, RefundNotice, WebhookRejected, paid_session
 from .core.reconciliation import LinkCursor
 from .core.stripe_gateway import StripeGatewayError
 from .core.stripe_health import OUTAGE_ERRORS
-from .core.undelivered_refunds import UndeliveredRefunds
 from .courier import Courier
 from .entry_work import EntryWork
 from .intake import Intake, Outcome
@@ -37,13 +37,7 @@ class CatchUp:
         self._courier = courier
         self._work = work
         self._refund_after = refund_after
-        self._refunds = UndeliveredRefunds(
-            courier.dispatcher,
-            lambda: intake.gateway,
-            hass.async_add_executor_job,
-            intake.apply,
-            courier.after_delivery_change,
-        )
+        self._refunds = courier.undelivered_refunds(lambda: intake.gateway, intake.apply)
 
     @property
     def _ledger(self) -> PaymentLedger:
@@ -53,16 +47,11 @@ class CatchUp:
 
     async def async_refund_overdue(self, now: float) -> None:
         """Refund Stripe payments whose credits did not reach their cabinet in time."""
-        dispatcher = self._courier.dispatcher
-        for outstanding in dispatcher.planner.outstanding():
-            pulse = dispatcher.pulse(outstanding.payment_id)
-            if pulse is None or pulse.source is not PaymentSource.STRIPE or self._work.stopping:
-                continue
-            if now - pulse.timestamp.timestamp() < self._refund_after:
-                continue
-            # Out of delivery before the first await (None: in flight, it may be on the cabinet in
-            # a moment; never refund what was delivered). An overlapping run no longer sees it.
-            if (withdrawn := dispatcher.withdraw(pulse.payment_id)) is not None:
+        for payment_id in self._courier.outstanding_payments():
+            if self._work.stopping:
+                return
+            # Out of delivery before the first await, unless in flight: an overlapping run no longer sees it.
+            if (withdrawn := self._courier.withdraw_overdue(payment_id, now, self._refund_after)) is not None:
                 # The entry's own task: cancelling housekeeping (unload) must not cut a refund short.
                 await self._work.run(self._refunds.refund(withdrawn, utcnow()))
 

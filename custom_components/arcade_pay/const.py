@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import logging
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from homeassistant.util.signal_type import SignalType
 
 from .core.protocol import DEFAULT_TOPIC_PREFIX
 
+if TYPE_CHECKING:
+    from .core.cabinet import Cabinet
+
 DOMAIN: Final = "arcade_pay"
 LOGGER = logging.getLogger(__package__)
+
+# Reconciliation with Stripe, and the webhook endpoint's check, run this often.
+RECONCILE_INTERVAL: Final = timedelta(hours=1)
+# Stuck-credit repairs, overdue refunds and the payment links' sync.
+HOUSEKEEPING_INTERVAL: Final = timedelta(seconds=30)
 
 # Entry data.
 CONF_WEBHOOK_SECRET: Final = "webhook_secret"
@@ -22,7 +33,7 @@ CONF_GAME_OVER_WEBHOOK_ID: Final = "game_over_webhook_id"
 # The public webhook players' scans reach (stable QR codes); made once, never changed.
 CONF_PLAYER_WEBHOOK_ID: Final = "player_webhook_id"
 
-# Entry options (their defaults: runtime.EntryOptions).
+# Entry options (their defaults: data.EntryOptions).
 CONF_TOPIC_PREFIX: Final = "topic_prefix"
 CONF_CREDITS_PER_GAME: Final = "credits_per_game"
 CONF_OFFLINE_MINUTES: Final = "offline_minutes"
@@ -67,5 +78,11 @@ ATTR_MACHINE_ID: Final = "machine_id"
 ATTR_CREDITS: Final = "credits"
 ATTR_PAYMENT_ID: Final = "payment_id"
 ATTR_SOURCE: Final = "source"
+
+
+def cabinet_added_signal(entry_id: str) -> SignalType[Cabinet]:
+    """Sent with the Cabinet when one is added while the entry runs (cabinet_roster.py)."""
+    return SignalType(f"{DOMAIN}_cabinet_added_{entry_id}")
+
 
 __all__ = ["DEFAULT_TOPIC_PREFIX"]

@@ -17,7 +17,7 @@ from .const import (
 )
 from .core.currencies import from_minor_units
 from .core.ledger import LedgerError, PaymentLedger
-from .runtime import ArcadePayConfigEntry
+from .data import ArcadePayConfigEntry
 
 TO_REDACT = {
     CONF_API_KEY,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -11,16 +10,9 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import DOMAIN
+from .const import DOMAIN, cabinet_added_signal
 from .core.cabinet import Cabinet, CabinetEvent
-
-if TYPE_CHECKING:
-    from .runtime import ArcadePayConfigEntry, ArcadePayData
-
-
-def cabinet_added_signal(entry_id: str) -> str:
-    """Sent with the Cabinet when one is added while the entry runs (cabinet_roster.py)."""
-    return f"{DOMAIN}_cabinet_added_{entry_id}"
+from .data import ArcadePayConfigEntry, ArcadePayData
 
 
 def add_cabinet_entities(

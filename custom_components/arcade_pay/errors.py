@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from homeassistant.exceptions import ConfigEntryError, HomeAssistantError
 
 from .const import DOMAIN
-from .core.ledger import LedgerError
+from .core.ledger_records import LedgerError  # Not .ledger: the flows need no SQLite ledger.
 from .core.stripe_gateway import StripeAuthError, StripeConnectionError, StripeGatewayError
 
 

@@ -8,8 +8,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import EVENT_TYPE_CREDIT_ADDED, EVENT_TYPE_GAME_OVER
 from .core.cabinet import CabinetEvent
+from .data import ArcadePayConfigEntry
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

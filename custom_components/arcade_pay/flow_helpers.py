@@ -50,8 +50,8 @@ from .core.stripe_gateway import (
     StripeGateway,
     StripeGatewayError,
 )
+from .data import EntryOptions
 from .errors import stripe_form_error
-from .runtime import EntryOptions
 
 PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 TEXT = TextSelector()

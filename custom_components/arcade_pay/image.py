@@ -14,8 +14,8 @@ from homeassistant.util import dt as dt_util
 
 from .core.cabinet import Cabinet
 from .core.pricing import price_per_credit
+from .data import ArcadePayConfigEntry
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 import uuid
 
 from homeassistant.core import HomeAssistant
+from homeassistant.util.dt import utcnow
 
 from . import not_credited
 from .const import LOGGER
@@ -28,12 +29,11 @@ from .core.payments import (
     checked_credits,
     credits_from_subtotal,
     from_minor_units,
-    utcnow,
 )
 from .core.routing import AmbiguousLink, LinkIndex
 from .core.stripe_gateway import StripeGateway
 from .courier import Courier
-from .repairs import raise_dispute_issue
+from .issues import raise_dispute_issue, sync_not_credited_issue
 
 
 class Outcome(StrEnum):
@@ -126,7 +126,7 @@ class Intake:
             came_before.append(applied)
             self._after_record(cabinet, payment, applied)
 
-        if not await self._courier.dispatcher.accept(payment, recorded=recorded, deliver=False):
+        if not await self._courier.async_accept(payment, recorded):
             # It may have been cut off before it was tracked (accept tracks it now): send it.
             self._courier.deliver_soon(payment.payment_id, cabinet.machine_id)
             LOGGER.info(
@@ -176,7 +176,12 @@ class Intake:
         self, session: PaidSession, machine_id: str | None, reason: str
     ) -> Outcome:
         """A paid session nobody can be credited for: recorded, with a repair (not_credited.py)."""
-        if await not_credited.async_record(self, session, machine_id, reason):
+        record, applied = await not_credited.async_record(self.hass, self.ledger, session, machine_id, reason)
+        if applied is not None and applied.dispute is not None:
+            self.raise_dispute_issue(applied.payment, applied.dispute)
+        # The repair is the session's first record's (it stands); the answer is this delivery's.
+        sync_not_credited_issue(self.hass, record, not_credited.claimant(record, self._links))
+        if reason == not_credited.NO_CABINET:
             return Outcome.UNKNOWN_CABINET
         return Outcome.NOT_CREDITABLE
 
@@ -251,12 +256,12 @@ class Intake:
                 self.ledger.payment, adjustment.payment.payment_id
             )
             if record is not None:
-                not_credited.raise_repair(self, record)
+                sync_not_credited_issue(self.hass, record, not_credited.claimant(record, self._links))
 
     def apply(self, adjustment: Adjustment) -> None:
         """Money given back: send only the undelivered credits still paid for, lower revenue."""
         payment = adjustment.payment
-        self._courier.dispatcher.adjust(payment.payment_id, adjustment.credits_left)
+        self._courier.adjust(payment.payment_id, adjustment.credits_left)
         if (cabinet := self.cabinets.get(payment.machine_id)) is not None and adjustment.revenue_delta:
             cabinet.refunded(adjustment.revenue_delta)
         self._courier.after_delivery_change(payment.machine_id)
@@ -278,9 +283,6 @@ class Intake:
             source=PaymentSource.MANUAL,
             received_at=utcnow(),
         )
-        dispatcher = self._courier.dispatcher
-        await dispatcher.accept(payment)
-        self._courier.after_delivery_change(cabinet.machine_id)
-        published = dispatcher.published_once(payment.payment_id)
+        published = await self._courier.async_accept_now(payment)
         waits = not published and cabinet.awaiting_first_sign
         return ManualCredit(payment.payment_id, waits_for_cabinet=waits, sent=published)

@@ -14,11 +14,10 @@ from functools import partial
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 
-from .const import DOMAIN
 from .core.cabinet import Cabinet
+from .issues import delete_link_still_on, raise_link_still_on
 
 FIRST_RETRY: Final = 10.0  # seconds
 LONGEST_WAIT: Final = 300.0
@@ -31,11 +30,6 @@ type Retry = Callable[[Cabinet], Coroutine[Any, Any, None]]
 def retry_delay(failures: int) -> float:
     """Seconds to wait after the ``failures``-th failure in a row: 10, 20, 40 … up to 300."""
     return min(FIRST_RETRY * 2.0 ** (failures - 1), LONGEST_WAIT)
-
-
-def link_issue_id(machine_id: str) -> str:
-    """The repair of a cabinet whose link takes money it should not."""
-    return f"link_still_on_{machine_id}"
 
 
 class LinkRetries:
@@ -64,26 +58,14 @@ class LinkRetries:
             HassJob(partial(self._async_retry, cabinet), cancel_on_shutdown=True),
         )
         if failures >= FAILURES_BEFORE_REPAIR and cabinet.accepting_payments and not cabinet.wants_payments:
-            ir.async_create_issue(
-                self._hass,
-                DOMAIN,
-                link_issue_id(machine_id),
-                is_fixable=False,
-                is_persistent=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="link_still_on",
-                translation_placeholders={
-                    "cabinet": cabinet.config.name,
-                    "payment_link": cabinet.config.payment_link_id,
-                },
-            )
+            raise_link_still_on(self._hass, cabinet)
 
     @callback
     def succeeded(self, cabinet: Cabinet) -> None:
         """Stripe has what the cabinet wants: no retry, no repair."""
         self._cancel_timer(cabinet.machine_id)
         if self._failures.pop(cabinet.machine_id, None) is not None:
-            ir.async_delete_issue(self._hass, DOMAIN, link_issue_id(cabinet.machine_id))
+            delete_link_still_on(self._hass, cabinet.machine_id)
 
     @callback
     def cancel(self, machine_id: str | None = None) -> None:
@@ -95,7 +77,7 @@ class LinkRetries:
         for machine in machines:
             self._cancel_timer(machine)
             if self._failures.pop(machine, None) is not None:
-                ir.async_delete_issue(self._hass, DOMAIN, link_issue_id(machine))
+                delete_link_still_on(self._hass, machine)
 
     def _cancel_timer(self, machine_id: str) -> None:
         if (cancel := self._timers.pop(machine_id, None)) is not None:

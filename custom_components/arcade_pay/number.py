@@ -25,10 +25,10 @@ from .core.currencies import (
     parse_price,
     smallest_amount,
 )
+from .data import ArcadePayConfigEntry, ArcadePayData
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .flow_helpers import price_placeholders
 from .live_price import async_set_price, sells_live_price
-from .runtime import ArcadePayConfigEntry, ArcadePayData
 
 PARALLEL_UPDATES = 1
 

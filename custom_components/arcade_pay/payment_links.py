@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .core.cabinet import Cabinet
-from .core.ledger import PaymentLedger
 from .core.stripe_gateway import PaymentLink, StripeGatewayError
+
+if TYPE_CHECKING:
+    from .core.ledger import PaymentLedger
 
 type RunBlocking = Callable[..., Awaitable[Any]]
 
@@ -130,8 +132,7 @@ class PaymentLinks:
         if cabinet.offline_stopped == stopped:
             await self.async_sync(cabinet)
             return
-        cabinet.offline_stopped = stopped
-        cabinet.changed()
+        cabinet.set_offline_stopped(stopped)
         if not self.out_of_line(cabinet):
             # Nothing to tell Stripe (the link is off for another reason too): remember why.
             await self._run(

@@ -4,53 +4,46 @@
 * "New signing secret" (an endpoint Arcade Pay made): a new endpoint is made, its secret stored,
   then the old one deleted; nothing to type;
 * "Paste a new signing secret" (an endpoint made by hand): the secret only.
-The entry's update listener reloads it with what changed.
+The entry's update listener reloads it with what changed. The steps are ArcadePayConfigFlow's
+(config_flow.py); AccountChanges does their work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 
-from .connection_flow import API_KEY_SCHEMA, SECRET_SCHEMA, StripeConnectionFlow, entry_title
+from .connection_flow import API_KEY_SCHEMA, SECRET_SCHEMA, entry_title
 from .const import CONF_ACCOUNT_NAME, CONF_WEBHOOK_ENDPOINT_ID, CONF_WEBHOOK_SECRET
 from .core.stripe_gateway import StripeGatewayError
 from .errors import stripe_form_error
-from .runtime import create_gateway
+from .helpers import create_gateway
 from .stripe_connection import CloudhookFailed, async_new_endpoint, async_public_url
 
 
-class ReconfigureSteps(StripeConnectionFlow):
-    """Reauth and reconfigure steps of the account's entry."""
+class AccountChanges:
+    """What the main flow's reauth and reconfigure steps (config_flow.py) do to the entry."""
 
-    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """Stripe refused the stored key."""
-        return await self.async_step_reauth_confirm()
+    def __init__(self, flow: ConfigFlow) -> None:
+        """Show forms and abort through ``flow``."""
+        self._flow = flow
 
-    async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for a new key for the same account."""
-        return await self._async_step_key("reauth_confirm", self._get_reauth_entry(), user_input)
-
-    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+    def menu(self, entry: ConfigEntry) -> ConfigFlowResult:
         """Offer what can change: the key, or the webhook signing secret."""
-        entry = self._get_reconfigure_entry()
         secret_step = "rotate_secret" if CONF_WEBHOOK_ENDPOINT_ID in entry.data else "reconfigure_secret"
-        return self.async_show_menu(
+        return self._flow.async_show_menu(
             step_id="reconfigure",
             menu_options=["reconfigure_key", secret_step],
             description_placeholders={"account": entry.title},
         )
 
-    async def async_step_reconfigure_key(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Change the API key (for example after rolling it in Stripe)."""
-        return await self._async_step_key("reconfigure_key", self._get_reconfigure_entry(), user_input)
-
-    async def _async_step_key(
+    async def async_key(
         self, step_id: str, entry: ConfigEntry, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
+        """Ask for a new key for the same account (reauth, or "Change the API key")."""
+        flow = self._flow
         errors: dict[str, str] = {}
         if user_input is not None:
             api_key = str(user_input[CONF_API_KEY]).strip()
@@ -58,61 +51,60 @@ class ReconfigureSteps(StripeConnectionFlow):
                 errors[CONF_API_KEY] = "invalid_api_key"
             else:
                 try:
-                    account = await create_gateway(self.hass, api_key).account()
+                    account = await create_gateway(flow.hass, api_key).account()
                 except StripeGatewayError as err:
                     errors["base"] = stripe_form_error(err)
                 else:
-                    await self.async_set_unique_id(account.id)
-                    self._abort_if_unique_id_mismatch(reason="wrong_account")
+                    await flow.async_set_unique_id(account.id)
+                    flow._abort_if_unique_id_mismatch(reason="wrong_account")
                     self._update(entry, {CONF_API_KEY: api_key}, api_key)
-                    return self.async_abort(
+                    return flow.async_abort(
                         reason="reauth_successful"
                         if step_id == "reauth_confirm"
                         else "reconfigure_successful"
                     )
-        return self.async_show_form(
+        return flow.async_show_form(
             step_id=step_id,
             data_schema=API_KEY_SCHEMA,
             errors=errors,
             description_placeholders={"account": entry.title},
         )
 
-    async def async_step_rotate_secret(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+    async def async_rotate_secret(
+        self, entry: ConfigEntry, user_input: dict[str, Any] | None
+    ) -> ConfigFlowResult:
         """Replace the endpoint Arcade Pay made by a new one with a new secret."""
-        entry = self._get_reconfigure_entry()
+        hass = self._flow.hass
         errors: dict[str, str] = {}
         if user_input is not None:
             api_key = entry.data[CONF_API_KEY]
             try:
-                url, _ = await async_public_url(self.hass, entry.data[CONF_WEBHOOK_ID], api_key, entry.data)
+                url, _ = await async_public_url(hass, entry.data[CONF_WEBHOOK_ID], api_key, entry.data)
                 if url is None:
                     errors["base"] = "no_public_url"
                 else:
-                    gateway = create_gateway(self.hass, api_key)
-                    new = await async_new_endpoint(self.hass, gateway, entry.data[CONF_WEBHOOK_ID], url)
+                    gateway = create_gateway(hass, api_key)
+                    new = await async_new_endpoint(hass, gateway, entry.data[CONF_WEBHOOK_ID], url)
                     self._update(entry, {CONF_WEBHOOK_ENDPOINT_ID: new.id, CONF_WEBHOOK_SECRET: new.secret})
-                    return self.async_abort(reason="secret_rotated")
+                    return self._flow.async_abort(reason="secret_rotated")
             except CloudhookFailed:
                 errors["base"] = "cloudhook_failed"
             except StripeGatewayError as err:
                 errors["base"] = stripe_form_error(err)
-        return self.async_show_form(
+        return self._flow.async_show_form(
             step_id="rotate_secret", errors=errors, description_placeholders={"account": entry.title}
         )
 
-    async def async_step_reconfigure_secret(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    def new_secret(self, entry: ConfigEntry, user_input: dict[str, Any] | None) -> ConfigFlowResult:
         """Paste the new secret of an endpoint made by hand."""
-        entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
             secret = str(user_input[CONF_WEBHOOK_SECRET]).strip()
             if secret.startswith("whsec_"):
                 self._update(entry, {CONF_WEBHOOK_SECRET: secret})
-                return self.async_abort(reason="reconfigure_successful")
+                return self._flow.async_abort(reason="reconfigure_successful")
             errors[CONF_WEBHOOK_SECRET] = "invalid_webhook_secret"
-        return self.async_show_form(
+        return self._flow.async_show_form(
             step_id="reconfigure_secret",
             data_schema=SECRET_SCHEMA,
             errors=errors,
@@ -124,4 +116,4 @@ class ReconfigureSteps(StripeConnectionFlow):
         title = entry.title
         if api_key is not None and CONF_ACCOUNT_NAME in entry.data:
             title = entry_title(entry.data[CONF_ACCOUNT_NAME], api_key)
-        self.hass.config_entries.async_update_entry(entry, title=title, data=entry.data | changes)
+        self._flow.hass.config_entries.async_update_entry(entry, title=title, data=entry.data | changes)

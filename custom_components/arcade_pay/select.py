@@ -9,9 +9,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.cabinet import Cabinet
 from .core.pricing import PackSet
+from .data import ArcadePayConfigEntry, ArcadePayData
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .live_price import async_set_price, sells_live_price
-from .runtime import ArcadePayConfigEntry, ArcadePayData
 
 PARALLEL_UPDATES = 1
 

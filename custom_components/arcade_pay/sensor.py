@@ -20,8 +20,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .core.cabinet import Cabinet, PaymentsState
 from .core.payments import currency_exponent, from_minor_units
 from .core.protocol import GameState
+from .data import ArcadePayConfigEntry
 from .entity import ArcadePayEntity, add_cabinet_entities
-from .runtime import ArcadePayConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -27,8 +27,8 @@ from .errors import export_errors, translated_errors
 
 if TYPE_CHECKING:
     from .core.cabinet import Cabinet
+    from .data import ArcadePayData
     from .intake import ManualCredit
-    from .runtime import ArcadePayData
 
 SERVICE_ADD_CREDIT = "add_credit"
 SERVICE_CREATE_PAYMENT_LINK = "create_payment_link"

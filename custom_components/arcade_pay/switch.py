@@ -9,9 +9,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .core.cabinet import Cabinet
+from .data import ArcadePayConfigEntry, ArcadePayData
 from .entity import ArcadePayEntity, add_cabinet_entities
 from .errors import translated_errors
-from .runtime import ArcadePayConfigEntry, ArcadePayData
 
 PARALLEL_UPDATES = 1
 

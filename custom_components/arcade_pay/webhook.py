@@ -1,4 +1,4 @@
-"""The Stripe webhook: its registration, URL and cloudhook, and each delivery verified and answered.
+"""The Stripe webhook: its registration and cloudhook, and each delivery verified and answered.
 
 The first stop of a payment: a verified event goes to intake.py, run by the entry's work
 (entry_work.py), and the answer says what intake did.
@@ -11,7 +11,6 @@ recorded (Stripe then retries), 200 otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,7 +25,6 @@ from homeassistant.components import cloud, webhook
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.network import NoURLAvailableError
 
 from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET, DOMAIN, LOGGER
 from .core.ledger import LedgerError
@@ -43,7 +41,7 @@ from .core.stripe_scope import key_livemode
 from .entry_work import Unloading
 
 if TYPE_CHECKING:
-    from .runtime import ArcadePayData
+    from .data import ArcadePayData
 
 
 async def _read_body(request: web.Request) -> bytes | None:
@@ -149,26 +147,6 @@ async def async_handle_stripe_webhook(
         LOGGER.exception("Unexpected error processing Stripe event %s", notice.event_id)
         return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, error="internal error")
     return _answer(HTTPStatus.OK, received=True, outcome=outcome.value)
-
-
-def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
-    """The URL to give Stripe: the cloudhook, else the external URL, else the path."""
-    if url := entry_data.get(CONF_CLOUDHOOK_URL):
-        return str(url)
-    return _url_or_path(hass, entry_data[CONF_WEBHOOK_ID], prefer_external=True)
-
-
-def local_webhook_url(hass: HomeAssistant, webhook_id: str) -> str:
-    """The URL of a webhook for devices on the local network: the internal URL, else the path."""
-    return _url_or_path(hass, webhook_id, prefer_external=False)
-
-
-def _url_or_path(hass: HomeAssistant, webhook_id: str, *, prefer_external: bool) -> str:
-    """The webhook's whole URL, or only its path when Home Assistant knows no URL of itself."""
-    try:
-        return webhook.async_generate_url(hass, webhook_id, prefer_external=prefer_external)
-    except NoURLAvailableError:
-        return webhook.async_generate_path(webhook_id)
 
 
 @callback

@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from custom_components.arcade_pay.core.announcement import MAX_LABEL_LENGTH, TOPIC_INFO, Announcement
+from custom_components.arcade_pay.core.announcement import MAX_LABEL_LENGTH, Announcement
 from custom_components.arcade_pay.core.protocol import (
     MAX_MESSAGE_BYTES,
+    TOPIC_INFO,
     ProtocolError,
     machine_id_from_topic,
     subscription,

@@ -11,15 +11,17 @@
 * The modules the agent could share (STDLIB_ONLY) import only the standard library.
 
 Each checker is first shown a synthetic module with the forbidden import, and must flag it.
+The integration's own modules import one way: test_import_graph.py.
 """
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 import sys
 
 import pytest
+
+from .import_scan import imports_of
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "custom_components" / "arcade_pay" / "core"
@@ -30,41 +32,6 @@ CORE_THIRD_PARTY = frozenset({"stripe", "aiohttp", "voluptuous"})
 AGENT_THIRD_PARTY = frozenset({"paho"})
 # Standard library only: the wire protocol (the agent's, through its symlink) and money arithmetic.
 STDLIB_ONLY = ("protocol.py", "currencies.py")
-
-type Imported = tuple[int, int, str]  # (line, level: 0 absolute, 1 ".", 2 ".."; dotted module name)
-
-
-def imports_of(source: str) -> list[Imported]:
-    """Every import anywhere in a module: top level, functions, ``if TYPE_CHECKING``, importlib."""
-    found: list[Imported] = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.extend((node.lineno, 0, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            # ``from . import x``: the package itself ("") or one of its modules, either way inside it.
-            found.append((node.lineno, node.level, node.module or ""))
-        elif (
-            isinstance(node, ast.Call)
-            and _called_name(node.func) in {"import_module", "__import__"}
-            and node.args
-            and isinstance(node.args[0], ast.Constant | ast.JoinedStr)
-        ):
-            found.append((node.lineno, 0, _leading_text(node.args[0])))
-    return found
-
-
-def _called_name(func: ast.expr) -> str | None:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else None
-
-
-def _leading_text(argument: ast.Constant | ast.JoinedStr) -> str:
-    """The constant start of ``import_module("x.y")`` or ``import_module(f"x.{name}")``."""
-    if isinstance(argument, ast.Constant):
-        return str(argument.value)
-    first = argument.values[0] if argument.values else None
-    return str(first.value) if isinstance(first, ast.Constant) else ""
 
 
 def _top(module: str) -> str:

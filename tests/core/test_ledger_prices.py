@@ -1,4 +1,4 @@
-"""The live price in the ledger (schema 8): what a scan sells now survives a restart, and an older file migrates."""
+"""The live price in the ledger (schema 8): what a scan sells now survives a restart; older files migrate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sqlite3
 import pytest
 
 from custom_components.arcade_pay.core.ledger import LedgerError, PaymentLedger
+
+from .helpers import undo_migration_6
 
 MACHINE_ID = "galaga"
 
@@ -61,16 +63,10 @@ def test_a_price_for_a_cabinet_the_ledger_never_saw(ledger: PaymentLedger) -> No
     assert memory.reconciled_until == 1000  # as any cabinet first seen
 
 
-def test_a_file_of_schema_7_gets_the_price_columns(ledger: PaymentLedger, path: Path) -> None:
+def test_an_older_file_gets_the_price_columns(ledger: PaymentLedger, path: Path) -> None:
     ledger.set_cabinet_paused(MACHINE_ID, True)
     ledger.close()
-    with closing(sqlite3.connect(path)) as db:  # As schema 7 left it.
-        db.executescript(
-            "ALTER TABLE cabinets DROP COLUMN price_basis;"
-            " ALTER TABLE cabinets DROP COLUMN pack_set;"
-            " ALTER TABLE cabinets DROP COLUMN unit_amount_now;"
-            " PRAGMA user_version = 7;"
-        )
+    undo_migration_6(path)  # As schema 5 left it: before the price columns.
 
     again = reopened(path)
     try:

@@ -1,31 +1,14 @@
 """Automatic refunds under way in the ledger: schema 6, the mark, and what it keeps from delivery."""
 
-from collections.abc import Generator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 import sqlite3
 
-import pytest
-
 from custom_components.arcade_pay.core.ledger import SCHEMA_VERSION, PaymentLedger, PaymentState
 from custom_components.arcade_pay.core.ledger_schema import MIGRATIONS
 
-from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, make_payment, query
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
-
+from .helpers import MACHINE_ID, NOON, SCHEMA_V1, make_payment, query
 
 # A payment still owed, and one sent to a cabinet that has not acknowledged it, as release 5 held them.
 V5_DATA = """
@@ -64,7 +47,7 @@ def test_schema_5_is_migrated_to_the_current_one_with_its_data(path: Path) -> No
     finally:
         ledger.close()
     assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert SCHEMA_VERSION == 7  # 6: unconfirmed publishes; 7: refunds under way
+    assert SCHEMA_VERSION == 9  # 6: unconfirmed publishes; 7: refunds under way; 8, 9: the stable QR code
     indexes = {name for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"payments_undelivered", "payments_refunding"} <= indexes
     plan = query(

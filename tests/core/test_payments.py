@@ -1,6 +1,5 @@
 """Stripe webhook deliveries → paid sessions, and the money / credit arithmetic."""
 
-from datetime import timedelta
 from decimal import Decimal
 import json
 import time
@@ -28,7 +27,6 @@ from custom_components.arcade_pay.core.payments import (
     from_minor_units,
     interpret_event,
     to_minor_units,
-    utcnow,
     verify_and_parse,
 )
 from fake_stripe import sign
@@ -288,14 +286,6 @@ def test_subscribed_events_include_every_event_that_is_acted_on() -> None:
     } <= set(SUBSCRIBED_EVENTS)
 
 
-def test_utcnow_is_now_in_utc() -> None:
-    before = time.time()
-    now = utcnow()
-    after = time.time()
-    assert now.utcoffset() == timedelta(0)
-    assert before - 1 <= now.timestamp() <= after + 1
-
-
 # --- genuine deliveries ----------------------------------------------------------------------
 
 
@@ -377,6 +367,92 @@ def test_discounted_session_keeps_subtotal_and_total_apart() -> None:
     result = deliver(make_event(make_session(amount_subtotal=1000, amount_total=800)))
     assert isinstance(result, PaidSession)
     assert (result.amount_subtotal, result.amount_total) == (1000, 800)
+
+
+def promoted_session(**overrides: Any) -> dict[str, Any]:
+    """3 credits at 2.00 from a stable QR code's checkout, 1.50 off with a promotion code."""
+    values: dict[str, Any] = {
+        "payment_link": None,
+        "metadata": {"machine_id": MACHINE_ID, "arcade_pay_offer": "1x200,3x500"},
+        "client_reference_id": f"arcade_pay-{MACHINE_ID}",
+        "amount_subtotal": 600,
+        "amount_total": 450,
+        "total_details": {"amount_discount": 150, "amount_shipping": 0, "amount_tax": 0},
+    }
+    return make_session(**(values | overrides))
+
+
+def test_promotion_code_discount_offer_and_client_reference_are_read() -> None:
+    result = deliver(make_event(promoted_session()))
+    assert result == PaidSession(
+        event_id="evt_1",
+        event_type=EVENT_SESSION_COMPLETED,
+        session_id="cs_test_1",
+        payment_link_id=None,
+        machine_id=MACHINE_ID,
+        amount_subtotal=600,
+        amount_total=450,  # what was paid: the revenue
+        currency="usd",
+        payment_intent="pi_123",
+        amount_discount=150,
+        offer="1x200,3x500",
+        client_reference_id=f"arcade_pay-{MACHINE_ID}",
+    )
+
+
+@pytest.mark.parametrize(
+    "total_details",
+    [None, {}, {"amount_discount": None}, {"amount_discount": 0, "amount_tax": 0}],
+    ids=["null", "empty", "null-discount", "zero"],
+)
+def test_no_discount_is_zero(total_details: Any) -> None:
+    result = deliver(make_event(make_session(total_details=total_details)))
+    assert isinstance(result, PaidSession)
+    assert (result.amount_discount, result.offer, result.client_reference_id) == (0, None, None)
+
+
+@pytest.mark.parametrize("discount", [-1, "150", 1.5, 150.0, True, 10**12 + 1, [150]])
+def test_bad_discount_is_rejected(discount: Any) -> None:
+    with pytest.raises(WebhookRejected):
+        deliver(make_event(promoted_session(total_details={"amount_discount": discount})))
+
+
+@pytest.mark.parametrize("details", ["150", 150, ["amount_discount"]])
+def test_bad_total_details_are_rejected(details: Any) -> None:
+    with pytest.raises(WebhookRejected):
+        deliver(make_event(promoted_session(total_details=details)))
+
+
+def test_bad_client_reference_is_rejected() -> None:
+    with pytest.raises(WebhookRejected):
+        deliver(make_event(promoted_session(client_reference_id=7)))
+
+
+def test_discount_with_adaptive_pricing_is_in_the_source_currency() -> None:
+    """Stripe gives ``total_details`` in the player's currency; the ledger counts in ours."""
+    session = promoted_session(
+        currency="eur",
+        amount_subtotal=553,
+        amount_total=415,
+        total_details={"amount_discount": 138},
+        currency_conversion={"amount_subtotal": 600, "amount_total": 450, "source_currency": "usd"},
+    )
+    result = deliver(make_event(session))
+    assert isinstance(result, PaidSession)
+    assert (result.amount_subtotal, result.amount_total, result.amount_discount, result.currency) == (
+        600,
+        450,
+        150,
+        "usd",
+    )
+    undiscounted = promoted_session(
+        currency="eur",
+        total_details={"amount_discount": 0},
+        currency_conversion={"amount_subtotal": 600, "amount_total": 650, "source_currency": "usd"},
+    )
+    result = deliver(make_event(undiscounted))
+    assert isinstance(result, PaidSession)
+    assert result.amount_discount == 0  # a tax on top is no discount
 
 
 def test_uppercase_currency_is_lowercased() -> None:
@@ -741,7 +817,7 @@ def test_interpret_event_of_a_parsed_event() -> None:
     ids=["bare-5000-digits", "field-4301-digits"],
 )
 def test_huge_integer_literal_is_rejected(text: str) -> None:
-    """json.loads raises a plain ValueError past int_max_str_digits (escaped as a 500 in afa6612)."""
+    """json.loads raises a plain ValueError past int_max_str_digits: refused, not a 500."""
     with pytest.raises(WebhookRejected):
         verify_and_parse(text.encode(), _header_for(text), SECRET)
 
@@ -801,6 +877,8 @@ def _check_outcome(body: bytes, header: str) -> None:
         assert result.amount_total >= 0
         assert result.currency == result.currency.lower()
         assert len(result.currency) == 3
+        assert type(result.amount_discount) is int
+        assert result.amount_discount >= 0
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -852,6 +930,9 @@ json_keys = st.sampled_from(
         "amount_refunded",
         "amount",
         "reason",
+        "total_details",
+        "amount_discount",
+        "client_reference_id",
     ]
 ) | st.text(max_size=6)
 json_values = st.recursive(
@@ -880,6 +961,8 @@ VALID_FIELDS: dict[str, list[Any]] = {
     "payment_link": ["plink_1", None, ABSENT],
     "metadata": [{"machine_id": "cab_7"}, {"machine_id": None}, {}, None, ABSENT],
     "payment_intent": ["pi_9", None, ABSENT],
+    "total_details": [{"amount_discount": 150}, {"amount_discount": None}, {}, None, ABSENT],
+    "client_reference_id": ["arcade_pay-cab_7", None, ABSENT],
 }
 INVALID_FIELDS: dict[str, list[Any]] = {
     "id": ["pi_1", "", 5, None, "CS_upper", "cs_" + "a" * 253, ABSENT],
@@ -890,6 +973,8 @@ INVALID_FIELDS: dict[str, list[Any]] = {
     "payment_link": ["", 3, ["plink_1"]],
     "metadata": [{"machine_id": 7}, {"machine_id": {"id": "x"}}, [], "cab_7"],
     "payment_intent": [{"id": "pi_9"}, "", 9],
+    "total_details": [{"amount_discount": -1}, {"amount_discount": "150"}, {"amount_discount": True}, 150],
+    "client_reference_id": [7, ["arcade_pay-cab_7"]],
 }
 
 
@@ -947,4 +1032,7 @@ def test_fuzz_near_valid_events(event_type: str, payment_status: str, data: st.D
             amount_total=session["amount_total"],
             currency=session["currency"].lower(),
             payment_intent=session.get("payment_intent"),
+            amount_discount=(session.get("total_details") or {}).get("amount_discount") or 0,
+            offer=metadata.get("arcade_pay_offer"),
+            client_reference_id=session.get("client_reference_id"),
         )

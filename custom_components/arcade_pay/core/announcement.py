@@ -14,8 +14,6 @@ from typing import Any, Final
 
 from .protocol import Payload, ProtocolError, _boolean, _field, _json_object, _machine_id
 
-TOPIC_INFO: Final = "info"
-
 # A name, model or version is a label on a screen, not a document.
 MAX_LABEL_LENGTH: Final = 100
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from .currencies import from_minor_units
+from .mqtt_connection import MqttConnection
 from .pricing import Offer, Pack, PackSet
 from .protocol import CabinetState, GameState
 
@@ -75,8 +76,8 @@ CabinetListener = Callable[[CabinetEvent | None], None]
 class Cabinet:
     """Live state of one cabinet."""
 
-    def __init__(self, config: CabinetConfig) -> None:
-        """Start with nothing known."""
+    def __init__(self, config: CabinetConfig, mqtt: MqttConnection | None = None) -> None:
+        """Start with nothing known; ``mqtt`` is the entry's (a cabinet on its own: connected)."""
         self.config = config
         self.device_id: str | None = None
         self.credits = 0
@@ -99,7 +100,7 @@ class Cabinet:
         self.offline_stopped = False
         # Deleted while the entry runs: its link must never take money again.
         self.removed = False
-        self.mqtt_connected = True
+        self._mqtt = MqttConnection() if mqtt is None else mqtt
         # What a scan sells now (Home Assistant QR code): set by the entities, kept by the ledger.
         self._live_unit_amount = config.unit_amount
         self.pack_set = PackSet.NONE
@@ -109,6 +110,11 @@ class Cabinet:
     def machine_id(self) -> str:
         """The cabinet's id in MQTT topics and Stripe metadata."""
         return self.config.machine_id
+
+    @property
+    def mqtt_connected(self) -> bool:
+        """Whether MQTT is connected (the entry's one answer, which the courier keeps)."""
+        return self._mqtt.connected
 
     @property
     def awaiting_first_sign(self) -> bool:
@@ -260,11 +266,39 @@ class Cabinet:
         self.game_state = state.state
         self._changed()
 
+    def mqtt_changed(self) -> None:
+        """MQTT connected or lost its broker: what needs it shows so."""
+        self._changed()
+
+    def note_sign_of_life(self) -> bool:
+        """The cabinet published something; return True the first time (it exists: money may flow)."""
+        if self.seen:
+            return False
+        self.seen = True
+        self._changed()
+        return True
+
+    def set_offline_stopped(self, stopped: bool) -> None:
+        """The offline rule stopped its link taking money (it was offline too long), or lifted that."""
+        self.offline_stopped = stopped
+        self._changed()
+
     def set_online(self, online: bool) -> None:
         """The cabinet's retained status (its MQTT last will) changed."""
         if self.online != online:
             self.online = online
             self._changed()
+
+    def restore_totals(self, revenue: int, payments: int, last_payment: datetime | None) -> None:
+        """Take back its revenue, payment count and last payment from the ledger (before its entities)."""
+        self.revenue, self.payments, self.last_payment = revenue, payments, last_payment
+
+    def restore_memory(self, *, paused: bool, seen: bool, offline_stopped: bool) -> None:
+        """Take back from the ledger what stops its link: the operator's pause, no sign yet, the offline rule.
+
+        Like the totals, read before its entities exist (a start, or a cabinet added): nobody to tell.
+        """
+        self.paused, self.seen, self.offline_stopped = paused, seen, offline_stopped
 
     def restore(
         self, *, credits: int | None = None, plays: int | None = None, game_state: GameState | None = None

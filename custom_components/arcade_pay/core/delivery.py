@@ -22,10 +22,10 @@ per pulse); the dispatcher adds the ledger, the publish and the notes of what wa
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
-from datetime import UTC, datetime
 import logging
 from typing import Any
 
+from .clock import Clock, moment
 from .delivery_planner import DeliveryPlanner
 from .delivery_queries import DeliveryQueries
 
@@ -38,6 +38,7 @@ from .delivery_records import (
     Withdrawn as Withdrawn,  # noqa: PLC0414
 )
 from .ledger import Adjustment, LedgerError, Payment, PaymentLedger, PaymentState
+from .mqtt_connection import MqttConnection
 from .publish_notes import PublishNotes, RunBlocking
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,20 +60,22 @@ class CreditDispatcher(DeliveryQueries):
     is outstanding after a restart is read back from it. ``publish`` answers a PublishResult
     (True: confirmed, False: refused); ``clock`` is the one clock, in seconds since the epoch: when
     pulses fall due and the times noted in the ledger; ``run_blocking`` runs ledger calls off
-    the event loop; ``delivered`` is told when a pulse first reaches MQTT (to update entities).
+    the event loop; ``delivered`` is told when a pulse first reaches MQTT (to update entities);
+    ``mqtt``: whether MQTT is connected, the entry's one answer (shared with its cabinets).
     """
 
     def __init__(
         self,
         ledger: PaymentLedger,
         publish: Publish,
-        clock: Callable[[], float],
+        clock: Clock,
         run_blocking: RunBlocking = _run_inline,
         delivered: Delivered | None = None,
+        mqtt: MqttConnection | None = None,
     ) -> None:
         """Wire the dispatcher to its ledger and its ways to publish and tell the time."""
         self.ledger = ledger
-        self.planner = DeliveryPlanner()
+        self.planner = DeliveryPlanner() if mqtt is None else DeliveryPlanner(mqtt)
         self._publish = publish
         self._clock = clock
         self._run = run_blocking
@@ -113,9 +116,8 @@ class CreditDispatcher(DeliveryQueries):
             if confirmed and not self.planner.acknowledges(pending.machine_id):
                 # Sent while the cabinet counted as acknowledging; it does not (any more): a
                 # confirmed pulse is delivered, as for any cabinet that does not acknowledge.
-                await self._run(
-                    self.ledger.mark_published, pending.payment_id, self._now(), False, pending.attempts
-                )
+                at = moment(self._clock)
+                await self._run(self.ledger.mark_published, pending.payment_id, at, False, pending.attempts)
                 continue
             # Due at once, whatever its backoff was: we just restarted (unless given up on).
             self._track(Pulse.owed(pending, pending.credits), pending.attempts)
@@ -123,10 +125,6 @@ class CreditDispatcher(DeliveryQueries):
     def _track(self, pulse: Pulse, attempts: int = 0, awaiting_broker: bool = False) -> None:
         self.planner.add(pulse, attempts, awaiting_broker=awaiting_broker)
         self._ever_tracked.add(pulse.payment_id)
-
-    def _now(self) -> datetime:
-        """The clock's time, for the ledger."""
-        return datetime.fromtimestamp(self._clock(), UTC)
 
     async def accept(
         self,
@@ -161,8 +159,7 @@ class CreditDispatcher(DeliveryQueries):
     async def _track_if_stranded(self, payment_id: str) -> bool:
         """Track a payment that is owed but not tracked: recorded, then cut off before tracking.
 
-        (A client gone mid-request did that before ``EntryWork.run``.) Now, not after a restart.
-        Return whether it was stranded.
+        At once, not only at the next start. Return whether it was stranded.
         """
         record = await self._run(self.ledger.payment, payment_id)
         if record is None or not record.undelivered or record.credits_still_paid <= 0:
@@ -242,7 +239,7 @@ class CreditDispatcher(DeliveryQueries):
                 return AckResult.UNKNOWN
             if record.state is PaymentState.PENDING and not self._sent(payment_id):
                 return AckResult.NOT_SENT
-        if not await self._run(self.ledger.mark_acknowledged, payment_id, machine_id, self._now()):
+        if not await self._run(self.ledger.mark_acknowledged, payment_id, machine_id, moment(self._clock)):
             record = await self._run(self.ledger.payment, payment_id)
             if record is None or record.machine_id != machine_id:
                 return AckResult.UNKNOWN

@@ -3,9 +3,9 @@
 Plain Python (no Home Assistant import), driven by the dispatcher and the property tests. One
 record per outstanding pulse (``Outstanding``, delivery_records.py: the pulse to send and
 how its delivery goes) in the planner's one dict. Only the planner's methods change a record,
-so what is sent and what is owed cannot drift apart. What it knows of MQTT and the cabinets
-(connected, online, acknowledges, waiting for a first sign of life) is private too: Home
-Assistant's side tells it through methods named for what happened.
+so what is sent and what is owed cannot drift apart. What it knows of the cabinets (online,
+acknowledges, waiting for a first sign of life) is private too, and MQTT's state is the
+entry's one MqttConnection: the courier tells it through methods named for what happened.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Final
 
 from . import resend
 from .delivery_records import Outstanding, Pulse
+from .mqtt_connection import MqttConnection
 
 # Seconds a new subscription waits for the retained status of a cabinet last known offline.
 STATUS_GRACE: Final = 3.0
@@ -24,7 +25,7 @@ STATUS_GRACE: Final = 3.0
 class DeliveryPlanner:
     """Which pulses are due, and when to look again."""
 
-    _connected: bool = field(default=True, init=False)
+    mqtt: MqttConnection = field(default_factory=MqttConnection)  # Shared with the cabinets.
     _online: dict[str, bool | None] = field(default_factory=dict, init=False)
     _acknowledges: dict[str, bool] = field(default_factory=dict, init=False)
     # Cabinets whose owner set "acknowledges credits": what they do does not change it.
@@ -43,11 +44,11 @@ class DeliveryPlanner:
     @property
     def mqtt_connected(self) -> bool:
         """Whether MQTT takes pulses now (while it does not, every pulse is held)."""
-        return self._connected
+        return self.mqtt.connected
 
     def set_mqtt_connected(self, connected: bool) -> None:
         """MQTT connected, or lost its broker."""
-        self._connected = connected
+        self.mqtt.connected = connected
 
     def cabinet_online(self, machine_id: str) -> bool | None:
         """What the cabinet's status last said: online, offline, or None when unknown."""
@@ -147,7 +148,7 @@ class DeliveryPlanner:
 
     def _held(self, machine_id: str) -> bool:
         return (
-            not self._connected
+            not self.mqtt.connected
             or self._online.get(machine_id) is False
             or machine_id in self._waiting_first_sign
         )

@@ -16,19 +16,22 @@ The ledger is built of parts, each a module of its own:
 * ledger_queries.py: reads, totals, the CSV export;
 * ledger_money.py, early_money.py: refunds and disputes;
 * ledger_refunds.py: automatic refunds under way (a crash mid-refund);
+* ledger_checkout.py: the checkout sessions made for scans, scan tokens, the player's page;
 * this module: recording payments and their way to the cabinet.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 import sqlite3
 from typing import Any
 
 from . import early_money, ledger_money
-from .early_money import Dispute
+from .clock import Clock, moment, system_clock
+from .early_money import Dispute, storable
 from .ledger_cabinets import CabinetLedger
+from .ledger_checkout import CheckoutLedger, offer_paid
 from .ledger_queries import LedgerQueries
 from .ledger_records import (
     SELECT_RECORD,
@@ -67,12 +70,13 @@ __all__ = [
 _ON_ITS_WAY = (PaymentState.PENDING.value, PaymentState.PUBLISHED.value)
 
 
-class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
+class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger, CheckoutLedger):
     """A SQLite file of payments; safe to call from any one thread at a time."""
 
-    def __init__(self, path: str | Path) -> None:
-        """Remember where the ledger lives; ``open`` does the I/O."""
+    def __init__(self, path: str | Path, clock: Clock = system_clock) -> None:
+        """Remember where the ledger lives; ``open`` does the I/O; ``clock`` dates refunds and disputes."""
         super().__init__(path)
+        self._clock = clock
         # Early refunds and disputes applied by ``record``, for its caller (take_applied_on_record).
         self._applied_on_record: dict[str, Adjustment] = {}
 
@@ -87,9 +91,9 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
         with self._transaction() as db:
             inserted = (
                 db.execute(
-                    "INSERT INTO payments (payment_id, machine_id, credits, amount, currency,"
-                    " payment_intent, source, state, received_at, payment_link)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
+                    "INSERT INTO payments (payment_id, machine_id, credits, amount, currency, payment_intent,"
+                    " source, state, received_at, payment_link, unit_amount, offer, discount)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
                     (
                         payment.payment_id,
                         payment.machine_id,
@@ -101,6 +105,9 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
                         PaymentState.PENDING.value,
                         received,
                         payment.payment_link,
+                        payment.unit_amount,
+                        None if payment.offer is None else storable(payment.offer),  # metadata: any text
+                        payment.discount,
                     ),
                 ).rowcount
                 == 1
@@ -118,6 +125,7 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
                     (payment.machine_id, payment.currency, payment.amount, payment.credits, received),
                 )
             if inserted:
+                offer_paid(db, payment.payment_id)
                 self._apply_early(db, payment.payment_id, payment.payment_intent, received)
         return inserted
 
@@ -151,6 +159,7 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
             if payment.event_id is not None:
                 _remember_event(db, payment.event_id, payment.payment_id, payment.event_type, received)
             if inserted:
+                offer_paid(db, payment.payment_id)
                 self._apply_early(db, payment.payment_id, payment.payment_intent, received)
             return _read_record(db, payment.payment_id)
 
@@ -221,10 +230,10 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
         with self._transaction() as db:
             row = _by_intent(db, payment_intent)
             if row is None:
-                early_money.hold_refund(db, payment_intent, refunded_total, event_id, _now())
+                early_money.hold_refund(db, payment_intent, refunded_total, event_id, moment(self._clock))
                 return None
             record = record_of_row(row)
-            _remember_event(db, event_id, record.payment_id, "charge.refunded", iso(_now()))
+            _remember_event(db, event_id, record.payment_id, "charge.refunded", iso(moment(self._clock)))
             settled = ledger_money.settle(db, record, refunded_total, record.disputed_amount, False)
             if ends_refund:
                 db.execute(
@@ -248,10 +257,12 @@ class PaymentLedger(CabinetLedger, LedgerQueries, RefundingLedger):
             row = _by_intent(db, payment_intent)
             if row is None:
                 dispute = Dispute(dispute_id or event_id, amount, reason)
-                early_money.hold_dispute(db, payment_intent, dispute, event_id, _now())
+                early_money.hold_dispute(db, payment_intent, dispute, event_id, moment(self._clock))
                 return None
             record = record_of_row(row)
-            _remember_event(db, event_id, record.payment_id, "charge.dispute.created", iso(_now()))
+            _remember_event(
+                db, event_id, record.payment_id, "charge.dispute.created", iso(moment(self._clock))
+            )
             if record.state is PaymentState.DISPUTED:
                 return Adjustment(record, 0)
             return Adjustment(record, *ledger_money.settle(db, record, record.refunded_amount, amount, True))
@@ -273,7 +284,3 @@ def _read_record(db: sqlite3.Connection, payment_id: str) -> PaymentRecord:
 
 def _by_intent(db: sqlite3.Connection, payment_intent: str) -> Any:
     return db.execute(f"{SELECT_RECORD} WHERE payment_intent = ?", (payment_intent,)).fetchone()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

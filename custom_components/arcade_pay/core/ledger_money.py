@@ -127,8 +127,8 @@ def insert_uncreditable(db: sqlite3.Connection, payment: Payment, reason: str, r
     inserted: bool = (
         db.execute(
             "INSERT INTO payments (payment_id, machine_id, credits, amount, currency, payment_intent,"
-            " source, state, received_at, payment_link, note) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (payment_id) DO NOTHING",
+            " source, state, received_at, payment_link, note, unit_amount, offer, discount)"
+            " VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO NOTHING",
             (
                 payment.payment_id,
                 storable(payment.machine_id),  # from the session's metadata: any text
@@ -140,6 +140,9 @@ def insert_uncreditable(db: sqlite3.Connection, payment: Payment, reason: str, r
                 received,
                 payment.payment_link,
                 storable(reason),
+                payment.unit_amount,
+                None if payment.offer is None else storable(payment.offer),
+                payment.discount,
             ),
         ).rowcount
         == 1

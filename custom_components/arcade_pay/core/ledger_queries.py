@@ -28,7 +28,8 @@ from .ledger_store import LedgerStore
 _COLUMN_NAMES: Final = RECORD_COLUMNS.split(", ")
 _CURRENCY: Final = _COLUMN_NAMES.index("currency")
 _AMOUNTS: Final = tuple(
-    _COLUMN_NAMES.index(name) for name in ("amount", "refunded_amount", "disputed_amount")
+    _COLUMN_NAMES.index(name)
+    for name in ("amount", "refunded_amount", "disputed_amount", "unit_amount", "discount")
 )
 
 
@@ -125,9 +126,14 @@ def _moment(stored: str) -> datetime:
 
 
 def _in_currency_units(row: Any) -> list[Any]:
-    """A payments row for people: amounts in the currency's units (4.00, not 400), as Stripe's dashboard."""
+    """A payments row for people: amounts in the currency's units (4.00, not 400), as Stripe's dashboard.
+
+    The offer stays as the checkout's metadata wrote it (credits x minor units); a unit price not
+    recorded (payments from before it was) stays empty.
+    """
     values = list(row)
     currency = values[_CURRENCY]
     for index in _AMOUNTS:
-        values[index] = format_amount(values[index], currency)
+        if values[index] is not None:
+            values[index] = format_amount(values[index], currency)
     return values

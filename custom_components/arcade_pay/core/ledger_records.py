@@ -60,10 +60,20 @@ class Payment:
     event_id: str | None = None
     event_type: str | None = None
     payment_link: str | None = None
+    # What the player was charged: the price of one credit, the packs on sale (the session's
+    # ``arcade_pay_offer``, pricing.py) and a promotion code's discount; ``amount`` is what was paid.
+    unit_amount: int | None = None
+    offer: str | None = None
+    discount: int = 0
 
     @classmethod
     def of_session(
-        cls, session: PaidSession, machine_id: str, credits: int, received_at: datetime
+        cls,
+        session: PaidSession,
+        machine_id: str,
+        credits: int,
+        received_at: datetime,
+        unit_amount: int | None = None,
     ) -> Payment:
         """The record of a paid checkout session (``credits`` 0: one that credits nobody)."""
         return cls(
@@ -78,6 +88,9 @@ class Payment:
             event_id=session.event_id,
             event_type=session.event_type,
             payment_link=session.payment_link_id,
+            unit_amount=unit_amount,
+            offer=session.offer,
+            discount=session.amount_discount,
         )
 
 
@@ -105,6 +118,9 @@ class PaymentRecord:
     note: str | None = None  # why an uncreditable payment credits nothing
     refund_started_at: datetime | None = None  # an automatic refund is under way (ledger_refunds.py)
     unconfirmed: bool = False  # published, the broker never confirmed it (delivery.py)
+    unit_amount: int | None = None  # what Payment says of these three
+    offer: str | None = None
+    discount: int = 0
 
     @property
     def undelivered(self) -> bool:
@@ -186,7 +202,7 @@ class Adjustment:
 RECORD_COLUMNS: Final = (
     "payment_id, machine_id, credits, amount, currency, payment_intent, source, state, received_at,"
     " published_at, acknowledged_at, attempts, awaiting_ack, refunded_amount, disputed_amount,"
-    " withheld_credits, payment_link, note, refund_started_at, unconfirmed"
+    " withheld_credits, payment_link, note, refund_started_at, unconfirmed, unit_amount, offer, discount"
 )
 SELECT_RECORD: Final = f"SELECT {RECORD_COLUMNS} FROM payments"  # noqa: S608 - a constant column list
 
@@ -194,7 +210,8 @@ SELECT_RECORD: Final = f"SELECT {RECORD_COLUMNS} FROM payments"  # noqa: S608 - 
 def record_of_row(row: Any) -> PaymentRecord:
     """A ``SELECT {RECORD_COLUMNS}`` row as a PaymentRecord."""
     (pid, machine, credits, amount, currency, intent, source, state, received, published, acked) = row[:11]
-    (attempts, awaiting, refunded, disputed, withheld, link, note, refund_started, unconfirmed) = row[11:]
+    (attempts, awaiting, refunded, disputed, withheld, link, note, refund_started, unconfirmed) = row[11:20]
+    (unit_amount, offer, discount) = row[20:]
     return PaymentRecord(
         pid,
         machine,
@@ -216,6 +233,9 @@ def record_of_row(row: Any) -> PaymentRecord:
         note,
         datetime.fromisoformat(refund_started) if refund_started else None,
         bool(unconfirmed),
+        unit_amount,
+        offer,
+        discount,
     )
 
 

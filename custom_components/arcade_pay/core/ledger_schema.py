@@ -13,7 +13,7 @@ from typing import Final
 
 from . import ledger_money
 
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -72,7 +72,7 @@ MIGRATIONS: Final[dict[int, str]] = {
     """,
     # Money after a payment: ledger_money.py says what and why.
     4: ledger_money.SCHEMA_4,
-    # A cabinet counted as acknowledging after claiming it in its state message (issue 8): only
+    # Up to schema 4 a cabinet counted as acknowledging once its state message claimed it; only
     # an acknowledged payment proves it. Credits still awaiting its ack then count as delivered.
     5: """
     UPDATE cabinets SET acknowledges = 0 WHERE acknowledges = 1 AND machine_id NOT IN
@@ -97,6 +97,31 @@ MIGRATIONS: Final[dict[int, str]] = {
     ALTER TABLE cabinets ADD COLUMN unit_amount_now INTEGER;
     ALTER TABLE cabinets ADD COLUMN pack_set TEXT;
     ALTER TABLE cabinets ADD COLUMN price_basis TEXT
+    """,
+    # The stable QR code (ledger_checkout.py): the checkout sessions made for scans, every scan
+    # token served (a deleted cabinet's answers "gone"), and what each payment charged.
+    9: """
+    ALTER TABLE payments ADD COLUMN unit_amount INTEGER;
+    ALTER TABLE payments ADD COLUMN offer TEXT;
+    ALTER TABLE payments ADD COLUMN discount INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE checkout_offers (
+        session_id TEXT PRIMARY KEY,
+        machine_id TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        offer TEXT NOT NULL,
+        unit_amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        promotion_codes INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'complete', 'expired'))
+    ) WITHOUT ROWID;
+    CREATE INDEX checkout_offers_open ON checkout_offers (machine_id, expires_at) WHERE status = 'open';
+    CREATE TABLE scan_tokens (
+        token TEXT PRIMARY KEY,
+        machine_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        retired_at INTEGER
+    ) WITHOUT ROWID
     """,
 }
 

@@ -15,9 +15,19 @@ Plain Python without I/O; the ledger applies these rules inside its transactions
   of everything withholds them all (the payment is ``refunded``).
 * A dispute withholds every credit not delivered yet: contested money buys nothing until the
   owner settles it in Stripe's dashboard.
+* Credits a player paid for through Stripe that have not reached their cabinet ``refund_after``
+  seconds after the payment are refunded, when the owner turned that on (undelivered_refunds.py).
+  Free credits are never "refunded": nobody paid for them.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .ledger_records import PaymentSource
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def money_out(amount: int, refunded: int, disputed: int) -> int:
@@ -33,3 +43,8 @@ def credits_to_withhold(credits: int, amount: int, out: int, disputed: bool) -> 
         return 0
     still_paid = credits * (amount - out) // amount
     return credits - still_paid
+
+
+def refund_due(source: PaymentSource, paid_at: datetime, now: float, refund_after: float) -> bool:
+    """Whether a payment's credits, still undelivered at ``now`` (Unix seconds), are refunded now."""
+    return source is PaymentSource.STRIPE and now - paid_at.timestamp() >= refund_after

@@ -10,7 +10,6 @@ for callers that import it from this module).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 import json
 from typing import Any, Final
 
@@ -103,6 +102,9 @@ class PaidSession:
     amount_total: int
     currency: str
     payment_intent: str | None
+    amount_discount: int = 0  # taken off by promotion codes: amount_total is what was paid
+    offer: str | None = None  # metadata ``arcade_pay_offer``: the packs the checkout sold (pricing.py)
+    client_reference_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +187,14 @@ def paid_session(obj: Any, event_id: str, event_type: str) -> PaidSession | Igno
         return IgnoredEvent(event_id, event_type, f"{session['id']} is {session['payment_status']}, not paid")
     metadata = session.get("metadata") or {}
     subtotal, total, currency = session.get("amount_subtotal"), session["amount_total"], session["currency"]
+    discount = (session.get("total_details") or {}).get("amount_discount") or 0
     if conversion := session.get("currency_conversion"):
         # Adaptive pricing: the customer paid in their currency; we priced in ours.
         subtotal = conversion["amount_subtotal"]
         total = conversion["amount_total"]
         currency = conversion["source_currency"]
+        # Stripe gives the discount in the customer's currency only; ours is what it took off.
+        discount = max(0, subtotal - total) if discount else 0
     return PaidSession(
         event_id=event_id,
         event_type=event_type,
@@ -200,6 +205,9 @@ def paid_session(obj: Any, event_id: str, event_type: str) -> PaidSession | Igno
         amount_total=total,
         currency=currency,
         payment_intent=session.get("payment_intent"),
+        amount_discount=discount,
+        offer=metadata.get("arcade_pay_offer"),
+        client_reference_id=session.get("client_reference_id"),
     )
 
 
@@ -246,8 +254,3 @@ def _dispute_notice(event_id: str, obj: Any) -> DisputeNotice | IgnoredEvent:
 
 
 type StripeNotice = PaidSession | RefundNotice | DisputeNotice | IgnoredEvent
-
-
-def utcnow() -> datetime:
-    """Return the current time in UTC (one place to read the clock)."""
-    return datetime.now(UTC)

@@ -24,7 +24,7 @@ MAX_PACKS: Final = 5
 MAX_PACK_CREDITS: Final = 99
 
 # A comma ends a pack only where the next one starts ("credits="): "3=2,50, 10=7,00" is two.
-_PACK_SEPARATOR = re.compile(r"[;\n]|,(?=\s*\d+\s*=)")
+_PACK_SEPARATOR = re.compile(r"[;\n]|,(?=\s*[^,=\s]+\s*=)")
 _PACK = re.compile(r"^(\d+)\s*=\s*([^=\s]+)$")
 _LINE = re.compile(r"^([1-9]\d{0,5})x([1-9]\d{0,11})$")
 

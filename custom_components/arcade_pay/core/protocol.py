@@ -35,14 +35,19 @@ TOPIC_GAME_OVER: Final = "gameover"
 TOPIC_STATUS: Final = "status"
 TOPIC_STATE: Final = "state"
 TOPIC_ACK: Final = "ack"
+TOPIC_INFO: Final = "info"  # announcement.py
+# Every topic of the table above, in its order (the agent's, and Home Assistant's but coinpulse).
+TOPICS: Final = (TOPIC_COIN_PULSE, TOPIC_GAME_OVER, TOPIC_STATUS, TOPIC_STATE, TOPIC_ACK, TOPIC_INFO)
 
 STATUS_ONLINE: Final = "online"
 STATUS_OFFLINE: Final = "offline"
 
 # Cabinet messages are a few dozen bytes; anything far larger is not one of ours.
 MAX_MESSAGE_BYTES: Final = 4096
-# Credits a cabinet may say it holds (its state message).
+# Credits a cabinet may say it holds (its state message), or one pulse may carry.
 MAX_CABINET_CREDITS: Final = 1_000_000
+MAX_CREDITS_PER_PULSE: Final = 1000
+MAX_PAYMENT_ID_LENGTH: Final = 255
 
 MACHINE_ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -78,10 +83,7 @@ def is_valid_new_machine_id(machine_id: str) -> bool:
 
 
 def is_valid_topic_prefix(prefix: str) -> bool:
-    """Return whether a topic prefix can be used to publish and subscribe under.
-
-    No wildcards (we publish under it), no empty levels, no leading ``$`` (broker topics).
-    """
+    """Whether we can publish and subscribe under a prefix: no wildcards, empty levels, leading ``$``."""
     if not prefix or prefix.startswith("$") or len(prefix) > 200 or any(c in prefix for c in "+#\x00"):
         return False
     return all(prefix.split("/"))
@@ -111,10 +113,6 @@ def machine_id_from_topic(prefix: str, message_topic: str) -> str | None:
 def format_timestamp(moment: datetime) -> str:
     """Format as the earlier system did: ISO 8601, UTC, whole seconds, ``Z`` suffix."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-MAX_CREDITS_PER_PULSE: Final = 1000
-MAX_PAYMENT_ID_LENGTH: Final = 255
 
 
 def _timestamp(value: Any) -> datetime:

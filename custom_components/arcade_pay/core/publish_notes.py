@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 import logging
 from typing import Any
 
+from .clock import Clock, moment
 from .ledger import LedgerError, PaymentLedger
 from .resend import backoff
 
@@ -35,7 +36,7 @@ class _Note:
 class PublishNotes:
     """The ledger's publish notes still to write."""
 
-    def __init__(self, ledger: PaymentLedger, run_blocking: RunBlocking, clock: Callable[[], float]) -> None:
+    def __init__(self, ledger: PaymentLedger, run_blocking: RunBlocking, clock: Clock) -> None:
         """Write to ``ledger`` through ``run_blocking``; ``clock``: the dispatcher's (epoch seconds)."""
         self._ledger = ledger
         self._run = run_blocking
@@ -58,7 +59,7 @@ class PublishNotes:
         ``unconfirmed``: the broker did not confirm it (delivery.py); False again once proven.
         """
         earlier = self._notes.get(payment_id)
-        at = earlier.at if earlier else datetime.fromtimestamp(self._clock(), UTC)
+        at = earlier.at if earlier else moment(self._clock)
         self._notes[payment_id] = _Note(at, awaiting_ack, attempts, unconfirmed)
 
     def discard(self, payment_id: str) -> None:

@@ -10,10 +10,9 @@ a cabinet's own game over of another second).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-import time
 from typing import Final
 
+from .clock import Clock, system_clock
 from .protocol import Payload
 
 # The broker sends a message back within milliseconds, but one published while MQTT is down is
@@ -25,8 +24,8 @@ ECHO_SECONDS: Final = 3600.0
 class PublishedEchoes:
     """What was published and is still expected back, each copy recognised once."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        """Nothing published yet; ``clock`` counts seconds."""
+    def __init__(self, clock: Clock = system_clock) -> None:
+        """Nothing published yet; ``clock`` (core's, clock.py) counts seconds."""
         self._clock = clock
         self._deadlines: dict[tuple[str, bytes], list[float]] = {}
 

@@ -63,6 +63,11 @@ SESSION_SCHEMA: Final = vol.Schema(
         vol.Required("amount_total"): _AMOUNT,
         vol.Required("currency"): vol.All(str, vol.Length(min=3, max=3), vol.Lower),
         vol.Optional("payment_intent"): _optional(_ID),
+        vol.Optional("client_reference_id"): _optional(str),
+        # A promotion code's discount (in the currency the player paid in).
+        vol.Optional("total_details"): _optional(
+            vol.Schema({vol.Optional("amount_discount"): _optional(_AMOUNT)}, extra=vol.ALLOW_EXTRA)
+        ),
         vol.Optional("currency_conversion"): _optional(
             vol.Schema(
                 {
