@@ -14,8 +14,10 @@ SDK talks to it unchanged through ``ARCADE_PAY_STRIPE_API_BASE``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 import hashlib
 import hmac
 import html
@@ -27,6 +29,8 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from . import checkout_sessions
+from .checkout_sessions import BadRequest, PromotionCode
 from .idempotency import IdempotentRequests
 from .permissions import refusal_message, refused_resource
 from .webhook_endpoints import EndpointError, apply_update, new_endpoint, public, receives
@@ -120,6 +124,11 @@ class FakeStripe:
     session_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     webhook_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    session_intent_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    promotion_codes: dict[str, PromotionCode] = field(default_factory=dict)
+    # Seconds between a player's Pay on a checkout session and its webhook (the redirect is at once).
+    webhook_delay: float = 0.0
+    background: set[asyncio.Task[None]] = field(default_factory=set)
     requests: list[tuple[str, str]] = field(default_factory=list)
     # Test controls: answer the next N API requests with this HTTP status.
     fail_next: int = 0
@@ -157,7 +166,9 @@ class FakeStripe:
         r.add_post("/v1/payment_links/{id}", self._update_link)
         r.add_get("/v1/payment_links/{id}/line_items", self._link_line_items)
         r.add_get("/v1/checkout/sessions", self._list_sessions)
+        r.add_post("/v1/checkout/sessions", self._create_session)
         r.add_get("/v1/checkout/sessions/{id}", self._get_session)
+        r.add_post("/v1/checkout/sessions/{id}/expire", self._expire_session)
         r.add_get("/v1/checkout/sessions/{id}/line_items", self._session_line_items)
         r.add_post("/v1/refunds", self._create_refund)
         r.add_get("/v1/refunds", self._list_refunds)
@@ -170,6 +181,8 @@ class FakeStripe:
         r.add_post("/", self._home_add_endpoint)
         r.add_get("/pay/{id}", self._checkout_page)
         r.add_post("/pay/{id}", self._checkout_pay)
+        r.add_get("/checkout/{id}", partial(checkout_sessions.checkout_page, self))
+        r.add_post("/checkout/{id}", partial(checkout_sessions.checkout_pay, self))
         return app
 
     @web.middleware
@@ -367,6 +380,7 @@ class FakeStripe:
                 s
                 for s in self.sessions.values()
                 if params.get("payment_link") in (None, s["payment_link"])
+                and checkout_sessions.refresh(s)
                 and params.get("status") in (None, s["status"])
                 and s["created"] >= since
             ),
@@ -390,7 +404,35 @@ class FakeStripe:
         session = self.sessions.get(request.match_info["id"])
         if session is None:
             return _error(404, "No such checkout.session", code="resource_missing")
-        return web.json_response(session)
+        return web.json_response(checkout_sessions.refresh(session))
+
+    async def _create_session(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response(checkout_sessions.create_session(self, await self._params(request)))
+        except BadRequest as err:
+            return _error(400, str(err), code="parameter_invalid")
+
+    async def _expire_session(self, request: web.Request) -> web.Response:
+        session = self.sessions.get(request.match_info["id"])
+        if session is None:
+            return _error(404, "No such checkout.session", code="resource_missing")
+        try:
+            return web.json_response(checkout_sessions.expire_session(session))
+        except BadRequest as err:
+            return _error(400, str(err))
+
+    def add_promotion_code(
+        self, code: str, *, percent_off: int | None = None, amount_off: int | None = None
+    ) -> None:
+        """A promotion code players may type on checkouts that allow them."""
+        self.promotion_codes[code.upper()] = PromotionCode(code.upper(), percent_off, amount_off)
+
+    def pay_session(
+        self, session_id: str, quantities: list[int], promotion_code: str | None = None
+    ) -> Delivery:
+        """A player pays an API-made checkout session: return its signed ``checkout.session.completed``."""
+        session = checkout_sessions.pay_session(self, session_id, quantities, promotion_code)
+        return self.event_delivery("checkout.session.completed", session)
 
     async def _session_line_items(self, request: web.Request) -> web.Response:
         items = self.session_items.get(request.match_info["id"])

@@ -10,6 +10,7 @@ from . import DEFAULT_WEBHOOK_SECRET, FakeStripe
 
 async def _serve(args: argparse.Namespace) -> None:
     fake = FakeStripe(webhook_secret=args.webhook_secret, default_currency=args.currency)
+    fake.webhook_delay = args.webhook_delay
     url = await fake.start(args.host, args.port)
     for endpoint in args.webhook_url or []:
         fake.add_webhook_endpoint(endpoint)
@@ -24,6 +25,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--currency", default="usd")
     parser.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET)
+    parser.add_argument(
+        "--webhook-delay", type=float, default=0.0, help="seconds between Pay on a checkout and its webhook"
+    )
     parser.add_argument("--webhook-url", action="append", help="deliver events to this URL (repeatable)")
     asyncio.run(_serve(parser.parse_args()))
 

@@ -15,6 +15,7 @@ from typing import Any, Final, NoReturn, Protocol, cast
 
 import aiohttp
 
+from .stripe_checkout import CheckoutCalls
 from .stripe_endpoints import WebhookEndpointCalls
 from .stripe_sdk import stripe
 
@@ -105,7 +106,7 @@ def _single_price(items: list[Any]) -> tuple[str | None, str | None, int | None,
     return price.id, product, price.unit_amount, price.currency
 
 
-class StripeGateway(WebhookEndpointCalls):
+class StripeGateway(WebhookEndpointCalls, CheckoutCalls):
     """Async Stripe client for one API key."""
 
     def __init__(self, api_key: str, session: aiohttp.ClientSession, api_base: str | None = None) -> None:
