@@ -139,7 +139,7 @@ async def test_broker_and_agent_restarts_in_a_burst_lose_and_double_nothing(
         )
 
     # Every payment is delivered: acknowledged, or sent once before Home Assistant learned that
-    # this cabinet acknowledges. Learning needs an ack of a pulse actually sent (issue 8, item 1),
+    # this cabinet acknowledges. Learning needs an ack of a pulse actually sent (a claim is no proof),
     # and the acks of the pulses sent at once on reconnecting reach the broker before Home
     # Assistant has subscribed again (2026.2 resubscribes about 0.1 s later), so the broker drops
     # them; none of the payments is pending.

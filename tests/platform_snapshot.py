@@ -28,7 +28,7 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from custom_components.arcade_pay.const import DOMAIN
 from fake_stripe import ACCOUNT_ID
 
-from .conftest import MACHINE_ID
+from .helpers import MACHINE_ID
 
 ENTITY_FIELDS_OF_ONE_VERSION = ("object_id_base", "suggested_object_id")
 DEVICE_FIELDS_OF_ONE_VERSION = ("suggested_area", "is_new")

@@ -1,4 +1,4 @@
-"""Issue 8, item 12: free credits and the ledger export are for administrators only."""
+"""Free credits and the ledger export are for administrators only."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from homeassistant.exceptions import Unauthorized
 
 from custom_components.arcade_pay.const import DOMAIN
 
-from .conftest import cabinet_device_id, published
+from .helpers import cabinet_device_id, published
 
 PENDING = "sensor.pac_man_pending_credits"
 
@@ -40,7 +40,7 @@ async def test_read_only_user_cannot_call_admin_actions(
     hass_read_only_user: MockUser,
     action: str,
 ) -> None:
-    """Item 12: a read-only user got 100 free credits a call, and the whole audit trail."""
+    """A read-only user gets neither free credits nor the audit trail."""
     data = dict(admin_actions(hass, setup_entry))[action]
     with pytest.raises(Unauthorized) as err:
         await hass.services.async_call(
@@ -65,7 +65,7 @@ async def test_non_admin_user_cannot_call_admin_actions_over_the_websocket(
     hass_ws_client: WebSocketGenerator,
     hass_read_only_access_token: str,
 ) -> None:
-    """Item 12: the frontend shows the translated reason."""
+    """The frontend shows the translated reason."""
     client = await hass_ws_client(hass, hass_read_only_access_token)
     for index, (action, data) in enumerate(admin_actions(hass, setup_entry), start=1):
         await client.send_json_auto_id(
@@ -86,7 +86,7 @@ async def test_admin_user_and_automations_can_call_admin_actions(
     mqtt_mock: MagicMock,
     hass_admin_user: MockUser,
 ) -> None:
-    """Item 12: administrators, and automations (no user), still can."""
+    """Administrators, and automations (no user), can."""
     for context in (Context(user_id=hass_admin_user.id), Context()):
         for action, data in admin_actions(hass, setup_entry):
             await hass.services.async_call(DOMAIN, action, data, blocking=True, context=context)

@@ -15,7 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
-from .conftest import MACHINE_ID
+from .helpers import MACHINE_ID
 from .platform_snapshot import assert_on_cabinet_device
 
 ONLINE = "binary_sensor.pac_man_online"

@@ -25,12 +25,13 @@ from homeassistant.util.yaml import load_yaml_dict
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_subentry, managed_link
+from .helpers import MACHINE_ID, cabinet_subentry, managed_link
 
 REPO = Path(__file__).resolve().parent.parent
 BLUEPRINT_PATH = "arcade_pay/arcade_cabinet_game_over.yaml"
 BLUEPRINT_FILE = REPO / "blueprints" / "automation" / BLUEPRINT_PATH
-README_SECTION = "## Hardware cabinets and automations"
+EXAMPLES_FILE = REPO / "docs" / "cabinets.md"
+EXAMPLES_SECTION = "## Automations"
 
 
 def load_blueprint() -> Blueprint:
@@ -174,10 +175,10 @@ async def test_automation_editor_validates_the_blueprint(hass: HomeAssistant) ->
 
 
 def readme_automation(containing: str) -> dict[str, Any]:
-    """The first automation of the README's YAML example (in our section) that contains a text."""
-    section = (REPO / "README.md").read_text().split(README_SECTION, 1)[1].split("\n## ", 1)[0]
+    """The first automation of the documented YAML examples (in our section) that contains a text."""
+    section = EXAMPLES_FILE.read_text().split(EXAMPLES_SECTION, 1)[1].split("\n## ", 1)[0]
     blocks = [block for block in re.findall(r"```yaml\n(.*?)```", section, re.DOTALL) if containing in block]
-    assert blocks, f"no YAML example with {containing!r} in the README's {README_SECTION!r}"
+    assert blocks, f"no YAML example with {containing!r} in {EXAMPLES_FILE.name}'s {EXAMPLES_SECTION!r}"
     automation: dict[str, Any] = yaml.safe_load(blocks[0])["automation"][0]
     return automation
 
@@ -207,7 +208,7 @@ def config_entry(
 
 @pytest.mark.usefixtures("setup_entry")
 async def test_readme_daily_revenue_notification(hass: HomeAssistant) -> None:
-    """The README's revenue automation sums the Revenue sensors of Arcade Pay, and only those."""
+    """The documented revenue automation sums the Revenue sensors of Arcade Pay, and only those."""
     calls = async_mock_service(hass, "notify", "notify")
     for entity_id, revenue in (("sensor.pac_man_revenue", "10.5"), ("sensor.galaga_revenue", "2.0")):
         state = hass.states.get(entity_id)

@@ -19,7 +19,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from custom_components.arcade_pay.core.ledger import LedgerError, PaymentLedger
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, on_ledger_file, published
+from .helpers import MACHINE_ID, on_ledger_file, published
 from .platform_snapshot import assert_on_cabinet_device
 
 BUTTON = "button.pac_man_insert_credit"
@@ -70,7 +70,7 @@ async def test_ledger_error_in_insert_credit_button_is_translated(
     mqtt_mock: MagicMock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """action-exceptions: a ledger failure used to escape as a raw LedgerError."""
+    """action-exceptions: a ledger failure is a translated HomeAssistantError, not a raw LedgerError."""
 
     def broken(*args: Any) -> None:
         raise LedgerError("disk I/O error")
@@ -102,9 +102,9 @@ async def test_insert_credit_on_a_cabinet_never_seen_is_recorded_once_and_raises
     config_entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The credit was recorded, then an error (logged with a traceback) invited a second press.
+    """The press succeeds: the credit waits in Pending credits, a warning in the log says why.
 
-    Now the press succeeds: the credit waits in Pending credits, a warning in the log says why.
+    Once the credit is recorded, an error (logged with a traceback) would invite a second press.
     """
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)

@@ -35,7 +35,7 @@ from custom_components.arcade_pay.core.protocol import DEFAULT_TOPIC_PREFIX, TOP
 from custom_components.arcade_pay.core.stripe_gateway import PaymentLink, StripeGateway
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import API_KEY, MACHINE_ID
+from .helpers import API_KEY, MACHINE_ID
 
 NEW_ID = "galaga-2"
 PRICE = {CONF_CURRENCY: "USD", CONF_PRICE: "1.50", CONF_MAX_QUANTITY: 10}
@@ -180,7 +180,7 @@ async def test_an_ignored_cabinet_is_not_offered_again(
 async def test_a_cabinet_seen_only_by_its_status_is_not_said_to_have_announced_itself(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    """The form said it "announced itself … under the name it gave itself": it gave none."""
+    """The form must not say it "announced itself … under the name it gave itself": it gave none."""
     result = await discover(hass, status())
     assert result["step_id"] == "discovery_confirm_status"
     strings = json.loads((MANIFEST.parent / "strings.json").read_text(encoding="utf-8"))

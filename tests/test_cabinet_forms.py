@@ -34,8 +34,7 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.stripe_gateway import PaymentLink
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID
-from .test_config_flow import NEW_CABINET, start_cabinet_flow, start_reconfigure
+from .helpers import MACHINE_ID, NEW_CABINET, start_cabinet_flow, start_reconfigure
 
 EN = Path(__file__).parents[1] / "custom_components" / "arcade_pay" / "translations" / "en.json"
 
@@ -178,7 +177,7 @@ async def test_never_reports_is_stored(
 async def test_existing_link_of_another_cabinet_is_refused(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    """Issue 7, 1.1: Pac-Man's link adopted as "legacy-1" would send Pac-Man's money to legacy-1."""
+    """Pac-Man's link adopted as "legacy-1" would send Pac-Man's money to legacy-1: refused."""
     result = await start_cabinet_flow(hass, setup_entry, "existing_link")
     legacy = {CONF_MACHINE_ID: "legacy-1", CONF_NAME: "Legacy", CONF_NEVER_REPORTS: False}
     result = await hass.config_entries.subentries.async_configure(
@@ -374,8 +373,8 @@ async def test_new_qr_code_repair_goes_with_its_cabinet(
 async def test_price_help_and_currency_fit_the_currency(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    """For JPY the help said "A point or a comma separates the decimals, for example 100",
-    and the currency typed as "jpy" came back in lower case after the price check."""
+    """For JPY the help speaks of no decimals (not "A point or a comma separates the decimals, for
+    example 100"), and the currency typed as "jpy" comes back in upper case after the price check."""
     help_path = ("step", "new_link", "data_description", "price")
     result = await start_cabinet_flow(hass, setup_entry, "new_link")
     dollars = cabinet_text(*help_path, placeholders=result["description_placeholders"])
@@ -402,7 +401,7 @@ async def test_price_help_and_currency_fit_the_currency(
 async def test_cabinet_reconfigure_is_titled_with_the_cabinets_name(
     hass: HomeAssistant, setup_entry: MockConfigEntry
 ) -> None:
-    """It read "Change cabinet pacman-1": the machine ID, not the name the operator gave."""
+    """Titled with the name the operator gave ("Change the cabinet Pac-Man"), not the machine ID."""
     result = await start_reconfigure(hass, setup_entry)
     placeholders = result["description_placeholders"]
     assert (

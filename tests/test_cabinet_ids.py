@@ -1,4 +1,4 @@
-"""Issue 8, item 16: one cabinet per topic, and machine ids that start with a letter or digit."""
+"""One cabinet per topic, and machine ids that start with a letter or digit."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.protocol import is_valid_machine_id, is_valid_new_machine_id
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_subentry, managed_link
-from .test_config_flow import NEW_CABINET, start_cabinet_flow
+from .helpers import MACHINE_ID, NEW_CABINET, cabinet_subentry, managed_link, start_cabinet_flow
 
 OPTIONS = {"offline_minutes": 5, "refund_undelivered": False, "refund_minutes": 30, CONF_CREDITS_PER_GAME: 1}
 
@@ -61,7 +60,7 @@ def test_new_machine_id_is_a_machine_id(machine_id: str) -> None:
 async def test_form_refuses_a_machine_id_that_starts_with_a_sign(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, machine_id: str, step: str
 ) -> None:
-    """Item 16: "-galaga" was accepted; command-line tools read it as an option."""
+    """A machine id like "-galaga" is refused: command-line tools read it as an option."""
     links_before = len(fake_stripe.payment_links)
     earlier = fake_stripe.add_older_link(machine_id, 100)
     result = await start_cabinet_flow(hass, setup_entry, step)
@@ -83,7 +82,7 @@ async def test_form_refuses_a_machine_id_that_starts_with_a_sign(
 async def test_form_refuses_a_machine_id_another_account_uses_on_the_same_topics(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, step: str
 ) -> None:
-    """Item 16: two entries both published pulses to, and took acks from, the same cabinet topic."""
+    """Two entries must never both publish pulses to, and take acks from, the same cabinet topic."""
     other_account(fake_stripe, "arcade/machine").add_to_hass(hass)
     links_before = len(fake_stripe.payment_links)
     earlier = fake_stripe.add_older_link("galaga-2", 100)
@@ -119,7 +118,7 @@ async def test_same_machine_id_under_another_prefix_is_fine(
 async def test_options_refuse_a_prefix_where_another_account_has_the_same_machine_id(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
-    """Item 16: moving an entry onto another's topics made the same clash through the options."""
+    """Moving an entry onto another's topics through the options would make the same clash."""
     other_account(fake_stripe, "venue2/arcade", MACHINE_ID).add_to_hass(hass)
     result = await hass.config_entries.options.async_init(setup_entry.entry_id)
     assert result["description_placeholders"]["account"] == ""

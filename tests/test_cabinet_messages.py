@@ -19,9 +19,8 @@ from homeassistant.helpers import device_registry as dr
 from custom_components.arcade_pay.const import DOMAIN, EVENT_GAME_OVER
 from fake_stripe import ACCOUNT_ID
 
-from .conftest import MACHINE_ID, cabinet_device_id
+from .helpers import MACHINE_ID, PREFIX, cabinet_device_id
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 GAME_OVER = json.dumps({"machineId": MACHINE_ID, "status": "game_over", "timestamp": "2024-07-01T12:30:00Z"})
 
 
@@ -44,7 +43,7 @@ async def test_game_over(hass: HomeAssistant, setup_entry: MockConfigEntry) -> N
     async_fire_mqtt_message(hass, f"{PREFIX}/gameover", GAME_OVER)
     await hass.async_block_till_done()
 
-    # Item 1.6: credits are left, so the next game is on its way: no `attract` flicker.
+    # Credits are left, so the next game is on its way: no `attract` flicker.
     assert state(hass, "game_state") == "playing"
     assert state(hass, "plays") == "1"
     assert state(hass, "credits") == "2"
@@ -58,10 +57,10 @@ async def test_game_over(hass: HomeAssistant, setup_entry: MockConfigEntry) -> N
 async def test_game_over_with_credits_left_never_shows_attract(
     hass: HomeAssistant, setup_entry: MockConfigEntry
 ) -> None:
-    """Issue 7, item 1.6: with credits left after a game over the state stays `playing`.
+    """With credits left after a game over the state stays `playing`.
 
-    It used to go `attract` and back to `playing` within the second, doubling logbook
-    entries and firing automations that trigger on `attract`.
+    Going `attract` and back to `playing` within the second would double logbook entries and
+    fire automations that trigger on `attract`.
     """
     await give_credits(hass, 2)
     seen: list[str] = []

@@ -20,7 +20,7 @@ from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, cabinet_subentry, managed_link, payment_state, published
+from .helpers import MACHINE_ID, WEBHOOK_ID, cabinet_subentry, managed_link, payment_state, published
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 GALAGA = "galaga-2"

@@ -32,7 +32,7 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway, StripeGatewayError
 from fake_stripe import REJECTED_KEY, FakeStripe
 
-from .conftest import MACHINE_ID
+from .helpers import MACHINE_ID, NEW_CABINET, start_cabinet_flow, start_reconfigure
 
 SECRET = "whsec_test_secret"
 NEVER = {CONF_NEVER_REPORTS: False}
@@ -76,28 +76,6 @@ async def test_options_flow(hass: HomeAssistant, setup_entry: MockConfigEntry) -
 
 
 # --- cabinets -------------------------------------------------------------------------
-
-
-async def start_cabinet_flow(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> dict[str, Any]:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_CABINET), context={"source": SOURCE_USER}
-    )
-    assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["new_link", "existing_link"]
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {"next_step_id": step})
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == step
-    return result
-
-
-NEW_CABINET = {
-    CONF_MACHINE_ID: "galaga-2",
-    CONF_NAME: "Galaga",
-    CONF_PRICE: "1.50",
-    CONF_CURRENCY: "USD",
-    CONF_MAX_QUANTITY: 5,
-    CONF_NEVER_REPORTS: False,
-}
 
 
 async def test_add_cabinet_creates_stripe_link(
@@ -200,14 +178,6 @@ async def test_adopt_existing_link_errors(
         result["flow_id"], {CONF_MACHINE_ID: "xy", CONF_NAME: "X", CONF_PAYMENT_LINK_ID: "plink_1"} | NEVER
     )
     assert result["errors"] == {"base": "invalid_auth"}
-
-
-async def start_reconfigure(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
-    subentry_id = next(iter(entry.subentries))
-    return await hass.config_entries.subentries.async_init(
-        (entry.entry_id, SUBENTRY_CABINET),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
-    )
 
 
 async def test_reconfigure_name_and_quantity_keeps_link(

@@ -21,64 +21,34 @@ from pytest_homeassistant_custom_component.common import (
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.delivery_planner import STATUS_GRACE
 from custom_components.arcade_pay.core.ledger import PaymentState
 from custom_components.arcade_pay.core.resend import MAX_SENDS_WITHOUT_ACK
 from custom_components.arcade_pay.core.stripe_gateway import StripeGateway, StripeGatewayError
-from fake_stripe import Delivery, FakeStripe
+from fake_stripe import FakeStripe
 
-from .conftest import (
+from .helpers import (
     MACHINE_ID,
+    PREFIX,
     WEBHOOK_ID,
+    advance,
     failing_ledger,
+    housekeeping,
+    pay,
     payment_record,
     payment_state,
-    published,
+    pulses,
+    refund_undelivered_of_an_offline_cabinet,
     remembers_acknowledging,
-    run_timers,
-    settle,
+    set_connected,
 )
-
-PREFIX = f"arcade/machine/{MACHINE_ID}"
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
-
-
-def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [json.loads(p) for t, p, _, _ in published(mqtt_mock) if t.endswith("/coinpulse")]
-
-
-async def post_delivery(client: TestClient, delivery: Delivery) -> str:
-    """Stripe delivers a paid checkout; return the session's id once its pulse went out."""
-    resp = await client.post(f"/api/webhook/{WEBHOOK_ID}", data=delivery.body, headers=delivery.headers)
-    assert resp.status == 200, await resp.text()
-    await settle(client)
-    return str(delivery.event["data"]["object"]["id"])
-
-
-async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], quantity: int = 1) -> str:
-    return await post_delivery(client, fake.complete_checkout(link["id"], quantity=quantity))
 
 
 async def ack(hass: HomeAssistant, payment_id: str, machine_id: str = MACHINE_ID) -> None:
     async_fire_mqtt_message(hass, f"arcade/machine/{machine_id}/ack", json.dumps({"paymentId": payment_id}))
     await hass.async_block_till_done()
-
-
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-
-
-def set_connected(hass: HomeAssistant, connected: bool) -> None:
-    async_dispatcher_send(hass, "mqtt_connection_state", connected)
 
 
 async def test_cabinet_that_acknowledges_gets_retries_until_it_does(
@@ -357,11 +327,6 @@ async def test_manual_credit_while_mqtt_down_follows_later(
     assert [p["credits"] for p in pulses(mqtt_mock)] == [1]
 
 
-async def housekeeping(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    """Let time pass: the 30-second housekeeping runs once, and is waited for."""
-    await run_timers(hass, freezer, timedelta(seconds=seconds))
-
-
 async def test_undelivered_credits_raise_a_repair_and_clear_it(
     hass: HomeAssistant,
     client: TestClient,
@@ -509,7 +474,7 @@ async def test_a_claim_to_acknowledge_is_not_proof(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """One retained state claiming acknowledgements, on an older cabinet's topic (it applies every
-    pulse and never acknowledges): one payment of 2 credits became 9 pulses in 4 minutes."""
+    pulse and never acknowledges): one payment of 2 credits stays one pulse (not 9 in 4 minutes)."""
     async_fire_mqtt_message(
         hass,
         f"{PREFIX}/state",
@@ -520,7 +485,7 @@ async def test_a_claim_to_acknowledge_is_not_proof(
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
     for _ in range(8):
         await advance(hass, freezer, 30)
-    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Actual: 9 of them.
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session]  # Not re-sent.
     assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
     # One pulse, no re-sends: not believed; and nothing learned survives a restart either.
     assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
@@ -541,7 +506,7 @@ async def test_an_ack_of_a_pulse_never_sent_proves_nothing(
     assert pulses(mqtt_mock) == []
     await ack(hass, session)
     assert not await remembers_acknowledging(hass, setup_entry, MACHINE_ID)
-    assert await payment_state(hass, setup_entry, session) is PaymentState.PENDING  # Actual: acknowledged.
+    assert await payment_state(hass, setup_entry, session) is PaymentState.PENDING  # An ack is no proof.
     assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
@@ -567,7 +532,7 @@ async def test_resends_stop_after_the_bound_and_raise_a_repair(
     session = await pay(client, fake_stripe, cabinet_link, quantity=2)
     for _ in range(20):
         await advance(hass, freezer, 61)
-    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * MAX_SENDS_WITHOUT_ACK  # Actual: 25.
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session] * MAX_SENDS_WITHOUT_ACK  # Then given up.
     assert hass.states.get("sensor.pac_man_pending_credits").state == "2"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert issue is not None
@@ -611,7 +576,7 @@ async def test_turning_acknowledges_off_closes_credits_already_sent(
         await advance(hass, freezer, 61)
     await explicit_acknowledges(hass, setup_entry, False)
     await advance(hass, freezer, 61)
-    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK  # Actual: one more.
+    assert len(pulses(mqtt_mock)) == MAX_SENDS_WITHOUT_ACK  # Not one more.
     assert await payment_state(hass, setup_entry, session) is PaymentState.PUBLISHED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"credits_unacknowledged_{MACHINE_ID}") is None
@@ -694,9 +659,9 @@ async def test_credits_of_a_cabinet_that_reports_its_state_are_never_counted_twi
 ) -> None:
     """The cabinet's own count can arrive before the broker confirmed the pulse to us.
 
-    Adding the pulse to a count that already holds it showed 4 credits after a payment of 2
-    (seen in the browser suite and the end-to-end test). A cabinet that reports its state is
-    believed alone; the estimate is only for cabinets that never say.
+    Adding the pulse to a count that already holds it would show 4 credits after a payment of 2.
+    A cabinet that reports its state is believed alone; the estimate is only for cabinets that
+    never say.
     """
     # The cabinet applied the pulse and said so before Home Assistant saw the broker's PUBACK.
     async_fire_mqtt_message(hass, f"{PREFIX}/state", json.dumps({"credits": 2, "state": "playing"}))
@@ -737,8 +702,8 @@ async def test_a_failed_ledger_write_after_a_publish_never_republishes(
     for seconds in (2.5, 4.5, 8.5):
         await advance(hass, freezer, seconds)
     sent = [p["paymentId"] for p in pulses(mqtt_mock)]
-    # An older cabinet: once (actual: again at every wake-up). One that acknowledges: on its backoff
-    # (actual: the first wake-up's LedgerError escaped and no wake-up came again).
+    # An older cabinet: once (not again at every wake-up). One that acknowledges: on its backoff
+    # (a LedgerError of a wake-up escapes nowhere, and the next wake-up comes).
     assert sent == ([session] * 4 if acknowledges else [session])
     assert len(writes) >= len(sent)  # The write is what is retried.
     assert "Error doing job" not in caplog.text
@@ -763,16 +728,6 @@ async def overdue_payment(
     """A payment for a cabinet that is offline, with refund-undelivered on."""
     await refund_undelivered_of_an_offline_cabinet(hass, entry)
     return await pay(client, fake_stripe, link, quantity=2)
-
-
-async def refund_undelivered_of_an_offline_cabinet(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    """Refund-undelivered on (after 5 minutes, no offline rule), and the cabinet offline."""
-    hass.config_entries.async_update_entry(
-        entry, options=entry.options | {"refund_undelivered": True, "refund_minutes": 5, "offline_minutes": 0}
-    )
-    await hass.async_block_till_done(wait_background_tasks=True)
-    async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
-    await hass.async_block_till_done()
 
 
 def cabinet_back_during_refund(
@@ -809,7 +764,7 @@ async def test_a_cabinet_back_during_the_refund_call_does_not_get_the_refunded_c
     refunds = cabinet_back_during_refund(hass, monkeypatch)
     await housekeeping(hass, freezer, 6 * 60)
     assert refunds == [fake_stripe.sessions[session]["payment_intent"]]
-    assert pulses(mqtt_mock) == []  # Actual: the credits went out during the refund call.
+    assert pulses(mqtt_mock) == []  # None went out during the refund call.
     assert await payment_state(hass, setup_entry, session) is PaymentState.REFUNDED
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"
 

@@ -17,7 +17,7 @@ from homeassistant.setup import async_setup_component
 
 from fake_stripe import DEFAULT_WEBHOOK_SECRET, FakeStripe
 
-from .conftest import API_KEY, MACHINE_ID, WEBHOOK_ID
+from .helpers import API_KEY, MACHINE_ID, WEBHOOK_ID
 
 # Different on every run: Home Assistant's ids and times (the last payment's too),
 # and the fake Stripe's ids and random port.

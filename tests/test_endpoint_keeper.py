@@ -42,7 +42,7 @@ from custom_components.arcade_pay.core.stripe_endpoints import METADATA_OWNER
 from fake_stripe import ACCOUNT_ID, FakeStripe
 from fake_stripe.webhook_endpoints import new_endpoint
 
-from .conftest import API_KEY, WEBHOOK_ID, cabinet_subentry, remember_seen
+from .helpers import API_KEY, WEBHOOK_ID, cabinet_subentry, remember_seen
 
 EXTERNAL = "https://arcade.example.com"
 CLOUDHOOK = "https://hooks.nabu.casa/abc"

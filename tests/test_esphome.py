@@ -34,7 +34,7 @@ from custom_components.arcade_pay.core.protocol import (
     topic,
 )
 
-from .conftest import MACHINE_ID
+from .helpers import MACHINE_ID
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = REPO / "examples" / "esphome"

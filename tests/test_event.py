@@ -22,11 +22,10 @@ from homeassistant.util import dt as dt_util
 
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID
+from .helpers import MACHINE_ID, PREFIX, WEBHOOK_ID
 from .platform_snapshot import assert_on_cabinet_device
 
 GAME = "event.pac_man_game"
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 
 
 @pytest.fixture

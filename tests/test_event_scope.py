@@ -1,4 +1,4 @@
-"""Issue 8, item 14: events of another mode or account credit nothing; foreign metadata stays out of logs."""
+"""Events of another mode or account credit nothing; foreign metadata stays out of logs."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from custom_components.arcade_pay.core.payments import paid_session
 from custom_components.arcade_pay.core.stripe_scope import key_livemode, metadata_machine_id, refusal
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, on_ledger_file, published, remember_seen, settle
+from .helpers import WEBHOOK_ID, on_ledger_file, published, remember_seen, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 
@@ -49,11 +49,6 @@ def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
-
-
 @pytest.mark.parametrize(
     ("changes", "why"),
     [
@@ -74,7 +69,7 @@ async def test_event_of_another_mode_or_account_is_refused_and_logged_once(
     changes: dict[str, Any],
     why: str,
 ) -> None:
-    """Item 14: a live event reached a test-mode entry (or a Connect account's) and was credited."""
+    """A live event for a test-mode entry (or a Connect account's) is refused, and logged once."""
     for _ in range(3):
         delivery = resigned(fake_stripe, fake_stripe.complete_checkout(cabinet_link["id"], 2), **changes)
         assert await post(client, delivery) == 400
@@ -92,7 +87,7 @@ async def test_live_key_refuses_test_events(
     mqtt_mock: MagicMock,
     config_entry: MockConfigEntry,
 ) -> None:
-    """Item 14: the other way round, and a live event for a live key is credited."""
+    """The other way round, and a live event for a live key is credited."""
     remember_seen(hass, config_entry)
     config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
@@ -152,7 +147,7 @@ async def test_foreign_links_machine_id_stays_out_of_logs_and_repair_ids(
     mqtt_mock: MagicMock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Item 14: a link made elsewhere put its metadata, unchecked, into the log and a repair id."""
+    """A link made elsewhere never puts its metadata, unchecked, into the log or a repair id."""
     junk = "evil\n" + "x" * 400
     link = fake_stripe.add_older_link("made-elsewhere", 100)
     link["metadata"] = {"machine_id": junk}

@@ -1,6 +1,6 @@
 """The fake Stripe's webhook endpoint API, driven through the real ``stripe`` SDK.
 
-Arcade Pay's one-step setup (issue 10) creates, finds, updates and deletes its endpoint through
+Arcade Pay's one-step setup creates, finds, updates and deletes its endpoint through
 this API; the fake must answer as Stripe does (tools/fake_stripe/webhook_endpoints.py) and deliver
 each event only where Stripe would, signed with that endpoint's secret.
 """

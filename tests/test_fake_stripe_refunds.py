@@ -47,7 +47,7 @@ async def test_the_same_key_gets_the_same_refund_and_refunds_once(
     again = await client.v1.refunds.create_async({"payment_intent": intent}, options)
     assert again.id == first.id
     assert first.amount == 400
-    assert [r["id"] for r in fake.refunds] == [first.id]  # Actual before: a second refund, or an error.
+    assert [r["id"] for r in fake.refunds] == [first.id]  # Not a second refund, nor an error.
     assert fake.idempotency.replayed == ["arcade_pay_refund_cs_1"]
 
 

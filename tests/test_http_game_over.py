@@ -1,4 +1,4 @@
-"""The earlier system's HTTP game over (issue 10, section 3): ``POST {"machine_id": "…"}`` to the
+"""The earlier system's HTTP game over: ``POST {"machine_id": "…"}`` to the
 entry's second webhook counts exactly like an MQTT game over, and its MQTT echo does not count again."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from custom_components.arcade_pay.core.cabinet import Cabinet
 from custom_components.arcade_pay.core.ledger import PaymentLedger
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_device_id, patch_ledger, published, settle, wait_for
+from .helpers import MACHINE_ID, cabinet_device_id, patch_ledger, published, settle, wait_for
 
 TOPIC = f"arcade/machine/{MACHINE_ID}/gameover"
 GAME = "event.pac_man_game"
@@ -47,12 +47,6 @@ def state(hass: HomeAssistant, key: str) -> str:
 
 def game_overs_published(mqtt_mock: MagicMock) -> list[tuple[str, str, int, bool]]:
     return [call for call in published(mqtt_mock) if call[0].endswith("/gameover")]
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    """An HTTP client on Home Assistant (from 127.0.0.1: the local network), the entry set up."""
-    return await hass_client_no_auth()
 
 
 async def post(client: TestClient, entry: MockConfigEntry, body: bytes | str) -> tuple[int, Any]:
@@ -250,7 +244,7 @@ async def test_unloaded_entry_takes_no_game_over_and_its_reload_takes_them_again
 async def test_an_entry_from_before_gets_its_own_id_once_and_keeps_it_across_reloads(
     hass: HomeAssistant, setup_entry: MockConfigEntry
 ) -> None:
-    """The conftest entry has no game over webhook id, as entries made before this change."""
+    """The conftest entry has no game over webhook id, as entries made by older releases."""
     webhook_id = setup_entry.data[CONF_GAME_OVER_WEBHOOK_ID]
     assert webhook_id not in ("", setup_entry.data[CONF_WEBHOOK_ID])
     for _ in range(2):

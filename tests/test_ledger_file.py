@@ -1,4 +1,4 @@
-"""Issue 8, item 15: a ledger file deleted or replaced while Home Assistant runs is noticed."""
+"""A ledger file deleted or replaced while Home Assistant runs is noticed."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import LedgerError, Payment, PaymentLedger, PaymentSource
 from fake_stripe import FakeStripe
 
-from .conftest import WEBHOOK_ID, published
+from .helpers import WEBHOOK_ID, published
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 
@@ -58,7 +58,7 @@ def remove(path: Path) -> None:
 
 
 def test_write_after_the_file_was_deleted_fails(ledger: PaymentLedger, path: Path) -> None:
-    """Item 15: writes went on into the deleted file, and the next start began an empty ledger."""
+    """Writes into a deleted file fail: going on would let the next start begin an empty ledger."""
     remove(path)
     with pytest.raises(LedgerError, match=r"was (deleted|replaced by another file) while"):
         ledger.record(payment("cs_after"))
@@ -66,7 +66,7 @@ def test_write_after_the_file_was_deleted_fails(ledger: PaymentLedger, path: Pat
 
 
 def test_write_after_the_file_was_replaced_fails(ledger: PaymentLedger, path: Path, tmp_path: Path) -> None:
-    """Item 15: a file put in its place (another ledger, a backup) is not written behind its back."""
+    """A file put in its place (another ledger, a backup) is not written behind its back."""
     other = PaymentLedger(tmp_path / "other.sqlite3")
     other.open()
     other.close()
@@ -94,7 +94,7 @@ async def test_deleted_ledger_answers_500_raises_a_repair_and_is_not_recreated(
     mqtt_mock: MagicMock,
     tmp_path: Path,
 ) -> None:
-    """Item 15: the webhook credited into a deleted file; after a reload an empty ledger began."""
+    """The webhook never credits into a deleted file, and a reload never begins an empty ledger."""
     path = Path(ledger_path(hass, setup_entry))
     backup = tmp_path / "backup.sqlite3"
     await hass.async_add_executor_job(shutil.copy, path, backup)

@@ -1,9 +1,8 @@
-"""Issue 8, items 10 and 11: a link follows its cabinet through restarts and Stripe errors."""
+"""A link follows its cabinet through restarts and Stripe errors."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -11,7 +10,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_mqtt_message,
-    async_fire_time_changed,
 )
 
 from homeassistant.core import HomeAssistant
@@ -22,21 +20,14 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError, StripeGateway
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, failing_ledger
+from .helpers import MACHINE_ID, PREFIX, advance, failing_ledger
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 SWITCH = "switch.pac_man_accepting_payments"
 PAYMENTS = "sensor.pac_man_payments"
 LINK_ISSUE = f"link_still_on_{MACHINE_ID}"
 
 
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-
-
-# --- item 10 ---------------------------------------------------------------------------------
+# --- the ledger, Stripe and the switch agree across restarts -------------------------------
 
 
 async def test_link_off_that_the_ledger_missed_is_turned_on_when_the_cabinet_is_back(
@@ -47,8 +38,8 @@ async def test_link_off_that_the_ledger_missed_is_turned_on_when_the_cabinet_is_
     freezer: FrozenDateTimeFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Item 10: the offline rule switched the link off in Stripe, then could not write that down:
-    the switch showed on, and the cabinet coming back left the link off for good."""
+    """The offline rule switched the link off in Stripe, then could not write that down: the
+    switch shows off, and the cabinet coming back turns the link on again."""
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await hass.async_block_till_done()
     failing_ledger(monkeypatch, "set_cabinet_link", "disk I/O error")
@@ -70,9 +61,9 @@ async def test_start_up_reads_each_links_active_from_stripe(
     fake_stripe: FakeStripe,
     cabinet_link: dict[str, Any],
 ) -> None:
-    """Item 10: Home Assistant stopped between the offline rule's call to Stripe and the ledger
-    write. After the restart the ledger said "on", Stripe "off": the switch showed on, and the
-    cabinet, back online, never got its link back."""
+    """Home Assistant stopped between the offline rule's call to Stripe and the ledger write: after
+    the restart the ledger says "on", Stripe "off". The start-up reads Stripe, and the cabinet,
+    back online, gets its link back."""
     assert await hass.config_entries.async_unload(setup_entry.entry_id)
     fake_stripe.payment_links[cabinet_link["id"]]["active"] = False  # The rule's call, just before.
     assert await hass.config_entries.async_setup(setup_entry.entry_id)
@@ -90,7 +81,7 @@ async def test_start_up_turns_off_a_paused_link_that_stripe_has_on(
     fake_stripe: FakeStripe,
     cabinet_link: dict[str, Any],
 ) -> None:
-    """Item 10, the other way round: activated in Stripe's dashboard while Home Assistant was down."""
+    """The other way round: activated in Stripe's dashboard while Home Assistant was down."""
     await hass.services.async_call("switch", "turn_off", {"entity_id": SWITCH}, blocking=True)
     assert await hass.config_entries.async_unload(setup_entry.entry_id)
     fake_stripe.payment_links[cabinet_link["id"]]["active"] = True
@@ -101,7 +92,7 @@ async def test_start_up_turns_off_a_paused_link_that_stripe_has_on(
     assert hass.states.get(PAYMENTS).state == "paused"
 
 
-# --- item 11 ---------------------------------------------------------------------------------
+# --- the offline rule when Stripe fails ----------------------------------------------------
 
 
 class FlakyStripe:
@@ -142,8 +133,8 @@ async def offline_with_stripe_down(
 async def test_offline_rule_retries_with_backoff(
     hass: HomeAssistant, offline_with_stripe_down: FlakyStripe, freezer: FrozenDateTimeFactory
 ) -> None:
-    """Item 11: after one Stripe error the link kept taking money for an offline cabinet until the
-    next housekeeping run, and then every 30 s for ever: soon first, then less and less often."""
+    """After a Stripe error the offline rule tries again soon, then less and less often (10 s,
+    doubling, up to every 5 minutes) while the link still takes money for the offline cabinet."""
     flaky = offline_with_stripe_down
     for _ in range(1000):
         await advance(hass, freezer, 1)
@@ -161,7 +152,7 @@ async def test_link_that_cannot_be_switched_off_is_a_repair_until_it_is(
     cabinet_link: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Item 11: nothing told the owner that an offline cabinet's link still took money."""
+    """A repair tells the owner that an offline cabinet's link still takes money."""
     flaky = offline_with_stripe_down
     issues = ir.async_get(hass)
     assert len(flaky.asked) == 1
@@ -193,7 +184,7 @@ async def test_cabinet_back_while_retrying_clears_the_repair(
     cabinet_link: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Item 11: the link need not be switched off any more once the cabinet is back."""
+    """The link need not be switched off any more once the cabinet is back."""
     await advance(hass, freezer, 10)
     await advance(hass, freezer, 20)
     assert ir.async_get(hass).async_get_issue(DOMAIN, LINK_ISSUE) is not None

@@ -22,14 +22,9 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentState
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, payment_record, published, reconcile, settle
+from .helpers import WEBHOOK_ID, payment_record, published, reconcile, settle
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 async def post(client: TestClient, delivery: Delivery) -> dict[str, Any]:
@@ -82,7 +77,7 @@ async def test_refund_reduces_revenue_once_and_keeps_credits(
 async def test_refund_of_unknown_payment_is_kept_for_when_it_arrives(
     client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    """Not ours, or not arrived yet: nothing tells which (issue 8, item 5; test_money_in.py)."""
+    """Not ours, or not arrived yet: nothing tells which (test_money_in.py)."""
     other = fake_stripe.add_older_link("notOurs", 100)
     delivery = fake_stripe.complete_checkout(other["id"])
     refund = fake_stripe.refund_event(delivery.event["data"]["object"]["id"])
@@ -193,7 +188,7 @@ async def test_wrong_webhook_secret_raises_a_repair(
 async def test_signature_repair_clears_on_first_verified_delivery_after_a_reload(
     hass: HomeAssistant, client: TestClient, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    """Issue 7, item 1.5: Reconfigure (which reloads the entry), then one verified delivery clears it."""
+    """Reconfigure (which reloads the entry), then one verified delivery clears it."""
     entry = next(iter(hass.config_entries.async_entries(DOMAIN)))
     issue_id = f"webhook_signature_{entry.entry_id}"
     for _ in range(3):

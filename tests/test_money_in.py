@@ -1,6 +1,5 @@
 """Payments in, through the webhook and reconciliation: early refunds and disputes, partial
-refunds, uncreditable payments, reconciliation that never skips a session (issue 8, items 5, 6,
-8 and 9)."""
+refunds, uncreditable payments, reconciliation that never skips a session."""
 
 from __future__ import annotations
 
@@ -29,8 +28,9 @@ from custom_components.arcade_pay.const import (
 from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from fake_stripe import Delivery, FakeStripe
 
-from .conftest import (
+from .helpers import (
     MACHINE_ID,
+    PREFIX,
     WEBHOOK_ID,
     failing_ledger,
     managed_link,
@@ -42,12 +42,6 @@ from .conftest import (
 )
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
-PREFIX = f"arcade/machine/{MACHINE_ID}"
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 async def post(client: TestClient, delivery: Delivery) -> str:
@@ -79,7 +73,7 @@ async def cabinet_status(hass: HomeAssistant, status: str) -> None:
     await hass.async_block_till_done()
 
 
-# --- item 8 ---------------------------------------------------------------------------------------------
+# --- partial refunds of undelivered credits ------------------------------------------------------------
 
 
 async def test_partial_refund_of_undelivered_credits_sends_those_still_paid_for(
@@ -108,7 +102,7 @@ async def test_dispute_then_refund_takes_the_money_out_of_revenue_once(
     assert state(hass, "revenue") == "0.00"
 
 
-# --- item 5 ---------------------------------------------------------------------------------------------
+# --- refunds and disputes that arrive before their payment --------------------------------------------
 
 
 async def test_refund_before_its_payment_is_applied_when_the_payment_arrives(
@@ -200,7 +194,7 @@ async def test_reconciliation_asks_stripe_for_refunds_before_crediting(
     assert state(hass, "revenue") == "6.00"  # 0 + 4.00 + 2.00
 
 
-# --- item 9 ---------------------------------------------------------------------------------------------
+# --- payments that cannot be credited ------------------------------------------------------------------
 
 
 async def forget_issues_and_restart(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -283,7 +277,7 @@ async def test_payment_for_an_unknown_cabinet_is_recorded_and_its_repair_survive
     assert response["rows"] == 1
 
 
-# --- item 6 ---------------------------------------------------------------------------------------------
+# --- reconciliation never skips a session that may still be paid ---------------------------------------
 
 
 async def test_reconciliation_credits_a_checkout_paid_after_a_newer_one(

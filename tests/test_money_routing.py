@@ -1,4 +1,4 @@
-"""Issue 7, section 1: money never goes to the wrong place."""
+"""Money never goes to the wrong place."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from custom_components.arcade_pay.core.cabinet import Cabinet, CabinetConfig
 from custom_components.arcade_pay.core.routing import AmbiguousLink, LinkIndex
 from fake_stripe import FakeStripe
 
-from .conftest import WEBHOOK_ID, cabinet_subentry, managed_link, published
+from .helpers import WEBHOOK_ID, cabinet_subentry, managed_link, published
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
 
@@ -52,7 +52,7 @@ async def test_adopted_link_of_another_cabinet_never_takes_its_money(
     cabinet_link: dict[str, Any],
     mqtt_mock: MagicMock,
 ) -> None:
-    """Item 1.1 (runtime): Legacy adopted Pac-Man's link; paying on it still credits Pac-Man."""
+    """Legacy adopted Pac-Man's link (at runtime); paying on it still credits Pac-Man."""
     await add_second_cabinet(hass, setup_entry, cabinet_link, LEGACY, "Legacy")
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), setup_entry.entry_id)
     assert {device.name for device in devices} == {"Pac-Man", "Legacy"}
@@ -84,7 +84,7 @@ def _cabinet(machine_id: str, link_id: str, managed: bool) -> Cabinet:
 
 
 def test_link_index_rules() -> None:
-    """Item 1.1's decisions (documented in routing.py): the paid link decides, metadata breaks ties."""
+    """The decisions documented in routing.py: the paid link decides, metadata breaks ties."""
     pacman = _cabinet("pacman", "plink_a", managed=True)
     legacy = _cabinet("legacy-1", "plink_a", managed=False)
     galaga = _cabinet("galaga", "plink_g", managed=False)
@@ -111,7 +111,7 @@ async def test_payment_on_a_link_nobody_owns_alone_is_not_credited(
     fake_stripe: FakeStripe,
     mqtt_mock: MagicMock,
 ) -> None:
-    """Item 1.1: two adopted cabinets on one link, metadata naming neither: nobody is credited."""
+    """Two adopted cabinets on one link, metadata naming neither: nobody is credited."""
     link = managed_link(fake_stripe, "old-name", 100)
     await add_second_cabinet(hass, setup_entry, link, "legacy-a", "Legacy A")
     await add_second_cabinet(hass, setup_entry, link, "legacy-b", "Legacy B")

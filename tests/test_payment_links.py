@@ -1,8 +1,7 @@
-"""Issue 7, items 1.2 to 1.4: one place keeps the switch, the ledger and Stripe in agreement."""
+"""One place keeps the switch, the ledger and Stripe in agreement."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 import json
 from typing import Any
 from unittest.mock import MagicMock
@@ -11,7 +10,6 @@ from freezegun.api import FrozenDateTimeFactory
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_mqtt_message,
-    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
@@ -21,9 +19,8 @@ from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from custom_components.arcade_pay.const import CONF_NEVER_REPORTS, DOMAIN
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, managed_link, published, remember_seen
+from .helpers import MACHINE_ID, PREFIX, WEBHOOK_ID, advance, managed_link, pulses, remember_seen
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 SWITCH = "switch.pac_man_accepting_payments"
 PAYMENTS = "sensor.pac_man_payments"
 PENDING = "sensor.pac_man_pending_credits"
@@ -44,29 +41,19 @@ async def get_link(hass: HomeAssistant) -> dict[str, Any]:
     return dict(response)
 
 
-def coin_pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [json.loads(p) for t, p, *_ in published(mqtt_mock) if t.endswith("/coinpulse")]
-
-
-async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    freezer.tick(timedelta(seconds=seconds))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-
-
 async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
-# --- 1.2 -------------------------------------------------------------------------------
+# --- the switch, the offline rule and the action agree -------------------------------
 
 
 async def test_get_payment_link_never_overrides_a_pause(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    """Item 1.2: the action used to re-activate a paused link while the switch stayed off."""
+    """The action never re-activates a paused link while the switch stays off."""
     await hass.services.async_call("switch", "turn_off", {"entity_id": SWITCH}, blocking=True)
     response = await get_link(hass)
     assert response["url"] == cabinet_link["url"]
@@ -90,7 +77,7 @@ async def test_get_payment_link_never_overrides_the_offline_rule(
     cabinet_link: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Item 1.2: a cabinet offline too long keeps its link off, whoever asks for the link."""
+    """A cabinet offline too long keeps its link off, whoever asks for the link."""
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await advance(hass, freezer, 121)
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
@@ -106,8 +93,8 @@ async def test_offline_rule_survives_a_restart(
     cabinet_link: dict[str, Any],
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Item 1.2: after a restart the switch showed on while the offline rule's link was off, and
-    the cabinet coming back never turned the link on again."""
+    """After a restart the switch shows the offline rule's link off, and the cabinet coming back
+    turns the link on again."""
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "offline")
     await advance(hass, freezer, 121)
     assert await hass.config_entries.async_reload(setup_entry.entry_id)
@@ -125,14 +112,14 @@ async def test_offline_rule_survives_a_restart(
 async def test_link_deactivated_in_the_dashboard_is_put_back_by_the_action(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    """Item 1.2: with no reason to be off, the action makes the link take money and says so."""
+    """With no reason to be off, the action makes the link take money and says so."""
     fake_stripe.payment_links[cabinet_link["id"]]["active"] = False
     response = await get_link(hass)
     assert (response["accepting_payments"], response["payments"]) == (True, "accepting")
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
 
 
-# --- 1.4 -------------------------------------------------------------------------------
+# --- a cabinet never seen takes no payments ------------------------------------------
 
 
 async def test_cabinet_never_seen_takes_no_payments_until_its_first_message(
@@ -143,7 +130,7 @@ async def test_cabinet_never_seen_takes_no_payments_until_its_first_message(
     config_entry: MockConfigEntry,
     cabinet_link: dict[str, Any],
 ) -> None:
-    """Item 1.4: a new cabinet without an agent used to take money published to nobody."""
+    """A new cabinet without an agent takes no money that would be published to nobody."""
     await setup(hass, config_entry)
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
     assert hass.states.get(SWITCH).state == "off"
@@ -154,12 +141,12 @@ async def test_cabinet_never_seen_takes_no_payments_until_its_first_message(
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=3)
     assert (await client.post(URL, data=delivery.body, headers=delivery.headers)).status == 200
     await hass.async_block_till_done()
-    assert coin_pulses(mqtt_mock) == []
+    assert pulses(mqtt_mock) == []
     assert hass.states.get(PENDING).state == "3"
 
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
-    assert [p["credits"] for p in coin_pulses(mqtt_mock)] == [3]
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [3]
     assert hass.states.get(PENDING).state == "0"
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
     assert hass.states.get(PAYMENTS).state == "accepting"
@@ -178,7 +165,7 @@ async def test_any_message_on_its_topics_is_a_sign_of_life(
     config_entry: MockConfigEntry,
     cabinet_link: dict[str, Any],
 ) -> None:
-    """Item 1.4: state, ack and game over count as well as status."""
+    """State, ack and game over count as well as status."""
     await setup(hass, config_entry)
     async_fire_mqtt_message(
         hass, f"{PREFIX}/gameover", json.dumps({"machineId": MACHINE_ID, "status": "game_over"})
@@ -195,7 +182,7 @@ async def test_never_reports_cabinet_takes_payments_without_a_sign_of_life(
     config_entry: MockConfigEntry,
     cabinet_link: dict[str, Any],
 ) -> None:
-    """Item 1.4: the owner vouches for a cabinet that never reports (the earlier system's)."""
+    """The owner vouches for a cabinet that never reports (the earlier system's)."""
     subentry = next(iter(config_entry.subentries.values()))
     config_entry.add_to_hass(hass)
     hass.config_entries.async_update_subentry(
@@ -208,16 +195,16 @@ async def test_never_reports_cabinet_takes_payments_without_a_sign_of_life(
     await hass.services.async_call(
         DOMAIN, "add_credit", {"device_id": device_id(hass), "credits": 2}, blocking=True
     )
-    assert [p["credits"] for p in coin_pulses(mqtt_mock)] == [2]
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [2]
 
 
-# --- 1.3 -------------------------------------------------------------------------------
+# --- removing the entry stops every link --------------------------------------------
 
 
 async def test_removing_the_entry_deactivates_every_link(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    """Item 1.3: after removal players could still pay on every link and nobody credited them."""
+    """After removal nobody would credit a payment: no link takes money any more."""
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is True
     await hass.config_entries.async_remove(setup_entry.entry_id)
     await hass.async_block_till_done()
@@ -232,7 +219,7 @@ async def test_link_that_cannot_be_deactivated_on_removal_is_a_repair(
     config_entry: MockConfigEntry,
     caplog: Any,
 ) -> None:
-    """Item 1.3: an unreachable link is named in a repair and in the log, to deactivate by hand."""
+    """An unreachable link is named in a repair and in the log, to deactivate by hand."""
     remember_seen(hass, config_entry)
     await setup(hass, config_entry)
     other = managed_link(fake_stripe, "galaga")
@@ -247,13 +234,16 @@ async def test_link_that_cannot_be_deactivated_on_removal_is_a_repair(
     assert other["id"] not in caplog.text
 
 
+# --- free credits and settings of a cabinet never seen; a paused cabinet's new link ---------
+
+
 async def test_free_credit_for_a_cabinet_never_seen_says_it_waits(
     hass: HomeAssistant,
     mqtt_mock: MagicMock,
     fake_stripe: FakeStripe,
     config_entry: MockConfigEntry,
 ) -> None:
-    """Item 1.4: Insert credit on a cabinet never seen said MQTT failed; it is recorded and waits.
+    """Insert credit on a cabinet never seen is no MQTT failure: it is recorded and waits.
 
     It is no error (an error invited a second gift): the response says it waits.
     """
@@ -267,7 +257,7 @@ async def test_free_credit_for_a_cabinet_never_seen_says_it_waits(
     )
     assert response is not None
     assert response["waits_for_cabinet"] is True
-    assert coin_pulses(mqtt_mock) == []
+    assert pulses(mqtt_mock) == []
     assert hass.states.get(PENDING).state == "2"
 
 
@@ -278,7 +268,7 @@ async def test_ticking_never_reports_turns_the_link_on(
     config_entry: MockConfigEntry,
     cabinet_link: dict[str, Any],
 ) -> None:
-    """Item 1.4: the cabinet's setting (saved by its reconfigure form) turns the waiting link on."""
+    """The cabinet's setting (saved by its reconfigure form) turns the waiting link on."""
     await setup(hass, config_entry)
     assert fake_stripe.payment_links[cabinet_link["id"]]["active"] is False
     subentry = next(iter(config_entry.subentries.values()))
@@ -294,7 +284,7 @@ async def test_ticking_never_reports_turns_the_link_on(
 async def test_price_change_of_a_paused_cabinet_keeps_it_paused(
     hass: HomeAssistant, setup_entry: MockConfigEntry, fake_stripe: FakeStripe, cabinet_link: dict[str, Any]
 ) -> None:
-    """Item 1.2: a price change replaces the link; the new one must not take money while paused."""
+    """A price change replaces the link; the new one must not take money while paused."""
     await hass.services.async_call("switch", "turn_off", {"entity_id": SWITCH}, blocking=True)
     new_link = managed_link(fake_stripe, MACHINE_ID, 300)  # what the reconfigure form creates
     subentry = next(iter(setup_entry.subentries.values()))

@@ -1,4 +1,4 @@
-"""Issue 7, section 3 (runtime): action exceptions, outages, reauthentication.
+"""The quality scale's runtime rules: action exceptions, outages, reauthentication.
 
 The platforms' own cases (button, switch, unavailability without MQTT) are in their test_<platform>.py.
 """
@@ -19,7 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from custom_components.arcade_pay.const import DOMAIN
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import MACHINE_ID, failing_ledger, reconcile
+from .helpers import MACHINE_ID, failing_ledger, reconcile
 
 
 def device_id(hass: HomeAssistant) -> str:
@@ -31,7 +31,7 @@ def device_id(hass: HomeAssistant) -> str:
 async def test_ledger_error_in_add_credit_is_translated(
     hass: HomeAssistant, setup_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """action-exceptions: a ledger failure used to escape as a raw LedgerError."""
+    """action-exceptions: a ledger failure is a translated HomeAssistantError, not a raw LedgerError."""
     failing_ledger(monkeypatch, "record", "disk I/O error")
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(

@@ -1,11 +1,11 @@
 """An automatic refund that Home Assistant (or Stripe's answer) loses half-way (core/undelivered_refunds.py).
 
-Before, the refund went to Stripe and only then into the ledger: dying in between left the payment
-pending, so the next start delivered it (the cabinet got the credits and the player the money),
-and a refund whose answer was lost put the credits back into delivery, refunded or not. Now the
-ledger marks the payment first; a marked payment is never sent, and each run settles it from what
-Stripe says, with the same idempotency key. A "restart" here is a reload of the entry: a new one
-on the same ledger file and the same (fake) Stripe.
+The ledger marks the payment before the refund goes to Stripe; a marked payment is never sent,
+and each run settles it from what Stripe says, with the same idempotency key. Refunding first
+would let a death in between leave the payment pending, for the next start to deliver (the
+cabinet would get the credits and the player the money), and a refund whose answer was lost
+would put the credits back into delivery, refunded or not. A "restart" here is a reload of the
+entry: a new one on the same ledger file and the same (fake) Stripe.
 """
 
 from __future__ import annotations
@@ -25,19 +25,17 @@ from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionErr
 from custom_components.arcade_pay.core.undelivered_refunds import refund_key
 from fake_stripe import FakeStripe, sign
 
-from .conftest import WEBHOOK_ID, failing_ledger, payment_record, settle
-from .test_delivery import (
+from .helpers import (
     PREFIX,
+    WEBHOOK_ID,
+    failing_ledger,
     housekeeping,
+    payment_record,
     post_delivery,
     pulses,
     refund_undelivered_of_an_offline_cabinet,
+    settle,
 )
-
-
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
 
 
 async def overdue_payment(
@@ -108,7 +106,7 @@ async def test_a_crash_between_the_refund_and_its_record_neither_delivers_nor_re
 
     await restart(hass, setup_entry)  # The start-up settles it from what Stripe says.
     await cabinet_comes_back(hass, freezer)
-    # Actual before: the start-up delivered the 2 credits, and the ledger said pending, then published.
+    # The start-up delivers none of the 2 credits, and the ledger says refunded.
     await assert_refunded_once(hass, setup_entry, fake_stripe, session, mqtt_mock)
     assert fake_stripe.api_requests("POST", "/v1/refunds") == ["/v1/refunds"]  # Asked, not refunded again.
 
@@ -136,7 +134,7 @@ async def test_a_refund_whose_answer_was_lost_is_settled_by_the_next_run(
     await housekeeping(hass, freezer, 6 * 60)
     assert keys == [refund_key(session)] == [f"arcade_pay_refund_{session}"]
     assert hass.states.get("sensor.pac_man_pending_credits").state == "0"  # Not on their way.
-    # Before the next run: the cabinet is back, and gets nothing (actual before: the credits, at once).
+    # Before the next run: the cabinet is back, and gets nothing (not the credits, at once).
     async_fire_mqtt_message(hass, f"{PREFIX}/status", "online")
     await hass.async_block_till_done()
     assert pulses(mqtt_mock) == []
@@ -204,7 +202,7 @@ async def test_a_refund_stripe_refuses_for_good_leaves_the_ledger_true(
     await housekeeping(hass, freezer, 6 * 60)
     assert "Could not refund undelivered payment" in caplog.text
     await cabinet_comes_back(hass, freezer)
-    # Actual before: the credits went back into delivery and out to the cabinet; ledger "published".
+    # The credits stay out of delivery: the cabinet gets none, and the ledger never says "published".
     await assert_refunded_once(hass, setup_entry, fake_stripe, session, mqtt_mock)
 
 

@@ -27,11 +27,8 @@ from homeassistant.util import dt as dt_util
 from custom_components.arcade_pay.const import DOMAIN
 from fake_stripe import ACCOUNT_ID, FakeStripe
 
-from .conftest import MACHINE_ID, WEBHOOK_ID, cabinet_subentry
+from .helpers import MACHINE_ID, NEW_CABINET, PREFIX, WEBHOOK_ID, cabinet_subentry, start_cabinet_flow
 from .platform_snapshot import assert_on_cabinet_device
-from .test_config_flow import NEW_CABINET, start_cabinet_flow
-
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 
 
 @pytest.fixture

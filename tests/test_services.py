@@ -16,7 +16,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from custom_components.arcade_pay.const import DOMAIN, EVENT_CREDIT_ADDED
 from fake_stripe import FakeStripe
 
-from .conftest import MACHINE_ID, cabinet_device_id, on_ledger_file, published
+from .helpers import MACHINE_ID, cabinet_device_id, on_ledger_file, published
 
 
 async def test_add_credit(hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock) -> None:
@@ -53,7 +53,7 @@ async def test_add_credit_refuses_what_is_not_a_number(
 async def test_add_credit_out_of_range_is_a_translated_error(
     hass: HomeAssistant, setup_entry: MockConfigEntry, mqtt_mock: MagicMock, credits: int
 ) -> None:
-    """credits 0 gave Home Assistant's raw "value must be at least 1 for dictionary value"."""
+    """Out of range is our translated error, not Home Assistant's raw "value must be at least 1 …"."""
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
             DOMAIN, "add_credit", {"device_id": cabinet_device_id(hass), "credits": credits}, blocking=True

@@ -30,7 +30,7 @@ from custom_components.arcade_pay.core.stripe_endpoints import METADATA_OWNER
 from custom_components.arcade_pay.core.stripe_gateway import StripeAccount
 from fake_stripe import ACCOUNT_ID, REJECTED_KEY, FakeStripe
 
-from .conftest import API_KEY
+from .helpers import API_KEY
 
 EXTERNAL = "https://arcade.example.com"
 SECRET = "whsec_pasted_by_hand"

@@ -144,8 +144,8 @@ MENU_STEPS = [
 def test_menu_title_has_no_placeholder(path: str, step: dict[str, Any]) -> None:
     """Home Assistant 2025.4's frontend fills no placeholder into a menu's title.
 
-    Entry ⋮ → Reconfigure showed 'Translation Error: The intl string context variable "account"
-    was not provided'. Its description gets them; the title must do without.
+    One there makes Entry ⋮ → Reconfigure show 'Translation Error: The intl string context
+    variable "account" was not provided'. Its description gets them; the title must do without.
     """
     fields = [field for _, field, _, _ in string.Formatter().parse(step.get("title", "")) if field]
     assert fields == [], f"{path}.title has placeholders {fields}"

@@ -30,7 +30,7 @@ from custom_components.arcade_pay.core.ledger import (
 )
 from fake_stripe import Delivery, FakeStripe, sign
 
-from .conftest import (
+from .helpers import (
     MACHINE_ID,
     WEBHOOK_ID,
     cabinet_device_id,
@@ -39,6 +39,7 @@ from .conftest import (
     patch_ledger,
     payment_state,
     published,
+    pulses,
     record_then_wait,
     settle,
     wait_for,
@@ -48,22 +49,10 @@ URL = f"/api/webhook/{WEBHOOK_ID}"
 COIN_PULSE_TOPIC = f"arcade/machine/{MACHINE_ID}/coinpulse"
 
 
-@pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    """An HTTP client on Home Assistant, with the entry set up."""
-    return await hass_client_no_auth()
-
-
 async def post(client: TestClient, delivery: Delivery) -> tuple[int, dict[str, Any]]:
     resp = await client.post(URL, data=delivery.body, headers=delivery.headers)
     await settle(client)
     return resp.status, await resp.json()
-
-
-def pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [
-        json.loads(payload) for topic, payload, _, _ in published(mqtt_mock) if topic.endswith("/coinpulse")
-    ]
 
 
 async def test_paid_checkout_publishes_the_earlier_systems_coin_pulse(
@@ -418,7 +407,7 @@ async def test_unloaded_entry_credits_nothing(
     assert pulses(mqtt_mock) == []
 
 
-# --- issue 8, item 4: a client that goes away mid-request ----------------------------------------
+# --- a client that goes away mid-request --------------------------------------------------------
 
 
 class DisconnectingRequest:
@@ -446,8 +435,8 @@ async def test_a_client_that_goes_away_mid_record_does_not_strand_the_payment(
     setup_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Home Assistant cancels a handler whose client went away: the ledger record committed, but
-    the payment was never tracked, Stripe's retry read "duplicate" and nothing was sent."""
+    """Home Assistant cancels a handler whose client went away after the ledger record committed:
+    the payment is tracked and sent all the same, and Stripe's retry reads "duplicate"."""
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
     session_id = delivery.event["data"]["object"]["id"]
     recorded, release = record_then_wait(monkeypatch)
@@ -458,7 +447,7 @@ async def test_a_client_that_goes_away_mid_record_does_not_strand_the_payment(
     with pytest.raises(asyncio.CancelledError):
         await handler
     await hass.async_block_till_done()
-    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session_id]  # Actual: [].
+    assert [p["paymentId"] for p in pulses(mqtt_mock)] == [session_id]  # Sent all the same.
     assert await payment_state(hass, setup_entry, session_id) is PaymentState.PUBLISHED
     # Stripe delivers it again (it had no answer): nothing more is sent.
     assert (await post(client, delivery))[1]["outcome"] == "duplicate"
@@ -474,8 +463,8 @@ async def test_a_retried_delivery_of_a_pending_payment_nobody_tracks_delivers_it
     mqtt_mock: MagicMock,
     setup_entry: MockConfigEntry,
 ) -> None:
-    """Recorded but never tracked (a handler cut off half-way before this fix): Stripe's retry
-    must not just answer "duplicate" and leave it to the next restart."""
+    """Recorded but never tracked (a handler cut off half-way): Stripe's retry must not just
+    answer "duplicate" and leave it to the next restart."""
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
     session = delivery.event["data"]["object"]
     stranded = Payment(
@@ -490,7 +479,7 @@ async def test_a_retried_delivery_of_a_pending_payment_nobody_tracks_delivers_it
     )
     assert await on_ledger_file(hass, setup_entry, lambda ledger: ledger.record(stranded))
     assert (await post(client, delivery))[1]["outcome"] == "duplicate"
-    assert [(p["paymentId"], p["credits"]) for p in pulses(mqtt_mock)] == [(session["id"], 2)]  # Actual: [].
+    assert [(p["paymentId"], p["credits"]) for p in pulses(mqtt_mock)] == [(session["id"], 2)]  # At once.
     assert await payment_state(hass, setup_entry, session["id"]) is PaymentState.PUBLISHED
     assert (await post(client, delivery))[1]["outcome"] == "duplicate"
     assert len(pulses(mqtt_mock)) == 1

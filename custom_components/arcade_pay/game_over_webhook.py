@@ -9,8 +9,8 @@ Decisions:
 * The webhook id is generated the first time an entry is set up (new and older entries alike)
   and stored in the entry's data with ``async_update_entry``; it survives reloads and restarts,
   so the URL programmed into a cabinet keeps working. Not a config entry migration: a version
-  bump would make an older Arcade Pay refuse the entry after a downgrade, and the other parts
-  of this change edit the config flow too; one function here is the one place the id is made.
+  bump would make an older Arcade Pay refuse the entry after a downgrade. One function here is
+  the one place the id is made.
 * Local network only (``local_only=True``). The earlier system ran in the cloud, so its
   cabinets called the internet; Arcade Pay runs in the arcade, on the network the cabinets
   already use for MQTT. The URL is the only secret, and a game over runs automations, so

@@ -114,7 +114,7 @@ class LinkKeeper:
             LOGGER.warning("Could not remember the payment link state of %s: %s", cabinet.machine_id, err)
             return
         if cabinet.removed and cabinet.accepting_payments:
-            # Deleted while this change (made before) was on its way to Stripe: its link was
+            # Deleted while this update of its link was on its way to Stripe: its link was
             # retired, and a late "on" must not win.
             await self._async_retire_late(cabinet)
             return

@@ -1,8 +1,8 @@
-"""An arcade operator's journey in Home Assistant's frontend, one test per stage (issue 7, section 4).
+"""An arcade operator's journey in Home Assistant's frontend, one test per stage.
 
 Run alone with ``pytest -m browser``. The stages share one stack (see conftest.py) and run in
 file order; each saves screenshots into test-artifacts/browser/<Home Assistant version>/. They
-are written against the behaviour issue 7 asks for: on code that lacks a fix, the stage fails
+are written against the behaviour the operator must see: when it is not there, the stage fails
 and its message lists each thing it found wrong, in the operator's terms.
 """
 
@@ -42,7 +42,7 @@ async def test_02_add_arcade_pay_from_scratch(journey: Journey) -> None:
         await page.get_by_role("textbox", name="Search for a brand name").fill("Arcade Pay")
         await page.locator("ha-integration-list-item", has_text="Arcade Pay").click()
         # Pasted from Stripe's dashboard with a stray space: stripped, not refused. The key is all
-        # it asks for: Arcade Pay registers its webhook endpoint in Stripe itself (issue 10).
+        # it asks for: Arcade Pay registers its webhook endpoint in Stripe itself.
         await ui.fill(ui.field(page, "Stripe API key"), f" {FAKE_API_KEY} ")
         await ui.submit(page)
         connected = page.get_by_text("created its webhook endpoint in Stripe")
@@ -172,7 +172,7 @@ async def test_05_unknown_currency_is_refused(journey: Journey) -> None:
 
 
 async def test_05_machine_id_must_start_with_a_letter_or_digit(journey: Journey) -> None:
-    """Issue 8, item 16: refused at the Machine ID field, with nothing made in Stripe."""
+    """A machine id starting with a sign is refused at the Machine ID field, with nothing made in Stripe."""
     async with journey.step("cabinet-machine-id-dash", needs="arcade_pay") as problems:
         problems.extend(
             await _try_bad_cabinet(

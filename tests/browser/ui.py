@@ -71,7 +71,7 @@ async def navigate(journey: Journey, path: str) -> None:
     if not (page.url.startswith(journey.system.ha.url) and await page.locator("home-assistant").count()):
         await page.goto(journey.system.ha.url + path)
         return
-    # A step that failed may have left a dialog open, which a page load used to close. One that
+    # A step that failed may have left a dialog open, which a page load does not close. One that
     # is still closing (a confirmation just answered) goes away by itself.
     for _ in range(3):
         try:

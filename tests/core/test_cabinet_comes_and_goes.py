@@ -9,7 +9,7 @@ from custom_components.arcade_pay.core.delivery import CreditDispatcher, Pulse
 from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.core.ledger import PaymentLedger
 
-from .test_delivery_properties import ACK_CAB, OLDER_CAB, START, payment, pulse
+from .helpers import ACK_CAB, OLDER_CAB, START, payment, pulse
 
 
 def test_a_deleted_cabinet_is_sent_nothing_more_but_a_pulse_on_its_way() -> None:

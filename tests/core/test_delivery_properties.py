@@ -7,10 +7,10 @@ Pulses the broker accepts for a cabinet that is offline are lost, like QoS 1 to 
 non-persistent session. Acknowledgements can be lost too, the process can crash between a
 publish and its ledger write, and Home Assistant can restart at any time.
 
-Issue 8 added: acknowledgements of pulses that were never sent (a claim is not proof), ledger
-writes that fail after the broker took a pulse (retried, never the publish), webhook clients
-that go away after the payment was recorded (Stripe delivers it again) and the bound on re-sends
-to a cabinet whose acks are lost (given up on, sent again when it says it is online).
+The world also has acknowledgements of pulses that were never sent (a claim is not proof),
+ledger writes that fail after the broker took a pulse (retried, never the publish), webhook
+clients that go away after the payment was recorded (Stripe delivers it again) and the bound on
+re-sends to a cabinet whose acks are lost (given up on, sent again when it says it is online).
 
 The broker can also go silent (no PUBACK within Home Assistant's wait, so the publish is
 unconfirmed): either it hangs and the MQTT client holds the message, sending it when the broker
@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 import shutil
 import sqlite3
@@ -50,9 +50,7 @@ from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.core.ledger import (
     Adjustment,
     LedgerError,
-    Payment,
     PaymentLedger,
-    PaymentSource,
     PaymentState,
 )
 from custom_components.arcade_pay.core.publish_notes import PublishNotes
@@ -60,38 +58,9 @@ from custom_components.arcade_pay.core.resend import BACKOFF_MAX, MAX_SENDS_WITH
 from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError, StripeGatewayError
 from custom_components.arcade_pay.core.undelivered_refunds import UndeliveredRefunds, refund_key
 
-ACK_CAB = "ack-cab"
-OLDER_CAB = "older-cab"
-CABINETS = (ACK_CAB, OLDER_CAB)
+from .helpers import ACK_CAB, CABINETS, NOON, OLDER_CAB, START, payment, pulse, session
+
 SESSIONS = 8
-NOON = datetime(2024, 7, 1, 12, 0, 0, tzinfo=UTC)
-START = NOON.timestamp()
-
-
-def session(index: int) -> tuple[str, str, int]:
-    """payment id, cabinet and credits of a Checkout session: always the same for one index."""
-    return f"cs_{index}", (ACK_CAB if index % 2 == 0 else OLDER_CAB), 1 + index % 3
-
-
-def payment(index: int) -> Payment:
-    payment_id, machine_id, credits = session(index)
-    return Payment(
-        payment_id=payment_id,
-        machine_id=machine_id,
-        credits=credits,
-        amount=100 * credits,
-        currency="usd",
-        source=PaymentSource.STRIPE,
-        received_at=NOON + timedelta(seconds=index),
-        payment_intent=f"pi_{index}",
-        event_id=f"evt_{index}",
-        event_type="checkout.session.completed",
-    )
-
-
-def pulse(payment_id: str, machine_id: str, credits: int = 1) -> Pulse:
-    """A pulse for the planner alone (no ledger behind it)."""
-    return Pulse(payment_id, machine_id, credits, NOON, PaymentSource.STRIPE)
 
 
 class SimulatedCrash(Exception):
@@ -264,10 +233,10 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _broker_answers(self) -> None:
         """The broker answers again (or MQTT reconnected): the MQTT client sends what it held, first."""
         self.broker_silent = None
-        for pulse in self.client_holds:
+        for held in self.client_holds:
             event("the MQTT client sends a message it held")
-            self._broker_takes(pulse)
-            self.delivered_unconfirmed.add(pulse.payment_id)
+            self._broker_takes(held)
+            self.delivered_unconfirmed.add(held.payment_id)
         self.client_holds.clear()
 
     async def _run_blocking(self, function: Callable[..., Any], *args: Any) -> Any:
@@ -359,7 +328,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             except SimulatedCrash as crash:
                 # Acknowledged (noted first), then the new round of sends it started crashed the
                 # process: that round counts (its first send did happen), and the process restarts.
-                # Found by hypothesis on the code before issue 9 too: the ack path was not guarded.
+                # Hypothesis finds this when the ack path is not guarded.
                 self._resumed(ACK_CAB)
                 self.sends_this_round[crash.args[0]] += 1
                 self._restart()
@@ -539,7 +508,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.stripe.refunded[record.payment_intent] = record.amount
             self.stripe.by_owner[record.payment_intent] += 1
         adjustment = self.ledger.record_refund(record.payment_intent, record.amount, f"evt_refund_{index}")
-        if before is None:  # Kept, and applied when the payment comes: never sent (issue 8, item 5).
+        if before is None:  # Kept, and applied when the payment comes: never sent.
             assert adjustment is None
             self.refunded_undelivered.add(record.payment_id)
             return
@@ -844,7 +813,7 @@ def test_an_exception_does_not_strand_the_rest_of_the_batch(tmp_path: Path, fail
             asyncio.run(dispatcher.flush())
         now += BACKOFF_MAX + 1
         asyncio.run(dispatcher.flush())
-        assert "cs_3" in sent  # Actual: cs_3 is still in flight and never sent.
+        assert "cs_3" in sent  # Not left in flight for good.
         assert not any(o.in_flight for o in dispatcher.planner.outstanding())
         assert sent.count("cs_1") == 1
     finally:
@@ -996,12 +965,12 @@ def test_load_makes_pulses_due_at_once(tmp_path: Path, attempts: int) -> None:
         ledger.close()
 
 
-# --- issue 8: a ledger write that fails after the broker took the pulse --------------------------
+# --- a ledger write that fails after the broker took the pulse ---------------------------------
 
 
 def test_a_ledger_write_that_fails_after_a_publish_is_retried_not_the_publish(tmp_path: Path) -> None:
-    """Another program holding the SQLite write lock made mark_published fail: 2 pulses, 3 after a
-    restart, for a cabinet that applies every pulse it gets."""
+    """Another program holding the SQLite write lock makes mark_published fail: the write is
+    retried, never the publish, which a cabinet that applies every pulse it gets would count twice."""
     ledger = PaymentLedger(tmp_path / "ledger.db")
     ledger.open()
     try:
@@ -1023,7 +992,7 @@ def test_a_ledger_write_that_fails_after_a_publish_is_retried_not_the_publish(tm
         for _ in range(5):
             now += BACKOFF_MAX + 1
             asyncio.run(dispatcher.flush())
-        assert sent == ["cs_1"]  # Actual: ["cs_1", "cs_1", …], once per flush.
+        assert sent == ["cs_1"]  # Not once per flush.
         assert ledger.state_of("cs_1") is PaymentState.PENDING
         failing[0] = False  # The lock is released: the next wake-up writes what it owes.
         assert dispatcher.next_wakeup() is not None
@@ -1122,9 +1091,9 @@ def test_publish_notes_retry_a_failed_write_after_a_backoff(tmp_path: Path) -> N
 
 
 def test_a_duplicate_delivery_read_while_the_first_is_sent_does_not_send_it_again(tmp_path: Path) -> None:
-    """Found by the webhook fuzz test: a duplicate delivery read the payment as pending, the first
-    delivery published it and wrote its note meanwhile, and the duplicate then took it for stranded
-    and published it again (a doubled credit on a cabinet that cannot tell)."""
+    """A duplicate delivery reads the payment as pending, and the first delivery publishes it and
+    writes its note meanwhile: the duplicate must not take it for stranded and publish it again (a
+    doubled credit on a cabinet that cannot tell). The webhook fuzz test found this race."""
     ledger = PaymentLedger(tmp_path / "ledger.sqlite3")
     ledger.open()
     sent: list[str] = []
@@ -1161,9 +1130,9 @@ def test_a_duplicate_delivery_read_while_the_first_is_sent_does_not_send_it_agai
 
 
 def test_a_duplicate_delivery_answered_before_the_first_does_not_send_it_twice(tmp_path: Path) -> None:
-    """Found by the webhook fuzz test on a fresh clone: a duplicate saw the record while the first
-    delivery's write was still being committed, took the payment for stranded and sent it; the
-    first then tracked and sent it once more."""
+    """A duplicate sees the record while the first delivery's write is still being committed and
+    takes the payment for stranded and sends it: the first must then not track and send it once
+    more. The webhook fuzz test found this race."""
     ledger = PaymentLedger(tmp_path / "ledger.sqlite3")
     ledger.open()
     sent: list[str] = []

@@ -1,6 +1,6 @@
 """The payment ledger: one durable record per payment, totals, crash safety, threads."""
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 import csv
@@ -39,52 +39,7 @@ from custom_components.arcade_pay.core.ledger import (
     Undelivered,
 )
 
-MACHINE_ID = "arcadeCabinet-123"
-NOON = datetime(2024, 7, 1, 12, 0, 0, tzinfo=UTC)
-
-
-def make_payment(**overrides: object) -> Payment:
-    payment = Payment(
-        payment_id="cs_test_1",
-        machine_id=MACHINE_ID,
-        credits=3,
-        amount=600,
-        currency="usd",
-        source=PaymentSource.STRIPE,
-        received_at=NOON,
-        payment_intent="pi_1",
-        event_id="evt_1",
-        event_type="checkout.session.completed",
-    )
-    return replace(payment, **overrides)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
-
-
-def query(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    """Read the file with a connection of our own, as another process would."""
-    with closing(sqlite3.connect(path)) as db:
-        return db.execute(sql, args).fetchall()
-
-
-def events_of(path: Path, payment_id: str) -> list[tuple[object, ...]]:
-    return query(
-        path,
-        "SELECT event_id, event_type FROM payment_events WHERE payment_id = ? ORDER BY event_id",
-        payment_id,
-    )
-
+from .helpers import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query, undo_migration_6
 
 # --- recording -----------------------------------------------------------------------------
 
@@ -302,46 +257,6 @@ def test_reopening_a_current_file_does_not_migrate_again(path: Path) -> None:
     assert query(path, "SELECT count(*) FROM payments") == [(0,)]
 
 
-# The schema as the first release (afa6612) wrote it, with one payment in it.
-SCHEMA_V1 = """
-CREATE TABLE payments (
-    payment_id TEXT PRIMARY KEY, machine_id TEXT NOT NULL, credits INTEGER NOT NULL CHECK (credits > 0),
-    amount INTEGER NOT NULL CHECK (amount >= 0), currency TEXT NOT NULL, payment_intent TEXT,
-    source TEXT NOT NULL, state TEXT NOT NULL, received_at TEXT NOT NULL, published_at TEXT
-) WITHOUT ROWID;
-CREATE TABLE payment_events (
-    event_id TEXT PRIMARY KEY, payment_id TEXT NOT NULL REFERENCES payments (payment_id),
-    event_type TEXT NOT NULL, received_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX payments_pending ON payments (machine_id, received_at) WHERE state = 'pending';
-CREATE TABLE cabinet_totals (
-    machine_id TEXT NOT NULL, currency TEXT NOT NULL, revenue INTEGER NOT NULL, payments INTEGER NOT NULL,
-    credits INTEGER NOT NULL, last_payment_at TEXT, PRIMARY KEY (machine_id, currency)
-) WITHOUT ROWID;
-INSERT INTO payments VALUES ('cs_old', 'arcadeCabinet-123', 3, 600, 'usd', 'pi_old', 'stripe', 'published',
-    '2024-07-01T12:00:00+00:00', '2024-07-01T12:00:01+00:00');
-INSERT INTO payment_events VALUES ('evt_old', 'cs_old', 'checkout.session.completed',
-    '2024-07-01T12:00:00+00:00');
-INSERT INTO cabinet_totals VALUES ('arcadeCabinet-123', 'usd', 600, 1, 3, '2024-07-01T12:00:00+00:00');
-PRAGMA user_version = 1;
-"""
-
-
-def undo_migration_6(path: Path) -> None:
-    """Bring a closed ledger file back to schema 5: no refunds under way (7), no ``unconfirmed``
-    column and the old index (6)."""
-    with closing(sqlite3.connect(path)) as db:
-        db.executescript(
-            "DROP INDEX payments_refunding;"
-            " ALTER TABLE payments DROP COLUMN refund_started_at;"
-            " DROP INDEX payments_undelivered;"
-            " ALTER TABLE payments DROP COLUMN unconfirmed;"
-            " CREATE INDEX payments_undelivered ON payments (received_at)"
-            " WHERE state = 'pending' OR awaiting_ack = 1;"
-            " PRAGMA user_version = 5;"
-        )
-
-
 def test_file_of_the_first_schema_is_migrated_with_its_data(path: Path) -> None:
     path.parent.mkdir(parents=True)
     with closing(sqlite3.connect(path)) as db:
@@ -380,7 +295,7 @@ def test_failed_migration_is_rolled_back(path: Path) -> None:
 
 
 def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Path) -> None:
-    """Before issue 8, one state message saying ``"acknowledges": true`` made a cabinet count as
+    """Up to schema 4, one state message saying ``"acknowledges": true`` made a cabinet count as
     acknowledging, for good. Migration 5 forgets it for cabinets that never acknowledged a payment."""
     ledger = PaymentLedger(path)
     ledger.open()
@@ -402,7 +317,7 @@ def test_acknowledging_learned_from_a_claim_is_forgotten_by_migration_5(path: Pa
     ledger.open()
     try:
         memory = ledger.cabinet_memory([MACHINE_ID, "agentCab"], 0)
-        assert memory[MACHINE_ID].acknowledges is False  # Actual: the claim is still believed.
+        assert memory[MACHINE_ID].acknowledges is False  # The claim alone is not believed.
         assert memory["agentCab"].acknowledges is True
     finally:
         ledger.close()
@@ -465,7 +380,7 @@ def _write_garbage(path: Path) -> None:
     "prepare", [_write_newer_schema, _write_garbage], ids=["newer-schema", "not-a-database"]
 )
 def test_failed_open_closes_its_connection(path: Path, prepare: Callable[[Path], None]) -> None:
-    """An unusable file must not leak its connection (found leaking in afa6612, now fixed)."""
+    """An unusable file must not leak its connection."""
     prepare(path)
     ledger = PaymentLedger(path)
     with warnings.catch_warnings(record=True) as caught:
@@ -650,11 +565,6 @@ def test_a_pending_payment_can_be_acknowledged(ledger: PaymentLedger) -> None:
 # --- refunds and disputes -------------------------------------------------------------------------
 
 
-def delta(adjustment: Adjustment | None) -> int:
-    assert adjustment is not None
-    return adjustment.revenue_delta
-
-
 def _stripe_payment(ledger: PaymentLedger, **overrides: object) -> None:
     assert ledger.record(make_payment(**overrides)) is True
 
@@ -703,7 +613,7 @@ def test_refund_of_an_undelivered_payment_stops_its_delivery(
     _stripe_payment(ledger)
     if awaiting_ack is not None:
         ledger.mark_published("cs_test_1", NOON, awaiting_ack=awaiting_ack)
-    # A refund of everything; partial refunds: test_ledger_money.py (issue 8, item 8).
+    # A refund of everything; partial refunds: test_ledger_money.py.
     assert delta(ledger.record_refund("pi_1", 600, "evt_r1")) == 600
     assert ledger.state_of("cs_test_1") is PaymentState.REFUNDED
     assert ledger.undelivered() == []

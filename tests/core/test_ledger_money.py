@@ -1,7 +1,6 @@
 """Money after a payment in the ledger: schema 4, early refunds and disputes, partial refunds,
-uncreditable payments, reconciliation cursors (issue 8, items 5, 6, 8 and 9)."""
+uncreditable payments, reconciliation cursors."""
 
-from collections.abc import Generator
 from contextlib import closing
 from pathlib import Path
 import sqlite3
@@ -20,21 +19,7 @@ from custom_components.arcade_pay.core.ledger import (
 from custom_components.arcade_pay.core.ledger_schema import MIGRATIONS
 from custom_components.arcade_pay.core.money_rules import credits_to_withhold
 
-from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
-
+from .helpers import MACHINE_ID, NOON, SCHEMA_V1, delta, events_of, make_payment, query
 
 # --- schema 4 -------------------------------------------------------------------------------------------
 
@@ -109,7 +94,7 @@ def test_schema_3_is_migrated_to_4_with_its_data(path: Path) -> None:
             )
 
 
-# --- item 8: partial refunds of undelivered credits; each amount out of revenue once ------------------
+# --- partial refunds of undelivered credits; each amount out of revenue once --------------------------
 
 
 def undelivered_credits(ledger: PaymentLedger) -> dict[str, int]:
@@ -160,7 +145,7 @@ def test_partial_refund_of_delivered_credits_takes_nothing_back(ledger: PaymentL
 
 
 def test_dispute_then_refund_takes_the_money_out_of_revenue_once(ledger: PaymentLedger) -> None:
-    """The review's probe: a 3.00 payment disputed, then refunded, showed -3.00 revenue."""
+    """A 3.00 payment disputed, then refunded, takes 3.00 out of revenue, not 6.00."""
     assert ledger.record(make_payment(amount=300)) is True
     ledger.mark_published("cs_test_1", NOON)
     assert delta(ledger.record_dispute("pi_1", 300, "evt_d1")) == 300
@@ -191,7 +176,7 @@ def test_dispute_withholds_every_undelivered_credit(ledger: PaymentLedger) -> No
     assert undelivered_credits(ledger) == {}
 
 
-# --- item 5: refunds and disputes that arrive before their payment ----------------------------------
+# --- refunds and disputes that arrive before their payment ------------------------------------------
 
 
 def test_refund_before_its_payment_is_applied_when_the_payment_is_recorded(path: Path) -> None:
@@ -275,7 +260,7 @@ def test_a_second_early_dispute_does_not_replace_the_first(ledger: PaymentLedger
     assert ledger.totals() == [CabinetTotals(MACHINE_ID, "usd", 0, 1, 3, NOON)]
 
 
-# --- item 9: payments that cannot be credited ----------------------------------------------------------
+# --- payments that cannot be credited ------------------------------------------------------------------
 
 
 def uncreditable_payment(**overrides: object) -> Payment:

@@ -1,31 +1,14 @@
 """Automatic refunds under way in the ledger: schema 6, the mark, and what it keeps from delivery."""
 
-from collections.abc import Generator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 import sqlite3
 
-import pytest
-
 from custom_components.arcade_pay.core.ledger import SCHEMA_VERSION, PaymentLedger, PaymentState
 from custom_components.arcade_pay.core.ledger_schema import MIGRATIONS
 
-from .test_ledger import MACHINE_ID, NOON, SCHEMA_V1, make_payment, query
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
-
+from .helpers import MACHINE_ID, NOON, SCHEMA_V1, make_payment, query
 
 # A payment still owed, and one sent to a cabinet that has not acknowledged it, as release 5 held them.
 V5_DATA = """

@@ -1,11 +1,11 @@
 """Payments in, as a state machine: Stripe's events in any order, lost, repeated; reconciliation.
 
-Issue 8, items 5, 6 and 8. The real ledger, dispatcher and reconciliation cursor, in a simulated
-world: players open checkouts, pay at once or by a delayed method (paid days later) or never;
-the owner refunds (partly) and players dispute, also after a refund and before one; Stripe's
-events reach the webhook in any order, twice, or never; reconciliation runs now and then; the
-cabinet goes offline (pulses wait); Home Assistant restarts. The glue between them is the integration's,
-in a few lines (intake.py and catch_up.py: applying an adjustment, reconciling one link).
+The real ledger, dispatcher and reconciliation cursor, in a simulated world: players open
+checkouts, pay at once or by a delayed method (paid days later) or never; the owner refunds
+(partly) and players dispute, also after a refund and before one; Stripe's events reach the
+webhook in any order, twice, or never; reconciliation runs now and then; the cabinet goes
+offline (pulses wait); Home Assistant restarts. The glue between them is the integration's, in a
+few lines (intake.py and catch_up.py: applying an adjustment, reconciling one link).
 
 Safety after every step and at every pulse: no session is applied twice; a pulse carries exactly
 the credits still paid for by what the ledger was told (money_rules.py), never any for a payment

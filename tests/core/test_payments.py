@@ -741,7 +741,7 @@ def test_interpret_event_of_a_parsed_event() -> None:
     ids=["bare-5000-digits", "field-4301-digits"],
 )
 def test_huge_integer_literal_is_rejected(text: str) -> None:
-    """json.loads raises a plain ValueError past int_max_str_digits (escaped as a 500 in afa6612)."""
+    """json.loads raises a plain ValueError past int_max_str_digits: refused, not a 500."""
     with pytest.raises(WebhookRejected):
         verify_and_parse(text.encode(), _header_for(text), SECRET)
 

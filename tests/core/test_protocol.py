@@ -687,5 +687,5 @@ def test_arbitrary_json_only_ever_raises_protocol_error(value: object) -> None:
 
 @pytest.mark.parametrize("payload", ['{"machineId":"\ud800"}', "online\udcff", "\udfff"])
 def test_str_payload_with_lone_surrogate_raises_protocol_error(payload: str) -> None:
-    """A str that cannot be encoded as UTF-8 (raised UnicodeEncodeError in afa6612)."""
+    """A str that cannot be encoded as UTF-8 is a ProtocolError, not a UnicodeEncodeError."""
     assert _not_refused(PARSERS, payload) == []

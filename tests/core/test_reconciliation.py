@@ -1,4 +1,4 @@
-"""Reconciliation's cursor: never past a session that may still be paid (issue 8, item 6)."""
+"""Reconciliation's cursor: never past a session that may still be paid."""
 
 from __future__ import annotations
 

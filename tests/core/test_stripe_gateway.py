@@ -137,7 +137,7 @@ async def test_refunded_amount_counts_refunds_that_give_money_back(session: aioh
 
 
 def test_restricted_key_permissions_are_documented_where_the_owner_reads_them() -> None:
-    """Issue 8, item 17: every permission the gateway's calls need is in the README and the setup form."""
+    """Every permission the gateway's calls need is in the README and the setup form."""
     root = ROOT
     readme = next(
         line for line in (root / "README.md").read_text(encoding="utf-8").splitlines() if "`rk_…`" in line
@@ -162,7 +162,7 @@ async def test_a_refund_asked_again_with_its_key_refunds_once(session: aiohttp.C
         link = await gateway.create_cabinet_link("m1", "M", 100, "usd", 5)
         intent = fake.complete_checkout(link.id, 3).event["data"]["object"]["payment_intent"]
         await gateway.refund(intent, "arcade_pay_refund_cs_1")
-        await gateway.refund(intent, "arcade_pay_refund_cs_1")  # Actual without a key: refused.
+        await gateway.refund(intent, "arcade_pay_refund_cs_1")  # The same key: the same refund.
         assert [r["amount"] for r in fake.refunds] == [300]
         assert await gateway.refunded_amount(intent) == 300
         assert fake.idempotency.replayed == ["arcade_pay_refund_cs_1"]

@@ -18,8 +18,7 @@ from custom_components.arcade_pay.core.delivery import CreditDispatcher, Publish
 from custom_components.arcade_pay.core.delivery_planner import DeliveryPlanner
 from custom_components.arcade_pay.core.ledger import SCHEMA_VERSION, PaymentLedger, PaymentState
 
-from .test_delivery_properties import ACK_CAB, CABINETS, OLDER_CAB, START, payment, pulse
-from .test_ledger import undo_migration_6
+from .helpers import ACK_CAB, CABINETS, OLDER_CAB, START, payment, pulse, undo_migration_6
 
 
 class Broker:
@@ -62,7 +61,7 @@ def test_an_unconfirmed_pulse_to_an_older_cabinet_stays_owed_and_is_not_due_agai
     planner.add(pulse("cs_1", OLDER_CAB, credits=3))
     (due,) = planner.take_due(0.0)
     planner.publish_starting()
-    assert planner.published(due.payment_id, 0.0, confirmed=False) is False  # Actual: True (delivered).
+    assert planner.published(due.payment_id, 0.0, confirmed=False) is False  # Not delivered yet.
     assert "cs_1" in planner
     assert planner.awaiting_broker(due)
     planner.hurry()  # MQTT reconnects: the MQTT client sends it, not the planner.
@@ -109,7 +108,7 @@ def test_an_unconfirmed_pulse_is_sent_once_more_after_a_restart(ledger: PaymentL
     asyncio.run(dispatcher.accept(payment(1)))  # cs_1 is for the older cabinet, 2 credits.
     assert dispatcher.outstanding_credits(OLDER_CAB) == 2  # Pending until confirmed.
     assert ledger.state_of("cs_1") is PaymentState.PUBLISHED
-    assert unconfirmed_in_ledger(ledger) == ["cs_1"]  # Actual: [] (lost at the next restart).
+    assert unconfirmed_in_ledger(ledger) == ["cs_1"]  # Kept across a restart.
     asyncio.run(dispatcher.flush())
     assert broker.sent == ["cs_1"]  # Not published again by this process.
     assert dispatcher.withdraw("cs_1") is None  # Not refundable as undelivered: it may arrive.

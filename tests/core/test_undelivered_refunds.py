@@ -17,7 +17,7 @@ from custom_components.arcade_pay.core.ledger import Adjustment, LedgerError, Pa
 from custom_components.arcade_pay.core.stripe_gateway import StripeConnectionError, StripeGatewayError
 from custom_components.arcade_pay.core.undelivered_refunds import UndeliveredRefunds, refund_key
 
-from .test_delivery_properties import OLDER_CAB, START, payment
+from .helpers import OLDER_CAB, START, payment
 
 NOW = datetime.fromtimestamp(START, UTC)
 

@@ -1,4 +1,4 @@
-"""Issue 8, item 13: with the README's ACL a cabinet's broker user speaks for that cabinet only.
+"""With the README's ACL a cabinet's broker user speaks for that cabinet only.
 
 A real mosquitto (tests/mosquitto.py) runs tools/dev/mosquitto.acl, the file scripts/develop and the
 end-to-end test use, with a user for Home Assistant and one per cabinet.
@@ -82,7 +82,7 @@ def clients(broker: Mosquitto) -> Iterator[dict[str, Client]]:
 
 
 def test_cabinet_cannot_acknowledge_or_report_for_another_cabinet(clients: dict[str, Client]) -> None:
-    """Item 13: any client could publish an ack (closing a payment) or a retained offline on any
+    """No client may publish an ack (closing a payment) or a retained offline on another
     cabinet's topics."""
     home_assistant, cab2 = clients["homeassistant"], clients["cab2"]
     home_assistant.subscribe("arcade/machine/+/ack")
@@ -126,9 +126,9 @@ def test_anonymous_and_wrong_passwords_are_refused(
 
 
 def test_readme_shows_the_acl_that_is_tested() -> None:
-    """The README's example is tools/dev/mosquitto.acl, word for word."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```text\n(.*?)```", readme, re.DOTALL)
+    """The example in docs/mqtt-protocol.md is tools/dev/mosquitto.acl, word for word."""
+    protocol = (REPO / "docs" / "mqtt-protocol.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```text\n(.*?)```", protocol, re.DOTALL)
     assert ACL_FILE.read_text(encoding="utf-8") in blocks
 
 
@@ -142,7 +142,7 @@ def test_user_added_while_running_can_log_in(broker: Mosquitto) -> None:
 
 
 def test_cabinet_announces_only_itself(clients: dict[str, Client]) -> None:
-    """Issue 10: a cabinet's retained announcement is offered as discovered; no other cabinet may forge it."""
+    """A cabinet's retained announcement is offered as discovered; no other cabinet may forge it."""
     home_assistant, cab2 = clients["homeassistant"], clients["cab2"]
     home_assistant.subscribe("arcade/machine/+/info")
     cab2.publish("arcade/machine/cab1/info", '{"machineId": "cab1", "name": "Forged"}', retain=True)

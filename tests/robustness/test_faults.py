@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 import json
 import os
-from pathlib import Path
 import queue
 import random
 import signal
@@ -50,8 +49,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from homeassistant import core as ha_core, loader
 from homeassistant.components import mqtt
 from homeassistant.components.mqtt import client as mqtt_client_module
-from homeassistant.components.mqtt.const import CONFIG_ENTRY_MINOR_VERSION, CONFIG_ENTRY_VERSION
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.helpers import frame
 
@@ -59,17 +56,32 @@ from custom_components.arcade_pay.const import DOMAIN
 from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from fake_stripe import Delivery, FakeStripe
 
-from ..conftest import MACHINE_ID, WEBHOOK_ID, clean_mqtt_client, on_ledger_file, remembers_acknowledging
+from ..helpers import (
+    MACHINE_ID,
+    PREFIX,
+    WEBHOOK_ID,
+    clean_mqtt_client,
+    on_ledger_file,
+    remembers_acknowledging,
+)
 from ..mosquitto import Mosquitto, find_mosquitto
+from .real_mqtt import (
+    DEADLINE,
+    ClientFactory,
+    cabinet_online_state,
+    mqtt_disconnected,
+    setup_arcade_pay,
+    setup_mqtt,
+    unload_all,
+    wait_until,
+)
 
-pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+pytestmark = [
+    pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed"),
+    pytest.mark.usefixtures("fast_reconnect", "configuration_yaml"),
+]
 
-PREFIX = f"arcade/machine/{MACHINE_ID}"
 URL = f"/api/webhook/{WEBHOOK_ID}"
-RECONNECT_INTERVAL = 0.5  # Home Assistant waits 10 s between attempts; only that wait is shortened.
-DEADLINE = 30.0
-
-type ClientFactory = Callable[..., Awaitable[TestClient]]
 
 
 # --- the cabinet -----------------------------------------------------------------------------
@@ -196,17 +208,6 @@ class Tally:
         self.faults.append(what)
 
 
-def mqtt_entry(port: int) -> MockConfigEntry:
-    """Home Assistant's MQTT entry for the test broker, as its config flow makes it."""
-    return MockConfigEntry(
-        domain=mqtt.DOMAIN,
-        title="127.0.0.1",
-        data={"broker": "127.0.0.1", "port": port},
-        version=CONFIG_ENTRY_VERSION,
-        minor_version=CONFIG_ENTRY_MINOR_VERSION,
-    )
-
-
 def same_entry(template: MockConfigEntry) -> MockConfigEntry:
     """The Arcade Pay entry as another Home Assistant process loads it from storage."""
     return MockConfigEntry(
@@ -229,98 +230,11 @@ def same_entry(template: MockConfigEntry) -> MockConfigEntry:
     )
 
 
-async def wait_until(
-    hass: HomeAssistant,
-    condition: Callable[[], Awaitable[bool]],
-    what: str,
-    deadline: float = DEADLINE,
-    describe: Callable[[], Awaitable[str]] | None = None,
-) -> float:
-    """Wait in real time until ``condition``; return the seconds taken.
-
-    No async_fire_time_changed: it fires every loop timer, aiohttp's too. Real time lets
-    backoffs, reconnects and the cabinet's thread run as they would.
-    """
-    start = time.monotonic()
-    while True:
-        # Not async_block_till_done: it would also wait for publishes whose PUBACK is lost with
-        # the broker (Home Assistant gives up on those after 10 s).
-        if await condition():
-            print("WAITED", what, round(time.monotonic() - start, 2))
-            return time.monotonic() - start
-        if time.monotonic() - start > deadline:
-            details = await describe() if describe is not None else ""
-            pytest.fail(f"timed out after {deadline} s waiting for {what} {details}")
-        await asyncio.sleep(0.1)
-
-
-async def setup_mqtt(hass: HomeAssistant, port: int) -> MockConfigEntry:
-    entry = mqtt_entry(port)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    assert await mqtt.async_wait_for_mqtt_client(hass)
-
-    async def connected() -> bool:
-        return mqtt.is_connected(hass)
-
-    await wait_until(hass, connected, "Home Assistant's MQTT client to connect")
-    return entry
-
-
-async def setup_arcade_pay(
-    hass: HomeAssistant, entry: MockConfigEntry, cabinet_online: bool = True
-) -> MockConfigEntry:
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    # The start-up reconciliation with Stripe, so that it cannot race the first payments.
-    # (Not wait_background_tasks=True: that also waits out MQTT's 5 s birth message cooldown.)
-    if reconciling := set(entry._background_tasks):
-        await asyncio.wait(reconciling)
-    assert entry.state is ConfigEntryState.LOADED
-    if cabinet_online:
-        # The cabinet's retained status arrives once Arcade Pay's subscriptions (acks too) are
-        # on the broker; an ack sent earlier would be lost.
-        async def online() -> bool:
-            return cabinet_online_state(hass) == "on"
-
-        await wait_until(hass, online, "the cabinet's retained status")
-
-        # And every subscription sent: Home Assistant batches them (a cooldown of 0.1-0.5 s), so
-        # under load the status's can go out before the acks'; a pulse published in between is
-        # acknowledged to nobody (CI saw it once: the first payment never taught the acknowledging).
-        async def all_subscribed() -> bool:
-            return not hass.data["mqtt"].client._pending_subscriptions
-
-        await wait_until(hass, all_subscribed, "Home Assistant to send every subscription")
-    return entry
-
-
-def cabinet_online_state(hass: HomeAssistant) -> str | None:
-    """What the cabinet's "online" binary sensor shows."""
-    state = hass.states.get("binary_sensor.pac_man_online")
-    return None if state is None else state.state
-
-
-async def mqtt_disconnected(hass: HomeAssistant) -> bool:
-    return not mqtt.is_connected(hass)
-
-
 async def learned_to_acknowledge(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     async def learned() -> bool:
         return await remembers_acknowledging(hass, entry, MACHINE_ID)
 
     await wait_until(hass, learned, "Arcade Pay to notice that the cabinet acknowledges")
-
-
-async def unload_all(hass: HomeAssistant) -> None:
-    """Unload Arcade Pay, then MQTT (the broker must be up), so that no timer outlives the test."""
-    for domain in (DOMAIN, mqtt.DOMAIN):
-        for entry in hass.config_entries.async_entries(domain):
-            if entry.state is ConfigEntryState.LOADED:
-                assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-    await clean_mqtt_client(hass)
 
 
 async def pay(client: TestClient, fake: FakeStripe, link: dict[str, Any], tally: Tally, quantity: int) -> str:
@@ -437,40 +351,6 @@ def report(
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mqtt_client_module, "RECONNECT_INTERVAL_SECONDS", RECONNECT_INTERVAL)
-
-
-@pytest.fixture(autouse=True)
-def configuration_yaml(hass: HomeAssistant) -> None:
-    """MQTT reads configuration.yaml (for YAML-configured entities); an empty one will do."""
-    Path(hass.config.config_dir, "configuration.yaml").write_text("{}\n", encoding="utf-8")
-
-
-@pytest.fixture
-def brokers(tmp_path: Path) -> Generator[Callable[..., Mosquitto]]:
-    """Start mosquitto processes; any still running at the end are killed."""
-    started: list[Mosquitto] = []
-
-    def start(persistence: bool = False) -> Mosquitto:
-        workdir = tmp_path / f"mosquitto{len(started)}"
-        workdir.mkdir()
-        broker = Mosquitto(workdir, persistence=persistence)
-        if persistence and os.geteuid() == 0 and "user root" not in broker.config.read_text(encoding="utf-8"):
-            # Started as root, mosquitto drops to its own user, which cannot write in the test's
-            # private directory: the broker would silently lose its sessions on a restart.
-            with broker.config.open("a", encoding="utf-8") as config:
-                config.write("user root\n")
-        broker.start()
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.kill()
-
-
 @pytest.fixture
 def cabinets() -> Generator[Callable[..., CabinetClient]]:
     """Connected cabinet clients; their threads are stopped at the end."""
@@ -485,13 +365,6 @@ def cabinets() -> Generator[Callable[..., CabinetClient]]:
     yield make
     for cabinet in made:
         cabinet.stop()
-
-
-@pytest.fixture
-async def real_mqtt(hass: HomeAssistant, brokers: Callable[..., Mosquitto]) -> AsyncGenerator[None]:
-    """Unload Arcade Pay and MQTT (while the broker still runs) before Home Assistant stops."""
-    yield
-    await unload_all(hass)
 
 
 # --- a. the broker stops while payments arrive ---------------------------------------------------

@@ -25,21 +25,14 @@ from homeassistant.core import HomeAssistant
 
 from custom_components.arcade_pay.const import CONF_GAME_OVER_WEBHOOK_ID, EVENT_GAME_OVER
 
-from ..conftest import MACHINE_ID
+from ..helpers import MACHINE_ID
 from ..mosquitto import Mosquitto, find_mosquitto
-from .test_faults import (  # noqa: F401  (fixtures: the broker, fast reconnects, configuration.yaml)
-    ClientFactory,
-    brokers,
-    configuration_yaml,
-    fast_reconnect,
-    mqtt_disconnected,
-    real_mqtt,
-    setup_arcade_pay,
-    setup_mqtt,
-    wait_until,
-)
+from .real_mqtt import ClientFactory, mqtt_disconnected, setup_arcade_pay, setup_mqtt, wait_until
 
-pytestmark = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
+pytestmark = [
+    pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed"),
+    pytest.mark.usefixtures("fast_reconnect", "configuration_yaml"),
+]
 
 TOPIC = f"arcade/machine/{MACHINE_ID}/gameover"
 PING = "arcade-pay-test/ping"
@@ -92,8 +85,8 @@ async def test_the_echo_of_an_http_game_over_counts_once_now_and_after_an_outage
     hass_client_no_auth: ClientFactory,
     fake_stripe: Any,
     config_entry: MockConfigEntry,
-    brokers: Callable[..., Mosquitto],  # noqa: F811
-    real_mqtt: None,  # noqa: F811
+    brokers: Callable[..., Mosquitto],
+    real_mqtt: None,
 ) -> None:
     broker = brokers(persistence=True)
     await setup_mqtt(hass, broker.port)

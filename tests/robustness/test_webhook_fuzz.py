@@ -41,7 +41,7 @@ from custom_components.arcade_pay.core.ledger import PaymentLedger, PaymentState
 from custom_components.arcade_pay.core.payments import MAX_AMOUNT, MAX_BODY_BYTES
 from fake_stripe import DEFAULT_WEBHOOK_SECRET, FakeStripe, sign
 
-from ..conftest import (
+from ..helpers import (
     API_KEY,
     MACHINE_ID,
     UNIT_AMOUNT,
@@ -49,7 +49,7 @@ from ..conftest import (
     managed_link,
     on_ledger_file,
     payment_record,
-    published,
+    pulses,
 )
 
 URL = f"/api/webhook/{WEBHOOK_ID}"
@@ -542,11 +542,6 @@ def stats(
 
 
 @pytest.fixture
-async def client(hass_client_no_auth: Any, setup_entry: MockConfigEntry) -> TestClient:
-    return await hass_client_no_auth()
-
-
-@pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> Generator[pytest.LogCaptureFixture]:
     """Capture what a user who turns on debug logging for Arcade Pay would see (manifest loggers too).
 
@@ -595,12 +590,6 @@ def stripe_items_delivery(
     return delivery.body, delivery.headers["Stripe-Signature"]
 
 
-def coin_pulses(mqtt_mock: MagicMock) -> list[dict[str, Any]]:
-    return [
-        json.loads(payload) for topic, payload, _, _ in published(mqtt_mock) if topic.endswith("/coinpulse")
-    ]
-
-
 def check_no_secret_logged(caplog: pytest.LogCaptureFixture, stats: FuzzStats) -> None:
     records = caplog.records[stats.log_records_checked :]
     for record in records:
@@ -640,8 +629,8 @@ async def check_pays_nothing(
     assert status == case.status, (case.kind, status, answer)
     if case.outcome is not None:
         assert answer.get("outcome") == case.outcome, (case.kind, answer)
-    assert coin_pulses(mqtt_mock) == [], case.kind
-    # Nothing in the ledger but payments that cannot be credited (issue 8, item 9), kept for the owner.
+    assert pulses(mqtt_mock) == [], case.kind
+    # Nothing in the ledger but payments that cannot be credited, kept for the owner.
     after = await on_ledger_file(hass, entry, PaymentLedger.count_by_state)
     assert set(after) <= {"uncreditable"}, (case.kind, after)
     if case.outcome not in {"unknown_cabinet", "not_creditable"}:
@@ -747,7 +736,7 @@ async def test_paid_sessions_credit_exactly_once(
                 requests.append((session["id"], other.body.encode(), other.headers["Stripe-Signature"]))
     order = data.draw(st.permutations(requests), label="order")
     concurrent = data.draw(st.booleans(), label="concurrent")
-    before = len(coin_pulses(mqtt_mock))
+    before = len(pulses(mqtt_mock))
 
     if concurrent:
         answers = await asyncio.gather(*(post(client, body, sig, {}, False) for _, body, sig in order))
@@ -766,7 +755,7 @@ async def test_paid_sessions_credit_exactly_once(
         assert sorted(seen) == ["credited"] + ["duplicate"] * (len(seen) - 1), (session_id, seen)
         if not concurrent:
             assert seen[0] == "credited"
-    new = coin_pulses(mqtt_mock)[before:]
+    new = pulses(mqtt_mock)[before:]
     assert Counter(p["paymentId"] for p in new) == dict.fromkeys(paid, 1), (
         "not exactly one pulse per paid session"
     )
@@ -840,7 +829,7 @@ async def test_values_the_ledger_cannot_store(
     body, signature = unstorable_delivery(fake_stripe, cabinet_link, case)
     status, answer = await post(client, body.encode(), signature, {}, False)
     await hass.async_block_till_done()
-    assert coin_pulses(mqtt_mock) == []
+    assert pulses(mqtt_mock) == []
     # The failed write left the ledger usable: the next payment is credited.
     delivery = fake_stripe.complete_checkout(cabinet_link["id"], quantity=2)
     assert await post(client, delivery.body.encode(), delivery.headers["Stripe-Signature"], {}, False) == (
@@ -848,6 +837,6 @@ async def test_values_the_ledger_cannot_store(
         {"received": True, "outcome": "credited"},
     )
     await hass.async_block_till_done()
-    assert [p["credits"] for p in coin_pulses(mqtt_mock)] == [2]
+    assert [p["credits"] for p in pulses(mqtt_mock)] == [2]
     # What it should be: malformed (400), or ignored/not creditable (200); never "retry later".
     assert status in {200, 400}, (status, answer)

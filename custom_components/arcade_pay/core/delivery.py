@@ -161,8 +161,7 @@ class CreditDispatcher(DeliveryQueries):
     async def _track_if_stranded(self, payment_id: str) -> bool:
         """Track a payment that is owed but not tracked: recorded, then cut off before tracking.
 
-        (A client gone mid-request did that before ``EntryWork.run``.) Now, not after a restart.
-        Return whether it was stranded.
+        At once, not only at the next start. Return whether it was stranded.
         """
         record = await self._run(self.ledger.payment, payment_id)
         if record is None or not record.undelivered or record.credits_still_paid <= 0:

@@ -72,7 +72,7 @@ MIGRATIONS: Final[dict[int, str]] = {
     """,
     # Money after a payment: ledger_money.py says what and why.
     4: ledger_money.SCHEMA_4,
-    # A cabinet counted as acknowledging after claiming it in its state message (issue 8): only
+    # Up to schema 4 a cabinet counted as acknowledging once its state message claimed it; only
     # an acknowledged payment proves it. Credits still awaiting its ack then count as delivered.
     5: """
     UPDATE cabinets SET acknowledges = 0 WHERE acknowledges = 1 AND machine_id NOT IN
