@@ -23,6 +23,11 @@ from .helpers import create_gateway, ledger_path
 from .issues import async_clear_new_qr_code_issues, delete_ledger_replaced, raise_links_left_active
 from .link_keeper import async_retire_deleted
 from .payment_links import async_retire_links
+from .player_webhook import (
+    async_ensure_player_cloudhook,
+    async_register_player_webhook,
+    async_unregister_player_webhook,
+)
 from .runtime import async_build, async_start
 from .services import async_setup_services
 from .subentries import cabinet_link_ids
@@ -54,6 +59,9 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) 
 
 async def async_setup_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -> bool:
     """Set up one Stripe account and its cabinets."""
+    # First: a scan while the rest cannot start gets a page saying so (player_webhook.py).
+    async_register_player_webhook(hass, entry)
+    await async_ensure_player_cloudhook(hass, entry)
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_unavailable")
     entry.runtime_data = data = await async_build(hass, entry)
@@ -107,6 +115,7 @@ async def _async_apply_change(hass: HomeAssistant, entry: ArcadePayConfigEntry, 
         deleted = remove_cabinets(data, change.deleted)
         async_clear_new_qr_code_issues(hass, entry)
     await async_retire_deleted(data.gateway, deleted)
+    await data.player_sessions.async_close_deleted(deleted)
     if change is None:
         await hass.config_entries.async_reload(entry.entry_id)
         return
@@ -141,6 +150,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: ArcadePayConfigEntry) -
     delete_ledger_replaced(hass, entry.entry_id)
     await async_delete_endpoint(hass, entry)
     await async_delete_cloudhook(hass, entry)
+    async_unregister_player_webhook(hass, entry)
 
 
 __all__ = ["ArcadePayConfigEntry", "create_gateway", "ledger_path"]

@@ -116,12 +116,14 @@ async def async_add_cabinets(
         cabinet = Cabinet(cabinet_config(subentry), data.courier.mqtt)
         await async_restore(data, entry, [cabinet])
         await data.courier.async_load_cabinet(cabinet.machine_id)
+        await data.player_sessions.async_remember_tokens([cabinet])
         # From here on payments reach it: no await until it is fully there.
         data.cabinets[cabinet.machine_id] = cabinet
         data.intake.cabinets_changed()
         register_devices(hass, entry, [cabinet])
         async_dispatcher_send(hass, cabinet_added_signal(entry.entry_id), cabinet)
         data.links.add(cabinet)
+        data.unsubscribe.append(data.player_sessions.watch(cabinet))
         data.messages.cabinet_added(cabinet)
         clear_unknown_cabinet_issues(hass, [cabinet.machine_id])
         data.courier.after_delivery_change(cabinet.machine_id)

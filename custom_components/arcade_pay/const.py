@@ -32,6 +32,7 @@ CONF_DEFAULT_CURRENCY: Final = "default_currency"
 CONF_GAME_OVER_WEBHOOK_ID: Final = "game_over_webhook_id"
 # The public webhook players' scans reach (stable QR codes); made once, never changed.
 CONF_PLAYER_WEBHOOK_ID: Final = "player_webhook_id"
+CONF_PLAYER_CLOUDHOOK_URL: Final = "player_cloudhook_url"
 
 # Entry options (their defaults: data.EntryOptions).
 CONF_TOPIC_PREFIX: Final = "topic_prefix"

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .intake import Intake
     from .issues import SignatureWatch
     from .link_keeper import LinkKeeper
+    from .player_sessions import PlayerSessions
 
 type ArcadePayConfigEntry = ConfigEntry[ArcadePayData]
 
@@ -113,6 +114,7 @@ class ArcadePayData:
     links: LinkKeeper
     messages: CabinetMessages
     signatures: SignatureWatch
+    player_sessions: PlayerSessions
     source: EntrySource  # What the running cabinets were built from (cabinet_roster.py).
     roster_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # One cabinet change at a time.
     # The subscriptions and timers runtime.async_start made; async_stop undoes them.

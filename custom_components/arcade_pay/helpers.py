@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 import os
 from typing import Any
+from urllib.parse import urlencode
 
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntry
@@ -16,7 +17,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.network import NoURLAvailableError
 
-from .const import CONF_CLOUDHOOK_URL, DOMAIN
+from .const import CONF_CLOUDHOOK_URL, CONF_PLAYER_CLOUDHOOK_URL, CONF_PLAYER_WEBHOOK_ID, DOMAIN
 from .core.stripe_gateway import ENV_API_BASE, StripeGateway
 
 
@@ -35,6 +36,18 @@ def webhook_url(hass: HomeAssistant, entry_data: Mapping[str, Any]) -> str:
     if url := entry_data.get(CONF_CLOUDHOOK_URL):
         return str(url)
     return _url_or_path(hass, entry_data[CONF_WEBHOOK_ID], prefer_external=True)
+
+
+def player_url(hass: HomeAssistant, entry_data: Mapping[str, Any], scan_token: str) -> str:
+    """A cabinet's stable QR code: the player webhook (its cloudhook, else the external URL) and token.
+
+    A Home Assistant Cloud webhook URL is kept in the entry once made, so the code stays the same
+    whether Cloud is connected at the moment or not.
+    """
+    base = entry_data.get(CONF_PLAYER_CLOUDHOOK_URL) or _url_or_path(
+        hass, entry_data[CONF_PLAYER_WEBHOOK_ID], prefer_external=True
+    )
+    return f"{base}?{urlencode({'c': scan_token})}"
 
 
 def local_webhook_url(hass: HomeAssistant, webhook_id: str) -> str:

@@ -30,6 +30,13 @@ from .core.payments import (
     credits_from_subtotal,
     from_minor_units,
 )
+from .core.pricing import (
+    OFFER_METADATA_KEY,
+    CreditError as PricingError,
+    credits_for_items,
+    credits_for_subtotal,
+    offer_from_metadata,
+)
 from .core.routing import AmbiguousLink, LinkIndex
 from .core.stripe_gateway import StripeGateway
 from .courier import Courier
@@ -119,7 +126,9 @@ class Intake:
             credits = await self._async_credits_for(cabinet, session)
         except CreditError as err:
             return await self.async_not_creditable(session, cabinet.machine_id, str(err))
-        payment = Payment.of_session(session, cabinet.machine_id, credits, utcnow())
+        payment = Payment.of_session(
+            session, cabinet.machine_id, credits, utcnow(), _unit_amount(cabinet, session)
+        )
         came_before: list[Adjustment | None] = []
 
         def recorded(applied: Adjustment | None) -> None:
@@ -154,7 +163,23 @@ class Intake:
         return Outcome.CREDITED
 
     async def _async_credits_for(self, cabinet: Cabinet, session: PaidSession) -> int:
-        """Credits bought, from the event when the price is known, else from Stripe."""
+        """Credits bought, from the event when the price is known, else from Stripe.
+
+        A session opened for a scan carries its offer (core/pricing.py): single credits are its
+        subtotal over the price of one; packs are its own line items, matched to the offer. Never
+        the price of today.
+        """
+        try:
+            lines = offer_from_metadata({OFFER_METADATA_KEY: session.offer} if session.offer else None)
+            if lines is not None and len(lines) == 1 and session.amount_subtotal is not None:
+                return checked_credits(credits_for_subtotal(lines, session.amount_subtotal))
+            if lines is not None:
+                bought = await self.gateway.checkout_session_lines(session.session_id)
+                return checked_credits(
+                    credits_for_items(lines, [(b.unit_amount, b.quantity) for b in bought])
+                )
+        except PricingError as err:
+            raise CreditError(str(err)) from err
         link = session.payment_link_id
         config = cabinet.config
         known: LearnedPrice | None = None
@@ -286,3 +311,10 @@ class Intake:
         published = await self._courier.async_accept_now(payment)
         waits = not published and cabinet.awaiting_first_sign
         return ManualCredit(payment.payment_id, waits_for_cabinet=waits, sent=published)
+
+
+def _unit_amount(cabinet: Cabinet, session: PaidSession) -> int | None:
+    """The price of one credit the player was charged: the session's offer's, else the link's."""
+    if session.offer and (lines := offer_from_metadata({OFFER_METADATA_KEY: session.offer})):
+        return lines[0].amount
+    return cabinet.config.unit_amount

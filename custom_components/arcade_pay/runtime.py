@@ -44,6 +44,7 @@ from .ledger_setup import async_open_ledger
 from .link_keeper import LinkKeeper
 from .not_credited import async_raise_repairs as async_raise_not_credited_repairs
 from .payment_links import PaymentLinks
+from .player_sessions import PlayerSessions
 from .subentries import cabinet_configs, register_devices
 
 
@@ -78,11 +79,21 @@ async def async_build(hass: HomeAssistant, entry: ConfigEntry) -> ArcadePayData:
             hass, cabinets, options.topic_prefix, options.credits_per_game, courier, links, work
         ),
         signatures=SignatureWatch(hass, entry.entry_id),
+        player_sessions=PlayerSessions.create(
+            hass,
+            ledger,
+            lambda: intake.gateway,
+            cabinets,
+            intake,
+            work,
+            60.0 * options.refund_minutes if options.refund_undelivered else None,
+        ),
         source=EntrySource.of(entry),
     )
     try:
         await async_restore(data, entry, cabinets.values())
         await courier.async_load(set(cabinets))
+        await data.player_sessions.async_remember_tokens(list(cabinets.values()))
     except LedgerError as err:
         await hass.async_add_executor_job(ledger.close)
         raise ledger_unavailable(err) from err
@@ -104,6 +115,8 @@ async def async_start(data: ArcadePayData, entry: ConfigEntry) -> None:
         (data.async_reconcile, RECONCILE_INTERVAL),
     ):
         data.unsubscribe.append(async_track_time_interval(hass, partial(_interval_due, data, work), interval))
+    # A cabinet that stops taking money closes the checkouts its scans opened.
+    data.unsubscribe.extend(data.player_sessions.watch(cabinet) for cabinet in data.cabinets.values())
     clear_unknown_cabinet_issues(hass, data.cabinets)
     await data.courier.async_flush()
     data.links.start()

@@ -26,7 +26,14 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
 
-from .const import CONF_CLOUDHOOK_URL, CONF_WEBHOOK_SECRET, DOMAIN, LOGGER
+from .const import (
+    CONF_CLOUDHOOK_URL,
+    CONF_PLAYER_CLOUDHOOK_URL,
+    CONF_PLAYER_WEBHOOK_ID,
+    CONF_WEBHOOK_SECRET,
+    DOMAIN,
+    LOGGER,
+)
 from .core.ledger import LedgerError
 from .core.payments import (
     MAX_BODY_BYTES,
@@ -175,7 +182,11 @@ def async_unregister_stripe_webhook(hass: HomeAssistant, entry: ConfigEntry) -> 
 
 
 async def async_delete_cloudhook(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    """Delete the entry's Home Assistant Cloud webhook URL, if it has one."""
-    if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
-        with suppress(cloud.CloudNotAvailable):
-            await cloud.async_delete_cloudhook(hass, entry.data[CONF_WEBHOOK_ID])
+    """Delete the entry's Home Assistant Cloud webhook URLs (Stripe's, the players'), if it has them."""
+    for url_key, id_key in (
+        (CONF_CLOUDHOOK_URL, CONF_WEBHOOK_ID),
+        (CONF_PLAYER_CLOUDHOOK_URL, CONF_PLAYER_WEBHOOK_ID),
+    ):
+        if entry.data.get(url_key) and "cloud" in hass.config.components:
+            with suppress(cloud.CloudNotAvailable):
+                await cloud.async_delete_cloudhook(hass, entry.data[id_key])
