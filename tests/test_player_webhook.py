@@ -11,6 +11,7 @@ from unittest.mock import MagicMock
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp.test_utils import TestClient
+from freezegun.api import FrozenDateTimeFactory
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -18,7 +19,15 @@ from homeassistant.core import HomeAssistant
 
 from fake_stripe import Delivery, FakeStripe
 
-from .helpers import MACHINE_ID, UNIT_AMOUNT, WEBHOOK_ID, pulses, stable_qr_entry, stable_qr_subentry
+from .helpers import (
+    MACHINE_ID,
+    UNIT_AMOUNT,
+    WEBHOOK_ID,
+    pulses,
+    reconcile,
+    stable_qr_entry,
+    stable_qr_subentry,
+)
 
 TOKEN = f"scan-{MACHINE_ID}"
 PLAYER = "/api/webhook/player_webhook_test"
@@ -118,7 +127,7 @@ async def test_a_price_changed_between_scan_and_payment_gives_what_the_checkout_
     assert fake_stripe.session_items[after][0]["price"]["unit_amount"] == 50
     assert await deliver(client, fake_stripe.pay_session(before, [2])) == "credited"
     await hass.async_block_till_done()
-    assert credits_sent(mqtt_mock) == [2]  # 2 × 2.00 paid is 2 credits, not 8 at today's 0.50.
+    assert credits_sent(mqtt_mock) == [2]  # 2 x 2.00 paid is 2 credits, not 8 at today's 0.50.
     assert fake_stripe.sessions[before]["amount_total"] == 2 * UNIT_AMOUNT
 
 
@@ -218,3 +227,24 @@ async def test_the_qr_code_holds_the_stable_url_through_a_price_change(
     assert state is not None
     assert state.attributes["url"] == url
     assert state.attributes["price_per_credit"] == "3.00 USD"
+
+
+async def test_reconciliation_credits_a_scanned_checkout_whose_webhook_never_came(
+    hass: HomeAssistant,
+    client: TestClient,
+    fake_stripe: FakeStripe,
+    mqtt_mock: MagicMock,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    session_id = await scan(client)
+    unpaid = await scan(client)
+    fake_stripe.pay_session(session_id, [4])  # The webhook is lost; nobody opens the page.
+    await reconcile(hass, freezer)
+    assert credits_sent(mqtt_mock) == [4]
+    assert fake_stripe.sessions[unpaid]["status"] == "expired"  # An hour later: Stripe's 30 minutes are over.
+    assert (await status(client, unpaid))["state"] == "expired"
+    late = fake_stripe.event_delivery("checkout.session.completed", fake_stripe.sessions[session_id])
+    assert await deliver(client, late) == "duplicate"
+    await reconcile(hass, freezer)
+    await hass.async_block_till_done()
+    assert credits_sent(mqtt_mock) == [4]

@@ -10,12 +10,15 @@ neither calls back.
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.core import HomeAssistant
 from homeassistant.util.dt import utcnow
 
 from .const import LOGGER
 from .core import reconciliation
 from .core.ledger import LedgerError, PaymentLedger
+from .core.ledger_checkout import CheckoutStatus
 from .core.payments import PaidSession, RefundNotice, WebhookRejected, paid_session
 from .core.reconciliation import LinkCursor
 from .core.stripe_gateway import StripeGatewayError
@@ -99,9 +102,33 @@ class CatchUp:
                     # An outage is logged once by StripeHealth; a refused request is this link's.
                     log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
                     log("Could not check Stripe for missed payments of %s now: %s", link.machine_id, err)
+            credited += await self._async_reconcile_scans()
         except LedgerError as err:  # A background job: say it, the next run tries again.
             LOGGER.warning("Could not reconcile payments with Stripe now: %s", err)
         return credited
+
+    async def _async_reconcile_scans(self) -> int:
+        """Sessions opened for scans (no payment link): ask Stripe about those the ledger has open.
+
+        Listed by creation time from the oldest still open, and taken only if the ledger made them.
+        """
+        offers = await self._hass.async_add_executor_job(self._ledger.unsettled_checkout_offers)
+        if not offers:
+            return 0
+        ours = {offer.session_id for offer in offers}
+        try:
+            listed = await self._intake.gateway.checkout_sessions_since(min(o.created for o in offers))
+        except StripeGatewayError as err:
+            log = LOGGER.debug if isinstance(err, OUTAGE_ERRORS) else LOGGER.warning
+            log("Could not check Stripe for missed payments of scanned checkouts now: %s", err)
+            return 0
+        sessions = [obj for obj in listed if obj.get("id") in ours]
+        for obj in sessions:
+            if obj.get("status") == "expired":
+                await self._hass.async_add_executor_job(
+                    self._ledger.set_checkout_status, obj["id"], CheckoutStatus.EXPIRED
+                )
+        return await self._async_credit_missed(sessions, "a scanned checkout")
 
     async def _async_reconcile_link(self, link: LinkCursor, now: int) -> int:
         """List a link's sessions since its cursor, credit the missed ones, move the cursor.
@@ -109,12 +136,22 @@ class CatchUp:
         Raises StripeGatewayError with the cursor left where it was: all is listed again next time.
         """
         sessions = await self._intake.gateway.checkout_sessions(link.link_id, link.since)
+        credited = await self._async_credit_missed(sessions, link.machine_id)
+        moved = reconciliation.move(link, sessions, now)
+        if moved.done or moved.since != link.since:
+            await self._hass.async_add_executor_job(
+                self._ledger.move_reconcile_cursor, link.link_id, moved.since, moved.done
+            )
+        return credited
+
+    async def _async_credit_missed(self, sessions: list[dict[str, Any]], source: str) -> int:
+        """Credit the paid ones of ``sessions`` the ledger does not know; return how many."""
         paid: list[PaidSession] = []
         for obj in sessions:
             try:
                 notice = paid_session(obj, f"reconcile:{obj.get('id')}", "reconciliation")
             except WebhookRejected as err:
-                LOGGER.warning("Skipping a session Stripe listed for %s: %s", link.machine_id, err)
+                LOGGER.warning("Skipping a session Stripe listed for %s: %s", source, err)
                 continue
             if isinstance(notice, PaidSession):
                 paid.append(notice)
@@ -132,11 +169,6 @@ class CatchUp:
                     "Credited payment %s for %s that the webhook never delivered; "
                     "check the webhook URL and secret in Stripe",
                     notice.session_id,
-                    link.machine_id,
+                    source,
                 )
-        moved = reconciliation.move(link, sessions, now)
-        if moved.done or moved.since != link.since:
-            await self._hass.async_add_executor_job(
-                self._ledger.move_reconcile_cursor, link.link_id, moved.since, moved.done
-            )
         return credited

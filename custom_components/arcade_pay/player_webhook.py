@@ -27,7 +27,9 @@ Decisions:
 
 from __future__ import annotations
 
+from contextlib import suppress
 from http import HTTPStatus
+from ipaddress import ip_address
 import json
 import re
 from typing import TYPE_CHECKING, Final
@@ -81,9 +83,11 @@ def _json(status: HTTPStatus, body: dict[str, object]) -> web.Response:
 
 
 def _client_address(request: web.Request) -> str:
-    """Who scanned: the peer, or the first forwarded address behind a relay or proxy."""
+    """Who scanned: the peer (Home Assistant resolved trusted proxies), else what a Cloud relay forwarded."""
+    with suppress(ValueError, TypeError):
+        return str(ip_address(request.remote or ""))
     forwarded = request.headers.get("X-Forwarded-For", "")
-    return forwarded.split(",")[0].strip() or request.remote or "unknown"
+    return forwarded.split(",")[0].strip() or "relayed"
 
 
 def _runtime(hass: HomeAssistant, entry_id: str) -> ArcadePayData | None:

@@ -130,6 +130,15 @@ class CheckoutLedger(LedgerStore):
         )
         return [_offer_of_row(row) for row in rows]
 
+    def unsettled_checkout_offers(self) -> list[CheckoutOffer]:
+        """Every session still open as far as the ledger knows (reconciliation asks Stripe), oldest first."""
+        rows = self._query(
+            f"SELECT {_OFFER_COLUMNS} FROM checkout_offers"  # noqa: S608 - a constant column list
+            " WHERE status = ? ORDER BY created, session_id",
+            (_OPEN,),
+        )
+        return [_offer_of_row(row) for row in rows]
+
     def set_checkout_status(self, session_id: str, status: CheckoutStatus) -> bool:
         """Note a session's new status; return whether it changed.
 
