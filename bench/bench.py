@@ -435,7 +435,7 @@ if __name__ == "__main__":
         "--broker-nagle",
         dest="nodelay",
         action="store_false",
-        help="run mosquitto with its default set_tcp_nodelay false (the README explains the 40 ms stalls)",
+        help="run mosquitto with its default set_tcp_nodelay false (docs/mqtt-protocol.md explains the 40 ms stalls)",
     )
     parser.add_argument("--profile", action="store_true", help="sample Home Assistant with py-spy first")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")

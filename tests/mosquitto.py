@@ -1,7 +1,7 @@
 """A real mosquitto broker on a free localhost port, for the fault and end-to-end tests.
 
 ``scripts/setup`` installs Debian's mosquitto. The broker can be stopped and started again
-on the same port (clients reconnect), or killed outright. Given an ACL it runs as the README
+on the same port (clients reconnect), or killed outright. Given an ACL it runs as docs/mqtt-protocol.md
 recommends: no anonymous clients, a password per user, each cabinet limited to its topics.
 """
 
@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 
-# The ACL the README shows, scripts/develop and the end-to-end test run.
+# The ACL docs/mqtt-protocol.md shows, scripts/develop and the end-to-end test run.
 ACL_FILE = Path(__file__).resolve().parent.parent / "tools" / "dev" / "mosquitto.acl"
 
 

@@ -94,7 +94,7 @@ def other_account(prefix: str = DEFAULT_TOPIC_PREFIX) -> MockConfigEntry:
 
 
 def test_the_manifest_asks_mqtt_for_the_default_prefixs_announcements_only() -> None:
-    """Statuses are the accounts' own to watch (README: Which topics)."""
+    """Statuses are the accounts' own to watch (docs/architecture.md: Discovered cabinets)."""
     topics = json.loads(MANIFEST.read_text(encoding="utf-8"))["mqtt"]
     assert topics == [subscription(DEFAULT_TOPIC_PREFIX, TOPIC_INFO)]
 

@@ -437,7 +437,7 @@ async def test_broker_stopped_while_payments_arrive(
     if not acknowledges:
         # An older cabinet cannot drop repeats: it gets each pulse exactly once, except those on
         # their way when the broker went down: their PUBACKs lost, the MQTT client (or the broker,
-        # for the cabinet's session) sends them again after the restart (README: the at-least-once
+        # for the cabinet's session) sends them again after the restart (docs/payments.md: the at-least-once
         # boundary). Never one held during the outage, or paid after it.
         repeated = [pid for pid, count in Counter(p["paymentId"] for p in received).items() if count > 1]
         record_property("repeated_at_the_stop", len(repeated))

@@ -13,7 +13,7 @@ Plain Python (no Home Assistant import), driven by the integration and by the pr
   client, which sends it on reconnecting, while this process runs: not published again here (a
   doubled credit), it stays owed and ``unconfirmed`` in the ledger, sent once more after a restart;
   a later publish the broker confirms proves it delivered (planner's ``confirmed_by``). The
-  at-least-once boundary this leaves is in the README (How credits are counted).
+  at-least-once boundary this leaves is in docs/payments.md (Known limit).
 
 What is owed and when it is due is the planner's (delivery_planner.py, without I/O, one record
 per pulse); the dispatcher adds the ledger, the publish and the notes of what was published.

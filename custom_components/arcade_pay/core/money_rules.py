@@ -1,6 +1,6 @@
 """What a refund or a dispute does to a payment: its revenue, and its credits not delivered yet.
 
-Plain Python without I/O; the ledger applies these rules inside its transactions. The README
+Plain Python without I/O; the ledger applies these rules inside its transactions. docs/payments.md
 ("Refunds and disputes") says the same for owners.
 
 * Revenue: the money out of a payment is ``min(amount, refunded + disputed)``. Stripe's refund
