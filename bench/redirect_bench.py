@@ -41,11 +41,15 @@ QR_CODE = "image.demo_cabinet_payment_qr_code"
 
 
 async def scan(browser: ClientSession, url: str) -> str:
-    """Scan the code (waiting out the scan limit if needed); return the checkout URL."""
+    """Scan the code (waiting out the scan limit, or the cabinet's first status); return the checkout URL."""
+    deadline = time.monotonic() + 30
     while True:
         async with browser.get(url, allow_redirects=False) as resp:
             if resp.status == 429:
                 await asyncio.sleep(float(resp.headers.get("Retry-After", "5")))
+                continue
+            if resp.status == 503 and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
                 continue
             assert resp.status == 303, await resp.text()
             return resp.headers["Location"]
