@@ -248,3 +248,26 @@ async def test_reconciliation_credits_a_scanned_checkout_whose_webhook_never_cam
     await reconcile(hass, freezer)
     await hass.async_block_till_done()
     assert credits_sent(mqtt_mock) == [4]
+
+
+async def test_stripe_out_of_reach_at_a_scan_is_a_page_to_try_again(
+    client: TestClient, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next, fake_stripe.fail_status = 3, 503
+    resp = await client.get(SCAN, allow_redirects=False)
+    assert resp.status == 503
+    assert "not available right now" in await resp.text()
+    assert fake_stripe.sessions == {}
+
+
+async def test_a_scan_while_arcade_pay_is_not_running_takes_no_money(
+    hass: HomeAssistant, client: TestClient, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    resp = await client.get(SCAN, allow_redirects=False)
+    assert resp.status == 503
+    assert "not available right now" in await resp.text()
+    assert fake_stripe.sessions == {}
+    assert await hass.config_entries.async_setup(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert (await client.get(SCAN, allow_redirects=False)).status == 303

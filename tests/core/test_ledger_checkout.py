@@ -85,7 +85,7 @@ def test_a_new_ledger_is_at_schema_9(ledger: PaymentLedger, path: Path) -> None:
         str(name) for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
     }
     assert columns(path, "payments")[-3:] == ["unit_amount", "offer", "discount"]
-    assert columns(path, "cabinets")[-2:] == ["unit_amount_now", "pack_set"]
+    assert columns(path, "cabinets")[-3:] == ["unit_amount_now", "pack_set", "price_basis"]
 
 
 # What release 7 holds: a delivered payment, one still owed, a cabinet's memory.
