@@ -15,6 +15,7 @@ from typing import Any
 from playwright.async_api import TimeoutError as PlaywrightTimeout, expect
 import pytest
 
+from custom_components.arcade_pay.image import qr_code_png
 from dev import bootstrap
 from dev.bootstrap import DEV_PASSWORD, DEV_USERNAME, FAKE_API_KEY
 from e2e.system import Agent
@@ -393,6 +394,57 @@ async def test_12_game_over_from_the_cabinet(journey: Journey) -> None:
         for name, wrong in (("Credits", "1 credits"), ("Plays", "1 plays")):
             if wrong in await ui.entity_row(page, name).evaluate(ui.DEEP_TEXT):
                 problems.append(f'{name} reads "{wrong}"')
+
+
+QR_CODE = "image.pac_man_payment_qr_code"
+
+
+async def _qr(journey: Journey) -> tuple[str, bytes]:
+    """The URL the QR code says it holds, and the picture itself (as a dashboard fetches it)."""
+    state = await journey.system.client.request("GET", f"/api/states/{QR_CODE}")
+    async with journey.system.session.get(
+        journey.system.ha.url + state["attributes"]["entity_picture"]
+    ) as resp:
+        return state["attributes"]["url"], await resp.read()
+
+
+async def _action(journey: Journey, domain: str, service: str, data: dict[str, Any]) -> None:
+    await journey.system.client.request("POST", f"/api/services/{domain}/{service}", json_body=data)
+
+
+async def test_12_scan_the_stable_qr_code_and_see_the_credits(journey: Journey) -> None:
+    async with journey.step("stable-qr", needs="paid") as problems:
+        url, picture = await _qr(journey)
+        if qr_code_png(url) != picture:
+            problems.append("the QR code's picture does not hold the URL it shows")
+        if "/api/webhook/" not in url or "?c=" not in url:
+            problems.append(f"a new cabinet's QR code is not its stable Home Assistant URL: {url}")
+        await _action(
+            journey, "number", "set_value", {"entity_id": "number.pac_man_price_per_credit", "value": 1}
+        )
+        if await _qr(journey) != (url, picture):
+            problems.append("the QR code changed with the price")
+        phone = await journey.context.new_page()  # A player's phone scans the code on the cabinet.
+        await phone.set_viewport_size({"width": 390, "height": 844})
+        await phone.goto(url)
+        await expect(phone.get_by_role("button", name="Pay")).to_be_visible()
+        if "(minor units)" in (text := await phone.inner_text("body")) and " 100 USD" not in text:
+            problems.append(f"the checkout does not charge the new price of 1.00: {text!r}")
+        await phone.get_by_role("spinbutton").first.fill("2")
+        await phone.get_by_role("button", name="Pay").click()
+        await expect(phone.get_by_text("2 credits on Pac-Man. Press start!")).to_be_visible(timeout=20_000)
+        await phone.screenshot(path=journey.artifacts / "12-stable-qr-player-page.png")
+        await journey.system.wait_for(lambda: _coins(journey, 4), limit=20)
+
+        await _action(journey, "switch", "turn_off", {"entity_id": "switch.pac_man_accepting_payments"})
+        await phone.goto(url)
+        await expect(phone.get_by_text("Pac-Man is not taking payments right now")).to_be_visible()
+        await phone.screenshot(path=journey.artifacts / "12-stable-qr-paused.png")
+        await phone.close()
+        await _action(journey, "switch", "turn_on", {"entity_id": "switch.pac_man_accepting_payments"})
+        await _action(
+            journey, "number", "set_value", {"entity_id": "number.pac_man_price_per_credit", "value": 1.5}
+        )
 
 
 async def test_13_change_the_price(journey: Journey) -> None:
