@@ -16,7 +16,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 
 from custom_components.arcade_pay.const import CONF_MANAGED_LINK, CONF_UNIT_AMOUNT, DOMAIN, SUBENTRY_CABINET
-from custom_components.arcade_pay.core.cabinet import Cabinet, CabinetConfig
+from custom_components.arcade_pay.core.cabinet import Cabinet
+from custom_components.arcade_pay.core.cabinet_config import CabinetConfig
 from custom_components.arcade_pay.core.routing import AmbiguousLink, LinkIndex
 from fake_stripe import FakeStripe
 

@@ -34,7 +34,7 @@ from .const import (
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
 )
-from .core.cabinet import QrTarget
+from .core.cabinet_config import QrTarget
 from .core.currencies import format_amount, normalize_currency
 from .core.pricing import pack_placeholders
 from .core.stripe_gateway import MAX_ADJUSTABLE_QUANTITY, StripeGateway, StripeGatewayError

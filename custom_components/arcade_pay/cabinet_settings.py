@@ -29,7 +29,7 @@ from .const import (
     CONF_QR_TARGET,
     CONF_SCAN_TOKEN,
 )
-from .core.cabinet import QrTarget
+from .core.cabinet_config import QrTarget
 from .core.pricing import PackError, format_packs, parse_packs
 from .stable_ids import new_scan_token
 from .subentries import packs_of, stored_packs

@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 
 from .cabinet_settings import cabinet_settings
 from .const import CONF_PLAYER_WEBHOOK_ID, LOGGER, SUBENTRY_CABINET
-from .core.cabinet import QrTarget
+from .core.cabinet_config import QrTarget
 from .stable_ids import new_player_webhook_id
 
 VERSION = 1

@@ -32,7 +32,7 @@ from .const import (
     DEFAULT_MAX_QUANTITY,
     DOMAIN,
 )
-from .core.cabinet import QrTarget
+from .core.cabinet_config import QrTarget
 from .core.currencies import (
     STRIPE_MAX_AMOUNT,
     PriceError,

@@ -16,7 +16,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.util import dt as dt_util
 
-from .core.cabinet import Cabinet, QrTarget
+from .core.cabinet import Cabinet
+from .core.cabinet_config import QrTarget
 from .core.pricing import price_per_credit
 from .data import ArcadePayConfigEntry
 from .entity import ArcadePayEntity, add_cabinet_entities

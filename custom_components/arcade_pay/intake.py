@@ -26,21 +26,13 @@ from .core.payments import (
     DisputeNotice,
     PaidSession,
     RefundNotice,
-    checked_credits,
-    credits_from_subtotal,
     from_minor_units,
-)
-from .core.pricing import (
-    OFFER_METADATA_KEY,
-    CreditError as PricingError,
-    credits_for_items,
-    credits_for_subtotal,
-    offer_from_metadata,
 )
 from .core.routing import AmbiguousLink, LinkIndex
 from .core.stripe_gateway import StripeGateway
 from .courier import Courier
 from .issues import raise_dispute_issue, sync_not_credited_issue
+from .session_credits import SessionCredits, unit_amount_charged
 
 
 class Outcome(StrEnum):
@@ -65,14 +57,6 @@ class ManualCredit:
     sent: bool  # MQTT took the pulse now (else it follows: cabinet offline, MQTT down)
 
 
-@dataclass(frozen=True, slots=True)
-class LearnedPrice:
-    """The one price a payment link sells, learned from Stripe."""
-
-    unit_amount: int
-    currency: str
-
-
 class Intake:
     """Payments in for one entry's cabinets."""
 
@@ -91,7 +75,7 @@ class Intake:
         self.cabinets = cabinets
         self._courier = courier
         self._links = LinkIndex(cabinets.values())
-        self._learned_prices: dict[str, LearnedPrice] = {}
+        self._credits = SessionCredits(lambda: self.gateway)
 
     def cabinets_changed(self) -> None:
         """A cabinet was added or deleted while the entry runs: route by the cabinets there are now."""
@@ -123,11 +107,11 @@ class Intake:
             reason = f"paid in {session.currency.upper()}, priced in {cabinet.config.currency.upper()}"
             return await self.async_not_creditable(session, cabinet.machine_id, reason)
         try:
-            credits = await self._async_credits_for(cabinet, session)
+            credits = await self._credits.async_credits(cabinet, session)
         except CreditError as err:
             return await self.async_not_creditable(session, cabinet.machine_id, str(err))
         payment = Payment.of_session(
-            session, cabinet.machine_id, credits, utcnow(), _unit_amount(cabinet, session)
+            session, cabinet.machine_id, credits, utcnow(), unit_amount_charged(cabinet, session)
         )
         came_before: list[Adjustment | None] = []
 
@@ -161,41 +145,6 @@ class Intake:
             session.currency.upper(),
         )
         return Outcome.CREDITED
-
-    async def _async_credits_for(self, cabinet: Cabinet, session: PaidSession) -> int:
-        """Credits bought, from the event when the price is known, else from Stripe.
-
-        A session opened for a scan carries its offer (core/pricing.py): single credits are its
-        subtotal over the price of one; packs are its own line items, matched to the offer. Never
-        the price of today.
-        """
-        try:
-            lines = offer_from_metadata({OFFER_METADATA_KEY: session.offer} if session.offer else None)
-            if lines is not None and len(lines) == 1 and session.amount_subtotal is not None:
-                return checked_credits(credits_for_subtotal(lines, session.amount_subtotal))
-            if lines is not None:
-                bought = await self.gateway.checkout_session_lines(session.session_id)
-                return checked_credits(
-                    credits_for_items(lines, [(b.unit_amount, b.quantity) for b in bought])
-                )
-        except PricingError as err:
-            raise CreditError(str(err)) from err
-        link = session.payment_link_id
-        config = cabinet.config
-        known: LearnedPrice | None = None
-        if config.managed_link and link == config.payment_link_id and config.unit_amount:
-            known = LearnedPrice(config.unit_amount, config.currency)
-        elif link is not None:
-            known = self._learned_prices.get(link)
-        if known is not None and known.currency == session.currency and session.amount_subtotal is not None:
-            try:
-                return credits_from_subtotal(session.amount_subtotal, known.unit_amount)
-            except CreditError:
-                LOGGER.debug("Subtotal of %s does not fit the known price; asking Stripe", session.session_id)
-        items = await self.gateway.session_items(session.session_id)
-        if link is not None and items.unit_amount and items.currency:
-            self._learned_prices[link] = LearnedPrice(items.unit_amount, items.currency)
-        return checked_credits(items.quantity)
 
     async def async_not_creditable(
         self, session: PaidSession, machine_id: str | None, reason: str
@@ -311,10 +260,3 @@ class Intake:
         published = await self._courier.async_accept_now(payment)
         waits = not published and cabinet.awaiting_first_sign
         return ManualCredit(payment.payment_id, waits_for_cabinet=waits, sent=published)
-
-
-def _unit_amount(cabinet: Cabinet, session: PaidSession) -> int | None:
-    """The price of one credit the player was charged: the session's offer's, else the link's."""
-    if session.offer and (lines := offer_from_metadata({OFFER_METADATA_KEY: session.offer})):
-        return lines[0].amount
-    return cabinet.config.unit_amount

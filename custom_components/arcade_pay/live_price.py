@@ -13,7 +13,8 @@ from weakref import WeakKeyDictionary
 
 from homeassistant.core import HomeAssistant
 
-from .core.cabinet import Cabinet, QrTarget
+from .core.cabinet import Cabinet
+from .core.cabinet_config import QrTarget
 from .core.ledger import PaymentLedger
 from .core.pricing import PackSet
 from .errors import translated_errors

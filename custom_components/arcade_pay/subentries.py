@@ -35,7 +35,8 @@ from .const import (
     DOMAIN,
     SUBENTRY_CABINET,
 )
-from .core.cabinet import Cabinet, CabinetConfig, QrTarget
+from .core.cabinet import Cabinet
+from .core.cabinet_config import CabinetConfig, QrTarget
 from .core.pricing import Pack
 
 

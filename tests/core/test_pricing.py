@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, strategies as st
 import pytest
 
-from custom_components.arcade_pay.core.cabinet import Cabinet, CabinetConfig, QrTarget
+from custom_components.arcade_pay.core.cabinet import Cabinet
+from custom_components.arcade_pay.core.cabinet_config import CabinetConfig, QrTarget
 from custom_components.arcade_pay.core.currencies import STRIPE_MAX_AMOUNT, smallest_amount
 from custom_components.arcade_pay.core.pricing import (
     MAX_PACK_CREDITS,

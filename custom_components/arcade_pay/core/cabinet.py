@@ -15,41 +15,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from .cabinet_config import CabinetConfig
+from .cabinet_price import LivePrice
 from .currencies import from_minor_units
 from .mqtt_connection import MqttConnection
-from .pricing import Offer, Pack, PackSet
+from .pricing import PackSet
 from .protocol import CabinetState, GameState
-
-
-class QrTarget(StrEnum):
-    """Where a cabinet's QR code points: Home Assistant's stable URL, or its Stripe payment link."""
-
-    HOME_ASSISTANT = "home_assistant"
-    PAYMENT_LINK = "payment_link"
-
-
-@dataclass(frozen=True, slots=True)
-class CabinetConfig:
-    """A cabinet as the user configured it (a config subentry)."""
-
-    subentry_id: str
-    machine_id: str
-    name: str
-    currency: str
-    max_quantity: int
-    payment_link_id: str
-    payment_link_url: str
-    managed_link: bool
-    unit_amount: int | None = None
-    price_id: str | None = None
-    product_id: str | None = None
-    # The earlier system's cabinets publish nothing: the owner vouches that they are there.
-    never_reports: bool = False
-    qr_target: QrTarget = QrTarget.PAYMENT_LINK
-    packs: tuple[Pack, ...] = ()
-    happy_hour_packs: tuple[Pack, ...] = ()
-    allow_promotion_codes: bool = False
-    scan_token: str | None = None  # the cabinet's part of its stable URL, for its whole life
 
 
 class PaymentsState(StrEnum):
@@ -73,7 +44,7 @@ class CabinetEvent:
 CabinetListener = Callable[[CabinetEvent | None], None]
 
 
-class Cabinet:
+class Cabinet(LivePrice):
     """Live state of one cabinet."""
 
     def __init__(self, config: CabinetConfig, mqtt: MqttConnection | None = None) -> None:
@@ -140,58 +111,6 @@ class Cabinet:
         if self.offline_stopped:
             return PaymentsState.OFFLINE
         return PaymentsState.STRIPE_PENDING
-
-    @property
-    def unit_amount_now(self) -> int | None:
-        """What one credit costs now; None for an adopted link that sells several prices.
-
-        With the QR code on Home Assistant, the Price per credit the entity set; on the payment
-        link, the link's price (Stripe cannot change it).
-        """
-        if self.config.qr_target is QrTarget.HOME_ASSISTANT:
-            return self._live_unit_amount
-        return self.config.unit_amount
-
-    @property
-    def price_basis(self) -> str:
-        """What a remembered live price was set under: the cabinet (its token), currency, form price.
-
-        A cabinet deleted and added again, or a new price in its form, starts from the form's price.
-        """
-        return f"{self.config.scan_token} {self.config.currency} {self.config.unit_amount}"
-
-    def offer(self) -> Offer:
-        """What the next scan sells; ValueError when the cabinet has no single price."""
-        unit_amount = self.unit_amount_now
-        if unit_amount is None:
-            raise ValueError(f"{self.machine_id} sells no single price")
-        packs = {
-            PackSet.NONE: (),
-            PackSet.PACKS: self.config.packs,
-            PackSet.HAPPY_HOUR_PACKS: self.config.happy_hour_packs,
-        }[self.pack_set]
-        return Offer(
-            self.config.currency,
-            unit_amount,
-            packs,
-            self.config.max_quantity,
-            self.config.allow_promotion_codes,
-        )
-
-    def set_price(self, unit_amount: int, pack_set: PackSet) -> None:
-        """The live price or pack set changed (the ledger has it already)."""
-        if (unit_amount, pack_set) != (self._live_unit_amount, self.pack_set):
-            self._live_unit_amount, self.pack_set = unit_amount, pack_set
-            self._changed()
-
-    def restore_price(self, unit_amount: int | None, pack_set: str | None, basis: str | None) -> None:
-        """Take back the live price the ledger remembers, if it was set under this price_basis."""
-        if basis != self.price_basis or self.config.scan_token is None:
-            return
-        if unit_amount is not None:
-            self._live_unit_amount = unit_amount
-        if pack_set in set(PackSet):
-            self.pack_set = PackSet(pack_set)
 
     def changed(self) -> None:
         """Tell the listeners that something they show changed."""
