@@ -15,8 +15,11 @@ from freezegun.api import FrozenDateTimeFactory
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 
+from custom_components.arcade_pay.const import CONF_MAX_QUANTITY, CONF_NEVER_REPORTS, CONF_PRICE
 from fake_stripe import Delivery, FakeStripe
 
 from .helpers import (
@@ -27,6 +30,7 @@ from .helpers import (
     reconcile,
     stable_qr_entry,
     stable_qr_subentry,
+    start_reconfigure,
 )
 
 TOKEN = f"scan-{MACHINE_ID}"
@@ -271,3 +275,30 @@ async def test_a_scan_while_arcade_pay_is_not_running_takes_no_money(
     assert await hass.config_entries.async_setup(setup_entry.entry_id)
     await hass.async_block_till_done()
     assert (await client.get(SCAN, allow_redirects=False)).status == 303
+
+
+async def test_a_new_price_in_the_form_keeps_the_printed_code_and_raises_no_reprint_repair(
+    hass: HomeAssistant, client: TestClient, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
+) -> None:
+    state = hass.states.get(QR_CODE)
+    assert state is not None
+    url = state.attributes["url"]
+    result = await start_reconfigure(hass, setup_entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {
+            CONF_NAME: "Pac-Man",
+            CONF_PRICE: "3",
+            CONF_MAX_QUANTITY: 10,
+            "acknowledges": False,
+            CONF_NEVER_REPORTS: False,
+        },
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert result["reason"] == "reconfigure_same_qr_code"
+    assert not [i for i in ir.async_get(hass).issues.values() if i.issue_id.startswith("new_qr_code_")]
+    state = hass.states.get(QR_CODE)
+    assert state is not None
+    assert state.attributes["url"] == url
+    session_id = await scan(client)
+    assert fake_stripe.session_items[session_id][0]["price"]["unit_amount"] == 300

@@ -1,8 +1,7 @@
-"""Add or change a cabinet: a device with its own Stripe payment link (a config subentry).
+"""Add or change a cabinet (a config subentry): a device with its own Stripe payment link.
 
-Every form strips what was typed, refuses what Stripe or MQTT would refuse with a
-translated error, and ends by stating the result in words: the price, its currency
-and the limit per payment, and whether the QR code changed.
+Every form strips what was typed, refuses what Stripe or MQTT would with a translated error, and
+states the result in words: price, currency, limit per payment, whether the QR code changed.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from .const import (
     CONF_PRICE,
     CONF_PRICE_ID,
     CONF_PRODUCT_ID,
+    CONF_QR_TARGET,
     CONF_UNIT_AMOUNT,
     DEFAULT_MAX_QUANTITY,
 )
@@ -62,8 +62,7 @@ from .payment_links import async_retire_links
 class CabinetSubentryFlow(ConfigSubentryFlow):
     """Add or change a cabinet."""
 
-    # The currency the price field was last shown in (new cabinets).
-    _shown_currency: str | None = None
+    _shown_currency: str | None = None  # The price field was last shown in it (new cabinets).
 
     def _gateway(self) -> StripeGateway:
         return create_gateway(self.hass, self._get_entry().data[CONF_API_KEY])
@@ -141,8 +140,7 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
         without ``machine_id`` metadata is accepted: it is matched by its id alone.
         """
         errors: dict[str, str] = {}
-        # Who holds the link, for the errors that name them.
-        placeholders = {"owner": "", "link_machine_id": "", "account": ""}
+        placeholders = {"owner": "", "link_machine_id": "", "account": ""}  # Who holds the link.
         if user_input is not None:
             user_input = stripped(user_input)
             errors = cabinet_errors(self.hass, self._get_entry(), user_input, placeholders)
@@ -232,11 +230,14 @@ class CabinetSubentryFlow(ConfigSubentryFlow):
                         reason="reconfigure_successful_adopted", description_placeholders={"name": name}
                     )
                 reason = "reconfigure_successful"
-                if data[CONF_PAYMENT_LINK_ID] != old_link:
+                if data[CONF_PAYMENT_LINK_ID] != old_link:  # A code on Home Assistant stays as printed.
                     reason = "reconfigure_new_qr_code"
-                    async_create_new_qr_code_issue(
-                        self.hass, self._get_entry().entry_id, subentry.subentry_id, name
-                    )
+                    if data.get(CONF_QR_TARGET) == QrTarget.HOME_ASSISTANT:
+                        reason = "reconfigure_same_qr_code"
+                    else:
+                        async_create_new_qr_code_issue(
+                            self.hass, self._get_entry().entry_id, subentry.subentry_id, name
+                        )
                 return self.async_abort(
                     reason=with_limit(reason, data[CONF_MAX_QUANTITY]),
                     description_placeholders=summary(name, data),
