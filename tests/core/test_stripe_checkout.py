@@ -58,7 +58,7 @@ async def test_a_session_sells_its_lines_and_carries_the_machine(
         (i["price"]["unit_amount"], i["quantity"], i["adjustable_quantity"]["minimum"]) for i in items
     ] == [
         (200, 1, 0),
-        (500, 0, 0),
+        (500, 1, 0),
     ]
 
     fake.add_promotion_code("HALF", percent_off=50)

@@ -74,6 +74,8 @@ def _lines(fake: FakeStripe, params: dict[str, Any]) -> list[dict[str, Any]]:
         minimum = _int(adjustable.get("minimum", 0), "line_items")
         maximum = _int(adjustable.get("maximum", 99), "line_items")
         quantity = _int(item.get("quantity", 1), "line_items")
+        if quantity < 1:  # As Stripe: a line may be set to 0 by the player, not created at 0.
+            raise BadRequest("This value must be greater than or equal to 1.", "line_items")
         if not minimum <= quantity <= maximum:
             raise BadRequest("The quantity must be between the adjustable minimum and maximum.", "line_items")
         name = str((data.get("product_data") or {}).get("name", "Credits"))

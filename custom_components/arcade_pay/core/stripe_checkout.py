@@ -8,7 +8,9 @@ What Stripe's API reference says, and what follows here (POST /v1/checkout/sessi
 * ``line_items[].price_data`` (currency, unit_amount, product_data.name) sells a price made for
   this session only: the price of the moment of the scan, no Price object to keep.
 * ``adjustable_quantity`` (enabled, minimum, maximum ≤ 999 999): with several line items a line
-  may go down to 0; one alone cannot. A line starts at 1 (the single credit) or 0 (the packs).
+  may go down to 0; one alone cannot. A line cannot *start* at 0 (Stripe answers "This value
+  must be greater than or equal to 1"), so with packs on sale every line starts at 1 and the
+  player sets what they want; the checkout shows the total before Pay.
 * ``expires_at``: between 30 minutes and 24 hours after creation. The shortest is used: a
   checkout left open is one more way to pay a cabinet that may stop taking money.
 * ``client_reference_id``: up to 200 characters; ``metadata`` values up to 500 characters.
@@ -80,14 +82,14 @@ class CheckoutCalls:
                         "unit_amount": amount,
                         "product_data": {"name": name},
                     },
-                    "quantity": 1 if index == 0 else 0,
+                    "quantity": 1,
                     "adjustable_quantity": {
                         "enabled": True,
                         "minimum": 1 if alone else 0,
                         "maximum": max_quantity,
                     },
                 }
-                for index, (amount, name) in enumerate(lines)
+                for amount, name in lines
             ],
             "metadata": {METADATA_MACHINE_ID: machine_id, **metadata},
             "payment_intent_data": {"metadata": {METADATA_MACHINE_ID: machine_id}},
