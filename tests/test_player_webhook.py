@@ -19,13 +19,19 @@ from homeassistant.const import CONF_NAME
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
-from custom_components.arcade_pay.const import CONF_MAX_QUANTITY, CONF_NEVER_REPORTS, CONF_PRICE
+from custom_components.arcade_pay.const import (
+    CONF_MAX_QUANTITY,
+    CONF_NEVER_REPORTS,
+    CONF_PRICE,
+    CONF_QR_TARGET,
+)
 from fake_stripe import Delivery, FakeStripe
 
 from .helpers import (
     MACHINE_ID,
     UNIT_AMOUNT,
     WEBHOOK_ID,
+    managed_link,
     pulses,
     reconcile,
     stable_qr_entry,
@@ -43,9 +49,16 @@ QR_CODE = "image.pac_man_payment_qr_code"
 
 
 @pytest.fixture
-def config_entry(config_entry: MockConfigEntry, cabinet_link: dict[str, Any]) -> MockConfigEntry:
-    """Pac-Man's QR code is Home Assistant's: packs 3 for 5.00 and 10 for 15.00, codes allowed."""
-    return stable_qr_entry(config_entry, stable_qr_subentry(cabinet_link))
+def config_entry(
+    config_entry: MockConfigEntry, cabinet_link: dict[str, Any], fake_stripe: FakeStripe
+) -> MockConfigEntry:
+    """Pac-Man's QR code is Home Assistant's: packs 3 for 5.00 and 10 for 15.00, codes allowed.
+
+    Frogger's is still its payment link: its token (``scan-frogger``) is published nowhere.
+    """
+    frogger = stable_qr_subentry(managed_link(fake_stripe, "frogger"), "frogger", "Frogger")
+    frogger["data"] = {**frogger["data"], CONF_QR_TARGET: "payment_link"}
+    return stable_qr_entry(config_entry, stable_qr_subentry(cabinet_link), frogger)
 
 
 async def scan(client: TestClient, **headers: str) -> str:
@@ -84,7 +97,7 @@ async def test_a_scan_opens_a_checkout_for_this_cabinet_at_the_price_of_now(
     assert session["metadata"] == {"machine_id": MACHINE_ID, "arcade_pay_offer": f"1x{UNIT_AMOUNT}"}
     assert session["client_reference_id"] == f"arcade_pay-{MACHINE_ID}"
     assert session["allow_promotion_codes"] is True
-    assert 1790 <= session["expires_at"] - session["created"] <= 1810  # Stripe's shortest: 30 minutes.
+    assert 1850 <= session["expires_at"] - session["created"] <= 1870  # Stripe's shortest, and a minute.
     success = urlsplit(session["success_url"])
     assert parse_qs(success.query) == {"c": [TOKEN], "s": ["{CHECKOUT_SESSION_ID}"]}
     (line,) = fake_stripe.session_items[session_id]
@@ -210,7 +223,7 @@ async def test_a_deleted_cabinet_s_code_says_it_is_gone(
     hass: HomeAssistant, client: TestClient, setup_entry: MockConfigEntry, fake_stripe: FakeStripe
 ) -> None:
     session_id = await scan(client)
-    (subentry_id,) = setup_entry.subentries
+    (subentry_id,) = (i for i, sub in setup_entry.subentries.items() if sub.data["machine_id"] == MACHINE_ID)
     assert hass.config_entries.async_remove_subentry(setup_entry, subentry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     resp = await client.get(SCAN, allow_redirects=False)

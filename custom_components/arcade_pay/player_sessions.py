@@ -23,6 +23,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import LOGGER
 from .core.cabinet import Cabinet, PaymentsState
+from .core.cabinet_config import QrTarget
 from .core.ledger import LedgerError, PaymentLedger
 from .core.ledger_checkout import CheckoutOffer, CheckoutStatus, PlayerView
 from .core.payments import IgnoredEvent, WebhookRejected, paid_session
@@ -33,8 +34,9 @@ from .entry_work import EntryWork
 from .intake import Intake
 from .player import pages
 
-# Stripe's shortest allowed lifetime of a Checkout Session.
-SESSION_LIFETIME_SECONDS: Final = 30 * 60
+# Stripe's shortest allowed lifetime of a Checkout Session is 30 minutes from when it receives the
+# request: one minute more, so that the time the request takes cannot make it too short.
+SESSION_LIFETIME_SECONDS: Final = 31 * 60
 # A page polled every second asks Stripe about its session at most this often.
 STRIPE_LOOKUP_INTERVAL: Final = 3.0
 # A scan of a cabinet in one of these states is refused with this page text.
@@ -89,8 +91,11 @@ class PlayerSessions:
         Raises LookupError("retired") for a deleted cabinet's token, LookupError("unknown") else.
         """
         for cabinet in self.cabinets.values():
+            # A code on its payment link is not published: its token opens nothing.
             if cabinet.config.scan_token == token and not cabinet.removed:
-                return cabinet
+                if cabinet.config.qr_target is QrTarget.HOME_ASSISTANT:
+                    return cabinet
+                raise LookupError("unknown")
         state = await self.hass.async_add_executor_job(self.ledger.scan_token_state, token)
         raise LookupError("retired" if state is not None and state[0] == "retired" else "unknown")
 

@@ -191,12 +191,13 @@ def pay_session(
             amount = item["price"]["unit_amount"] * quantity
             kept.append(item | {"quantity": quantity, "amount_subtotal": amount, "amount_total": amount})
     fake.session_items[session_id] = kept
+    free = subtotal - discount <= 0  # As Stripe: nothing to pay, no payment intent.
     session.update(
         status="complete",
-        payment_status="paid",
+        payment_status="no_payment_required" if free else "paid",
         amount_subtotal=subtotal,
-        amount_total=subtotal - discount,
-        payment_intent=fake._id("pi"),
+        amount_total=max(0, subtotal - discount),
+        payment_intent=None if free else fake._id("pi"),
     )
     session["total_details"]["amount_discount"] = discount
     return session

@@ -27,9 +27,10 @@ MAX_ADJUSTABLE_QUANTITY: Final = 99
 # What a restricted key (rk_…) needs for the calls below; README and the setup form say the same.
 # Refunds: refund-undelivered, and reconciliation's check for refunds before it credits.
 # Webhook Endpoints: the one-step setup creates, updates and deletes the endpoint (stripe_endpoints.py).
+# Checkout Sessions are written too: a scan of a stable QR code opens one, and a cabinet that
+# stops taking money expires its open ones.
 RESTRICTED_KEY_PERMISSIONS: Final = {
-    "write": ("Products", "Prices", "Payment Links", "Refunds", "Webhook Endpoints"),
-    "read": ("Checkout Sessions",),
+    "write": ("Products", "Prices", "Payment Links", "Checkout Sessions", "Refunds", "Webhook Endpoints"),
 }
 
 
