@@ -57,6 +57,8 @@ def test_parse_packs(text: str, currency: str, packs: tuple[Pack, ...]) -> None:
     [
         ("3", "usd", "invalid_pack", "3"),
         ("three=2.50", "usd", "invalid_pack", "three=2.50"),
+        ("3=2.50, x", "usd", "invalid_pack", "x"),  # the error names the bad pack only
+        ("3=2,50, zehn=7", "eur", "invalid_pack", "zehn=7"),
         ("3=2.50=1", "usd", "invalid_pack", "3=2.50=1"),
         ("1=1.00", "usd", "pack_credits", "1=1.00"),  # one credit is the price per credit
         ("0=1.00", "usd", "pack_credits", "0=1.00"),

@@ -23,8 +23,9 @@ MAX_PACKS: Final = 5
 # As many credits as one payment may buy (Stripe's adjustable quantity stops at 99 as well).
 MAX_PACK_CREDITS: Final = 99
 
-# A comma ends a pack only where the next one starts ("credits="): "3=2,50, 10=7,00" is two.
-_PACK_SEPARATOR = re.compile(r"[;\n]|,(?=\s*[^,=\s]+\s*=)")
+# A comma between digits that end the price is a decimal comma ("3=2,50, 10=7,00" is two packs);
+# any other comma, a semicolon or a new line ends a pack.
+_PACK_SEPARATOR = re.compile(r"[;\n]|,(?!\d+\s*(?:[,;\n]|$))")
 _PACK = re.compile(r"^(\d+)\s*=\s*([^=\s]+)$")
 _LINE = re.compile(r"^([1-9]\d{0,5})x([1-9]\d{0,11})$")
 
