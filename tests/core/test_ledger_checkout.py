@@ -1,6 +1,5 @@
 """The ledger's checkout sessions and scan tokens: schema 9, what each method keeps and answers."""
 
-from collections.abc import Generator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,19 +50,6 @@ def payment(payment_id: str = "cs_scan_1", **overrides: object) -> Payment:
         "payment_intent": f"pi_{payment_id}",
     }
     return Payment(**(values | overrides))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
 
 
 def query(path: Path, sql: str) -> list[tuple[object, ...]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from contextlib import closing
 from pathlib import Path
 import sqlite3
@@ -14,19 +13,6 @@ from custom_components.arcade_pay.core.ledger import LedgerError, PaymentLedger
 from .helpers import undo_migration_6
 
 MACHINE_ID = "galaga"
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "arcade_pay" / "ledger.db"
-
-
-@pytest.fixture
-def ledger(path: Path) -> Generator[PaymentLedger]:
-    ledger = PaymentLedger(path)
-    ledger.open()
-    yield ledger
-    ledger.close()
 
 
 def reopened(path: Path) -> PaymentLedger:
